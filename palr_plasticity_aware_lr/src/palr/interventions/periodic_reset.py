@@ -1,0 +1,56 @@
+"""Periodic full reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL"): every K training
+episodes every network is re-drawn from its initialiser, its optimizer state cleared and its target
+copies re-synced. The replay buffer is kept, as in the paper."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+import torch
+
+from palr.interventions.base import Intervention
+from palr.interventions.monitor import check_positive
+from palr.optim import reset_optimizer_state
+from palr.reinit import reinitialize_module
+
+
+@dataclass
+class PeriodicResetConfig:
+    """Attributes:
+        reset_every_episodes: training episodes between full resets.
+    """
+
+    reset_every_episodes: int = 100
+
+    def __post_init__(self) -> None:
+        check_positive("reset_every_episodes", self.reset_every_episodes)
+
+
+class PeriodicReset(Intervention):
+    name = "periodic_reset"
+
+    def __init__(self, config: PeriodicResetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.resets = 0
+
+    @torch.no_grad()
+    def on_episode_end(self, episode: int) -> None:
+        if episode == 0 or episode % self.config.reset_every_episodes != 0:
+            return
+        ctx = self.context
+        for slot in ctx.networks.values():
+            reinitialize_module(slot.module, ctx.generator)
+            reset_optimizer_state(slot.optimizer)
+            for target in slot.targets:
+                target.load_state_dict(slot.module.state_dict())
+        if ctx.reset_hook is not None:
+            ctx.reset_hook(sorted(ctx.networks))
+        self.resets += 1
+        self.log = {"periodic_reset/resets": float(self.resets)}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"resets": self.resets}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.resets = int(state["resets"])

@@ -1,0 +1,63 @@
+"""ReDo (Sokar et al. 2023, "The Dormant Neuron Phenomenon in Deep Reinforcement Learning").
+
+Every ``redo_every`` updates, on a ``redo_batch_size``-sample replay batch, every tau-dormant unit
+of every recyclable hidden layer gets incoming weights re-drawn from the network's initialiser
+(PyTorch default), bias 0, outgoing weights 0 and zeroed Adam moments. The output layer is never
+recycled. Follows the structure of Dopamine's ``labs/redo/weight_recyclers.py`` (no code copied).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+from palr.interventions.monitor import MeasuringIntervention, MonitorConfig, check_positive
+from palr.measure import log_key
+from palr.reinit import reinitialize_units
+
+
+@dataclass
+class ReDoConfig(MonitorConfig):
+    """Attributes:
+        redo_every: updates between recycling steps (Dopamine: 1000).
+        redo_batch_size: samples for the dormancy statistics (Dopamine: 256).
+
+    The dormancy threshold is the monitor's ``tau`` (default 0.025, Sokar et al.'s default).
+    """
+
+    redo_every: int = 1000
+    redo_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("redo_every", self.redo_every)
+        check_positive("redo_batch_size", self.redo_batch_size)
+
+
+class ReDo(MeasuringIntervention):
+    name = "redo"
+
+    def __init__(self, config: ReDoConfig) -> None:
+        super().__init__(config)
+        self.config: ReDoConfig = config
+        self.recycled = 0
+
+    def after_update(self, update: int) -> None:
+        if update % self.config.redo_every != 0:
+            return
+        measurements = self.measure(self.config.redo_batch_size)
+        self.log_measurements(measurements)
+        for net, layers in measurements.items():
+            slot = self.context.networks[net]
+            for name, m in layers.items():
+                count = 0
+                if m.layer.recyclable:
+                    count = reinitialize_units(m.layer, m.stats.dormant_mask, slot.optimizer,
+                                               self.context.generator, "default", 1.0)
+                self.recycled += count
+                self.log[log_key(net, name, "reinit")] = float(count)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"recycled": self.recycled}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.recycled = int(state["recycled"])

@@ -1,0 +1,72 @@
+"""One plasticity measurement of a network on a diagnostic batch (DESIGN.md section 2).
+
+Shared by the metrics-only monitor and by PALR/ReDo, so every agent logs the same quantities:
+per layer dead fraction, tau-dormant fraction, effective rank, srank_delta, stable rank, and the
+producer's weight norm and gradient norm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from palr.plasticity import LayerStats, layer_stats
+from torch import nn
+
+from palr.probes import ActivationProbes, ProbedLayer
+
+
+@dataclass
+class LayerMeasurement:
+    """Metrics of one probed layer plus its producer's weight and gradient norms."""
+
+    layer: ProbedLayer
+    stats: LayerStats
+    weight_norm: float
+    grad_norm: float
+
+    def scalars(self) -> Dict[str, Optional[float]]:
+        values = self.stats.scalars()
+        values["weight_norm"] = self.weight_norm
+        values["grad_norm"] = self.grad_norm
+        return values
+
+
+def _norms(layer: ProbedLayer) -> Tuple[float, float]:
+    if layer.producer is None:
+        return float("nan"), float("nan")
+    params = [p for p in layer.producer.parameters()]
+    weight = float(torch.sqrt(sum((p.detach() ** 2).sum() for p in params)))
+    grads = [p.grad for p in params if p.grad is not None]
+    grad = float(torch.sqrt(sum((g ** 2).sum() for g in grads))) if grads else 0.0
+    return weight, grad
+
+
+@torch.no_grad()
+def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[torch.Tensor, ...],
+                    tau: float = 0.025, delta: float = 0.01) -> Dict[str, LayerMeasurement]:
+    """Forward ``inputs`` through ``module`` with its probes on; metrics per probed layer.
+
+    The module is put in eval mode for the pass (BatchNorm uses running statistics and nothing
+    is updated) and restored afterwards.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with probes.capture() as activations:
+            module(*inputs)
+    finally:
+        module.train(was_training)
+    result: Dict[str, LayerMeasurement] = {}
+    for layer in probes:
+        stats = layer_stats(activations[layer.name], exact_zero=layer.exact_zero, tau=tau,
+                            delta=delta)
+        weight_norm, grad_norm = _norms(layer)
+        result[layer.name] = LayerMeasurement(layer, stats, weight_norm, grad_norm)
+    return result
+
+
+def log_key(net: str, layer: str, metric: str) -> str:
+    """Flat log key ``plasticity/<net>/<layer>/<metric>`` used by every intervention."""
+    return f"plasticity/{net}/{layer}/{metric}"
