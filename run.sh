@@ -29,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.palr-installed" 2>/dev/null)"
     "$PYTHON" -m venv "$VENV"
     # torch first, pinned: an unpinned torch would pull a multi-GB CUDA build
     "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
-    "$VENV/bin/python" -m pip install --quiet -e "$PROJ_DIR[$PALR_EXTRAS]"
+    "$VENV/bin/python" -m pip install --quiet -e "${PROJ_DIR}[${PALR_EXTRAS}]"
     install_stamp > "$VENV/.palr-installed"
 fi
 

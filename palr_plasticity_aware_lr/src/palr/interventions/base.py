@@ -93,6 +93,13 @@ class Intervention:
     def __init__(self) -> None:
         self.ctx: Optional[TrainingContext] = None
         self.log: Dict[str, float] = {}
+        #: set by the stack: receives (intervention name, log) whenever a new log is complete
+        self.publish: Optional[Callable[[str, Dict[str, float]], None]] = None
+
+    def emit(self) -> None:
+        """Hand the finished ``log`` of this measurement/action to the stack's subscribers."""
+        if self.publish is not None:
+            self.publish(self.name, dict(self.log))
 
     # --- seams -------------------------------------------------------------------------------
     def on_optimizer_created(self, ctx: TrainingContext) -> None:
@@ -145,6 +152,17 @@ class InterventionStack(Intervention):
         names = [iv.name for iv in self.interventions]
         if len(set(names)) != len(names):
             raise ValueError(f"an intervention stack holds each intervention once, got {names}")
+        self.subscribers: List[Callable[[str, Dict[str, float]], None]] = []
+        for iv in self.interventions:
+            iv.publish = self._fan_out
+
+    def subscribe(self, callback: Callable[[str, Dict[str, float]], None]) -> None:
+        """Call ``callback(intervention_name, log)`` after every measurement or action."""
+        self.subscribers.append(callback)
+
+    def _fan_out(self, name: str, log: Dict[str, float]) -> None:
+        for callback in self.subscribers:
+            callback(name, log)
 
     def on_optimizer_created(self, ctx: TrainingContext) -> None:
         super().on_optimizer_created(ctx)

@@ -92,3 +92,4 @@ class PlasticityMonitor(MeasuringIntervention):
     def after_update(self, update: int) -> None:
         if update % self.config.measure_freq == 0:
             self.log_measurements(self.measure())
+            self.emit()

@@ -22,14 +22,14 @@ the tau-dormant fraction/units stand in for it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from palr.interventions.base import TrainingContext
 from palr.interventions.monitor import (MeasuringIntervention, Measurements, MonitorConfig,
-                                        check_positive, check_range)
+                                        check_range)
 from palr.measure import LayerMeasurement, log_key
 from palr.reinit import reinitialize_units
 
@@ -157,6 +157,7 @@ class PALR(MeasuringIntervention):
                 self.reinit_total[net][name] += count
                 self.log[log_key(net, name, "lr_scale")] = self.scales[net][name]
                 self.log[log_key(net, name, "reinit")] = float(count)
+        self.emit()
 
     @staticmethod
     def _deadness(m: LayerMeasurement) -> Tuple[float, torch.Tensor]:

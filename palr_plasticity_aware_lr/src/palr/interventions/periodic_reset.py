@@ -48,6 +48,7 @@ class PeriodicReset(Intervention):
             ctx.reset_hook(sorted(ctx.networks))
         self.resets += 1
         self.log = {"periodic_reset/resets": float(self.resets)}
+        self.emit()
 
     def state_dict(self) -> Dict[str, Any]:
         return {"resets": self.resets}

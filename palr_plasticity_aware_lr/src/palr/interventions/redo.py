@@ -55,6 +55,7 @@ class ReDo(MeasuringIntervention):
                                                self.context.generator, "default", 1.0)
                 self.recycled += count
                 self.log[log_key(net, name, "reinit")] = float(count)
+        self.emit()
 
     def state_dict(self) -> Dict[str, Any]:
         return {"recycled": self.recycled}

@@ -50,6 +50,7 @@ class ShrinkAndPerturb(Intervention):
                 p.mul_(self.config.sp_shrink).add_(f, alpha=self.config.sp_noise)
         self.applied += 1
         self.log = {"shrink_perturb/applied": float(self.applied)}
+        self.emit()
 
     def state_dict(self) -> Dict[str, Any]:
         return {"applied": self.applied}

@@ -1,0 +1,414 @@
+"""Deep Q-Network (Mnih et al. 2015, "Human-level control through deep reinforcement learning").
+
+Uniform experience replay, a target network copied from the online network every
+``target_update_every`` gradient updates (a hard update, as in the paper), a linearly annealed
+epsilon-greedy behaviour policy, the Huber loss (the paper's error clipping) and Adam. Double DQN
+(van Hasselt et al. 2016) is an option and OFF by default. Layout and defaults follow CleanRL's
+``dqn.py``, with a 128-128 ReLU MLP built from ``nn.Linear``/``nn.ReLU`` modules so activation
+probes attach to it.
+
+Plasticity interventions are composed, never subclassed: the agent calls its
+:class:`~palr.interventions.base.InterventionStack` at every seam (optimizer created, loss penalty,
+before/after the optimizer step, after every update, episode end, task switch, checkpointing).
+
+Per environment step the agent does a NumPy epsilon draw, then (only when acting greedily) one
+forward pass on a pre-allocated observation tensor; the transition goes into a NumPy ring buffer.
+Nothing is synchronised or converted to a Python float except every ``log_every`` updates and the
+finiteness check of the loss once per update.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from palr.agents.replay import ReplayBuffer
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.optim import layerwise_param_groups
+
+
+@dataclass
+class DQNConfig:
+    """DQN hyper-parameters (CleanRL-like defaults for CartPole; train every step).
+
+    Attributes:
+        hidden_sizes: widths of the hidden ReLU layers of the Q-network.
+        learning_rate: Adam's (base) learning rate.
+        adam_eps: Adam's epsilon.
+        gamma: discount factor.
+        buffer_size: replay capacity (FIFO; kept across silent task switches).
+        batch_size: transitions per gradient update.
+        learning_starts: environment steps collected before the first update.
+        train_frequency: environment steps between gradient updates.
+        target_update_every: gradient updates between hard target-network copies.
+        start_epsilon: exploration rate at step 0.
+        end_epsilon: exploration rate after ``exploration_steps`` (kept from then on).
+        exploration_steps: environment steps of the linear epsilon decay.
+        double_dqn: Double DQN targets (online argmax, target value); off by default.
+        huber_delta: threshold of the Huber loss (``smooth_l1`` with ``beta = delta``).
+        max_grad_norm: clip the global gradient norm to this value; ``None`` = no clipping.
+        fused_adam: use torch's fused Adam kernel where this torch build has one (same update
+            rule, 2-3x faster step on CPU with per-layer param groups); falls back to the default.
+        log_every: gradient updates between returned log dicts.
+        seed: seeds the network initialisation, epsilon draws, replay sampling and the generator
+            handed to interventions.
+        device: torch device of the networks (``"cpu"``, ``"cuda"``, ...).
+    """
+
+    hidden_sizes: Tuple[int, ...] = (128, 128)
+    learning_rate: float = 5e-4
+    adam_eps: float = 1e-8
+    gamma: float = 0.99
+    buffer_size: int = 50_000
+    batch_size: int = 128
+    learning_starts: int = 1000
+    train_frequency: int = 1
+    target_update_every: int = 100
+    start_epsilon: float = 1.0
+    end_epsilon: float = 0.05
+    exploration_steps: int = 5_000
+    double_dqn: bool = False
+    huber_delta: float = 1.0
+    max_grad_norm: Optional[float] = None
+    fused_adam: bool = True
+    log_every: int = 100
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            raise ValueError(f"hidden_sizes must be a non-empty list of positive widths, "
+                             f"got {self.hidden_sizes}")
+        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_every",
+                     "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("learning_starts", "exploration_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        for name in ("start_epsilon", "end_epsilon"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.huber_delta <= 0:
+            raise ValueError(f"huber_delta must be positive, got {self.huber_delta}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be positive or None (no clipping), "
+                             f"got {self.max_grad_norm}")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size "
+                             f"({self.buffer_size})")
+        try:
+            torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device {self.device!r} is not a torch device (e.g. 'cpu', "
+                             f"'cuda', 'cuda:0'): {exc}") from None
+
+
+def build_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
+    """MLP ``Linear -> ReLU -> ... -> Linear`` as ``nn.Sequential`` (probe-friendly modules)."""
+    layers = []
+    width = obs_dim
+    for h in hidden_sizes:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_actions))
+    return nn.Sequential(*layers)
+
+
+def make_adam(module: nn.Module, lr: float, eps: float, fused: bool) -> torch.optim.Adam:
+    """Adam over :func:`palr.optim.layerwise_param_groups` (one group per layer), fused if asked
+    and supported (torch >= 2.4 on CPU)."""
+    if fused:
+        try:
+            return torch.optim.Adam(layerwise_param_groups(module), lr=lr, eps=eps, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.Adam(layerwise_param_groups(module), lr=lr, eps=eps)
+
+
+def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
+    """Linear decay from ``start`` to ``end`` over ``duration`` steps, then ``end`` (CleanRL)."""
+    if duration <= 0 or step >= duration:
+        return end
+    return start + (end - start) * (step / duration)
+
+
+class NumpyGreedy:
+    """Greedy action of a ``Linear``/``ReLU`` ``nn.Sequential`` computed in NumPy on views of its
+    CPU parameters (no tensor allocation, no autograd or dispatcher overhead per step).
+
+    The views share memory with the parameters, so in-place updates (optimizer steps, unit
+    re-initialisation, ``load_state_dict``) are seen at once; if a parameter's storage is
+    replaced, the views are rebuilt. :meth:`supports` says whether a network qualifies.
+    """
+
+    def __init__(self, net: nn.Sequential) -> None:
+        if not self.supports(net):
+            raise ValueError("NumpyGreedy needs a CPU nn.Sequential of nn.Linear and nn.ReLU")
+        self.net = net
+        self._build()
+
+    @staticmethod
+    def supports(net: nn.Module) -> bool:
+        if not isinstance(net, nn.Sequential) or len(net) == 0:
+            return False
+        mods = list(net)
+        if not isinstance(mods[-1], nn.Linear):
+            return False
+        for m in mods:
+            if isinstance(m, nn.Linear):
+                if m.weight.device.type != "cpu" or m.weight.dtype != torch.float32:
+                    return False
+            elif not isinstance(m, nn.ReLU):
+                return False
+        return True
+
+    def _build(self) -> None:
+        self.layers = []
+        self.checks = []  # (parameter dict, key, data pointer the views were made from)
+        mods = list(self.net)
+        for i, m in enumerate(mods):
+            if isinstance(m, nn.Linear):
+                relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
+                bias = None if m.bias is None else m.bias.detach().numpy()
+                out = np.empty(m.out_features, dtype=np.float32)
+                self.layers.append((m.weight.detach().numpy(), bias, out, relu))
+                for key in ("weight", "bias"):
+                    if m._parameters.get(key) is not None:
+                        self.checks.append((m._parameters, key, m._parameters[key].data_ptr()))
+
+    def __call__(self, obs: np.ndarray) -> int:
+        for params, key, ptr in self.checks:
+            if params[key].data_ptr() != ptr:  # a parameter (or its storage) was replaced
+                self._build()
+                break
+        h = obs
+        for weight, bias, out, relu in self.layers:
+            np.dot(weight, h, out=out)
+            if bias is not None:
+                out += bias
+            if relu:
+                np.maximum(out, 0.0, out=out)
+            h = out
+        return int(h.argmax())
+
+
+class DQNAgent:
+    """DQN with an intervention stack.
+
+    Args:
+        obs_dim: size of the (flat) observation.
+        n_actions: number of discrete actions.
+        config: hyper-parameters.
+        stack: plasticity interventions (``None`` or an empty stack = plain DQN).
+
+    Use ``act`` then ``observe`` every environment step, ``on_episode_end`` after every episode
+    and ``on_task_switch`` when the environment's (logged, silent) phase changed.
+    """
+
+    NET = "q"
+
+    def __init__(self, obs_dim: int, n_actions: int, config: Optional[DQNConfig] = None,
+                 stack: Optional[InterventionStack] = None) -> None:
+        if obs_dim <= 0 or n_actions <= 1:
+            raise ValueError(f"DQN needs obs_dim >= 1 and n_actions >= 2, got {obs_dim}, {n_actions}")
+        self.config = config or DQNConfig()
+        cfg = self.config
+        self.obs_dim = int(obs_dim)
+        self.n_actions = int(n_actions)
+        self.device = torch.device(cfg.device)
+        self.stack = stack if stack is not None else InterventionStack()
+
+        # networks: initialised from the seed without touching the global RNG
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.q = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
+        self.target = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
+        self.target.load_state_dict(self.q.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = make_adam(self.q, cfg.learning_rate, cfg.adam_eps, cfg.fused_adam)
+        self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
+
+        self.replay = ReplayBuffer(cfg.buffer_size, (self.obs_dim,), (), np.float32, np.int64,
+                                   seed=cfg.seed)
+        self.rng = np.random.default_rng([cfg.seed, 1])          # epsilon-greedy draws
+        self.generator = torch.Generator().manual_seed(cfg.seed + 7_919)  # interventions (CPU)
+
+        self.env_steps = 0
+        self.updates = 0
+        self.episodes = 0
+        self.task = 0
+
+        # acting: a NumPy forward on CPU (plain MLPs), else one pre-allocated observation tensor
+        self._numpy_greedy = NumpyGreedy(self.q) if NumpyGreedy.supports(self.q) else None
+        self._obs_f32 = np.zeros(self.obs_dim, dtype=np.float32)
+        self._obs_t = torch.zeros((1, self.obs_dim), dtype=torch.float32, device=self.device)
+
+        self.ctx = TrainingContext(
+            networks={self.NET: NetworkSlot(self.NET, self.q, self.optimizer, targets=[self.target])},
+            generator=self.generator,
+            diagnostic_inputs=lambda n: {self.NET: (self.replay.sample_obs(n, self.device),)},
+        )
+        self.stack.on_optimizer_created(self.ctx)
+
+    # --- acting ------------------------------------------------------------------------------
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate at the current environment step."""
+        cfg = self.config
+        return linear_epsilon(self.env_steps, cfg.start_epsilon, cfg.end_epsilon,
+                              cfg.exploration_steps)
+
+    def act(self, obs: np.ndarray, explore: bool = True) -> int:
+        """Epsilon-greedy action (``explore``) or the greedy one."""
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.n_actions))
+        return self.greedy_action(obs)
+
+    def greedy_action(self, obs: np.ndarray) -> int:
+        """argmax_a Q(obs, a) of the online network (ties: lowest index)."""
+        if self._numpy_greedy is not None:
+            self._obs_f32[:] = obs
+            return self._numpy_greedy(self._obs_f32)
+        with torch.no_grad():
+            self._obs_t.copy_(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
+            return int(self.q(self._obs_t).argmax(dim=1).item())
+
+    # --- learning ----------------------------------------------------------------------------
+    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
+                terminated: bool) -> Optional[Dict[str, float]]:
+        """Store a transition and train when due.
+
+        ``terminated`` is a true terminal; pass False on a time-limit truncation. Returns the log
+        dict every ``log_every`` updates, else ``None``.
+        """
+        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.env_steps += 1
+        cfg = self.config
+        if self.env_steps >= cfg.learning_starts and self.env_steps % cfg.train_frequency == 0 \
+                and len(self.replay) >= cfg.batch_size:
+            return self.update()
+        return None
+
+    def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Huber TD loss of a batch (without intervention penalties) and the predicted Q-values."""
+        cfg = self.config
+        with torch.no_grad():
+            next_target = self.target(batch["next_obs"])
+            if cfg.double_dqn:
+                next_actions = self.q(batch["next_obs"]).argmax(dim=1, keepdim=True)
+                next_value = next_target.gather(1, next_actions).squeeze(1)
+            else:
+                next_value = next_target.max(dim=1).values
+            td_target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminated"]) * next_value
+        q_pred = self.q(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
+        return F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta), q_pred
+
+    def update(self, batch: Optional[Dict[str, torch.Tensor]] = None) -> Optional[Dict[str, float]]:
+        """One gradient update (on ``batch`` or a fresh replay sample), with every seam called.
+
+        Raises:
+            FloatingPointError: if the loss is NaN/Inf (the weights are left untouched).
+        """
+        cfg = self.config
+        if batch is None:
+            batch = self.replay.sample(cfg.batch_size, self.device)
+        td, q_pred = self.td_loss(batch)
+        loss = td
+        penalty = self.stack.loss_penalty(self.NET)
+        if penalty is not None:
+            loss = loss + penalty
+        step = self.updates + 1
+        loss_value = loss.item()  # one host read per update: the finiteness check
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"DQN loss is {loss_value} at update {step} (env step {self.env_steps}); "
+                "lower the learning rate or check the intervention penalties / rewards")
+        for p in self._params:  # optimizer.zero_grad(set_to_none=True), minus its overhead
+            p.grad = None
+        loss.backward()
+        if cfg.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+        self.stack.before_step(self.NET)
+        self.optimizer.step()
+        self.stack.after_step(self.NET)
+        self.updates = step
+        if step % cfg.target_update_every == 0:
+            self.sync_target()
+        self.stack.after_update(step)
+        if step % cfg.log_every == 0:
+            log = {"dqn/loss": loss_value, "dqn/td_loss": float(td.detach()),
+                   "dqn/q_mean": float(q_pred.detach().mean()), "dqn/epsilon": self.epsilon,
+                   "dqn/updates": float(step)}
+            log.update(self.stack.log)
+            return log
+        return None
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard update: target <- online."""
+        for t, p in zip(self.target.parameters(), self.q.parameters()):
+            t.copy_(p)
+
+    # --- seams without learning ------------------------------------------------------------
+    def on_episode_end(self) -> None:
+        """Call after every finished training episode; the stack gets the number of episodes
+        finished so far (1, 2, ...), so "every K episodes" fires after episodes K, 2K, ..."""
+        self.episodes += 1
+        self.stack.on_episode_end(self.episodes)
+
+    def on_task_switch(self, task: int) -> None:
+        """Call when the environment's logged phase changed (interventions only log it)."""
+        self.task = int(task)
+        self.stack.on_task_switch(self.task)
+
+    # --- checkpointing -----------------------------------------------------------------------
+    def state_dict(self, include_replay: bool = True) -> Dict[str, Any]:
+        """Everything needed to resume bit-identically; loadable with ``weights_only=True``."""
+        state: Dict[str, Any] = {
+            "q": self.q.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "stack": self.stack.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state,
+            "counters": {"env_steps": self.env_steps, "updates": self.updates,
+                         "episodes": self.episodes, "task": self.task},
+        }
+        if include_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        expected = {"q", "target", "optimizer", "stack", "generator", "rng", "counters"}
+        missing = sorted(expected - set(state))
+        if missing:
+            raise ValueError(f"DQN checkpoint lacks {missing}; was it written by DQNAgent.state_dict?")
+        self.q.load_state_dict(state["q"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.stack.load_state_dict(state["stack"])
+        self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        counters = state["counters"]
+        self.env_steps = int(counters["env_steps"])
+        self.updates = int(counters["updates"])
+        self.episodes = int(counters["episodes"])
+        self.task = int(counters["task"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+
+
+__all__ = ["DQNConfig", "DQNAgent", "NumpyGreedy", "build_q_network", "linear_epsilon", "make_adam"]

@@ -1,0 +1,368 @@
+"""Figures of a sweep (``palr.sweep/1`` from :func:`palr.experiments.summary.merge_runs`), any domain.
+
+Every figure is drawn on its own ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot
+global state, no display needed) and written atomically as PNG:
+
+- ``learning_curves.png``: score moving average (window 10, inside each task window) per agent,
+  mean across seeds with a percentile-bootstrap CI band, dashed lines at task switches;
+- ``plasticity_dead.png`` / ``plasticity_erank.png``: per-layer dead fraction / effective rank over
+  env steps, one panel per layer, one line (mean, CI band) per agent;
+- ``recovery.png``: recovery episodes per agent, bars = mean, error bars = CI, dots = seeds;
+- ``cw_matrix.png`` (runs with evaluations): task x evaluation heatmap of the score, per agent.
+
+A figure with nothing to show (no switch, no plasticity log, no evaluation) is not written.
+"""
+from __future__ import annotations
+
+import io
+import math
+import pathlib
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from palr.experiments.files import PathLike, atomic_write_bytes
+from palr.experiments.metrics import evaluation_task, moving_average
+
+__all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix", "plot_all"]
+
+_MAX_POINTS = 1500
+_BAND_RESAMPLES = 1000
+
+
+def _check(sweep: Mapping[str, Any]) -> None:
+    if sweep.get("schema") != "palr.sweep/1":
+        raise ValueError(f"plots need a palr.sweep/1 dict (palr.experiments.summary.merge_runs), "
+                         f"got schema {sweep.get('schema')!r}")
+
+
+def _colors(sweep: Mapping[str, Any]) -> Dict[str, Any]:
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+               "#7f7f7f", "#bcbd22", "#17becf"]
+    return {agent: palette[i % len(palette)] for i, agent in enumerate(sweep["agents"])}
+
+
+def _runs_of(sweep: Mapping[str, Any], agent: str) -> List[Mapping[str, Any]]:
+    return [r for r in sweep["runs"] if r["agent"] == agent]
+
+
+def _save(fig: Figure, out_dir: PathLike, name: str) -> str:
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    atomic_write_bytes(path, buffer.getvalue())
+    return str(path)
+
+
+def _mean_band(curves: np.ndarray, confidence: float, seed: int = 0
+               ) -> Tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """Mean over seeds (rows) and a percentile-bootstrap band of that mean, per column.
+
+    The same resampled seed sets serve every column (a multinomial weight matrix times the
+    curves), so the band costs one matrix product. No band for a single seed.
+    """
+    n = curves.shape[0]
+    mean = np.nanmean(curves, axis=0) if n > 1 else curves[0]
+    if n < 2 or not np.isfinite(curves).all():
+        return mean, None, None
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=_BAND_RESAMPLES) / n
+    boot = weights @ curves
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+    return mean, low, high
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    """Indices of at most ``_MAX_POINTS`` evenly spaced points."""
+    if len(x) <= _MAX_POINTS:
+        return np.arange(len(x))
+    return np.unique(np.linspace(0, len(x) - 1, _MAX_POINTS).astype(int))
+
+
+def _per_task_moving_average(scores: Sequence[Optional[float]], tasks: Sequence[Mapping[str, Any]],
+                             window: int) -> np.ndarray:
+    x = np.asarray([np.nan if v is None else v for v in scores], dtype=float)
+    out = moving_average(x, window)
+    for task in tasks:
+        start, end = min(int(task["start_episode"]), len(x)), min(int(task["end_episode"]), len(x))
+        if end > start:
+            out[start:end] = moving_average(x[start:end], window)
+    return out
+
+
+def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: int = 10) -> Optional[str]:
+    """Score moving average per agent (mean across seeds, CI band), task switches dashed."""
+    _check(sweep)
+    colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
+    fig = Figure(figsize=(10, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = False
+    for agent in sweep["agents"]:
+        runs = _runs_of(sweep, agent)
+        curves = [_per_task_moving_average(r["episodes"]["score"], r["tasks"], window) for r in runs]
+        length = min(len(c) for c in curves) if curves else 0
+        if length == 0:
+            continue
+        stack = np.vstack([c[:length] for c in curves])
+        idx = _thin(np.arange(length))
+        mean, low, high = _mean_band(stack[:, idx], confidence)
+        ax.plot(idx, mean, color=colors[agent], lw=1.6, label=f"{agent} (n={len(runs)})")
+        if low is not None:
+            ax.fill_between(idx, low, high, color=colors[agent], alpha=0.2, lw=0)
+        drawn = True
+    if not drawn:
+        return None
+    tasks = sweep["runs"][0]["tasks"]
+    for i, task in enumerate(tasks):
+        if i > 0:
+            ax.axvline(int(task["start_episode"]), color="0.35", ls="--", lw=1)
+        if len(tasks) <= 12:
+            ax.annotate(str(task.get("name", i)), xy=(int(task["start_episode"]), 1.0),
+                        xycoords=("data", "axes fraction"), xytext=(3, -12),
+                        textcoords="offset points", fontsize=8, color="0.3")
+    threshold = sweep.get("score_threshold")
+    if threshold is not None:
+        ax.axhline(float(threshold), color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
+    pct = int(round(100 * confidence))
+    ax.set_xlabel("episode")
+    ax.set_ylabel(f"{sweep.get('score_name', 'score')} ({window}-episode moving average)")
+    ax.set_title(f"{sweep['domain']}: learning curves (mean across seeds, {pct}% bootstrap CI; "
+                 f"dashed = task switch)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, out_dir, "learning_curves.png")
+
+
+def _layer_names(sweep: Mapping[str, Any]) -> List[str]:
+    names: List[str] = []
+    for run in sweep["runs"]:
+        for name in ((run.get("plasticity") or {}).get("layers") or {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _series(run: Mapping[str, Any], layer: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(env_step, value) of one layer's metric with nulls dropped."""
+    plast = run.get("plasticity") or {}
+    values = ((plast.get("layers") or {}).get(layer) or {}).get(key) or []
+    steps = plast.get("env_step") or plast.get("update") or list(range(len(values)))
+    pairs = [(float(s), float(v)) for s, v in zip(steps, values)
+             if v is not None and s is not None and math.isfinite(float(v))]
+    if not pairs:
+        return np.zeros(0), np.zeros(0)
+    arr = np.asarray(pairs)
+    return arr[:, 0], arr[:, 1]
+
+
+def _on_common_grid(series: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
+    """Seeds' series on one x grid: as they are if identical, else interpolated on the overlap."""
+    first = series[0][0]
+    if all(len(x) == len(first) and np.array_equal(x, first) for x, _ in series):
+        return first, np.vstack([y for _, y in series])
+    lo, hi = max(x[0] for x, _ in series), min(x[-1] for x, _ in series)
+    grid = np.unique(np.concatenate([x[(x >= lo) & (x <= hi)] for x, _ in series]))
+    if grid.size == 0:
+        grid = series[0][0]
+        return grid, series[0][1][None, :]
+    return grid, np.vstack([np.interp(grid, x, y) for x, y in series])
+
+
+def _switch_steps(run: Mapping[str, Any]) -> List[float]:
+    """Env step of each task switch: the step count at the end of the previous task's last episode."""
+    steps = run["episodes"].get("env_step") or []
+    out = []
+    for task in run["tasks"][1:]:
+        start = int(task["start_episode"])
+        if 0 < start <= len(steps) and steps[start - 1] is not None:
+            out.append(float(steps[start - 1]))
+    return out
+
+
+def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
+                    keys: Sequence[str] = ("dead", "erank")) -> List[str]:
+    """Per-layer curves over env steps, one figure per metric, one panel per layer, line per agent."""
+    _check(sweep)
+    layers = _layer_names(sweep)
+    if not layers:
+        return []
+    colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
+    labels = {"dead": "dead fraction", "erank": "effective rank", "dormant": "tau-dormant fraction",
+              "srank": "srank (delta 0.01)", "lr_scale": "PALR lr scale"}
+    switches = _switch_steps(sweep["runs"][0])
+    written = []
+    for key in keys:
+        ncols = min(4, len(layers))
+        nrows = int(math.ceil(len(layers) / ncols))
+        fig = Figure(figsize=(3.6 * ncols + 0.8, 2.9 * nrows + 0.9))
+        handles: Dict[str, Any] = {}
+        empty_axes, x_range = [], [math.inf, -math.inf]
+        for k, layer in enumerate(layers):
+            ax = fig.add_subplot(nrows, ncols, k + 1)
+            any_line = False
+            for agent in sweep["agents"]:
+                series = [s for s in (_series(r, layer, key) for r in _runs_of(sweep, agent)) if s[0].size]
+                if not series:
+                    continue
+                grid, stack = _on_common_grid(series)
+                mean, low, high = _mean_band(stack, confidence)
+                (line,) = ax.plot(grid, mean, color=colors[agent], lw=1.4, label=agent)
+                x_range = [min(x_range[0], float(grid[0])), max(x_range[1], float(grid[-1]))]
+                handles.setdefault(agent, line)
+                if low is not None:
+                    ax.fill_between(grid, low, high, color=colors[agent], alpha=0.2, lw=0)
+                any_line = True
+            for step in switches:
+                ax.axvline(step, color="0.35", ls="--", lw=0.8)
+            if not any_line:
+                empty_axes.append(ax)
+                why = ("not applicable\n(no exactly-zero activations,\ne.g. leaky ReLU / tanh)"
+                       if key == "dead" else "no data")
+                ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes,
+                        fontsize=9, color="0.4")
+            ax.set_title(layer, fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if k // ncols == nrows - 1:
+                ax.set_xlabel("env step", fontsize=8)
+            if k % ncols == 0:
+                ax.set_ylabel(labels.get(key, key), fontsize=8)
+        if math.isfinite(x_range[0]):
+            for ax in empty_axes:
+                ax.set_xlim(*x_range)
+        if handles:
+            fig.axes[0].legend(list(handles.values()), list(handles), fontsize=7, loc="best")
+        pct = int(round(100 * confidence))
+        fig.suptitle(f"{sweep['domain']}: {labels.get(key, key)} per layer (mean across seeds, "
+                     f"{pct}% bootstrap CI; dashed = task switch)", fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        written.append(_save(fig, out_dir, f"plasticity_{key}.png"))
+    return written
+
+
+def plot_recovery(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
+    """Recovery episodes per agent: bar = mean over seeds, error bar = CI, dots = seeds."""
+    _check(sweep)
+    agents = [a for a in sweep["agents"]
+              if sweep["summary"][a].get("recovery_episodes", {}).get("n", 0) > 0]
+    if not agents:
+        return None
+    colors = _colors(sweep)
+    pct = int(round(100 * float(sweep.get("confidence", 0.95))))
+    fig = Figure(figsize=(max(4.5, 1.3 * len(agents) + 2), 4.6))
+    ax = fig.add_subplot(1, 1, 1)
+    rng = np.random.default_rng(0)
+    for i, agent in enumerate(agents):
+        e = sweep["summary"][agent]["recovery_episodes"]
+        err = np.clip(np.array([[e["mean"] - e["ci_low"]], [e["ci_high"] - e["mean"]]]), 0.0, None)
+        ax.bar(i, e["mean"], color=colors[agent], alpha=0.75, width=0.65)
+        ax.errorbar(i, e["mean"], yerr=err, color="k", capsize=6, lw=1.3)
+        values = np.asarray([np.nan if v is None else v for v in e["values"]], dtype=float)
+        values = values[np.isfinite(values)]
+        ax.scatter(i + rng.uniform(-0.15, 0.15, values.size), values, s=14, color="k", zorder=3)
+        ax.annotate(f"censored {e['censored']}/{e['switches']}", xy=(i, e["ci_high"]),
+                    xytext=(0, 4), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(range(len(agents)))
+    ax.set_xticklabels(agents, rotation=20 if len(agents) > 3 else 0, ha="right" if len(agents) > 3 else "center",
+                       fontsize=8)
+    ax.set_ylabel("episodes to recover after a switch")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.08)
+    threshold = sweep.get("score_threshold")
+    ax.set_title(f"{sweep['domain']}: recovery speed (10-episode moving avg >= {threshold:g}; "
+                 "lower is better)\n"
+                 f"bar = mean over seeds, {pct}% bootstrap CI, dots = seeds", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out_dir, "recovery.png")
+
+
+def _evaluation_matrix(run: Mapping[str, Any]) -> Tuple[np.ndarray, List[str]]:
+    """(tasks x evaluations) scores in env-step order and one column label per evaluation."""
+    evals = sorted(run.get("evaluations") or [], key=lambda e: float(e.get("env_step", 0)))
+    matrix = np.asarray([[np.nan if s is None else s for s in e["task_scores"]] for e in evals],
+                        dtype=float).T
+    labels = [f"T{e['after_task']}" if e.get("during_task") is None and e.get("after_task") is not None
+              else "" for e in evals]
+    return matrix, labels
+
+
+def plot_cw_matrix(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
+    """Per agent, the task x evaluation heatmap of the score (mean across seeds)."""
+    _check(sweep)
+    panels = []
+    for agent in sweep["agents"]:
+        mats = [_evaluation_matrix(r) for r in _runs_of(sweep, agent) if r.get("evaluations")]
+        if not mats:
+            continue
+        n_eval = min(m.shape[1] for m, _ in mats)
+        n_task = min(m.shape[0] for m, _ in mats)
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(np.stack([m[:n_task, :n_eval] for m, _ in mats]), axis=0) \
+                if len(mats) > 1 else mats[0][0][:n_task, :n_eval]
+        active = [evaluation_task(e) for e in sorted(_runs_of(sweep, agent)[0].get("evaluations") or [],
+                                                       key=lambda e: float(e.get("env_step", 0)))]
+        panels.append((agent, mean, mats[0][1][:n_eval], len(mats), active[:n_eval]))
+    if not panels:
+        return None
+    success = sweep.get("score_name") == "success"
+    finite = np.concatenate([p[1][np.isfinite(p[1])] for p in panels])
+    vmin, vmax = (0.0, 1.0) if success or finite.size == 0 else (float(finite.min()), float(finite.max()))
+    tasks = sweep["runs"][0]["tasks"]
+    ncols = min(3, len(panels))
+    nrows = int(math.ceil(len(panels) / ncols))
+    n_task = max(p[1].shape[0] for p in panels)
+    fig = Figure(figsize=(4.8 * ncols + 1.2, 0.32 * n_task * nrows + 2.2 * nrows + 0.6))
+    image = None
+    for k, (agent, mean, labels, n_seeds, active) in enumerate(panels):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        image = ax.imshow(mean, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax,
+                          interpolation="nearest")
+        rows, cols = mean.shape
+        if rows <= 12 and cols <= 12:
+            for r in range(rows):
+                for c in range(cols):
+                    if np.isfinite(mean[r, c]):
+                        ax.text(c, r, f"{mean[r, c]:.2f}", ha="center", va="center", fontsize=6,
+                                color="w" if mean[r, c] < (vmin + vmax) / 2 else "k")
+        # outline the cells where the evaluated task is the one being trained
+        for c, t in enumerate(active):
+            if t < rows:
+                ax.add_patch(_rect(c, t))
+        names = [str(t.get("name", i)) for i, t in enumerate(tasks)] if len(tasks) == rows \
+            else [str(i) for i in range(rows)]
+        ax.set_yticks(range(rows))
+        ax.set_yticklabels([f"{i}:{n}" for i, n in enumerate(names)], fontsize=6)
+        if any(labels) and cols <= 40:
+            ax.set_xticks(range(cols))
+            ax.set_xticklabels(labels, fontsize=6, rotation=90)
+        ax.set_xlabel("evaluation (T<k> = end of task k)", fontsize=8)
+        ax.set_title(f"{agent} (n={n_seeds})", fontsize=9)
+    fig.colorbar(image, ax=fig.axes, fraction=0.025, pad=0.02).set_label(sweep.get("score_name", "score"))
+    fig.suptitle(f"{sweep['domain']}: score of every task at each evaluation "
+                 "(boxed = task being trained)", fontsize=10)
+    return _save(fig, out_dir, "cw_matrix.png")
+
+
+def _rect(col: int, row: int) -> Rectangle:
+    return Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.0)
+
+
+def plot_all(sweep: Mapping[str, Any], out_dir: PathLike) -> List[str]:
+    """Every figure that has something to show; returns the paths written."""
+    paths: List[str] = []
+    for path in (plot_learning_curves(sweep, out_dir),):
+        if path:
+            paths.append(path)
+    paths += plot_plasticity(sweep, out_dir)
+    for path in (plot_recovery(sweep, out_dir), plot_cw_matrix(sweep, out_dir)):
+        if path:
+            paths.append(path)
+    return paths

@@ -1,0 +1,417 @@
+"""Merge per-run result JSONs into a sweep and print the human-readable summary (DESIGN.md 5).
+
+Input: run dicts of schema ``palr.run/1`` (documented in :mod:`palr.experiments.metrics`).
+Output: a sweep dict::
+
+    {
+     "schema": "palr.sweep/1",
+     "domain": "cartpole", "score_name": "return", "score_threshold": 195.0,
+     "confidence": 0.95, "n_resamples": 4000, "iqm": "...",   # how the statistics were made
+     "agents": ["DQN-FixedLR", "PALR-DQN", ...],               # agent_idx order
+     "runs": [...run dicts...],  "reference_runs": [...],      # inputs, unchanged
+     "per_run": [{"agent", "seed", "recovery": [...], "metrics": {metric: value}, ...}, ...],
+     "run_counts": {agent: {"n": runs, "running": unfinished runs}},
+     "summary": {agent: {metric: {"mean", "ci_low", "ci_high", "iqm", "n", "values", "seeds"}}}
+    }
+
+Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
+
+- ``recovery_episodes``: mean over the run's task switches of
+  :func:`~palr.experiments.metrics.recovery_episodes` (censored switches count at the window
+  length); its summary entry also holds ``censored`` and ``switches`` summed over seeds;
+- ``final_performance``: mean over tasks of the last-10% score; ``mean_score``: mean over episodes;
+- ``dead_final/<net>``, ``erank_final/<net>``: last logged value of each layer, averaged over the
+  layers of one network (``<net>`` = layer-name prefix before the first dot: ``q``, ``actor``...);
+  absent when no layer has a value (dead fraction of non-ReLU networks);
+- with evaluations (Continual World): ``cw_performance``, ``cw_forgetting`` (mean over tasks) and,
+  when single-task reference runs cover the tasks, ``cw_forward_transfer``. Reference runs are
+  passed as ``reference_runs`` or carry ``"reference": true``; the AUC is the mean evaluation
+  score during the task's window when the run has ``during_task`` evaluations (Continual World's
+  definition), else the mean training-episode score in the window (recorded as ``auc_source``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import sys
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from palr.experiments.files import PathLike, atomic_write_text, json_safe
+from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_performance,
+                                      cw_forgetting, cw_forward_transfer, cw_task_auc, final_performance,
+                                      iqm, recovery_episodes)
+
+__all__ = [
+    "SWEEP_SCHEMA", "validate_run", "load_runs", "run_metrics", "aggregate", "merge_runs",
+    "format_summary", "write_summary", "write_sweep", "atomic_write_text",
+]
+
+SWEEP_SCHEMA = "palr.sweep/1"
+IQM_METHOD = "25% trimmed mean as rliable's aggregate_iqm; equals the mean for n < 4"
+_REQUIRED = ("domain", "agent", "seed", "tasks", "episodes")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def validate_run(run: Mapping[str, Any], source: str = "run") -> None:
+    """Raise ValueError (one line, naming ``source``) unless ``run`` is a usable ``palr.run/1``."""
+    if not isinstance(run, Mapping):
+        raise ValueError(f"{source}: a run must be a JSON object, got {type(run).__name__}")
+    if run.get("schema") != RUN_SCHEMA:
+        raise ValueError(f"{source}: schema is {run.get('schema')!r}, expected {RUN_SCHEMA!r}")
+    missing = [key for key in _REQUIRED if key not in run]
+    if missing:
+        raise ValueError(f"{source}: missing key(s) {missing}; a {RUN_SCHEMA} run needs {list(_REQUIRED)}")
+    if "score" not in run["episodes"]:
+        raise ValueError(f"{source}: episodes has no 'score' list (keys: {sorted(run['episodes'])})")
+
+
+def load_runs(paths: Union[PathLike, Sequence[PathLike]]) -> List[Dict[str, Any]]:
+    """Load run JSONs from files and/or folders (searched recursively for ``*.json``).
+
+    A named file must be a valid ``palr.run/1`` run (else ValueError). In folders, JSON files of
+    another schema (sweeps, checkpoints) are skipped silently and unreadable ones with a warning
+    on stderr, so one torn file does not hide the others.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    runs: List[Dict[str, Any]] = []
+    for raw in paths:
+        path = pathlib.Path(raw)
+        if path.is_dir():
+            for file in sorted(path.rglob("*.json")):
+                try:
+                    data = json.loads(file.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as err:
+                    print(f"[summary] skipping unreadable {file}: {err}", file=sys.stderr)
+                    continue
+                if isinstance(data, dict) and data.get("schema") == RUN_SCHEMA:
+                    validate_run(data, str(file))
+                    runs.append(data)
+        elif path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                raise ValueError(f"{path}: not readable JSON ({err})") from None
+            validate_run(data, str(path))
+            runs.append(data)
+        else:
+            raise ValueError(f"{path}: no such file or folder; pass run JSON files or result folders")
+    return runs
+
+
+# ----------------------------------------------------------------------------- per run
+
+
+def _nanmean(values: Iterable[Optional[float]]) -> float:
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    finite = arr[np.isfinite(arr)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _last_value(values: Sequence[Optional[float]]) -> float:
+    for v in reversed(values):
+        if v is not None and math.isfinite(float(v)):
+            return float(v)
+    return float("nan")
+
+
+def _plasticity_final(run: Mapping[str, Any]) -> Dict[str, float]:
+    """``{"dead_final/<net>": x, "erank_final/<net>": y}``: last value per layer, mean over layers."""
+    layers = (run.get("plasticity") or {}).get("layers") or {}
+    per_net: Dict[str, Dict[str, List[float]]] = {}
+    for name, series in layers.items():
+        net = name.split(".", 1)[0]
+        for key in ("dead", "erank"):
+            per_net.setdefault(net, {}).setdefault(key, []).append(_last_value(series.get(key) or []))
+    out: Dict[str, float] = {}
+    for net, by_key in per_net.items():
+        for key, values in by_key.items():
+            value = _nanmean(values)
+            if math.isfinite(value):
+                out[f"{key}_final/{net}"] = value
+    return out
+
+
+def _episode_auc(run: Mapping[str, Any]) -> List[float]:
+    """Mean training-episode score inside each task window."""
+    scores = run["episodes"]["score"]
+    out = []
+    for task in run["tasks"]:
+        start, end = int(task["start_episode"]), min(int(task["end_episode"]), len(scores))
+        out.append(_nanmean(scores[start:end]) if end > start else float("nan"))
+    return out
+
+
+def _task_auc(run: Mapping[str, Any]) -> Tuple[List[float], str]:
+    evals = run.get("evaluations") or []
+    if any(e.get("during_task") is not None for e in evals):
+        return cw_task_auc(evals), "evaluations"
+    return _episode_auc(run), "episodes"
+
+
+def _reference_auc(reference_runs: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
+    """Task name -> AUC^b averaged over the single-task reference runs of that task."""
+    by_task: Dict[str, List[float]] = {}
+    for ref in reference_runs:
+        if len(ref["tasks"]) != 1:
+            raise ValueError(f"reference run (agent {ref.get('agent')}, seed {ref.get('seed')}) has "
+                             f"{len(ref['tasks'])} tasks; a single-task reference run has exactly 1")
+        auc, _ = _task_auc(ref)
+        by_task.setdefault(str(ref["tasks"][0].get("name")), []).append(auc[0])
+    return {name: _nanmean(values) for name, values in by_task.items()}
+
+
+def run_metrics(run: Mapping[str, Any], reference_auc: Optional[Mapping[str, float]] = None,
+                window: int = 10) -> Dict[str, Any]:
+    """Every per-run metric of the sweep (module docstring) plus the per-switch/per-task detail."""
+    scores = run["episodes"]["score"]
+    tasks = run["tasks"]
+    threshold = run.get("score_threshold")
+    recoveries = recovery_episodes(scores, tasks, float(threshold), window) \
+        if threshold is not None else []
+    finals = final_performance(scores, tasks)
+    metrics: Dict[str, float] = {
+        "recovery_episodes": _nanmean(r.episodes for r in recoveries),
+        "final_performance": _nanmean(finals),
+        "mean_score": _nanmean(scores),
+    }
+    metrics.update(_plasticity_final(run))
+    out: Dict[str, Any] = {
+        "agent": run["agent"], "agent_idx": run.get("agent_idx"), "seed": run["seed"],
+        "status": run.get("status", "finished"),
+        "recovery": [r.to_dict() for r in recoveries],
+        "censored": sum(r.censored for r in recoveries), "switches": len(recoveries),
+        "final_performance_per_task": finals,
+    }
+    evals = run.get("evaluations") or []
+    if evals:
+        forgetting = cw_forgetting(evals)
+        metrics["cw_performance"] = cw_average_performance(evals)
+        metrics["cw_forgetting"] = _nanmean(forgetting)
+        out["cw_forgetting_per_task"] = forgetting
+        auc, source = _task_auc(run)
+        out["cw_auc_per_task"], out["auc_source"] = auc, source
+        if reference_auc:
+            ref = [reference_auc.get(str(t.get("name")), float("nan")) for t in tasks]
+            ft = cw_forward_transfer(auc, ref)
+            out["cw_forward_transfer_per_task"] = [float(v) for v in ft]
+            if np.isfinite(ft).any():
+                metrics["cw_forward_transfer"] = _nanmean(ft)
+    out["metrics"] = metrics
+    return out
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def aggregate(values: Sequence[float], confidence: float = 0.95, n_resamples: int = 4000,
+              seed: int = 0) -> Dict[str, Any]:
+    """``{"mean", "ci_low", "ci_high", "iqm", "n"}`` over the finite values (one per seed)."""
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    finite = arr[np.isfinite(arr)]
+    low, high = bootstrap_ci(finite, confidence, n_resamples, seed)
+    return {"mean": float(finite.mean()) if finite.size else float("nan"),
+            "ci_low": low, "ci_high": high, "iqm": iqm(finite), "n": int(finite.size)}
+
+
+def _seed_key(seed: Any) -> Tuple[int, Any]:
+    return (0, seed) if isinstance(seed, (int, float)) else (1, str(seed))
+
+
+def _agent_order(runs: Sequence[Mapping[str, Any]]) -> List[str]:
+    key = {}
+    for run in runs:
+        idx = run.get("agent_idx")
+        key.setdefault(run["agent"], (idx if idx is not None else 10 ** 6, run["agent"]))
+    return sorted(key, key=key.get)
+
+
+def merge_runs(runs: Sequence[Mapping[str, Any]],
+               reference_runs: Optional[Sequence[Mapping[str, Any]]] = None,
+               confidence: float = 0.95, n_resamples: int = 4000, seed: int = 0) -> Dict[str, Any]:
+    """Merge runs of one domain into a ``palr.sweep/1`` dict (module docstring).
+
+    Runs carrying ``"reference": true`` join ``reference_runs``. Raises ValueError on mixed
+    domains, on two runs of the same (agent, seed), or on no runs.
+    """
+    for k, run in enumerate(runs):
+        validate_run(run, f"run #{k}")
+    references = list(reference_runs or []) + [r for r in runs if r.get("reference")]
+    main = [r for r in runs if not r.get("reference")]
+    if not main:
+        raise ValueError("no runs to merge (only reference runs or none); run the sweep first")
+    domains = sorted({str(r["domain"]) for r in main + references})
+    if len(domains) != 1:
+        raise ValueError(f"runs of several domains {domains}; merge one domain at a time")
+    seen = set()
+    for run in main:
+        pair = (run["agent"], run["seed"])
+        if pair in seen:
+            raise ValueError(f"two runs for agent {pair[0]!r} seed {pair[1]}; remove the stale one")
+        seen.add(pair)
+    agents = _agent_order(main)
+    main.sort(key=lambda r: (agents.index(r["agent"]), _seed_key(r["seed"])))
+    ref_auc = _reference_auc(references) if references else None
+    per_run = [run_metrics(run, ref_auc) for run in main]
+
+    summary: Dict[str, Dict[str, Any]] = {}
+    for agent in agents:
+        rows = [p for p in per_run if p["agent"] == agent]
+        names: List[str] = []
+        for p in rows:
+            names += [m for m in p["metrics"] if m not in names]
+        summary[agent] = {}
+        for name in names:
+            values = [p["metrics"].get(name, float("nan")) for p in rows]
+            entry = aggregate(values, confidence, n_resamples, seed)
+            entry["values"] = values
+            entry["seeds"] = [p["seed"] for p in rows]
+            if name == "recovery_episodes":
+                entry["censored"] = int(sum(p["censored"] for p in rows))
+                entry["switches"] = int(sum(p["switches"] for p in rows))
+            summary[agent][name] = entry
+    run_counts = {agent: {"n": sum(p["agent"] == agent for p in per_run),
+                          "running": sum(p["agent"] == agent and p["status"] != "finished"
+                                         for p in per_run)} for agent in agents}
+    first = main[0]
+    return {
+        "schema": SWEEP_SCHEMA, "domain": first["domain"],
+        "score_name": first.get("score_name", "score"), "score_threshold": first.get("score_threshold"),
+        "confidence": confidence, "n_resamples": n_resamples, "iqm": IQM_METHOD,
+        "agents": agents, "runs": [dict(r) for r in main], "reference_runs": [dict(r) for r in references],
+        "per_run": per_run, "run_counts": run_counts, "summary": summary,
+    }
+
+
+def write_sweep(sweep: Mapping[str, Any], path: PathLike) -> None:
+    """Write the sweep as strict JSON (NaN -> null), atomically."""
+    atomic_write_text(path, json.dumps(json_safe(sweep), indent=1) + "\n")
+
+
+# ----------------------------------------------------------------------------- text table
+
+_LABELS = {
+    "recovery_episodes": "recovery (episodes)",
+    "final_performance": "final performance",
+    "mean_score": "mean score",
+    "cw_performance": "CW avg performance",
+    "cw_forgetting": "CW forgetting",
+    "cw_forward_transfer": "CW forward transfer",
+}
+_ORDER = ("recovery_episodes", "final_performance", "mean_score", "cw_performance",
+          "cw_forgetting", "cw_forward_transfer")
+
+
+def _fmt(x: Optional[float]) -> str:
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    a = abs(float(x))
+    if a >= 1000:
+        return f"{x:.0f}"
+    if a >= 100:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def _label(metric: str) -> str:
+    if metric in _LABELS:
+        return _LABELS[metric]
+    if "/" in metric:
+        key, net = metric.split("/", 1)
+        return f"{key.replace('_final', '')} final [{net}]"
+    return metric
+
+
+def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
+    """Metrics by table: continual performance, Continual World, one per network, the rest."""
+    seen: List[str] = []
+    for agent in sweep["agents"]:
+        seen += [m for m in sweep["summary"][agent] if m not in seen]
+    perf = [m for m in _ORDER[:3] if m in seen]
+    cw = [m for m in _ORDER[3:] if m in seen]
+    plast = [m for m in seen if m.startswith(("dead_final/", "erank_final/"))]
+    nets = sorted({m.split("/", 1)[1] for m in plast})
+    per_net = [[m for m in (f"dead_final/{n}", f"erank_final/{n}") if m in plast] for n in nets]
+    rest = sorted(m for m in seen if m not in perf + cw + plast)
+    return [g for g in [perf, cw] + per_net + [rest] if g]
+
+
+def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+    widths = [max(len(r[c]) for r in [header] + rows) for c in range(len(header))]
+
+    def line(cells: List[str]) -> str:
+        return "  ".join(cells[0].ljust(widths[0]) if c == 0 else cells[c].rjust(widths[c])
+                         for c in range(len(cells))).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+
+
+def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
+    """The RESULTS_SUMMARY.txt text: fixed-width tables, one row per agent, mean [CI] and IQM."""
+    if sweep.get("schema") != SWEEP_SCHEMA:
+        raise ValueError(f"format_summary needs a {SWEEP_SCHEMA} dict (from merge_runs), "
+                         f"got schema {sweep.get('schema')!r}")
+    summary, agents = sweep["summary"], sweep["agents"]
+    pct = int(round(100 * float(sweep.get("confidence", 0.95))))
+    threshold = sweep.get("score_threshold")
+    seeds = sorted({r["seed"] for r in sweep["runs"]}, key=_seed_key)
+    lines = [
+        f"PALR results summary: domain {sweep['domain']}, score '{sweep.get('score_name')}'"
+        + (f", recovery threshold {threshold:g} on the 10-episode moving average"
+           if threshold is not None else ""),
+        f"{len(sweep['runs'])} run(s): {len(agents)} agent(s) x seeds {seeds}"
+        + (f"; {len(sweep.get('reference_runs') or [])} single-task reference run(s)"
+           if sweep.get("reference_runs") else ""),
+        f"Across seeds: mean [{pct}% percentile-bootstrap CI, {sweep.get('n_resamples')} resamples]"
+        f" and IQM ({sweep.get('iqm', IQM_METHOD)}); (n=k) where only k seeds have a value.",
+    ]
+    counts = sweep["run_counts"]
+    running = sum(counts[a]["running"] for a in agents)
+    if running:
+        lines.append(f"NOTE: {running} run(s) still running; their numbers are partial.")
+    groups = _metric_groups(sweep)
+    blocks = [g[b:b + metrics_per_block] for g in groups for b in range(0, len(g), metrics_per_block)]
+    for block in blocks:
+        header = ["agent", "seeds"]
+        for m in block:
+            header += [f"{_label(m)} mean [{pct}% CI]", "IQM"]
+            if m == "recovery_episodes":
+                header.append("censored")
+        rows = []
+        for agent in agents:
+            n_runs = counts[agent]["n"]
+            n_running = counts[agent]["running"]
+            row = [agent, f"{n_runs} ({n_running} running)" if n_running else str(n_runs)]
+            for m in block:
+                e = summary[agent].get(m)
+                if e is None or e["n"] == 0:
+                    row += ["n/a", "n/a"] + (["n/a"] if m == "recovery_episodes" else [])
+                    continue
+                cell = f"{_fmt(e['mean'])} [{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]"
+                if e["n"] != n_runs:
+                    cell += f" (n={e['n']})"
+                row += [cell, _fmt(e["iqm"])]
+                if m == "recovery_episodes":
+                    row.append(f"{e['censored']}/{e['switches']}")
+            rows.append(row)
+        lines += [""] + _table(header, rows)
+    if any("recovery_episodes" in g for g in groups):
+        lines += ["", "recovery: episodes of the new task until its 10-episode moving average reaches "
+                  "the threshold, mean over switches per seed; censored = switches that never did "
+                  "(counted at the phase length) / all switches."]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(sweep: Mapping[str, Any], path: PathLike) -> str:
+    """Write :func:`format_summary` to ``path`` (atomically) and return the text."""
+    text = format_summary(sweep)
+    atomic_write_text(path, text)
+    return text

@@ -1,0 +1,270 @@
+"""The episodic continual-training loop shared by every domain (CartPole, JBW, Continual World).
+
+One run = one agent on one continual environment for ``total_episodes`` episodes. The loop:
+- acts and feeds transitions to the agent (which trains itself and calls its intervention stack);
+- records every episode and every plasticity measurement (:class:`RunRecorder`);
+- writes TensorBoard scalars to ``<run_dir>/tb`` and shows a progress bar;
+- checkpoints every ``checkpoint_every`` episodes (agent incl. replay and intervention state, env
+  RNG state, global RNGs, the record so far), atomically; a killed run started again resumes
+  from its last checkpoint and, on CPU, ends with the same numbers as an uninterrupted run;
+- on SIGTERM/SIGUSR1 (SLURM preemption) finishes the current episode, checkpoints and raises
+  :class:`Preempted`;
+- a NaN/Inf loss raised by the agent (``FloatingPointError``) stops the run; the last good
+  checkpoint is kept.
+"""
+from __future__ import annotations
+
+import pathlib
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Protocol
+
+import numpy as np
+
+from palr.experiments.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from palr.experiments.records import RunRecorder
+from palr.experiments.rng import capture_global_rng, restore_global_rng
+
+CHECKPOINT_FILE = "checkpoint.pt"
+RESULT_FILE = "result.json"
+#: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
+PREEMPTED_EXIT = 75
+
+
+class Preempted(RuntimeError):
+    """The run was asked to stop (SIGTERM/SIGUSR1); its checkpoint is saved."""
+
+
+class ContinualAgent(Protocol):
+    """What the loop needs from an agent (DQN, SAC adapters, ...)."""
+
+    stack: Any
+    updates: int
+
+    def act(self, obs: np.ndarray, explore: bool = True) -> Any: ...
+
+    def observe(self, obs: np.ndarray, action: Any, reward: float, next_obs: np.ndarray,
+                terminated: bool) -> Optional[Dict[str, float]]: ...
+
+    def on_episode_end(self) -> None: ...
+
+    def on_task_switch(self, task: int) -> None: ...
+
+    def state_dict(self) -> Dict[str, Any]: ...
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainerSettings:
+    """Attributes:
+        run_dir: where checkpoint.pt, result.json and tb/ go.
+        total_episodes: training episodes of the whole continual run.
+        checkpoint_every: episodes between checkpoints.
+        progress: show a tqdm progress bar.
+        tensorboard: write TensorBoard scalars.
+        description: progress-bar label.
+    """
+
+    run_dir: pathlib.Path
+    total_episodes: int
+    checkpoint_every: int = 10
+    progress: bool = True
+    tensorboard: bool = True
+    description: str = "run"
+
+
+def task_of(info: Dict[str, Any]) -> int:
+    """The (logging-only) task index an environment reports."""
+    return int(info.get("task_index", info.get("phase", 0)))
+
+
+def env_state(env: Any) -> Dict[str, Any]:
+    """RNG and counters of an environment at an episode boundary."""
+    base = env.unwrapped
+    if hasattr(base, "state_dict"):
+        return {"env": base.state_dict()}
+    return {"np_random": base.np_random.bit_generator.state}
+
+
+def load_env_state(env: Any, state: Dict[str, Any]) -> None:
+    base = env.unwrapped
+    if "env" in state:
+        base.load_state_dict(state["env"])
+    else:
+        base.np_random.bit_generator.state = state["np_random"]
+
+
+class _StopFlag:
+    """Turns SIGTERM/SIGUSR1 into a flag checked at episode ends."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class EpisodicTrainer:
+    """Runs (or resumes) one continual run; see the module docstring."""
+
+    def __init__(self, env: Any, agent: ContinualAgent, recorder: RunRecorder,
+                 settings: TrainerSettings,
+                 score_fn: Callable[[float, Dict[str, Any]], float] = lambda ret, info: ret,
+                 episode_hook: Optional[Callable[["EpisodicTrainer", Dict[str, Any]], None]] = None
+                 ) -> None:
+        self.env = env
+        self.agent = agent
+        self.recorder = recorder
+        self.settings = settings
+        self.score_fn = score_fn
+        self.episode_hook = episode_hook
+        self.episode = 0
+        self.env_steps = 0
+        self.wall_time = 0.0
+        self.task = -1
+        self.writer: Any = None
+        agent.stack.subscribe(self._on_intervention_log)
+
+    # --- paths -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> pathlib.Path:
+        return self.settings.run_dir / CHECKPOINT_FILE
+
+    @property
+    def result_path(self) -> pathlib.Path:
+        return self.settings.run_dir / RESULT_FILE
+
+    # --- logging -----------------------------------------------------------------------------
+    def _on_intervention_log(self, _name: str, log: Dict[str, float]) -> None:
+        self.recorder.measurement(self.agent.updates, self.env_steps, log)
+        if self.writer is not None:
+            for key, value in log.items():
+                self.writer.add_scalar(key, value, self.env_steps)
+
+    def _open_writer(self) -> None:
+        if self.settings.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            # purge_step drops events a killed run wrote after its last checkpoint
+            self.writer = SummaryWriter(str(self.settings.run_dir / "tb"),
+                                        purge_step=self.env_steps or None)
+
+    # --- checkpointing -----------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {"agent": self.agent.state_dict(), "env": env_state(self.env),
+                "rng": capture_global_rng(), "recorder": self.recorder.state_dict(),
+                "episode": self.episode, "env_steps": self.env_steps,
+                "wall_time": self.wall_time, "task": self.task}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        load_env_state(self.env, state["env"])
+        restore_global_rng(state["rng"])
+        self.recorder.load_state_dict(state["recorder"])
+        self.episode = int(state["episode"])
+        self.env_steps = int(state["env_steps"])
+        self.wall_time = float(state["wall_time"])
+        self.task = int(state["task"])
+
+    def save(self, status: str = "running") -> None:
+        save_checkpoint(self.checkpoint_path, self.state_dict())
+        atomic_write_json(self.result_path, self.recorder.to_dict(status, self.wall_time))
+
+    def resume(self) -> bool:
+        state = load_checkpoint(self.checkpoint_path)
+        if state is None:
+            return False
+        self.load_state_dict(state)
+        return True
+
+    # --- the loop ----------------------------------------------------------------------------
+    def run(self) -> Dict[str, Any]:
+        """Train to ``total_episodes`` (resuming if a checkpoint exists); returns the result."""
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume():
+            self.recorder.event("resumed", episode=self.episode, env_step=self.env_steps)
+        self._open_writer()
+        bar = self._progress_bar()
+        try:
+            with _StopFlag() as stop:
+                while self.episode < self.settings.total_episodes:
+                    started = time.perf_counter()
+                    ret, length, info = self._play_episode()
+                    self._finish_episode(ret, length, info)
+                    self.wall_time += time.perf_counter() - started
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(ret=f"{ret:.1f}", task=self.task)
+                    if stop.signum is not None:
+                        self.save()
+                        raise Preempted(f"stopped by signal {stop.signum} at episode "
+                                        f"{self.episode}; checkpoint saved in {self.checkpoint_path}")
+                    if self.episode % self.settings.checkpoint_every == 0:
+                        self.save()
+            result = self.recorder.to_dict("finished", self.wall_time)
+            atomic_write_json(self.result_path, result)
+            save_checkpoint(self.checkpoint_path, self.state_dict())
+            return result
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.writer is not None:
+                self.writer.close()
+
+    def _progress_bar(self) -> Any:
+        if not self.settings.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=self.settings.total_episodes, initial=self.episode,
+                    desc=self.settings.description, unit="ep", leave=False, dynamic_ncols=True)
+
+    def _play_episode(self):
+        env, agent = self.env, self.agent
+        obs, info = env.reset()
+        task = task_of(info)
+        if task != self.task:
+            if self.task >= 0:
+                agent.on_task_switch(task)
+                self.recorder.event("task_switch", task=task, episode=self.episode,
+                                    env_step=self.env_steps)
+            self.task = task
+        ret, length, done = 0.0, 0, False
+        while not done:
+            action = agent.act(obs, True)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            train_log = agent.observe(obs, action, reward, next_obs, terminated)
+            self.env_steps += 1
+            if train_log and self.writer is not None:
+                for key, value in train_log.items():
+                    self.writer.add_scalar(f"train/{key}", value, self.env_steps)
+            ret += float(reward)
+            length += 1
+            obs = next_obs
+            done = terminated or truncated
+        return ret, length, info
+
+    def _finish_episode(self, ret: float, length: int, info: Dict[str, Any]) -> None:
+        score = self.score_fn(ret, info)
+        self.recorder.episode(ret, score, self.task, self.env_steps, length)
+        self.episode += 1
+        self.agent.on_episode_end()
+        if self.writer is not None:
+            self.writer.add_scalar("episode/return", ret, self.env_steps)
+            self.writer.add_scalar("episode/score", score, self.env_steps)
+            self.writer.add_scalar("episode/task", self.task, self.env_steps)
+        if self.episode_hook is not None:
+            self.episode_hook(self, info)

@@ -1,0 +1,5 @@
+"""Plot a merged Continual World sweep (seed entry point): palr.experiments.cw_merge."""
+from palr.experiments.cw_merge import plot_main
+
+if __name__ == "__main__":
+    raise SystemExit(plot_main())

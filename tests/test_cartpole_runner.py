@@ -1,0 +1,129 @@
+"""The CartPole launcher end to end: resume after kill -9, preemption, bad flags."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from palr.experiments.cartpole import run_cartpole_job
+from palr.experiments.sweep import RunJob
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_experiments.py"
+
+
+def job(run_dir, agent=4, seed=0, phase_episodes=12):
+    return RunJob("cartpole", agent, f"agent{agent}", seed, str(run_dir), {
+        "phase_episodes": phase_episodes, "cycles": 1, "device": "cpu",
+        "overrides": {"measure_freq": 100, "diag_batch_size": 256},
+        "exploration_steps": 1500, "learning_starts": 200, "checkpoint_every": 4,
+        "progress": False, "tensorboard": False})
+
+
+JOB_SCRIPT = """
+import sys
+from palr.experiments.sweep import RunJob
+sys.path.insert(0, {tests!r})
+from test_cartpole_runner import job
+from palr.experiments.cartpole import run_cartpole_job
+run_cartpole_job(job({run_dir!r}))
+"""
+
+
+def start_job_process(run_dir):
+    code = JOB_SCRIPT.format(tests=str(ROOT / "tests"), run_dir=str(run_dir))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def wait_for_episodes(run_dir, at_least, proc, timeout=120):
+    result = pathlib.Path(run_dir) / "result.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            if len(json.loads(result.read_text())["episodes"]["return"]) >= at_least:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("run made no progress")
+
+
+def comparable(result):
+    return {k: result[k] for k in ("episodes", "plasticity", "tasks")}
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_results(tmp_path):
+    reference = run_cartpole_job(job(tmp_path / "straight"))
+    assert reference["status"] == "finished"
+    assert len(reference["plasticity"]["update"]) > 3       # PALR measured several times
+    proc = start_job_process(tmp_path / "killed")
+    wait_for_episodes(tmp_path / "killed", 16, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = json.loads((tmp_path / "killed" / "result.json").read_text())
+    assert partial["status"] == "running"
+    resumed = run_cartpole_job(job(tmp_path / "killed"))
+    assert [e["kind"] for e in resumed["events"]].count("resumed") == 1
+    assert comparable(resumed) == comparable(reference)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_exits_then_resumes(tmp_path):
+    proc = start_job_process(tmp_path / "run")
+    wait_for_episodes(tmp_path / "run", 8, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and b"Preempted" in err
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["status"] == "running"
+    resumed = run_cartpole_job(job(tmp_path / "run"))
+    assert len(resumed["episodes"]["return"]) == 48
+
+
+def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
+    short = job(tmp_path / "run", phase_episodes=3)
+    run_cartpole_job(short)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])            # truncated latest checkpoint
+    from palr.experiments.checkpoint import load_checkpoint
+    state = load_checkpoint(ckpt)
+    assert state is not None and state["episode"] == 12   # the .prev one
+
+
+def run_launcher(*args, cwd):
+    return subprocess.run([sys.executable, str(LAUNCHER), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--agents", "9"], "valid agents: 0=DQN-FixedLR"),
+    (["--agents", "PALR-XYZ"], "unknown agent"),
+    (["--phase_episodes", "-5"], "positive integer"),
+    (["--seeds", "0"], "positive integer"),
+    (["--set", "max_lr_scale=0.5"], "max_lr_scale must be >= 1"),
+    (["--set", "nope=1"], "unknown setting 'nope'"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_bad_flags_one_line_exit_2_nothing_touched(tmp_path, args, message):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    keep = outdir / "cartpole_raw_results.json"
+    keep.write_text("{}")
+    proc = run_launcher("--outdir", str(outdir), *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+    assert keep.read_text() == "{}" and sorted(p.name for p in outdir.iterdir()) == [keep.name]
+
+
+def test_unwritable_outdir_is_rejected(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_launcher("--outdir", str(blocker / "sub"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not writable" in proc.stderr

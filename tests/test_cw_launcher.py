@@ -1,0 +1,141 @@
+"""Continual World launcher: a tiny sweep through run_cw20.sh without a container, resume, bad input."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("metaworld")
+pytestmark = pytest.mark.metaworld
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ("--num_tasks 2 --start_steps 100 --update_after 100 --eval_episodes 1 --measure_freq 50 "
+        "--diag_batch_size 128 --no_tensorboard")
+
+
+def run_cw20(tmp_path, *args, **env):
+    full_env = dict(os.environ, SIF="none", RESULTS_DIR=str(tmp_path / "results"), TASKS="cw10",
+                    EPISODES="2", SEEDS="0", AGENTS="0 4", PARALLEL="2", BATCH_SIZE="64",
+                    EXTRA_ARGS=TINY)
+    full_env.update(env)
+    return subprocess.run(["bash", str(ROOT / "run_cw20.sh"), *args], env=full_env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_tiny_sweep_without_container_merges_and_plots(tmp_path):
+    proc = run_cw20(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = tmp_path / "results"
+    for agent in (0, 4):
+        run = json.loads((results / f"cw_checkpoint_cw10_seed0_agent{agent}.json").read_text())
+        assert run["status"] == "finished" and len(run["episodes"]["score"]) == 4
+        assert [e["after_task"] for e in run["evaluations"]] == [0, 1]
+        assert all(len(e["task_scores"]) == 2 for e in run["evaluations"])
+        assert run["plasticity"]["update"], "no plasticity measurement logged"
+        assert (results / "logs" / f"cw10_seed0_agent{agent}.log").exists()
+    merged = json.loads((results / "cw10_raw_results.json").read_text())
+    assert merged["agents"] == ["SAC-FixedLR", "PALR-SAC"]
+    for agent in merged["agents"]:
+        assert {"cw_performance", "cw_forgetting", "final_performance"} <= set(merged["summary"][agent])
+    assert "PALR-SAC" in (results / "RESULTS_SUMMARY.txt").read_text()
+    for name in ("learning_curves.png", "cw_matrix.png", "plasticity_dead.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+    # a second sweep skips the finished pairs (auto-resume) and merges again
+    again = run_cw20(tmp_path)
+    assert again.returncode == 0 and again.stdout.count("checkpoint exists, skipped") == 2
+
+
+@pytest.mark.slow
+def test_killed_cw_run_resumes_identically(tmp_path):
+    base = [sys.executable, str(ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"),
+            "--cw10", *TINY.split(), "--episodes_per_task", "3", "--batch_size", "32",
+            "--agent_idx", "4", "--checkpoint_every", "1", "--no_progress"]
+    straight = subprocess.run(base + ["--outdir", str(tmp_path / "a")], capture_output=True,
+                              text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen(base + ["--outdir", str(tmp_path / "b")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    live = tmp_path / "b" / "cw_runs" / "cw10_seed0_agent4" / "result.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if len(json.loads(live.read_text())["episodes"]["score"]) >= 3:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "cw_checkpoint_cw10_seed0_agent4.json").exists()
+    resumed = subprocess.run(base + ["--outdir", str(tmp_path / "b")], capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((tmp_path / "a" / "cw_checkpoint_cw10_seed0_agent4.json").read_text())
+    b = json.loads((tmp_path / "b" / "cw_checkpoint_cw10_seed0_agent4.json").read_text())
+    for key in ("episodes", "plasticity", "evaluations"):
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SEEDS": "0 x"}, "SEEDS must hold space-separated integers"),
+    ({"AGENTS": "9"}, "not an agent index"),
+    ({"AGENTS": " "}, "AGENTS is empty"),
+    ({"EPISODES": "-3"}, "EPISODES must be a positive integer"),
+    ({"PARALLEL": "0"}, "PARALLEL must be a positive integer"),
+    ({"TASKS": "cw30"}, "TASKS must be cw20 or cw10"),
+])
+def test_bad_knobs_are_rejected(tmp_path, env, message):
+    proc = run_cw20(tmp_path, **env)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_single_needs_seed_and_agent_and_unknown_option_fails(tmp_path):
+    assert "needs SEED and AGENT" in run_cw20(tmp_path, "--single").stderr
+    assert run_cw20(tmp_path, "--bogus").returncode == 2
+
+
+def test_missing_image_names_the_build_command(tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    fake = fake_bin / "apptainer"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    proc = run_cw20(tmp_path, SIF=str(tmp_path / "missing.sif"),
+                    PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+    assert proc.returncode == 2 and "apptainer build palr_container.sif" in proc.stderr
+
+
+def test_cw_runner_rejects_bad_flags(tmp_path):
+    script = ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"
+    for args, message in ((["--agent_idx", "12"], "valid agents: 0=SAC-FixedLR"),
+                          (["--episodes_per_task", "0"], "positive integer"),
+                          (["--seeds", "2", "--ckpt_suffix", "_x"], "names ONE run")):
+        proc = subprocess.run([sys.executable, str(script), "--outdir", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_merge_without_checkpoints_says_what_to_run(tmp_path):
+    script = ROOT / "palr_plasticity_aware_lr" / "src" / "merge_cw_checkpoints.py"
+    proc = subprocess.run([sys.executable, str(script), "--suffix", "cw20", "--results_dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "run_cw_experiments.py" in proc.stderr
+
+
+def test_shell_scripts_are_shellcheck_clean():
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck; .ci/run installs it)")
+    scripts = sorted(str(p) for p in ROOT.glob("*.sh")) + [str(ROOT / ".ci" / "run")]
+    scripts += sorted(str(p) for p in ROOT.glob("palr_*/**/*.sh"))
+    proc = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout

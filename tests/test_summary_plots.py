@@ -1,0 +1,224 @@
+"""Sweep merging, RESULTS_SUMMARY text and plots on synthetic palr.run/1 results."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from palr.experiments.plots import (plot_all, plot_cw_matrix, plot_learning_curves,
+                                    plot_plasticity, plot_recovery)
+from palr.experiments.summary import (format_summary, load_runs, merge_runs, write_summary,
+                                      write_sweep)
+
+PHASE = 40
+THRESHOLD = 195.0
+
+
+def make_run(agent, idx, seed, fails_per_task, phase=PHASE, domain="cartpole", dead_null=False,
+             evaluations=None, task_names=None):
+    """A run whose task k (k >= 1) starts with ``fails_per_task[k-1]`` score-0 episodes, then 200s.
+
+    ``None`` in ``fails_per_task`` = the task is never solved. Task 0 is always solved.
+    """
+    n_tasks = len(fails_per_task) + 1
+    names = task_names or [f"phase{k}" for k in range(n_tasks)]
+    scores, task_of = [], []
+    for k in range(n_tasks):
+        fails = 0 if k == 0 else fails_per_task[k - 1]
+        fails = phase if fails is None else fails
+        scores += [0.0] * fails + [200.0] * (phase - fails)
+        task_of += [k] * phase
+    n_meas = 6
+    steps = [int(s) for s in np.linspace(500, 100 * len(scores), n_meas)]
+    layers = {
+        "q.0": {"dead": [None if dead_null else 0.01 * m + 0.1 * (seed + 1) - 0.05 for m in range(n_meas)],
+                "erank": [60.0 - m for m in range(n_meas - 1)] + [50.0 + seed]},
+        "q.2": {"dead": [None if dead_null else 0.3] * n_meas, "erank": [40.0] * n_meas},
+        "head.0": {"dead": [None] * n_meas, "erank": [10.0 + idx] * n_meas},
+    }
+    run = {
+        "schema": "palr.run/1", "domain": domain, "agent": agent, "agent_idx": idx, "seed": seed,
+        "config": {"phase_episodes": phase, "lr": 1e-3},
+        "score_name": "return", "score_threshold": THRESHOLD,
+        "tasks": [{"index": k, "name": names[k], "start_episode": k * phase,
+                   "end_episode": (k + 1) * phase} for k in range(n_tasks)],
+        "episodes": {"return": list(scores), "score": scores, "task": task_of,
+                     "env_step": [100 * (i + 1) for i in range(len(scores))]},
+        "plasticity": {"update": list(range(n_meas)), "env_step": steps, "layers": layers},
+        "status": "finished", "wall_time_s": 1.0,
+    }
+    if evaluations is not None:
+        run["evaluations"] = evaluations
+    return run
+
+
+def two_agent_sweep_runs():
+    # FixedLR recovers from switch 1 after 10/15/20 failures (recovery 20/25/30), never from switch 2
+    fixed = [make_run("DQN-FixedLR", 0, s, [f, None]) for s, f in enumerate([10, 15, 20])]
+    # PALR recovers after 0/2/4 failures on both switches (recovery 10/12/14)
+    palr = [make_run("PALR-DQN", 4, s, [f, f]) for s, f in enumerate([0, 2, 4])]
+    return palr + fixed   # out of order on purpose
+
+
+def test_merge_two_agents_three_seeds_expected_values():
+    sweep = merge_runs(two_agent_sweep_runs())
+    assert sweep["schema"] == "palr.sweep/1" and sweep["domain"] == "cartpole"
+    assert sweep["agents"] == ["DQN-FixedLR", "PALR-DQN"]      # agent_idx order
+    fixed, palr = sweep["summary"]["DQN-FixedLR"], sweep["summary"]["PALR-DQN"]
+
+    rec = fixed["recovery_episodes"]
+    assert rec["values"] == pytest.approx([(20 + 40) / 2, (25 + 40) / 2, (30 + 40) / 2])
+    assert rec["mean"] == pytest.approx(32.5) and rec["iqm"] == pytest.approx(32.5)
+    assert rec["n"] == 3 and (rec["censored"], rec["switches"]) == (3, 6)
+    assert rec["ci_low"] <= 32.5 <= rec["ci_high"] and 30.0 <= rec["ci_low"] and rec["ci_high"] <= 35.0
+    assert palr["recovery_episodes"]["values"] == pytest.approx([10, 12, 14])
+    assert (palr["recovery_episodes"]["censored"], palr["recovery_episodes"]["switches"]) == (0, 6)
+
+    assert fixed["final_performance"]["mean"] == pytest.approx(400 / 3)   # 200, 200, 0
+    assert palr["final_performance"]["mean"] == pytest.approx(200.0)
+    assert fixed["mean_score"]["values"] == pytest.approx([14000 / 120, 13000 / 120, 12000 / 120])
+    assert palr["mean_score"]["mean"] == pytest.approx((24000 + 23200 + 22400) / 360)
+
+    # last logged value per layer, averaged over the layers of a network (prefix before the dot)
+    assert fixed["dead_final/q"]["values"] == pytest.approx([(0.1 + 0.3) / 2, (0.2 + 0.3) / 2,
+                                                             (0.3 + 0.3) / 2])
+    assert fixed["erank_final/q"]["values"] == pytest.approx([45.0, 45.5, 46.0])
+    assert palr["erank_final/head"]["mean"] == pytest.approx(14.0)
+    assert "dead_final/head" not in palr                         # all null: not applicable
+    assert "cw_performance" not in palr                          # no evaluations
+    assert sweep["run_counts"] == {"DQN-FixedLR": {"n": 3, "running": 0},
+                                   "PALR-DQN": {"n": 3, "running": 0}}
+    assert [(p["agent"], p["seed"]) for p in sweep["per_run"]][:2] == [("DQN-FixedLR", 0),
+                                                                         ("DQN-FixedLR", 1)]
+
+
+def test_summary_text_and_files(tmp_path):
+    sweep = merge_runs(two_agent_sweep_runs())
+    text = format_summary(sweep)
+    for needle in ("DQN-FixedLR", "PALR-DQN", "recovery (episodes)", "32.50 [", "3/6", "0/6",
+                   "12.00 [", "dead final [q]", "erank final [head]", "95% CI", "cartpole"):
+        assert needle in text, needle
+    rows = [line for line in text.splitlines() if line.startswith(("DQN-FixedLR", "PALR-DQN"))]
+    assert len(rows) >= 4   # one row per agent in each table block
+    path = tmp_path / "out" / "RESULTS_SUMMARY.txt"
+    assert write_summary(sweep, path) == text and path.read_text() == text
+    sweep_path = tmp_path / "out" / "sweep.json"
+    write_sweep(sweep, sweep_path)
+    loaded = json.loads(sweep_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert loaded["summary"]["PALR-DQN"]["recovery_episodes"]["mean"] == pytest.approx(12.0)
+    assert not list((tmp_path / "out").glob(".*tmp*"))      # no temp file left behind
+
+
+def test_load_runs_from_folder_skips_other_json(tmp_path, capsys):
+    runs = two_agent_sweep_runs()
+    for k, run in enumerate(runs):
+        (tmp_path / "runs" / f"r{k}").mkdir(parents=True)
+        (tmp_path / "runs" / f"r{k}" / "result.json").write_text(json.dumps(run))
+    write_sweep(merge_runs(runs), tmp_path / "runs" / "sweep.json")
+    (tmp_path / "runs" / "torn.json").write_text('{"schema": "palr.run/1", "epis')
+    loaded = load_runs(tmp_path / "runs")
+    assert len(loaded) == 6
+    assert "torn.json" in capsys.readouterr().err
+    assert load_runs([tmp_path / "runs" / "r0" / "result.json"])[0]["agent"] == "PALR-DQN"
+    with pytest.raises(ValueError, match="palr.run/1"):
+        load_runs(tmp_path / "runs" / "sweep.json")
+    with pytest.raises(ValueError, match="no such file"):
+        load_runs(tmp_path / "missing")
+
+
+def test_merge_rejects_bad_input():
+    runs = two_agent_sweep_runs()
+    with pytest.raises(ValueError, match="domain"):
+        merge_runs(runs + [make_run("DQN-L2Reg", 3, 0, [1, 1], domain="jbw")])
+    with pytest.raises(ValueError, match="seed 1"):
+        merge_runs(runs + [make_run("PALR-DQN", 4, 1, [1, 1])])
+    bad = dict(runs[0])
+    del bad["tasks"]
+    with pytest.raises(ValueError, match="tasks"):
+        merge_runs([bad])
+    with pytest.raises(ValueError, match="no runs"):
+        merge_runs([])
+
+
+def cw_evals(final_task0):
+    """Two tasks; evaluations during and after each task (success rates)."""
+    return [
+        {"env_step": 100, "during_task": 0, "task_scores": [0.4, 0.0]},
+        {"env_step": 200, "after_task": 0, "task_scores": [0.8, 0.1]},
+        {"env_step": 300, "during_task": 1, "task_scores": [0.6, 0.5]},
+        {"env_step": 400, "after_task": 1, "task_scores": [final_task0, 0.9]},
+    ]
+
+
+def test_merge_cw_metrics_with_reference_runs():
+    runs = [make_run("PALR-SAC", 4, s, [0], evaluations=cw_evals(0.5 + 0.1 * s),
+                     task_names=["hammer", "push-wall"], domain="cw") for s in range(2)]
+    for run in runs:
+        run["score_name"], run["score_threshold"] = "success", 0.9
+    refs = []
+    for name, auc in (("hammer", 0.2), ("push-wall", 0.5)):
+        ref = make_run("SAC-FixedLR", 0, 0, [], evaluations=[
+            {"env_step": 1, "during_task": 0, "task_scores": [auc - 0.1]},
+            {"env_step": 2, "after_task": 0, "task_scores": [auc + 0.1]}], task_names=[name], domain="cw")
+        ref["reference"] = True
+        refs.append(ref)
+    sweep = merge_runs(runs + refs)
+    assert len(sweep["runs"]) == 2 and len(sweep["reference_runs"]) == 2
+    s = sweep["summary"]["PALR-SAC"]
+    # the end = mean of the last (up to 5) evaluations of the final window: steps 300 and 400
+    end0 = [(0.6 + 0.5) / 2, (0.6 + 0.6) / 2]          # task 0, seeds 0 and 1
+    end1 = (0.5 + 0.9) / 2                              # task 1
+    assert s["cw_performance"]["values"] == pytest.approx([(e + end1) / 2 for e in end0])
+    # forgetting: task 0's own window averages (0.4 + 0.8) / 2; task 1's own window is the end
+    assert s["cw_forgetting"]["values"] == pytest.approx([(0.6 - e + 0.0) / 2 for e in end0])
+    # AUC from evaluations: task 0 (0.4+0.8)/2 = 0.6, task 1 (0.5+0.9)/2 = 0.7
+    ft = [(0.6 - 0.2) / 0.8, (0.7 - 0.5) / 0.5]
+    assert s["cw_forward_transfer"]["mean"] == pytest.approx(np.mean(ft))
+    assert sweep["per_run"][0]["auc_source"] == "evaluations"
+    text = format_summary(sweep)
+    assert "CW forward transfer" in text and "CW forgetting" in text
+
+
+def assert_png(path):
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    assert head == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(path) > 5000
+
+
+def test_plots_write_non_empty_pngs(tmp_path):
+    runs = two_agent_sweep_runs()
+    for run in runs:
+        run["evaluations"] = cw_evals(0.5) + [{"env_step": 500, "after_task": 2,
+                                               "task_scores": [0.3, 0.6]}]
+        for e in run["evaluations"]:
+            e["task_scores"] = e["task_scores"] + [0.0]
+    sweep = merge_runs(runs)
+    paths = plot_all(sweep, tmp_path / "plots")
+    names = sorted(p.rsplit("/", 1)[1] for p in paths)
+    assert names == ["cw_matrix.png", "learning_curves.png", "plasticity_dead.png",
+                     "plasticity_erank.png", "recovery.png"]
+    for path in paths:
+        assert_png(path)
+
+
+def test_plots_single_seed_single_task_and_null_dead(tmp_path):
+    # one seed, one task (no switch -> no recovery figure), dead fraction null everywhere
+    sweep = merge_runs([make_run("SAC-FixedLR", 0, 0, [], dead_null=True)])
+    assert sweep["summary"]["SAC-FixedLR"]["recovery_episodes"]["n"] == 0
+    assert math.isnan(sweep["summary"]["SAC-FixedLR"]["recovery_episodes"]["mean"])
+    assert "n/a" in format_summary(sweep)
+    out = tmp_path / "p"
+    assert plot_recovery(sweep, out) is None
+    assert plot_cw_matrix(sweep, out) is None
+    assert_png(plot_learning_curves(sweep, out))
+    dead, erank = plot_plasticity(sweep, out)
+    assert_png(dead) and assert_png(erank)
+    assert sorted(p.name for p in out.iterdir()) == ["learning_curves.png", "plasticity_dead.png",
+                                                     "plasticity_erank.png"]
+    # a single seed with switches still gets a recovery bar (zero-width CI)
+    one = merge_runs([make_run("PALR-DQN", 4, 0, [3])])
+    assert_png(plot_recovery(one, out))
+    with pytest.raises(ValueError, match="palr.sweep/1"):
+        plot_all({"schema": "palr.run/1"}, out)
