@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from palr.experiments.cartpole import run_cartpole_job
+from palr.experiments.dqn_launcher import run_dqn_job
 from palr.experiments.sweep import RunJob
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -18,9 +18,9 @@ LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_experiments.py"
 
 def job(run_dir, agent=4, seed=0, phase_episodes=12):
     return RunJob("cartpole", agent, f"agent{agent}", seed, str(run_dir), {
-        "phase_episodes": phase_episodes, "cycles": 1, "device": "cpu",
-        "overrides": {"measure_freq": 100, "diag_batch_size": 256},
-        "exploration_steps": 1500, "learning_starts": 200, "checkpoint_every": 4,
+        "env": {"phase_episodes": phase_episodes, "cycles": 1}, "device": "cpu",
+        "dqn": {"exploration_steps": 1500, "learning_starts": 200},
+        "overrides": {"measure_freq": 100, "diag_batch_size": 256}, "checkpoint_every": 4,
         "progress": False, "tensorboard": False})
 
 
@@ -29,8 +29,8 @@ import sys
 from palr.experiments.sweep import RunJob
 sys.path.insert(0, {tests!r})
 from test_cartpole_runner import job
-from palr.experiments.cartpole import run_cartpole_job
-run_cartpole_job(job({run_dir!r}))
+from palr.experiments.dqn_launcher import run_dqn_job
+run_dqn_job(job({run_dir!r}))
 """
 
 
@@ -60,7 +60,7 @@ def comparable(result):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(tmp_path):
-    reference = run_cartpole_job(job(tmp_path / "straight"))
+    reference = run_dqn_job(job(tmp_path / "straight"))
     assert reference["status"] == "finished"
     assert len(reference["plasticity"]["update"]) > 3       # PALR measured several times
     proc = start_job_process(tmp_path / "killed")
@@ -69,7 +69,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path):
     proc.wait()
     partial = json.loads((tmp_path / "killed" / "result.json").read_text())
     assert partial["status"] == "running"
-    resumed = run_cartpole_job(job(tmp_path / "killed"))
+    resumed = run_dqn_job(job(tmp_path / "killed"))
     assert [e["kind"] for e in resumed["events"]].count("resumed") == 1
     assert comparable(resumed) == comparable(reference)
 
@@ -83,13 +83,13 @@ def test_sigterm_saves_and_exits_then_resumes(tmp_path):
     assert proc.returncode != 0 and b"Preempted" in err
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["status"] == "running"
-    resumed = run_cartpole_job(job(tmp_path / "run"))
+    resumed = run_dqn_job(job(tmp_path / "run"))
     assert len(resumed["episodes"]["return"]) == 48
 
 
 def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
     short = job(tmp_path / "run", phase_episodes=3)
-    run_cartpole_job(short)
+    run_dqn_job(short)
     ckpt = tmp_path / "run" / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:100])            # truncated latest checkpoint
     from palr.experiments.checkpoint import load_checkpoint

@@ -1,0 +1,169 @@
+"""The launcher shared by the DQN domains (continual CartPole, Jelly Bean World).
+
+A :class:`DQNDomain` says how to build the domain's environment and which flags it adds; this
+module does the rest: flags common to every domain, agent resolution and validation (one-line
+errors, exit 2, nothing touched), one :class:`~palr.experiments.sweep.RunJob` per (agent, seed),
+training through :class:`~palr.experiments.trainer.EpisodicTrainer`, then merge, summary and plots.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import pathlib
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from palr.agent_table import AGENTS, resolve_agent
+from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
+                                  check_writable_dir, fail, intervention_overrides,
+                                  positive_int, resolve_agents, set_threads)
+from palr.experiments.sweep import RunJob, execute, finalize, run_dir_for
+from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
+
+ALGO = "DQN"
+
+#: (env, task windows, score threshold) built from a job's env options and seed
+EnvFactory = Callable[[Dict[str, Any], int], Tuple[Any, List[Dict[str, Any]], float]]
+
+
+@dataclass(frozen=True)
+class DQNDomain:
+    """One DQN domain.
+
+    Attributes:
+        name: short name (result files, ``domain`` field).
+        prog: the seed's launcher file name.
+        description: ``--help`` text.
+        default_agents: agents of the default sweep.
+        default_outdir: output directory when ``--outdir`` is not given.
+        add_arguments: adds the domain's own flags.
+        env_options: turns parsed flags into plain env options stored in each job.
+        make_env: builds the environment for one job.
+        dqn_defaults: DQNConfig fields that differ from its defaults for this domain.
+    """
+
+    name: str
+    prog: str
+    description: str
+    default_agents: Tuple[str, ...]
+    default_outdir: pathlib.Path
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    env_options: Callable[[argparse.Namespace], Dict[str, Any]]
+    make_env: EnvFactory
+    dqn_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+DOMAINS: Dict[str, DQNDomain] = {}
+#: where each domain is defined (imported on demand, e.g. in sweep worker processes)
+DOMAIN_MODULES = {"cartpole": "palr.experiments.cartpole", "jbw": "palr.experiments.jbw"}
+
+
+def register_domain(domain: DQNDomain) -> DQNDomain:
+    DOMAINS[domain.name] = domain
+    return domain
+
+
+def get_domain(name: str) -> DQNDomain:
+    if name not in DOMAINS:
+        importlib.import_module(DOMAIN_MODULES[name])
+    return DOMAINS[name]
+
+
+def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=domain.prog, description=domain.description + " Agents: " +
+                           ", ".join(f"{s.index}={s.display_name(ALGO)}" for s in AGENTS))
+    parser.add_argument("--agents", nargs="+", default=list(domain.default_agents),
+                        help=f"agent indices or names (default: {' '.join(domain.default_agents)})")
+    parser.add_argument("--agent_idx", default=None,
+                        help="run this single agent (index or name) instead of --agents")
+    parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir)
+    parser.add_argument("--exploration_steps", type=positive_int, default=None,
+                        help="DQN epsilon decay length in env steps")
+    parser.add_argument("--learning_starts", type=positive_int, default=None,
+                        help="env steps before DQN starts training")
+    domain.add_arguments(parser)
+    add_common_run_args(parser)
+    return parser
+
+
+def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
+    refs = [args.agent_idx] if args.agent_idx is not None else args.agents
+    specs = resolve_agents(refs, ALGO)
+    overrides = intervention_overrides(args)
+    from palr.interventions import build_stack
+    for spec in specs:  # validate every setting before anything runs
+        try:
+            build_stack(spec, overrides)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    dqn = dict(domain.dqn_defaults)
+    for key in ("exploration_steps", "learning_starts"):
+        if getattr(args, key) is not None:
+            dqn[key] = getattr(args, key)
+    options = {"env": domain.env_options(args), "dqn": dqn, "device": args.device,
+               "overrides": overrides, "checkpoint_every": args.checkpoint_every,
+               "progress": not args.no_progress, "tensorboard": not args.no_tensorboard}
+    jobs = []
+    for spec in specs:
+        for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+            name = spec.display_name(ALGO)
+            jobs.append(RunJob(domain=domain.name, agent_index=spec.index, agent_name=name,
+                               seed=seed, run_dir=str(run_dir_for(args.outdir, name, seed)),
+                               options=dict(options)))
+    return jobs
+
+
+def run_dqn_job(job: RunJob) -> Dict[str, Any]:
+    """Build env + DQN + interventions for one job and train (or resume) it."""
+    from palr.agents.dqn import DQNAgent, DQNConfig
+    from palr.experiments.records import RunRecorder
+    from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
+    from palr.interventions import build_stack
+
+    set_threads()
+    domain = get_domain(job.domain)
+    opts = job.options
+    env, tasks, threshold = domain.make_env(opts["env"], job.seed)
+    config = DQNConfig(**dict(opts["dqn"], seed=job.seed, device=opts["device"]))
+    spec = resolve_agent(job.agent_index, ALGO)
+    agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config,
+                     build_stack(spec, opts["overrides"]))
+    total = tasks[-1]["end_episode"]
+    recorder = RunRecorder({
+        "domain": domain.name, "agent": job.agent_name, "agent_idx": job.agent_index,
+        "seed": job.seed, "score_name": "return", "score_threshold": threshold, "tasks": tasks,
+        "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
+                   "interventions": list(spec.interventions), "overrides": opts["overrides"],
+                   "total_episodes": total},
+    })
+    settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
+                               checkpoint_every=opts["checkpoint_every"],
+                               progress=opts["progress"], tensorboard=opts["tensorboard"],
+                               description=job.label)
+    return EpisodicTrainer(env, agent, recorder, settings).run()
+
+
+def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser(domain)
+    args = parser.parse_args(argv)
+    try:
+        check_device(args.device)
+        jobs = make_jobs(domain, args)
+        outdir = check_writable_dir(args.outdir)
+    except UsageError as err:
+        fail(parser.prog, str(err))
+    set_threads()
+    try:
+        paths = execute(jobs, run_dqn_job, parallel=args.jobs)
+    except Preempted as err:
+        print(f"{parser.prog}: {err}; run the same command again to resume", file=sys.stderr)
+        return PREEMPTED_EXIT
+    except RuntimeError as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 1
+    finalize(paths, outdir / f"{domain.name}_raw_results.json", outdir / "RESULTS_SUMMARY.txt",
+             outdir / "plots")
+    print(f"results: {outdir}", file=sys.stderr)
+    return 0

@@ -1,0 +1,5 @@
+"""Jelly Bean World launcher (the seed's entry point): see palr.experiments.jbw."""
+from palr.experiments.jbw import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
