@@ -1,0 +1,17 @@
+"""palr_habitat: DD-PPO + PALR on the 4-phase Fetch rearrangement curriculum.
+
+Modules (one job each):
+
+- ``palr_trainer``: the torchrun/srun/single-process entry point and training loop.
+- ``ddppo_config``: validated YAML configs (``palr_habitat/configs``).
+- ``ddppo_distributed``: process group, straggler preemption, PALR decision broadcast, teardown.
+- ``ddppo_rollout`` / ``ddppo_ppo``: rollout storage, GAE, recurrent minibatches, clipped PPO.
+- ``palr_fetch_policy`` / ``palr_resnet_encoder``: ResNet-18 + GRU actor-critic, probe-friendly.
+- ``plasticity_metrics_cnn``: dead filter fraction and conv effective rank (on ``palr.plasticity``).
+- ``fetch_curriculum``: the phases and ``curriculum_events.json``.
+- ``fetch_obs``, ``fetch_vec_env``, ``fetch_habitat_env``, ``fetch_standin_env``: the observation
+  contract and the two backends (habitat-lab when habitat-sim imports, else Meta-World + MuJoCo).
+
+The plasticity core (metrics, probes, re-initialisation, interventions) is imported from
+``palr``; nothing of it is copied here. Python 3.9 compatible (habitat-sim's Python).
+"""

@@ -1,0 +1,570 @@
+"""Configuration of a DD-PPO Fetch run: docstringed dataclasses, loaded from YAML and validated.
+
+A config file is a YAML mapping whose sections mirror :class:`TrainConfig`. ``base: other.yaml``
+(a path relative to the file, or a list of them) includes other files first; the including file's
+values override theirs key by key (``rearrange_base.yaml`` holds every default, the four
+experiment configs only say what differs). Command-line ``--set section.key=value`` overrides are
+applied last, with the same checks.
+
+Validation is strict (DESIGN.md section 6): an unknown key or a value of the wrong type is a
+:class:`ConfigError` naming the file and the key's dotted path, e.g.
+``ddppo_palr_fetch.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``.
+Integers may be written ``50_000_000`` or ``5.0e7`` (an integral float); booleans must be
+``true``/``false``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import yaml
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+BACKENDS = ("auto", "habitat", "standin")
+VECTOR_MODES = ("auto", "inline", "subprocess")
+NORMS = ("none", "batch", "group")
+DEVICES = ("auto", "cpu", "cuda")
+DIST_BACKENDS = ("auto", "nccl", "gloo")
+
+
+class ConfigError(ValueError):
+    """A bad configuration file or override; the message is one line naming the key's path."""
+
+
+# ------------------------------------------------------------------------------ sections
+@dataclass
+class PhaseConfig:
+    """One phase of the Fetch curriculum and how each backend realises it.
+
+    Attributes:
+        name: phase label (``pick_apple``, ...), written to ``curriculum_events.json``.
+        habitat_config: habitat-lab benchmark config of the phase (a path inside habitat-lab's
+            config tree, e.g. ``benchmark/rearrange/skills/pick.yaml``).
+        target_object: substring of the episode's target-object handle that selects the
+            dataset episodes of this phase (``apple`` -> ``013_apple_:0000``); empty = any.
+        goal_receptacle: substring of the goal receptacle's name (``sink``); empty = any.
+        dataset: optional override of the habitat dataset ``data_path`` for this phase.
+        standin_task: the Meta-World v3 task that stands in for the phase without habitat-sim.
+    """
+
+    name: str = ""
+    habitat_config: str = ""
+    target_object: str = ""
+    goal_receptacle: str = ""
+    dataset: str = ""
+    standin_task: str = ""
+
+
+def default_phases() -> List[PhaseConfig]:
+    """The seed's 4 phases: pick apple, pick bowl, open fridge, place in sink."""
+    return [
+        PhaseConfig("pick_apple", "benchmark/rearrange/skills/pick.yaml", "apple", "", "",
+                    "pick-place-v3"),
+        PhaseConfig("pick_bowl", "benchmark/rearrange/skills/pick.yaml", "bowl", "", "",
+                    "pick-out-of-hole-v3"),
+        PhaseConfig("open_fridge", "benchmark/rearrange/skills/open_fridge.yaml", "", "", "",
+                    "door-open-v3"),
+        PhaseConfig("place_sink", "benchmark/rearrange/skills/place.yaml", "", "sink", "",
+                    "bin-picking-v3"),
+    ]
+
+
+@dataclass
+class EnvConfig:
+    """Environment backend and observation settings (same keys and shapes for both backends).
+
+    Attributes:
+        backend: ``auto`` (habitat-lab when ``habitat_sim`` imports, else the stand-in),
+            ``habitat`` or ``standin`` (Meta-World Sawyer tasks rendered with MuJoCo).
+        resolution: height = width of the RGB and depth images (the seed: 128).
+        num_envs: environments per rank (process).
+        vector: ``inline`` (all envs of a rank step in its process), ``subprocess`` (one worker
+            process per env) or ``auto`` (subprocess for habitat with several envs, else inline).
+        max_episode_steps: episode length limit; 0 = the backend's own (habitat task config).
+        end_on_success: end the episode at the first success (habitat's ``end_on_success``).
+        max_depth: depth in metres mapped to 1.0 (the stand-in; habitat normalises itself).
+        camera: the stand-in's Meta-World camera (``topview``, ``behindGripper``, ...).
+        gpu_device_id: habitat-sim's rendering GPU; -1 = the rank's local GPU.
+        habitat_overrides: extra habitat-lab config overrides (``key=value`` strings).
+    """
+
+    backend: str = "auto"
+    resolution: int = 128
+    num_envs: int = 16
+    vector: str = "auto"
+    max_episode_steps: int = 0
+    end_on_success: bool = True
+    max_depth: float = 3.0
+    camera: str = "topview"
+    gpu_device_id: int = -1
+    habitat_overrides: List[str] = field(default_factory=list)
+
+
+@dataclass
+class CurriculumConfig:
+    """Attributes:
+        steps_per_phase: environment steps (all ranks together) before switching phase.
+        phases: the phases in order.
+    """
+
+    steps_per_phase: int = 50_000_000
+    phases: List[PhaseConfig] = field(default_factory=default_phases)
+
+
+@dataclass
+class PolicyConfig:
+    """ResNet-18 + GRU actor-critic (:mod:`palr_habitat.palr_fetch_policy`).
+
+    Attributes:
+        base_width: channels of the first ResNet stage (ResNet-18: 64; tests use 4).
+        blocks: basic blocks per stage (ResNet-18: 2, 2, 2, 2).
+        norm: ``none`` (default; every block's inner conv is then recyclable by PALR),
+            ``batch`` or ``group`` (GroupNorm mixes channels: no conv unit is recyclable).
+        groups: groups of GroupNorm.
+        hidden_size: width of the fusion MLP and of the GRU (habitat-baselines: 512).
+        head_hidden: width of the hidden layer of the actor and critic heads.
+        log_std_init: initial log standard deviation of the Gaussian actions.
+        log_std_min: lower clamp of the log standard deviation.
+        log_std_max: upper clamp of the log standard deviation.
+    """
+
+    base_width: int = 64
+    blocks: List[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    norm: str = "none"
+    groups: int = 16
+    hidden_size: int = 512
+    head_hidden: int = 256
+    log_std_init: float = -1.0
+    log_std_min: float = -5.0
+    log_std_max: float = 1.0
+
+
+@dataclass
+class PPOConfig:
+    """Clipped PPO (Schulman et al. 2017) with GAE (Schulman et al. 2016); defaults follow
+    habitat-baselines' rearrange skill config (rl_skill.yaml).
+
+    Attributes:
+        num_steps: rollout length per environment.
+        ppo_epoch: passes over each rollout.
+        num_mini_batch: minibatches per pass (equal on every rank: DDP needs the same number of
+            backward passes everywhere).
+        clip_param: ratio clip epsilon.
+        value_loss_coef: weight of the value loss.
+        entropy_coef: weight of the entropy bonus.
+        lr: Adam base learning rate.
+        eps: Adam epsilon.
+        max_grad_norm: global gradient-norm clip (after the all-reduce).
+        gamma: discount.
+        gae_lambda: GAE lambda (habitat's ``tau``).
+        use_clipped_value_loss: PPO2-style clipped value loss.
+        use_normalized_advantage: normalise advantages (statistics over all ranks).
+        use_linear_lr_decay: decay the base learning rate linearly to 0 over the run.
+    """
+
+    num_steps: int = 128
+    ppo_epoch: int = 2
+    num_mini_batch: int = 2
+    clip_param: float = 0.2
+    value_loss_coef: float = 0.5
+    entropy_coef: float = 0.001
+    lr: float = 3e-4
+    eps: float = 1e-5
+    max_grad_norm: float = 0.2
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    use_clipped_value_loss: bool = True
+    use_normalized_advantage: bool = False
+    use_linear_lr_decay: bool = False
+
+
+@dataclass
+class DDPPOConfig:
+    """Decentralized distributed PPO (Wijmans et al. 2020).
+
+    Attributes:
+        sync_frac: a rank stops collecting once this fraction of all ranks finished a full
+            rollout (the straggler preemption threshold).
+        short_rollout_threshold: ... but never before this fraction of ``num_steps``.
+        backend: ``auto`` (NCCL on GPU, gloo on CPU), ``nccl`` or ``gloo``.
+        timeout_s: collective timeout.
+    """
+
+    sync_frac: float = 0.6
+    short_rollout_threshold: float = 0.25
+    backend: str = "auto"
+    timeout_s: int = 1800
+
+
+@dataclass
+class AgentConfig:
+    """Which agent of the table (:mod:`palr.agent_table`) runs, and its intervention settings.
+
+    Attributes:
+        name: index or name (``4``, ``PALR``, ``PALR-PPO``, ``PALR-NoPerturb``, ``FixedLR``...).
+        interventions: overrides of intervention config fields (``measure_freq``,
+            ``diag_batch_size``, ``perturb_threshold``, ...; :func:`palr.interventions.config_fields`).
+        encoder_diag_images: images of the diagnostic batch fed to the ResNet (each image gives
+            H x W samples per channel, so far fewer images than trunk samples are needed).
+    """
+
+    name: str = "PALR"
+    interventions: Dict[str, Any] = field(default_factory=dict)
+    encoder_diag_images: int = 64
+
+
+@dataclass
+class RunConfig:
+    """Attributes:
+        device: ``auto`` (the rank's GPU when CUDA is available), ``cpu`` or ``cuda``.
+        total_steps: environment steps of the run; 0 = phases x steps_per_phase.
+        max_updates: stop after this many PPO updates (0 = no limit; smoke tests).
+        checkpoint_interval: PPO updates between checkpoints.
+        log_interval: PPO updates between console lines.
+        torch_threads: intra-op threads per process.
+        rank_digests: write every rank's parameter digest after every update to
+            ``<outdir>/ranks/rank<r>.jsonl`` (tests check the ranks stay identical).
+        tensorboard: write TensorBoard scalars to ``<outdir>/tb``.
+    """
+
+    device: str = "auto"
+    total_steps: int = 0
+    max_updates: int = 0
+    checkpoint_interval: int = 50
+    log_interval: int = 10
+    torch_threads: int = 1
+    rank_digests: bool = False
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """A whole DD-PPO Fetch run."""
+
+    env: EnvConfig = field(default_factory=EnvConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    ddppo: DDPPOConfig = field(default_factory=DDPPOConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def total_steps(self) -> int:
+        if self.run.total_steps > 0:
+            return self.run.total_steps
+        return self.curriculum.steps_per_phase * len(self.curriculum.phases)
+
+
+# ------------------------------------------------------------------------------ conversion
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"{_type_name(args[0])} or null"
+    if origin in (list, List, tuple, Tuple):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (dict, Dict):
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _convert(value: Any, tp: Any, path: str, where: str) -> Any:
+    """``value`` checked against type ``tp``; raises ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], path, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}{path}: expected a mapping, got {_describe(value)}")
+        return _build(tp, value, path, where)
+    if origin in (list, List):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got {_describe(value)}")
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{path}[{i}]", where) for i, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}{path}: expected a mapping, got {_describe(value)}")
+        return {str(k): v for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Any:
+        return value
+    raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got {_describe(value)}")
+
+
+def _build(cls: Any, data: Dict[str, Any], path: str, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: Dict[str, Any] = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            section = f"under '{path}'" if path else "at the top level"
+            raise ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
+        kwargs[key] = _convert(value, hints[key], sub, where)
+    return cls(**kwargs)
+
+
+def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
+    """Deep merge of mappings (``over`` wins); lists are replaced, not concatenated."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: pathlib.Path, chain: Tuple[pathlib.Path, ...] = ()) -> Dict[str, Any]:
+    """The merged mapping of ``path`` and its ``base`` includes."""
+    where = f"{path.name}: "
+    if path in chain:
+        raise ConfigError(f"{where}base: include cycle {' -> '.join(p.name for p in chain + (path,))}")
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; configs live in {CONFIG_DIR}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ConfigError(f"{where}malformed YAML at{line}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}expected a mapping of sections at the top level, got "
+                          f"{_describe(data)}")
+    bases = data.pop("base", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{where}base: expected a file name or a list of file names")
+    merged: Dict[str, Any] = {}
+    for name in bases:
+        merged = _merge(merged, _read_yaml((path.parent / name).resolve(), chain + (path,)))
+    _check_keys(data, TrainConfig, "", where)  # report errors against the file that has them
+    return _merge(merged, data)
+
+
+def _check_keys(data: Dict[str, Any], cls: Any, path: str, where: str) -> None:
+    """Unknown-key and type errors of one file's own values (before merging)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            section = f"under '{path}'" if path else "at the top level"
+            raise ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(value, hints[key], sub, where)
+        else:
+            _convert(value, hints[key], sub, where)
+
+
+def parse_override(text: str) -> Tuple[List[str], Any]:
+    """``"ppo.num_steps=16"`` -> (["ppo", "num_steps"], 16); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def _apply_override(data: Dict[str, Any], parts: List[str], value: Any) -> Dict[str, Any]:
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return _merge(data, nested)
+
+
+def load_config(path: Union[str, pathlib.Path], overrides: Optional[List[str]] = None
+                ) -> TrainConfig:
+    """Load, merge and validate a config file plus ``--set`` overrides.
+
+    Raises:
+        ConfigError: one line naming the file and the offending key path.
+    """
+    path = pathlib.Path(path).resolve()
+    data = _read_yaml(path)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        try:
+            _check_keys(_apply_override({}, parts, value), TrainConfig, "", "--set ")
+        except ConfigError as err:
+            raise ConfigError(str(err)) from None
+        data = _apply_override(data, parts, value)
+    config = _build(TrainConfig, data, "", f"{path.name}: ")
+    validate(config, f"{path.name}: ")
+    return config
+
+
+def config_from_dict(data: Dict[str, Any]) -> TrainConfig:
+    """A validated config from a plain mapping (e.g. one saved in a checkpoint)."""
+    config = _build(TrainConfig, data, "", "")
+    validate(config, "")
+    return config
+
+
+def _choice(where: str, path: str, value: str, choices: Tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{where}{path}: {value!r} is not valid; valid: {', '.join(choices)}")
+
+
+def _positive(where: str, path: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{where}{path}: must be positive, got {value}")
+
+
+def validate(cfg: TrainConfig, where: str = "") -> None:
+    """Range and choice checks across sections (types were checked on load)."""
+    _choice(where, "env.backend", cfg.env.backend, BACKENDS)
+    _choice(where, "env.vector", cfg.env.vector, VECTOR_MODES)
+    _choice(where, "policy.norm", cfg.policy.norm, NORMS)
+    _choice(where, "run.device", cfg.run.device, DEVICES)
+    _choice(where, "ddppo.backend", cfg.ddppo.backend, DIST_BACKENDS)
+    for path, value in (("env.resolution", cfg.env.resolution), ("env.num_envs", cfg.env.num_envs),
+                        ("env.max_depth", cfg.env.max_depth),
+                        ("curriculum.steps_per_phase", cfg.curriculum.steps_per_phase),
+                        ("policy.base_width", cfg.policy.base_width),
+                        ("policy.hidden_size", cfg.policy.hidden_size),
+                        ("policy.head_hidden", cfg.policy.head_hidden),
+                        ("policy.groups", cfg.policy.groups),
+                        ("ppo.num_steps", cfg.ppo.num_steps), ("ppo.ppo_epoch", cfg.ppo.ppo_epoch),
+                        ("ppo.num_mini_batch", cfg.ppo.num_mini_batch), ("ppo.lr", cfg.ppo.lr),
+                        ("ppo.eps", cfg.ppo.eps), ("ppo.clip_param", cfg.ppo.clip_param),
+                        ("ppo.max_grad_norm", cfg.ppo.max_grad_norm),
+                        ("agent.encoder_diag_images", cfg.agent.encoder_diag_images),
+                        ("run.checkpoint_interval", cfg.run.checkpoint_interval),
+                        ("run.log_interval", cfg.run.log_interval),
+                        ("run.torch_threads", cfg.run.torch_threads),
+                        ("ddppo.timeout_s", cfg.ddppo.timeout_s)):
+        _positive(where, path, value)
+    for path, value in (("env.max_episode_steps", cfg.env.max_episode_steps),
+                        ("run.total_steps", cfg.run.total_steps),
+                        ("run.max_updates", cfg.run.max_updates)):
+        if value < 0:
+            raise ConfigError(f"{where}{path}: must be >= 0, got {value}")
+    if cfg.env.resolution < 16:
+        raise ConfigError(f"{where}env.resolution: the ResNet needs at least 16 pixels, got "
+                          f"{cfg.env.resolution}")
+    if not cfg.policy.blocks or any(b <= 0 for b in cfg.policy.blocks):
+        raise ConfigError(f"{where}policy.blocks: expected positive block counts per stage, "
+                          f"got {cfg.policy.blocks}")
+    if cfg.policy.norm == "group" and cfg.policy.base_width % cfg.policy.groups != 0:
+        raise ConfigError(f"{where}policy.groups: base_width {cfg.policy.base_width} is not "
+                          f"divisible by groups {cfg.policy.groups}")
+    if cfg.policy.log_std_min >= cfg.policy.log_std_max:
+        raise ConfigError(f"{where}policy.log_std_min: must be below log_std_max")
+    for path, value in (("ppo.gamma", cfg.ppo.gamma), ("ppo.gae_lambda", cfg.ppo.gae_lambda),
+                        ("ddppo.sync_frac", cfg.ddppo.sync_frac),
+                        ("ddppo.short_rollout_threshold", cfg.ddppo.short_rollout_threshold)):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{where}{path}: must be in [0, 1], got {value}")
+    for path, value in (("ppo.value_loss_coef", cfg.ppo.value_loss_coef),
+                        ("ppo.entropy_coef", cfg.ppo.entropy_coef)):
+        if value < 0:
+            raise ConfigError(f"{where}{path}: must be >= 0, got {value}")
+    min_steps = max(1, int(cfg.ppo.num_steps * cfg.ddppo.short_rollout_threshold))
+    chunks = -(-cfg.ppo.num_mini_batch // cfg.env.num_envs)
+    if min_steps < chunks:
+        raise ConfigError(
+            f"{where}ppo.num_mini_batch: {cfg.ppo.num_mini_batch} minibatches need at least "
+            f"{chunks} steps per env in the shortest (preempted) rollout, which has {min_steps}; "
+            "raise ppo.num_steps or ddppo.short_rollout_threshold, or lower num_mini_batch")
+    phases = cfg.curriculum.phases
+    if not phases:
+        raise ConfigError(f"{where}curriculum.phases: at least one phase is needed")
+    names = [p.name for p in phases]
+    for i, phase in enumerate(phases):
+        if not phase.name:
+            raise ConfigError(f"{where}curriculum.phases[{i}].name: every phase needs a name")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}curriculum.phases: phase names must be unique, got {names}")
+    _check_interventions(cfg.agent.interventions, where)
+
+
+def _check_interventions(overrides: Dict[str, Any], where: str) -> None:
+    from palr.interventions import config_fields
+    fields = config_fields()
+    for key, value in overrides.items():
+        path = f"agent.interventions.{key}"
+        if key not in fields:
+            raise ConfigError(f"{where}{path}: unknown intervention setting; valid: "
+                              f"{', '.join(sorted(fields))}")
+        default = fields[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, tuple) or default is None:
+            ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ConfigError(f"{where}{path}: expected a value like {default!r}, got "
+                              f"{_describe(value)}")
+
+
+def intervention_overrides(cfg: TrainConfig) -> Dict[str, Any]:
+    """``agent.interventions`` as :func:`palr.interventions.build_stack` wants it (lists ->
+    tuples, ints -> floats where the field is a float)."""
+    from palr.interventions import config_fields
+    fields = config_fields()
+    out: Dict[str, Any] = {}
+    for key, value in cfg.agent.interventions.items():
+        default = fields[key]
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def to_dict(cfg: TrainConfig) -> Dict[str, Any]:
+    """Plain nested dict of a config (for checkpoints, result.json and config.yaml)."""
+    return dataclasses.asdict(cfg)
+
+
+__all__ = [
+    "ConfigError", "PhaseConfig", "EnvConfig", "CurriculumConfig", "PolicyConfig", "PPOConfig",
+    "DDPPOConfig", "AgentConfig", "RunConfig", "TrainConfig", "load_config", "config_from_dict",
+    "validate", "intervention_overrides", "to_dict", "default_phases", "CONFIG_DIR",
+]

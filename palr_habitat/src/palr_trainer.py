@@ -1,0 +1,564 @@
+"""DD-PPO training of the Fetch curriculum with a plasticity intervention (PALR and baselines).
+
+Launch (the seed's command; one process per GPU)::
+
+    torchrun --nproc_per_node=1 palr_habitat/src/palr_trainer.py \\
+        --config palr_habitat/configs/ddppo_palr_fetch.yaml --seed 0 --outdir results/palr_seed0
+
+It also runs under ``srun`` (rank/world from SLURM variables) and as a plain single process
+(``python palr_habitat/src/palr_trainer.py ...``: world size 1, no process group).
+
+Each update (Wijmans et al. 2020):
+1. every rank collects up to ``ppo.num_steps`` steps from its ``env.num_envs`` envs; stragglers
+   stop early once ``ddppo.sync_frac`` of the ranks finished (:class:`RolloutTracker`);
+2. GAE, then ``ppo_epoch`` x ``num_mini_batch`` clipped-PPO gradient steps through DDP (gradients
+   all-reduced) with the agent's intervention stack at its seams: PALR measures the ``encoder``
+   (ResNet conv layers) and ``trunk`` (fusion MLP, heads) on a diagnostic batch drawn from the
+   latest rollout, scales per-layer learning rates and re-initialises dead units; rank 0's
+   decisions and scales are broadcast so every rank holds identical weights;
+3. step, episode and success counts are summed over ranks; the curriculum switches phase when the
+   global step count crosses its budget (``curriculum_events.json``).
+
+Outputs in ``--outdir``: ``checkpoints/ckpt.pt`` (+ ``.prev``; resumed automatically),
+``tb/`` (TensorBoard), ``curriculum_events.json``, ``result.json`` (schema ``palr.run/1``: episodes,
+per-layer plasticity curves), ``config.yaml`` (the resolved config). SIGTERM/SIGUSR1 (SLURM
+preemption): finish the update, checkpoint, exit with status 75; run the same command to resume.
+A resumed run restarts its episodes (simulator state is not checkpointed).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import pathlib
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+
+from palr.agent_table import resolve_agent
+from palr.experiments.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, set_threads
+from palr.experiments.records import RunRecorder
+from palr.experiments.trainer import PREEMPTED_EXIT
+from palr.interventions import NetworkSlot, TrainingContext, build_stack
+from palr.interventions.palr import PALR
+from palr.optim import layerwise_param_groups
+
+from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
+                                       load_config, to_dict)
+from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
+                                            all_reduce_sum, gather_objects, init_distributed,
+                                            make_palr_sync, teardown)
+from palr_habitat.ddppo_ppo import PPOUpdater
+from palr_habitat.ddppo_rollout import RolloutStorage
+from palr_habitat.fetch_curriculum import FetchCurriculum
+from palr_habitat.fetch_vec_env import FetchVecEnv, resolve_backend
+from palr_habitat.palr_fetch_policy import FetchPolicy
+
+PROG = "palr_trainer.py"
+ALGO = "PPO"
+DOMAIN = "habitat_fetch"
+CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
+FORMAT = "palr_habitat.ddppo/1"
+
+
+class Preempted(RuntimeError):
+    """Stopped by SIGTERM/SIGUSR1 after saving a checkpoint."""
+
+
+class _StopFlag:
+    """SIGTERM/SIGUSR1 -> a flag checked (and agreed on by all ranks) after every update."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: Dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread
+                pass
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+def _seeds(seed: int, rank: int) -> Dict[str, int]:
+    shared = np.random.SeedSequence([int(seed), 0xDD9]).generate_state(3)
+    own = np.random.SeedSequence([int(seed), int(rank), 0xDD9]).generate_state(3)
+    return {"init": int(shared[0]), "interventions": int(shared[1]), "diag": int(own[0]),
+            "actions": int(own[1]), "minibatch": int(own[2])}
+
+
+def parameter_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes (ranks with equal digests hold identical weights)."""
+    h = hashlib.sha256()
+    for name, p in module.state_dict().items():
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class DDPPOTrainer:
+    """One (possibly distributed) DD-PPO run; see the module docstring."""
+
+    def __init__(self, cfg: TrainConfig, seed: int, outdir: pathlib.Path, info: DistInfo,
+                 backend: str) -> None:
+        self.cfg, self.seed, self.outdir, self.info = cfg, int(seed), outdir, info
+        self.device = info.device
+        self.spec = resolve_agent(cfg.agent.name, ALGO)
+        self.agent_name = self.spec.display_name(ALGO)
+        self.curriculum = FetchCurriculum(cfg.curriculum.phases, cfg.curriculum.steps_per_phase)
+        self.total_steps = cfg.total_steps
+        state = load_checkpoint(outdir / CHECKPOINT)
+        if state is not None:
+            self._check_compatible(state)
+            self.curriculum.load_state_dict(state["curriculum"])
+        seeds = _seeds(seed, info.rank)
+        gpu = cfg.env.gpu_device_id if cfg.env.gpu_device_id >= 0 else (
+            self.device.index if self.device.type == "cuda" else 0)
+        self.envs: Optional[FetchVecEnv] = FetchVecEnv(
+            backend, cfg.curriculum.phases, cfg.env, seed, info.rank, self.curriculum.phase, gpu)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seeds["init"])
+            policy = FetchPolicy(self.envs.action_dim, cfg.policy)
+        self.policy: Optional[FetchPolicy] = policy.to(self.device)
+        self.optimizers: Dict[str, torch.optim.Optimizer] = {
+            "encoder": torch.optim.Adam(layerwise_param_groups(policy.encoder), lr=cfg.ppo.lr,
+                                        eps=cfg.ppo.eps),
+            "trunk": torch.optim.Adam(layerwise_param_groups(policy.trunk), lr=cfg.ppo.lr,
+                                      eps=cfg.ppo.eps),
+        }
+        self.generator = torch.Generator().manual_seed(seeds["interventions"])
+        self.diag_generator = torch.Generator().manual_seed(seeds["diag"])
+        self.minibatch_generator = torch.Generator().manual_seed(seeds["minibatch"])
+        self.action_generator = torch.Generator(device=self.device).manual_seed(seeds["actions"])
+        self.stack = build_stack(self.spec, intervention_overrides(cfg))
+        for iv in self.stack.interventions:
+            if isinstance(iv, PALR) and info.distributed:
+                iv.decision_sync = make_palr_sync(iv, info)
+        self.networks = {
+            "encoder": NetworkSlot("encoder", policy.encoder, self.optimizers["encoder"]),
+            "trunk": NetworkSlot("trunk", policy.trunk, self.optimizers["trunk"]),
+        }
+        self.stack.on_optimizer_created(TrainingContext(
+            networks=self.networks, generator=self.generator,
+            diagnostic_inputs=self.diagnostic_inputs))
+        self.stack.subscribe(self._on_intervention_log)
+        self.storage = RolloutStorage(cfg.ppo.num_steps, cfg.env.num_envs, cfg.env.resolution,
+                                      self.envs.action_dim, policy.hidden_size, self.device)
+        self.ddp: Optional[torch.nn.Module] = None
+        self.updater = PPOUpdater(policy, policy, self.optimizers, self.stack, cfg.ppo,
+                                  advantage_stats=lambda v: all_reduce_sum(v, info))
+        self.env_steps = 0
+        self.updates = 0
+        self.episodes = 0
+        self.wall_time = 0.0
+        self.recorder = RunRecorder(self._header())
+        self.writer: Any = None
+        if state is not None:
+            self._load_state(state)
+            self.recorder.event("resumed", update=self.updates, env_step=self.env_steps,
+                                world_size=info.world_size)
+        if info.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(policy, device_ids=device_ids)
+            self.updater.train_module = self.ddp
+        self.tracker: Optional[RolloutTracker] = RolloutTracker(
+            info, cfg.ppo.num_steps, cfg.ddppo.sync_frac, cfg.ddppo.short_rollout_threshold,
+            cfg.ddppo.timeout_s)
+        self.stop = _StopFlag()
+        self._digest_file: Optional[Any] = None
+        self._last_train_log: Dict[str, float] = {}
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def _header(self) -> Dict[str, Any]:
+        assert self.envs is not None
+        return {
+            "domain": DOMAIN, "agent": self.agent_name, "agent_idx": self.spec.index,
+            "seed": self.seed, "score_name": "success", "score_threshold": 0.5,
+            "backend": self.envs.backend, "backend_description": self.envs.description,
+            "world_size": self.info.world_size, "tasks": [],
+            "config": to_dict(self.cfg),
+        }
+
+    def _check_compatible(self, state: Dict[str, Any]) -> None:
+        if state.get("format") != FORMAT:
+            raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
+                             "fresh --outdir")
+        saved = state["config"]
+        mine = to_dict(self.cfg)
+        for section in ("policy", "curriculum"):
+            if saved[section] != mine[section]:
+                raise ValueError(f"the checkpoint in {self.outdir} was made with a different "
+                                 f"'{section}' config; resume with the same config or use a "
+                                 "fresh --outdir")
+        if int(state["seed"]) != self.seed or state["agent"] != self.agent_name:
+            raise ValueError(f"the checkpoint in {self.outdir} is {state['agent']} seed "
+                             f"{state['seed']}, this run {self.agent_name} seed {self.seed}; use "
+                             "another --outdir")
+
+    def state_dict(self) -> Dict[str, Any]:
+        assert self.policy is not None
+        return {
+            "format": FORMAT, "config": to_dict(self.cfg), "seed": self.seed,
+            "agent": self.agent_name, "world_size": self.info.world_size,
+            "policy": self.policy.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "stack": self.stack.state_dict(), "updater": self.updater.state_dict(),
+            "curriculum": self.curriculum.state_dict(), "generator": self.generator.get_state(),
+            "counters": {"env_steps": self.env_steps, "updates": self.updates,
+                         "episodes": self.episodes, "wall_time": self.wall_time},
+            "recorder": self.recorder.state_dict(),
+        }
+
+    def _load_state(self, state: Dict[str, Any]) -> None:
+        assert self.policy is not None
+        self.policy.load_state_dict(state["policy"])
+        for key, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][key])
+        self.stack.load_state_dict(state["stack"])
+        self.updater.load_state_dict(state["updater"])
+        self.generator.set_state(state["generator"])
+        counters = state["counters"]
+        self.env_steps = int(counters["env_steps"])
+        self.updates = int(counters["updates"])
+        self.episodes = int(counters["episodes"])
+        self.wall_time = float(counters["wall_time"])
+        self.recorder.load_state_dict(state["recorder"])
+        # per-rank streams restart from (seed, rank, update): deterministic, rank-distinct
+        offset = np.random.SeedSequence([self.seed, self.info.rank, self.updates]).generate_state(3)
+        self.diag_generator.manual_seed(int(offset[0]))
+        self.action_generator.manual_seed(int(offset[1]))
+        self.minibatch_generator.manual_seed(int(offset[2]))
+
+    def save(self, status: str = "running") -> None:
+        """Rank 0 writes the checkpoint, result.json and the curriculum events."""
+        if not self.info.is_main:
+            return
+        save_checkpoint(self.outdir / CHECKPOINT, self.state_dict())
+        self.write_results(status)
+
+    def write_results(self, status: str) -> None:
+        if not self.info.is_main:
+            return
+        result = self.recorder.to_dict(status, self.wall_time)
+        result["tasks"] = self._task_windows()
+        result["env_steps"] = self.env_steps
+        result["updates"] = self.updates
+        result["steps_per_second"] = self.env_steps / max(self.wall_time, 1e-9)
+        atomic_write_json(self.outdir / "result.json", result)
+        self.curriculum.write(self.outdir)
+
+    def _task_windows(self) -> List[Dict[str, Any]]:
+        tasks = self.recorder.episodes["task"]
+        windows = []
+        for k, phase in enumerate(self.curriculum.phases):
+            idx = [i for i, t in enumerate(tasks) if t == k]
+            if idx:
+                windows.append({"index": k, "name": phase.name, "start_episode": idx[0],
+                                "end_episode": idx[-1] + 1})
+        return windows
+
+    def _log(self, key: str, value: float) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(key, value, self.env_steps)
+
+    def _on_intervention_log(self, name: str, log: Dict[str, float]) -> None:
+        if self.info.is_main:
+            self.recorder.measurement(self.updater.gradient_steps, self.env_steps, log)
+            for key, value in log.items():
+                self._log(key, value)
+        if any(k.endswith("/reinit") and v > 0 for k, v in log.items()):
+            self._write_digest("reinit")
+
+    def _write_digest(self, event: str) -> None:
+        if not self.cfg.run.rank_digests or self.policy is None:
+            return
+        if self._digest_file is None:
+            path = self.outdir / "ranks" / f"rank{self.info.rank}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._digest_file = open(path, "a")
+        reinit = 0
+        for iv in self.stack.interventions:
+            if isinstance(iv, PALR):
+                reinit += sum(sum(v.values()) for v in iv.reinit_total.values())
+        line = {"event": event, "update": self.updates,
+                "gradient_steps": self.updater.gradient_steps,
+                "digest": parameter_digest(self.policy), "reinit_total": reinit}
+        self._digest_file.write(json.dumps(line) + "\n")
+        self._digest_file.flush()
+
+    # --- the interventions' diagnostic batch -------------------------------------------------
+    @torch.no_grad()
+    def diagnostic_inputs(self, n: int) -> Dict[str, Any]:
+        """Samples of the latest rollout (never a gradient batch: drawn independently of the
+        minibatches, from this rank's own generator)."""
+        assert self.policy is not None
+        t, e = self.storage.sample_indices(n, self.diag_generator)
+        visual, state, hidden, _ = self.storage.gather(t, e)
+        encoder = self.policy.encoder
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            features = torch.cat([encoder(chunk) for chunk in visual.split(256)])
+        finally:
+            encoder.train(was_training)
+        images = visual[:min(len(visual), self.cfg.agent.encoder_diag_images)]
+        return {"encoder": (images,), "trunk": (features, state, hidden)}
+
+    # --- training loop -----------------------------------------------------------------------
+    def _reset_storage(self, obs: Dict[str, np.ndarray]) -> None:
+        assert self.policy is not None
+        n = self.cfg.env.num_envs
+        self.storage.set_first(obs, self.policy.initial_hidden(n, self.device),
+                               torch.zeros(n, device=self.device))
+
+    def _collect(self) -> List[Dict[str, float]]:
+        assert self.policy is not None and self.envs is not None and self.tracker is not None
+        episodes: List[Dict[str, float]] = []
+        self.policy.eval()
+        for step in range(self.cfg.ppo.num_steps):
+            visual, state, hidden, masks = self.storage.current()
+            actions, log_probs, values, h = self.policy.act(visual, state, hidden, masks,
+                                                            self.action_generator)
+            obs, rewards, dones, finished = self.envs.step(actions.clamp(-1.0, 1.0).cpu().numpy())
+            self.storage.insert(obs, h, actions, log_probs, values, rewards, dones)
+            episodes.extend(finished)
+            if step + 1 == self.cfg.ppo.num_steps:
+                self.tracker.mark_done(self.updates)
+            elif self.tracker.should_stop(self.updates, step + 1):
+                break
+        self.policy.train()
+        return episodes
+
+    def _update(self) -> Dict[str, float]:
+        assert self.policy is not None
+        cfg = self.cfg.ppo
+        with torch.no_grad():
+            visual, state, hidden, masks = self.storage.current()
+            self.policy.eval()
+            next_value = self.policy.value(visual, state, hidden, masks)
+            self.policy.train()
+        self.storage.compute_returns(next_value, cfg.gamma, cfg.gae_lambda)
+        if cfg.use_linear_lr_decay:
+            self.updater.set_base_lr(cfg.lr * max(1.0 - self.env_steps / self.total_steps, 0.0))
+        return self.updater.update(self.storage, self.minibatch_generator)
+
+    def _account(self, steps: int, episodes: List[Dict[str, float]]) -> Dict[str, float]:
+        """Sum steps/episodes over ranks; rank 0 records every rank's episodes."""
+        ret = sum(e["return"] for e in episodes)
+        succ = sum(e["success"] for e in episodes)
+        total_steps, count, ret_sum, succ_sum = all_reduce_sum(
+            [float(steps), float(len(episodes)), ret, succ], self.info)
+        all_episodes = gather_objects(episodes, self.info)
+        if self.info.is_main:
+            for rank_eps in all_episodes:
+                for ep in rank_eps:
+                    self.recorder.episode(ep["return"], ep["success"], int(ep["phase"]),
+                                          self.env_steps + int(total_steps), int(ep["length"]))
+        previous = self.episodes
+        self.env_steps += int(total_steps)
+        self.episodes += int(count)
+        for k in range(previous + 1, self.episodes + 1):
+            self.stack.on_episode_end(k)
+        out = {"steps": total_steps, "episodes": count}
+        if count > 0:
+            out["return"] = ret_sum / count
+            out["success"] = succ_sum / count
+        return out
+
+    def _maybe_switch_phase(self) -> None:
+        assert self.envs is not None
+        phase = self.curriculum.advance(self.env_steps, self.updates, self.wall_time)
+        if phase is None:
+            return
+        self._reset_storage(self.envs.set_phase(phase))
+        self.stack.on_task_switch(phase)
+        self.recorder.event("task_switch", task=phase, env_step=self.env_steps,
+                            update=self.updates)
+        if self.info.is_main:
+            self.curriculum.write(self.outdir)
+            print(f"[{PROG}] phase {phase} ({self.curriculum.current.name}) from env step "
+                  f"{self.env_steps}", file=sys.stderr, flush=True)
+
+    def _open_writer(self) -> None:
+        if self.info.is_main and self.cfg.run.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.outdir / "tb"), purge_step=self.env_steps or None)
+            assert self.envs is not None
+            self.writer.add_text("run/backend", self.envs.description, self.env_steps)
+
+    def train(self) -> int:
+        """Run to ``total_steps`` (or ``run.max_updates``); returns the exit status."""
+        assert self.envs is not None
+        cfg = self.cfg
+        if self.info.is_main:
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            (self.outdir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            print(f"[{PROG}] {self.agent_name} seed {self.seed} | backend {self.envs.description}"
+                  f" | world size {self.info.world_size} ({self.info.launcher}, "
+                  f"{self.info.backend}) | device {self.device} | from env step {self.env_steps}",
+                  file=sys.stderr, flush=True)
+        self.curriculum.start(self.updates, self.wall_time)
+        if self.info.is_main:
+            self.curriculum.write(self.outdir)
+        self._open_writer()
+        self._reset_storage(self.envs.reset())
+        self.stop.install()
+        started_updates = self.updates
+        try:
+            while self.env_steps < self.total_steps:
+                if cfg.run.max_updates and self.updates >= cfg.run.max_updates:
+                    break
+                t0 = time.perf_counter()
+                episodes = self._collect()
+                steps = self.storage.step * cfg.env.num_envs
+                losses = self._update()
+                self.storage.after_update()
+                assert self.tracker is not None
+                self.tracker.forget(self.updates - 1)
+                self.updates += 1
+                stats = self._account(steps, episodes)
+                dt = time.perf_counter() - t0
+                self.wall_time += dt
+                self._write_digest("update")
+                self._log_update(stats, losses, dt)
+                self._maybe_switch_phase()
+                stop = all_reduce_max(float(self.stop.signum), self.info)
+                if stop:
+                    self.save()
+                    raise Preempted(f"stopped by signal {int(stop)} after update {self.updates} "
+                                    f"(env step {self.env_steps}); checkpoint saved in "
+                                    f"{self.outdir / CHECKPOINT}")
+                if self.updates % cfg.run.checkpoint_interval == 0:
+                    self.save()
+            self.save("finished" if self.env_steps >= self.total_steps else "running")
+            if self.info.is_main:
+                sps = self.env_steps / max(self.wall_time, 1e-9)
+                print(f"[{PROG}] done: {self.updates - started_updates} updates this session, "
+                      f"{self.env_steps} env steps, {sps:.1f} steps/s overall; results in "
+                      f"{self.outdir}", file=sys.stderr, flush=True)
+            return 0
+        finally:
+            self.stop.restore()
+
+    def _log_update(self, stats: Dict[str, float], losses: Dict[str, float], dt: float) -> None:
+        if not self.info.is_main:
+            return
+        fps = stats["steps"] / max(dt, 1e-9)
+        self._log("perf/steps_per_second", fps)
+        self._log("curriculum/phase", float(self.curriculum.phase))
+        for key, value in losses.items():
+            self._log(key, value)
+        if "return" in stats:
+            self._log("episode/return", stats["return"])
+            self._log("episode/success", stats["success"])
+        if self.updates % self.cfg.run.log_interval == 0 or self.updates == 1:
+            extra = ""
+            if "return" in stats:
+                extra = f" | return {stats['return']:.2f} success {stats['success']:.2f}"
+            print(f"[{PROG}] update {self.updates} | env steps {self.env_steps} | phase "
+                  f"{self.curriculum.phase} | {fps:.1f} steps/s | value loss "
+                  f"{losses['ppo/value_loss']:.3f} entropy {losses['ppo/entropy']:.3f}{extra}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Release envs, writers and every reference to the model, DDP wrapper and optimizers."""
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self._digest_file is not None:
+            self._digest_file.close()
+            self._digest_file = None
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
+        self.networks = {}
+        self.stack.ctx = None
+        for iv in self.stack.interventions:
+            iv.ctx = None
+        self.updater.model = self.updater.train_module = None  # type: ignore[assignment]
+        self.updater.optimizers = {}
+        self.updater.params = []
+        self.ddp = None
+        self.policy = None
+        self.optimizers = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="YAML config (palr_habitat/configs/...)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="run seed")
+    parser.add_argument("--outdir", required=True,
+                        help="run directory: checkpoints/, tb/, curriculum_events.json, ...")
+    parser.add_argument("--agent", default=None,
+                        help="override agent.name (index or name, e.g. 4 or PALR-NoPerturb)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config value, e.g. --set ppo.num_steps=64 (repeatable)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = list(args.set)
+    if args.agent is not None:
+        overrides.append(f"agent.name={args.agent}")
+    try:
+        cfg = load_config(args.config, overrides)
+        resolve_agent(cfg.agent.name, ALGO)
+        backend = resolve_backend(cfg.env.backend)
+        outdir = check_writable_dir(pathlib.Path(args.outdir))
+    except ValueError as err:  # ConfigError, UsageError, unknown agent, missing simulator
+        fail(PROG, str(err))
+    set_threads(cfg.run.torch_threads)
+    try:
+        info = init_distributed(cfg.run.device, cfg.ddppo.backend, cfg.ddppo.timeout_s)
+    except ValueError as err:
+        fail(PROG, str(err))
+    trainer: Optional[DDPPOTrainer] = None
+    code = 1
+    clean = False  # every rank got here together (a barrier at teardown cannot hang)
+    try:
+        try:
+            trainer = DDPPOTrainer(cfg, args.seed, outdir, info, backend)
+        except (ValueError, ConfigError) as err:  # config/checkpoint mismatch, bad phase spec
+            print(f"{PROG}: error: {err}", file=sys.stderr)
+            return 2
+        code = trainer.train()
+        clean = True
+    except Preempted as err:  # the stop flag is agreed on by all ranks
+        print(f"{PROG}: {err}; run the same command again to resume", file=sys.stderr)
+        code = PREEMPTED_EXIT
+        clean = True
+    except FloatingPointError as err:
+        print(f"{PROG}: error: {err}; the last good checkpoint is kept", file=sys.stderr)
+        code = 1
+    finally:
+        if trainer is not None:
+            trainer.close()
+        del trainer
+        gc.collect()
+        teardown(info, barrier_first=clean)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

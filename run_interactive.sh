@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Habitat Fetch rearrangement: DD-PPO + PALR, one seed (the seed's run_interactive.sh).
+#
+#   bash run_interactive.sh                       # seed 0, PALR, in the container if there is one
+#   SEED=2 NPROC=3 bash run_interactive.sh        # 3 GPUs (torchrun processes)
+#   CONFIG=palr_habitat/configs/ddppo_baseline_fetch.yaml bash run_interactive.sh
+#   SIF=none bash run_interactive.sh --set run.max_updates=10   # local .venv (via ./run.sh)
+#
+# With a container (apptainer or singularity found and SIF not "none") it runs the seed's command:
+#   <runtime> exec --nv --bind <project>:/workspace <SIF> bash -c "cd /workspace &&
+#     /opt/miniforge3/envs/palr_habitat/bin/torchrun --nproc_per_node=<NPROC>
+#     palr_habitat/src/palr_trainer.py --config <CONFIG> --seed <SEED> --outdir <OUTDIR>"
+# Without one, the same trainer runs from the local .venv through ./run.sh (torchrun --standalone);
+# there habitat-sim is absent, so the trainer uses its MuJoCo stand-in (it prints the backend).
+# Extra arguments go to palr_trainer.py (e.g. --set ppo.num_steps=64).
+#
+# Knobs (environment variables):
+#   SEED     run seed (default 0)                  NPROC   processes = GPUs (default 1)
+#   CONFIG   config file, relative to the project  (default palr_habitat/configs/ddppo_palr_fetch.yaml;
+#            TINY=1 selects palr_habitat/configs/ddppo_palr_fetch_tiny.yaml)
+#   TINY     auto (default: tiny config when running locally without nvidia-smi), 1 or 0
+#   AGENT    override the config's agent (index or name, e.g. 0 or PALR-NoScale)
+#   OUTDIR   run directory, relative to the project (default palr_habitat/results/palr_seed<SEED>)
+#   SIF      container image (default <project>/palr_container.sif; "none" = local .venv)
+#   CUDA_VISIBLE_DEVICES  passed through
+# A killed or preempted run resumes from <OUTDIR>/checkpoints when started again.
+set -euo pipefail
+
+PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SEED="${SEED:-0}"
+NPROC="${NPROC:-1}"
+TINY="${TINY:-auto}"
+AGENT="${AGENT:-}"
+SIF="${SIF:-$PROJ_DIR/palr_container.sif}"
+HABITAT_TORCHRUN="/opt/miniforge3/envs/palr_habitat/bin/torchrun"
+FULL_CONFIG="palr_habitat/configs/ddppo_palr_fetch.yaml"
+TINY_CONFIG="palr_habitat/configs/ddppo_palr_fetch_tiny.yaml"
+
+die() {
+    echo "run_interactive.sh: error: $*" >&2
+    exit 2
+}
+
+is_uint() {
+    [[ "$1" =~ ^[0-9]+$ ]]
+}
+
+is_uint "$SEED" || die "SEED must be a non-negative integer, got '$SEED'"
+if ! is_uint "$NPROC" || [ "$NPROC" -lt 1 ]; then
+    die "NPROC must be a positive integer, got '$NPROC'"
+fi
+case "$TINY" in
+    auto | 0 | 1) ;;
+    *) die "TINY must be auto, 0 or 1, got '$TINY'" ;;
+esac
+
+# --- container or local ---------------------------------------------------------------------
+RUNTIME=""
+if [ "$SIF" != "none" ]; then
+    if command -v apptainer >/dev/null 2>&1; then
+        RUNTIME="apptainer"
+    elif command -v singularity >/dev/null 2>&1; then
+        RUNTIME="singularity"
+    fi
+fi
+if [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then
+    die "container image '$SIF' not found; build it (apptainer build palr_container.sif palr_container.def) or run locally with SIF=none"
+fi
+
+if [ -z "${CONFIG:-}" ]; then
+    if [ "$TINY" = "1" ] || { [ "$TINY" = "auto" ] && [ -z "$RUNTIME" ] && ! command -v nvidia-smi >/dev/null 2>&1; }; then
+        CONFIG="$TINY_CONFIG"
+        echo "run_interactive.sh: local run without a GPU: using the tiny stand-in config $CONFIG (CONFIG=... or TINY=0 to change)" >&2
+    else
+        CONFIG="$FULL_CONFIG"
+    fi
+fi
+OUTDIR="${OUTDIR:-palr_habitat/results/palr_seed${SEED}}"
+
+# The container sees the project at /workspace: there, paths must lie inside the project.
+relative_to_project() {
+    local path="$1" name="$2"
+    case "$path" in
+        "$PROJ_DIR"/*) printf '%s\n' "${path#"$PROJ_DIR"/}" ;;
+        /*)
+            if [ -n "$RUNTIME" ]; then
+                die "$name '$path' is outside the project directory $PROJ_DIR, which is all the container sees; give a path inside it"
+            fi
+            printf '%s\n' "$path"
+            ;;
+        *) printf '%s\n' "$path" ;;
+    esac
+}
+CONFIG="$(relative_to_project "$CONFIG" CONFIG)"
+OUTDIR="$(relative_to_project "$OUTDIR" OUTDIR)"
+case "$CONFIG" in
+    /*) config_file="$CONFIG" ;;
+    *) config_file="$PROJ_DIR/$CONFIG" ;;
+esac
+[ -f "$config_file" ] || die "config '$CONFIG' not found (paths are relative to $PROJ_DIR)"
+
+TRAINER_ARGS=(--config "$CONFIG" --seed "$SEED" --outdir "$OUTDIR")
+if [ -n "$AGENT" ]; then
+    TRAINER_ARGS+=(--agent "$AGENT")
+fi
+TRAINER_ARGS+=("$@")
+
+cd "$PROJ_DIR"
+if [ -n "$RUNTIME" ]; then
+    echo "run_interactive.sh: $RUNTIME $SIF | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
+    # shellcheck disable=SC2016  # $1.. expand inside the container's bash, not here
+    exec "$RUNTIME" exec --nv \
+        --bind "$PROJ_DIR:/workspace" \
+        "$SIF" \
+        bash -c 'cd /workspace && exec "$0" --nproc_per_node="$1" palr_habitat/src/palr_trainer.py "${@:2}"' \
+        "$HABITAT_TORCHRUN" "$NPROC" "${TRAINER_ARGS[@]}"
+fi
+
+echo "run_interactive.sh: local .venv (./run.sh) | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
+exec "$PROJ_DIR/run.sh" torchrun --standalone --nproc_per_node="$NPROC" \
+    palr_habitat/src/palr_trainer.py "${TRAINER_ARGS[@]}"

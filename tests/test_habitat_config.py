@@ -1,0 +1,140 @@
+"""palr_habitat configs (validated YAML) and the 4-phase Fetch curriculum."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from palr_habitat.ddppo_config import CONFIG_DIR, ConfigError, PhaseConfig, load_config
+from palr_habitat.fetch_curriculum import EVENTS_FILE, FetchCurriculum
+from palr_habitat.palr_trainer import main
+
+SHIPPED = {
+    "ddppo_palr_fetch.yaml": "PALR-PPO",
+    "ddppo_baseline_fetch.yaml": "FixedLR",
+    "ddppo_palr_lr_only_fetch.yaml": "PALR-NoPerturb",
+    "ddppo_palr_perturb_only_fetch.yaml": "PALR-NoScale",
+    "ddppo_palr_fetch_tiny.yaml": "PALR-PPO",
+}
+
+
+@pytest.mark.parametrize("name, agent", sorted(SHIPPED.items()))
+def test_shipped_configs_load(name, agent):
+    cfg = load_config(CONFIG_DIR / name)
+    assert cfg.agent.name == agent
+    assert [p.name for p in cfg.curriculum.phases] == ["pick_apple", "pick_bowl", "open_fridge",
+                                                       "place_sink"]
+    if "tiny" not in name:  # the seed's settings come from rearrange_base.yaml
+        assert cfg.env.resolution == 128 and cfg.curriculum.steps_per_phase == 50_000_000
+        assert cfg.policy.base_width == 64 and cfg.policy.blocks == [2, 2, 2, 2]
+        assert cfg.total_steps == 200_000_000
+    else:
+        assert cfg.env.backend == "standin" and cfg.policy.base_width == 4
+        assert cfg.agent.interventions["perturb_threshold"] == 0.05  # merged from its base
+
+
+def _write(tmp_path: pathlib.Path, text: str, name: str = "c.yaml") -> pathlib.Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ppo:\n  num_stepz: 3\n", "c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo'"),
+    ("ppo:\n  num_steps: many\n", "ppo.num_steps: expected an integer, got 'many'"),
+    ("ppo:\n  num_steps: 2.5\n", "ppo.num_steps: expected an integer"),
+    ("ppo:\n  use_clipped_value_loss: 1\n", "ppo.use_clipped_value_loss: expected true/false"),
+    ("env: 3\n", "env: expected a mapping"),
+    ("bogus: {}\n", "bogus: unknown key; valid keys at the top level"),
+    ("curriculum:\n  phases:\n    - {name: a, standin: x}\n",
+     "curriculum.phases[0].standin: unknown key"),
+    ("policy:\n  blocks: [2, two]\n", "policy.blocks[1]: expected an integer"),
+    ("agent:\n  interventions: {bogus_knob: 1}\n", "agent.interventions.bogus_knob: unknown"),
+    ("agent:\n  interventions: {measure_freq: fast}\n", "agent.interventions.measure_freq"),
+    ("env:\n  backend: gpu\n", "env.backend: 'gpu' is not valid; valid: auto, habitat, standin"),
+    ("ppo:\n  gamma: 1.5\n", "ppo.gamma: must be in [0, 1]"),
+    ("ppo: [\n", "c.yaml: malformed YAML at line"),
+])
+def test_bad_configs_name_the_key_path(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_base_include_merges_and_reports_the_offending_file(tmp_path):
+    _write(tmp_path, "ppo:\n  num_steps: 64\n  lr: 1.0e-3\n", "base.yaml")
+    cfg = load_config(_write(tmp_path, "base: base.yaml\nppo:\n  lr: 5.0e-4\n"))
+    assert cfg.ppo.num_steps == 64 and cfg.ppo.lr == 5e-4 and cfg.ppo.ppo_epoch == 2
+    _write(tmp_path, "ppo:\n  nope: 1\n", "bad_base.yaml")
+    with pytest.raises(ConfigError, match=r"^bad_base.yaml: ppo.nope: unknown key"):
+        load_config(_write(tmp_path, "base: bad_base.yaml\n", "top.yaml"))
+    _write(tmp_path, "base: loop_b.yaml\n", "loop_a.yaml")
+    _write(tmp_path, "base: loop_a.yaml\n", "loop_b.yaml")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_config(tmp_path / "loop_a.yaml")
+
+
+def test_set_overrides_are_checked_like_the_file():
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    cfg = load_config(tiny, ["ppo.num_steps=16", "agent.interventions.perturb_threshold=0.0",
+                             "env.habitat_overrides=[a=1]"])
+    assert cfg.ppo.num_steps == 16 and cfg.agent.interventions["perturb_threshold"] == 0.0
+    assert cfg.agent.interventions["measure_freq"] == 2  # the rest of the mapping is kept
+    with pytest.raises(ConfigError, match=r"^--set ppo.num_stepz: unknown key"):
+        load_config(tiny, ["ppo.num_stepz=16"])
+    with pytest.raises(ConfigError, match="expects SECTION.KEY=VALUE"):
+        load_config(tiny, ["ppo.num_steps"])
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path, capsys):
+    bad = _write(tmp_path, "base: " + str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml") +
+                 "\nppo:\n  clip: 0.1\n")
+    outdir = tmp_path / "run"
+    cases = [
+        ["--config", str(bad), "--outdir", str(outdir)],
+        ["--config", str(tmp_path / "missing.yaml"), "--outdir", str(outdir)],
+        ["--config", str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"), "--outdir", str(outdir),
+         "--agent", "PALR-Magic"],
+        ["--config", str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"), "--outdir", str(outdir),
+         "--seed", "-1"],
+    ]
+    expected = ["ppo.clip: unknown key", "not found", "unknown agent 'PALR-Magic'; valid agents",
+                "expected an integer >= 0"]
+    for argv, text in zip(cases, expected):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and text in err, err
+        assert err.startswith("palr_trainer.py: error:")
+    assert not outdir.exists()
+
+
+def test_curriculum_switches_after_each_phase_budget(tmp_path):
+    phases = [PhaseConfig(name=n) for n in ("pick_apple", "pick_bowl", "open_fridge",
+                                            "place_sink")]
+    cur = FetchCurriculum(phases, steps_per_phase=100)
+    assert cur.total_steps == 400
+    assert [cur.phase_at(s) for s in (0, 99, 100, 299, 300, 10_000)] == [0, 0, 1, 2, 3, 3]
+    cur.start(0, 0.0)
+    assert cur.advance(64, 1, 1.0) is None
+    assert cur.advance(128, 2, 2.0) == 1 and cur.current.name == "pick_bowl"
+    assert cur.advance(150, 3, 3.0) is None
+    assert cur.advance(320, 4, 4.0) == 3  # one rollout crossed two budgets: both are logged
+    path = cur.write(tmp_path)
+    assert path.name == EVENTS_FILE
+    data = json.loads(path.read_text())
+    assert data["phases"] == [p.name for p in phases] and data["steps_per_phase"] == 100
+    events = [(e["kind"], e["phase"], e["name"], e["boundary_step"], e["env_step"], e["update"])
+              for e in data["events"]]
+    assert events == [("start", 0, "pick_apple", 0, 0, 0), ("switch", 1, "pick_bowl", 100, 128, 2),
+                      ("switch", 2, "open_fridge", 200, 320, 4),
+                      ("switch", 3, "place_sink", 300, 320, 4)]
+    resumed = FetchCurriculum(phases, steps_per_phase=100)
+    resumed.load_state_dict(cur.state_dict())
+    resumed.start(5, 5.0)  # a resumed run does not log a second start
+    assert resumed.phase == 3 and resumed.events == cur.events
+    with pytest.raises(ValueError, match="steps_per_phase"):
+        FetchCurriculum(phases, 50).load_state_dict(cur.state_dict())
