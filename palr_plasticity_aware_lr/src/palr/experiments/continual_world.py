@@ -34,8 +34,8 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
                                   non_negative_int, positive_int, resolve_agents, set_threads)
-from palr.experiments.sweep import RunJob, execute
-from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
+from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli
+from palr.experiments.trainer import RESULT_FILE
 from palr.paths import results_dir
 
 ALGO = "SAC"
@@ -300,13 +300,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             todo.append(job)
     try:
-        execute(todo, run_cw_job, parallel=args.jobs)
-    except Preempted as err:
-        print(f"{parser.prog}: {err}; run the same command again to resume", file=sys.stderr)
-        return PREEMPTED_EXIT
-    except RuntimeError as err:
-        print(f"{parser.prog}: {err}", file=sys.stderr)
-        return 1
+        execute_for_cli(parser.prog, todo, run_cw_job, parallel=args.jobs)
+    except SweepStopped as stop:
+        return stop.exit_status
     return 0
 
 

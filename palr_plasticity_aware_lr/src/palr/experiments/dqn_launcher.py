@@ -19,8 +19,7 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
                                   positive_int, resolve_agents, set_threads)
-from palr.experiments.sweep import RunJob, execute, finalize, run_dir_for
-from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
+from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, finalize, run_dir_for
 
 ALGO = "DQN"
 
@@ -156,13 +155,9 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     set_threads()
     try:
-        paths = execute(jobs, run_dqn_job, parallel=args.jobs)
-    except Preempted as err:
-        print(f"{parser.prog}: {err}; run the same command again to resume", file=sys.stderr)
-        return PREEMPTED_EXIT
-    except RuntimeError as err:
-        print(f"{parser.prog}: {err}", file=sys.stderr)
-        return 1
+        paths = execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
+    except SweepStopped as stop:
+        return stop.exit_status
     finalize(paths, outdir / f"{domain.name}_raw_results.json", outdir / "RESULTS_SUMMARY.txt",
              outdir / "plots")
     print(f"results: {outdir}", file=sys.stderr)

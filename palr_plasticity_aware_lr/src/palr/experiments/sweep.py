@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from palr.experiments.checkpoint import atomic_write_json
-from palr.experiments.trainer import RESULT_FILE, Preempted
+from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
 
 
 @dataclass
@@ -89,6 +89,28 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
     if failures:
         raise RuntimeError("some runs failed:\n  " + "\n  ".join(failures))
     return [str(pathlib.Path(job.run_dir) / RESULT_FILE) for job in jobs]
+
+
+class SweepStopped(Exception):
+    """The sweep did not complete; ``exit_status`` is what the launcher should exit with."""
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__(exit_status)
+        self.exit_status = exit_status
+
+
+def execute_for_cli(prog: str, jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any],
+                    parallel: int = 1) -> List[str]:
+    """:func:`execute` for a launcher: a preempted sweep or failed runs are reported in one line
+    and raise :class:`SweepStopped` with exit status 75 (preempted; rerun to resume) or 1."""
+    try:
+        return execute(jobs, run_one, parallel=parallel)
+    except Preempted as err:
+        print(f"{prog}: {err}; run the same command again to resume", file=sys.stderr)
+        raise SweepStopped(PREEMPTED_EXIT) from None
+    except RuntimeError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SweepStopped(1) from None
 
 
 def finalize(result_paths: Sequence[str], merged_path: pathlib.Path, summary_path: pathlib.Path,
