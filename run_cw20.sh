@@ -96,7 +96,8 @@ fi
 # run_python DIR ARGS...: run a project script with the container's or the venv's python
 run_python() {
     if [ -n "$CONTAINER" ]; then
-        local binds=(--bind "$PROJ_DIR:/workspace")
+        # the working tree over /workspace and over the image's installed copy (/opt/palr)
+        local binds=(--bind "$PROJ_DIR:/workspace" --bind "$PROJ_DIR:/opt/palr")
         case "$RESULTS_DIR" in
             "$PROJ_DIR"/*) ;;
             *) binds+=(--bind "$RESULTS_DIR:$RESULTS_DIR") ;;

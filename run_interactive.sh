@@ -110,7 +110,7 @@ if [ -n "$RUNTIME" ]; then
     echo "run_interactive.sh: $RUNTIME $SIF | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
     # shellcheck disable=SC2016  # $1.. expand inside the container's bash, not here
     exec "$RUNTIME" exec --nv \
-        --bind "$PROJ_DIR:/workspace" \
+        --bind "$PROJ_DIR:/workspace" --bind "$PROJ_DIR:/opt/palr" \
         "$SIF" \
         bash -c 'cd /workspace && exec "$0" --nproc_per_node="$1" palr_habitat/src/palr_trainer.py "${@:2}"' \
         "$HABITAT_TORCHRUN" "$NPROC" "${TRAINER_ARGS[@]}"

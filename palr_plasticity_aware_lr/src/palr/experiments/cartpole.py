@@ -19,7 +19,7 @@ from palr.paths import results_dir
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--phase_episodes", type=positive_int, default=60,
+    parser.add_argument("--phase_episodes", type=positive_int, default=100,
                         help="episodes per physics phase")
     parser.add_argument("--cycles", type=positive_int, default=1,
                         help="passes through the 4 phases")

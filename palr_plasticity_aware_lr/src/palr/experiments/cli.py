@@ -104,7 +104,8 @@ def add_common_run_args(parser: argparse.ArgumentParser) -> None:
                         help="first seed index (seeds run seed_offset .. seed_offset+seeds-1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--jobs", type=positive_int, default=1,
-                        help="runs in parallel (processes, one torch thread each)")
+                        help="runs in parallel (processes, one torch thread each; DQN "
+                             "launchers default to 2)")
     parser.add_argument("--checkpoint_every", type=positive_int, default=10,
                         help="episodes between checkpoints")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")

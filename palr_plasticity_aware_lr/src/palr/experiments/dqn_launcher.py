@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import pathlib
 import sys
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
                         help="env steps before DQN starts training")
     domain.add_arguments(parser)
     add_common_run_args(parser)
+    parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
     return parser
 
 
