@@ -81,14 +81,9 @@ check_list SEEDS "$SEEDS"
 check_list AGENTS "$AGENTS" 7
 
 # --- how to run python: container or local venv ---------------------------------------------
-CONTAINER=""
-if [ "$SIF" != "none" ]; then
-    if command -v apptainer >/dev/null 2>&1; then
-        CONTAINER="apptainer"
-    elif command -v singularity >/dev/null 2>&1; then
-        CONTAINER="singularity"
-    fi
-fi
+# shellcheck source=scripts/container_runtime.sh
+. "$(dirname "${BASH_SOURCE[0]}")/scripts/container_runtime.sh"
+CONTAINER="$(container_runtime "$SIF")"
 if [ -n "$CONTAINER" ] && [ ! -f "$SIF" ]; then
     die "$SIF not found; build it with: $CONTAINER build palr_container.sif palr_container.def (or SIF=none for the local .venv)"
 fi

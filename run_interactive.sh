@@ -55,14 +55,9 @@ case "$TINY" in
 esac
 
 # --- container or local ---------------------------------------------------------------------
-RUNTIME=""
-if [ "$SIF" != "none" ]; then
-    if command -v apptainer >/dev/null 2>&1; then
-        RUNTIME="apptainer"
-    elif command -v singularity >/dev/null 2>&1; then
-        RUNTIME="singularity"
-    fi
-fi
+# shellcheck source=scripts/container_runtime.sh
+. "$PROJ_DIR/scripts/container_runtime.sh"
+RUNTIME="$(container_runtime "$SIF")"
 if [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then
     die "container image '$SIF' not found; build it (apptainer build palr_container.sif palr_container.def) or run locally with SIF=none"
 fi

@@ -226,15 +226,11 @@ check_name JOB_NAME "$JOB_NAME"
 [[ "$LOG_DIR" =~ ^[^[:space:]%]+$ ]] || die "LOG_DIR may not contain spaces or %, got '$LOG_DIR'"
 
 # --- container or local .venv -----------------------------------------------------------------
-RUNTIME=""
-if [ "$SIF" != "none" ]; then
-    if command -v apptainer >/dev/null 2>&1; then
-        RUNTIME="apptainer"
-    elif command -v singularity >/dev/null 2>&1; then
-        RUNTIME="singularity"
-    else
-        info "no apptainer/singularity on PATH: tasks run without a container, in the local .venv (./run.sh)"
-    fi
+# shellcheck source=scripts/container_runtime.sh
+. "$PROJ_DIR/scripts/container_runtime.sh"
+RUNTIME="$(container_runtime "$SIF")"
+if [ "$SIF" != "none" ] && [ -z "$RUNTIME" ]; then
+    info "no apptainer/singularity on PATH: tasks run without a container, in the local .venv (./run.sh)"
 fi
 if [ -n "$RUNTIME" ]; then
     SIF="$(absolute "$SIF")"

@@ -159,15 +159,13 @@ def _rotate_offset(direction: int, dx: int, dy: int) -> Tuple[int, int]:
     return -dy, dx
 
 
+#: facing whose rotation undoes a facing's rotation (a quarter turn left undoes one right)
+_INVERSE_FACING = {UP: UP, DOWN: DOWN, LEFT: RIGHT, RIGHT: LEFT}
+
+
 def _unrotate_offset(direction: int, xr: int, yr: int) -> Tuple[int, int]:
     """Egocentric offset -> world offset (inverse of :func:`_rotate_offset`)."""
-    if direction == UP:
-        return xr, yr
-    if direction == DOWN:
-        return -xr, -yr
-    if direction == LEFT:
-        return -yr, xr
-    return yr, -xr
+    return _rotate_offset(_INVERSE_FACING[direction], xr, yr)
 
 
 def move_vector(facing: int, relative: int) -> Tuple[int, int]:
