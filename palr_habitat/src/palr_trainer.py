@@ -44,7 +44,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from palr.agent_table import resolve_agent
 from palr.experiments.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
-from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, set_threads
+from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, configure_torch
 from palr.experiments.records import RunRecorder
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack
@@ -528,7 +528,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         outdir = check_writable_dir(pathlib.Path(args.outdir))
     except ValueError as err:  # ConfigError, UsageError, unknown agent, missing simulator
         fail(PROG, str(err))
-    set_threads(cfg.run.torch_threads)
+    configure_torch(cfg.run.torch_threads)
     try:
         info = init_distributed(cfg.run.device, cfg.ddppo.backend, cfg.ddppo.timeout_s)
     except ValueError as err:

@@ -33,7 +33,7 @@ import numpy as np
 from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
-                                  non_negative_int, positive_int, resolve_agents, set_threads)
+                                  non_negative_int, positive_int, resolve_agents, configure_torch)
 from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli
 from palr.experiments.trainer import RESULT_FILE
 from palr.paths import results_dir
@@ -223,7 +223,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
     from palr.interventions import build_stack
 
-    set_threads()
+    configure_torch()
     opts = job.options
     reference = opts.get("reference_task")
     if reference is not None:
@@ -292,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_writable_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
-    set_threads()
+    configure_torch()
     todo = []
     for job in jobs:
         if checkpoint_json(job).exists():

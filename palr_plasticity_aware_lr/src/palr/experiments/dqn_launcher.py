@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
-                                  positive_int, resolve_agents, set_threads)
+                                  positive_int, resolve_agents, configure_torch)
 from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, finalize, run_dir_for
 
 ALGO = "DQN"
@@ -123,7 +123,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
     from palr.interventions import build_stack
 
-    set_threads()
+    configure_torch()
     domain = get_domain(job.domain)
     opts = job.options
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
@@ -155,7 +155,7 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         outdir = check_writable_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
-    set_threads()
+    configure_torch()
     try:
         paths = execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
     except SweepStopped as stop:

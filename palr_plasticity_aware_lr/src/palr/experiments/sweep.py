@@ -48,8 +48,8 @@ def is_finished(run_dir: pathlib.Path) -> bool:
 
 
 def _worker_init() -> None:
-    from palr.experiments.cli import set_threads
-    set_threads()
+    from palr.experiments.cli import configure_torch
+    configure_torch()
 
 
 def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int = 1,
