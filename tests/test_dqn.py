@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from palr.agent_table import AGENTS
-from palr.agents.dqn import DQNAgent, DQNConfig, NumpyGreedy, linear_epsilon
+from palr.agents.dqn import (DQNAgent, DQNConfig, FlatGradients, NumpyGreedy, build_q_network,
+                             linear_epsilon)
 from palr.envs.continual_cartpole import ContinualCartPoleEnv
 from palr.interventions import Intervention, InterventionStack, build_stack
 
@@ -99,6 +100,26 @@ def test_numpy_greedy_tracks_in_place_and_replaced_parameters():
                                                         torch.nn.Linear(4, 2)))
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_flat_gradients_equal_autograd_and_clip_grad_norm(scale):
+    torch.manual_seed(0)
+    net, ref = build_q_network(4, 2, (16, 16)), build_q_network(4, 2, (16, 16))
+    ref.load_state_dict(net.state_dict())
+    flat = FlatGradients(list(net.parameters()))
+    x = torch.randn(32, 4)
+    for _ in range(2):  # the second round checks the buffer is zeroed, not accumulated
+        flat.prepare()
+        (net(x).square().sum() * scale).backward()
+        ref.zero_grad(set_to_none=True)
+        (ref(x).square().sum() * scale).backward()
+        norm = flat.clip(10.0)
+        ref_norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 10.0)
+        assert float(norm) == pytest.approx(float(ref_norm), rel=1e-5)
+        for a, b in zip(net.parameters(), ref.parameters()):
+            torch.testing.assert_close(a.grad, b.grad)
+    assert all(p.grad is v for p, v in zip(net.parameters(), flat.views))
+
+
 @pytest.mark.parametrize("double", [False, True])
 def test_td_loss_matches_the_definition(double):
     agent = filled_agent(double_dqn=double, gamma=0.9, target_update_every=10**6)
@@ -126,6 +147,17 @@ def test_update_lowers_td_loss_on_a_fixed_batch():
         losses.append(agent.td_loss(batch)[0].item())
     assert losses[1] < losses[0]
     assert losses[-1] < 0.9 * losses[0]
+
+
+def test_gradients_are_clipped_to_max_grad_norm():
+    for max_norm in (1e-3, None):
+        agent = filled_agent(max_grad_norm=max_norm)
+        agent.update()
+        norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in agent.q.parameters()])))
+        if max_norm is None:
+            assert norm > 1e-2
+        else:
+            assert norm == pytest.approx(max_norm, rel=1e-3)
 
 
 def test_target_network_copied_every_n_updates_only():
@@ -313,6 +345,12 @@ def test_every_agent_of_the_table_runs_on_dqn(spec):
 def test_bad_config_raises_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DQNConfig(**kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_names_the_fix():
+    with pytest.raises(ValueError, match="use device='cpu'"):
+        DQNConfig(device="cuda")
 
 
 @pytest.mark.slow

@@ -2,22 +2,25 @@
 
 Uniform experience replay, a target network copied from the online network every
 ``target_update_every`` gradient updates (a hard update, as in the paper), a linearly annealed
-epsilon-greedy behaviour policy, the Huber loss (the paper's error clipping) and Adam. Double DQN
-(van Hasselt et al. 2016) is an option and OFF by default. Layout and defaults follow CleanRL's
-``dqn.py``, with a 128-128 ReLU MLP built from ``nn.Linear``/``nn.ReLU`` modules so activation
-probes attach to it.
+epsilon-greedy behaviour policy, the Huber loss (the paper's error clipping), Adam and global
+gradient-norm clipping at 10 (Stable-Baselines3's DQN default). Double DQN (van Hasselt et al.
+2016) is an option and OFF by default. Layout follows CleanRL's ``dqn.py``; the Q-network is a
+128-128 MLP built from ``nn.Linear``/``nn.ReLU`` modules so activation probes attach to it.
 
 Plasticity interventions are composed, never subclassed: the agent calls its
 :class:`~palr.interventions.base.InterventionStack` at every seam (optimizer created, loss penalty,
 before/after the optimizer step, after every update, episode end, task switch, checkpointing).
 
-Per environment step the agent does a NumPy epsilon draw, then (only when acting greedily) one
-forward pass on a pre-allocated observation tensor; the transition goes into a NumPy ring buffer.
-Nothing is synchronised or converted to a Python float except every ``log_every`` updates and the
-finiteness check of the loss once per update.
+Speed (``benchmarks/bench_dqn.py``): per environment step the agent does a NumPy epsilon draw and,
+only when acting greedily, a NumPy forward pass on views of the CPU weights (no tensor allocation);
+the transition goes into the NumPy ring buffer. Per update: fused Adam, gradients accumulated in
+one flat buffer (zeroing and clipping are one op each), and a single host read of the loss for the
+finiteness check. Nothing else is synchronised or converted to a Python float, except every
+``log_every`` updates.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -34,7 +37,12 @@ from palr.optim import layerwise_param_groups
 
 @dataclass
 class DQNConfig:
-    """DQN hyper-parameters (CleanRL-like defaults for CartPole; train every step).
+    """DQN hyper-parameters: defaults for (Continual) CartPole, train every step.
+
+    CleanRL's CartPole values except where a short phase needs faster learning (chosen on
+    ``docs/cartpole_phases.md``'s runs): learning rate 5e-4 (CleanRL 2.5e-4), target copy every
+    100 updates (500), epsilon decay over 5k steps (half of 500k), batch 128, buffer 50k; clipping
+    keeps the faster target updates from diverging.
 
     Attributes:
         hidden_sizes: widths of the hidden ReLU layers of the Q-network.
@@ -51,7 +59,10 @@ class DQNConfig:
         exploration_steps: environment steps of the linear epsilon decay.
         double_dqn: Double DQN targets (online argmax, target value); off by default.
         huber_delta: threshold of the Huber loss (``smooth_l1`` with ``beta = delta``).
-        max_grad_norm: clip the global gradient norm to this value; ``None`` = no clipping.
+        max_grad_norm: clip the global gradient norm to this value (Stable-Baselines3's DQN
+            default, 10); ``None`` = no clipping. Without it, in our continual CartPole runs,
+            the Q-values drifted far above the 1/(1-gamma) = 100 bound within ~100k updates
+            and the agent collapsed (docs/cartpole_phases.md).
         fused_adam: use torch's fused Adam kernel where this torch build has one (same update
             rule, 2-3x faster step on CPU with per-layer param groups); falls back to the default.
         log_every: gradient updates between returned log dicts.
@@ -74,7 +85,7 @@ class DQNConfig:
     exploration_steps: int = 5_000
     double_dqn: bool = False
     huber_delta: float = 1.0
-    max_grad_norm: Optional[float] = None
+    max_grad_norm: Optional[float] = 10.0
     fused_adam: bool = True
     log_every: int = 100
     seed: int = 0
@@ -110,10 +121,13 @@ class DQNConfig:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size "
                              f"({self.buffer_size})")
         try:
-            torch.device(self.device)
+            device = torch.device(self.device)
         except RuntimeError as exc:
             raise ValueError(f"device {self.device!r} is not a torch device (e.g. 'cpu', "
                              f"'cuda', 'cuda:0'): {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for but CUDA is not available; "
+                             "use device='cpu'")
 
 
 def build_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int]) -> nn.Sequential:
@@ -136,6 +150,41 @@ def make_adam(module: nn.Module, lr: float, eps: float, fused: bool) -> torch.op
         except (RuntimeError, TypeError, ValueError):
             pass
     return torch.optim.Adam(layerwise_param_groups(module), lr=lr, eps=eps)
+
+
+class FlatGradients:
+    """Gradients of a set of parameters kept as views into one flat buffer.
+
+    ``prepare()`` zeroes the buffer and points every parameter's ``.grad`` at its view, so the
+    next ``backward()`` accumulates into the buffer (autograd adds in place into an existing
+    ``.grad``); ``clip(max_norm)`` then costs one norm and one multiply, with no host sync, and is
+    exactly ``torch.nn.utils.clip_grad_norm_`` (same coefficient, ``max_norm / (norm + 1e-6)``
+    clamped to 1).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("FlatGradients needs at least one parameter")
+        total = sum(p.numel() for p in self.params)
+        first = self.params[0]
+        self.buffer = torch.zeros(total, dtype=first.dtype, device=first.device)
+        self.views = []
+        offset = 0
+        for p in self.params:
+            self.views.append(self.buffer[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    def prepare(self) -> None:
+        self.buffer.zero_()
+        for p, view in zip(self.params, self.views):
+            p.grad = view
+
+    def clip(self, max_norm: float) -> torch.Tensor:
+        """Scale the gradients to global L2 norm <= ``max_norm``; returns the norm before."""
+        total = torch.linalg.vector_norm(self.buffer)
+        self.buffer.mul_((max_norm / (total + 1e-6)).clamp_(max=1.0))
+        return total
 
 
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
@@ -235,11 +284,10 @@ class DQNAgent:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.q = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
-        self.target = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
-        self.target.load_state_dict(self.q.state_dict())
+        self.target = copy.deepcopy(self.q)
         self.target.requires_grad_(False)
         self.optimizer = make_adam(self.q, cfg.learning_rate, cfg.adam_eps, cfg.fused_adam)
-        self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self._grads = FlatGradients(self._optimized_params())
 
         self.replay = ReplayBuffer(cfg.buffer_size, (self.obs_dim,), (), np.float32, np.int64,
                                    seed=cfg.seed)
@@ -298,7 +346,7 @@ class DQNAgent:
         self.env_steps += 1
         cfg = self.config
         if self.env_steps >= cfg.learning_starts and self.env_steps % cfg.train_frequency == 0 \
-                and len(self.replay) >= cfg.batch_size:
+                and self.replay.size >= cfg.batch_size:
             return self.update()
         return None
 
@@ -311,8 +359,10 @@ class DQNAgent:
                 next_actions = self.q(batch["next_obs"]).argmax(dim=1, keepdim=True)
                 next_value = next_target.gather(1, next_actions).squeeze(1)
             else:
-                next_value = next_target.max(dim=1).values
-            td_target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminated"]) * next_value
+                next_value = next_target.amax(dim=1)
+            # r + gamma * (1 - terminated) * V(s')
+            td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
+                                      value=cfg.gamma)
         q_pred = self.q(batch["obs"]).gather(1, batch["actions"].unsqueeze(1)).squeeze(1)
         return F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta), q_pred
 
@@ -336,11 +386,12 @@ class DQNAgent:
             raise FloatingPointError(
                 f"DQN loss is {loss_value} at update {step} (env step {self.env_steps}); "
                 "lower the learning rate or check the intervention penalties / rewards")
-        for p in self._params:  # optimizer.zero_grad(set_to_none=True), minus its overhead
-            p.grad = None
+        if len(self._grads.params) != sum(len(g["params"]) for g in self.optimizer.param_groups):
+            self._grads = FlatGradients(self._optimized_params())  # parameters were added
+        self._grads.prepare()  # = optimizer.zero_grad(), into one flat buffer
         loss.backward()
         if cfg.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+            self._grads.clip(cfg.max_grad_norm)
         self.stack.before_step(self.NET)
         self.optimizer.step()
         self.stack.after_step(self.NET)
@@ -355,6 +406,9 @@ class DQNAgent:
             log.update(self.stack.log)
             return log
         return None
+
+    def _optimized_params(self) -> list:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     @torch.no_grad()
     def sync_target(self) -> None:
@@ -411,4 +465,5 @@ class DQNAgent:
             self.replay.load_state_dict(state["replay"])
 
 
-__all__ = ["DQNConfig", "DQNAgent", "NumpyGreedy", "build_q_network", "linear_epsilon", "make_adam"]
+__all__ = ["DQNConfig", "DQNAgent", "FlatGradients", "NumpyGreedy", "build_q_network",
+           "linear_epsilon", "make_adam"]

@@ -1,0 +1,113 @@
+"""Every speed benchmark of the project in one process, with a table of figures and ratios.
+
+Each row is measured against a reference taken in the same run (interleaved inside each
+benchmark), so the ratios survive a busy machine better than the absolute figures:
+
+- DQN env steps/s (train every step) vs a CleanRL-style DQN written inside bench_dqn.py, and
+  PALR-DQN at the default measure_freq vs our plain DQN (overhead target <= 2%);
+- SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
+- one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
+- the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
+- the Habitat stand-in environment's steps/s (MuJoCo offscreen RGB-D rendering) at 32x32 and
+  128x128.
+
+    python benchmarks/run_all.py [--seconds 20]       # about 6 x --seconds in all
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+import bench_dqn
+import bench_jbw
+import bench_palr
+import bench_sac
+from palr.experiments.cli import configure_torch
+
+Row = Tuple[str, str, str]
+
+
+def habitat_standin_steps_per_s(resolution: int, seconds: float) -> float:
+    """Random-action steps/s of the Habitat stand-in (one env, RGB-D at ``resolution``)."""
+    from palr_habitat.ddppo_config import EnvConfig, default_phases
+    from palr_habitat.fetch_standin_env import StandInFetchEnv
+
+    env = StandInFetchEnv(default_phases(), EnvConfig(backend="standin", resolution=resolution,
+                                                      num_envs=1, max_episode_steps=200), seed=0)
+    rng = np.random.default_rng(0)
+    env.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, *_ = env.step(rng.uniform(-1, 1, env.action_dim))
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def _palr_stack(algo: str):
+    from palr.agent_table import resolve_agent
+    from palr.interventions import build_stack
+    return lambda: build_stack(resolve_agent("PALR", algo))
+
+
+def collect(seconds: float) -> List[Row]:
+    rows: List[Row] = []
+    dqn = bench_dqn.run(seconds, stacks={"palr": _palr_stack("DQN")})
+    rows += [("DQN env steps/s (CleanRL-style ref)", f"{dqn['cleanrl_steps_per_s']:.0f}", "1.00"),
+             ("DQN env steps/s (ours)", f"{dqn['dqn_steps_per_s']:.0f}",
+              f"{dqn['dqn_vs_cleanrl']:.2f}x ref (target >= 1.2)"),
+             ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
+              f"{dqn['palr_steps_per_s'] / dqn['dqn_steps_per_s']:.3f}x DQN (target >= 0.98)")]
+    sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
+    for key, row in sac.items():
+        b = key[1:]
+        target = "1.2" if b == "128" else "1.0"
+        rows += [(f"SAC updates/s batch {b} (CleanRL-style ref)", f"{row['ref_updates_per_s']:.1f}", "1.00"),
+                 (f"SAC updates/s batch {b} (ours)", f"{row['sac_updates_per_s']:.1f}",
+                  f"{row['sac_vs_ref']:.2f}x ref (target >= {target})"),
+                 (f"PALR-SAC updates/s batch {b}", f"{row['palr_updates_per_s']:.1f}",
+                  f"{row['palr_vs_sac']:.3f}x SAC ({int(row['palr_updates'])} updates timed)")]
+    palr = bench_palr.run(seconds)
+    rows += [("PALR measurement, 4x256 MLP, N=1024 (ms)", f"{palr['measure_mlp'] * 1e3:.1f}",
+              f"{palr['measure_mlp'] / palr['update128']:.1f} SAC updates at batch 128"),
+             ("PALR measurement, actor + twin critics (ms)", f"{palr['measure'] * 1e3:.1f}",
+              f"{100 * palr['measure'] / (1000 * palr['update128']):.2f}% of 1000 updates (b128)")]
+    jbw = bench_jbw.run(seconds / 4)
+    rows += [("JBW built-in sim steps/s (jbw-v1)", f"{jbw['sim_jbw_v1_steps_per_s']:.0f}",
+              f"{jbw['sim_vs_target']:.2f}x target 5,000"),
+             ("JBW env steps/s (flat obs)", f"{jbw['env_builtin_steps_per_s']:.0f}",
+              f"{jbw['env_vs_cartpole']:.3f}x CartPole-v1 env")]
+    for resolution in (32, 128):
+        rate = habitat_standin_steps_per_s(resolution, seconds / 4)
+        rows.append((f"Habitat stand-in env steps/s ({resolution}x{resolution} RGB-D)",
+                     f"{rate:.0f}", "rendering-bound"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="measuring time per benchmark (SAC gets twice)")
+    args = parser.parse_args()
+    if not args.seconds > 0:
+        parser.error("--seconds must be positive")
+    configure_torch()  # one thread, subnormals flushed: as every launcher runs
+    rows = collect(args.seconds)
+    print(f"PALR benchmarks: torch {torch.__version__}, 1 thread, Python "
+          f"{platform.python_version()}, {platform.machine()}, --seconds {args.seconds:g}")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'benchmark':<{width}}  {'figure':>9}  ratio")
+    for name, figure, ratio in rows:
+        print(f"{name:<{width}}  {figure:>9}  {ratio}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
