@@ -325,6 +325,16 @@ class WorldConfig:
                              f"{', '.join(self.item_names)}") from None
 
 
+def _preset_config(items: List[ItemSpec], overrides: Dict[str, Any]) -> WorldConfig:
+    """The world settings both presets share (the jbw package's ``make_v0/v1_config``)."""
+    kwargs: Dict[str, Any] = dict(items=items, patch_size=32, vision_range=5,
+                                  agent_color=(0.0, 0.0, 1.0), decay_param=0.4,
+                                  diffusion_param=0.14, deleted_item_lifetime=2000,
+                                  mcmc_iterations=4000)
+    kwargs.update(overrides)
+    return WorldConfig(**kwargs)
+
+
 def jbw_v0_config(**overrides: Any) -> WorldConfig:
     """``jbw.environments.make_config()`` (gym id ``JBW-v0``; the paper's rebuttal setting)."""
     items = [
@@ -346,12 +356,7 @@ def jbw_v0_config(**overrides: Any) -> WorldConfig:
                  blocks_movement=True, intensity_fn="constant", intensity_args=(0.0,),
                  interactions={"wall": ("cross", 10.0, 15.0, 20.0, -200.0, -20.0, 1.0)}),
     ]
-    kwargs: Dict[str, Any] = dict(items=items, patch_size=32, vision_range=5,
-                                  agent_color=(0.0, 0.0, 1.0), decay_param=0.4,
-                                  diffusion_param=0.14, deleted_item_lifetime=2000,
-                                  mcmc_iterations=4000)
-    kwargs.update(overrides)
-    return WorldConfig(**kwargs)
+    return _preset_config(items, overrides)
 
 
 def jbw_v1_config(**overrides: Any) -> WorldConfig:
@@ -380,12 +385,7 @@ def jbw_v1_config(**overrides: Any) -> WorldConfig:
                  interactions={"tree": ("piecewise_box", 4.0, 200.0, 2.0, 0.0),
                                "truffle": ("piecewise_box", 30.0, 1000.0, -0.3, -1.0)}),
     ]
-    kwargs: Dict[str, Any] = dict(items=items, patch_size=32, vision_range=5,
-                                  agent_color=(0.0, 0.0, 1.0), decay_param=0.4,
-                                  diffusion_param=0.14, deleted_item_lifetime=2000,
-                                  mcmc_iterations=4000)
-    kwargs.update(overrides)
-    return WorldConfig(**kwargs)
+    return _preset_config(items, overrides)
 
 
 #: Named world presets.
