@@ -53,7 +53,7 @@ class RunRecorder:
         self.plasticity["update"].append(int(update))
         self.plasticity["env_step"].append(int(env_step))
         layers = self.plasticity["layers"]
-        for layer in set(layers) | set(values):
+        for layer in sorted(set(layers) | set(values)):  # new layers in name order
             series = layers.setdefault(layer, {m: [None] * n for m in PLASTICITY_METRICS})
             for metric in PLASTICITY_METRICS:
                 series[metric].append(values.get(layer, {}).get(metric))
