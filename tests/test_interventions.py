@@ -96,9 +96,9 @@ def test_palr_no_scale_never_changes_lrs_and_no_perturb_never_reinits():
 
 def test_l2reg_penalty_value():
     learner = TinyLearner(build_stack(resolve_agent("L2Reg", "DQN"), {"l2_coef": 0.1}))
-    expected = 0.1 * sum((p ** 2).sum() for n, p in learner.net.named_parameters()
+    expected = 0.1 * sum((p.detach() ** 2).sum() for n, p in learner.net.named_parameters()
                          if n.endswith("weight"))
-    assert float(learner.stack.loss_penalty("q")) == pytest.approx(float(expected), rel=1e-5)
+    assert float(learner.stack.loss_penalty("q").detach()) == pytest.approx(float(expected), rel=1e-5)
     assert learner.stack.loss_penalty("actor") is None
 
 
