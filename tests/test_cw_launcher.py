@@ -140,3 +140,17 @@ def test_shell_scripts_are_shellcheck_clean():
     scripts += sorted(str(p) for p in ROOT.glob("scripts/*.sh"))
     proc = subprocess.run([shellcheck, "-x", *scripts], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_run_finished_before_a_crash_is_still_published(tmp_path):
+    from palr.experiments.continual_world import build_parser, checkpoint_json, make_jobs, publish_finished
+    (job,) = make_jobs(build_parser().parse_args(
+        ["--cw10", "--num_tasks", "2", "--agent_idx", "4", "--outdir", str(tmp_path)]))
+    run_dir = pathlib.Path(job.run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "result.json").write_text(json.dumps({"status": "running"}))
+    publish_finished([job])
+    assert not checkpoint_json(job).exists()          # unfinished runs are not published
+    (run_dir / "result.json").write_text(json.dumps({"status": "finished"}))
+    publish_finished([job])
+    assert json.loads(checkpoint_json(job).read_text())["status"] == "finished"

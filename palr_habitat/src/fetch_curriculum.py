@@ -21,7 +21,7 @@ import datetime
 import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
-from palr.experiments.checkpoint import atomic_write_json
+from palr.experiments.files import atomic_write_json
 
 from palr_habitat.ddppo_config import PhaseConfig
 

@@ -43,7 +43,8 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from palr.agent_table import resolve_agent
-from palr.experiments.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
+from palr.experiments.files import atomic_write_json
 from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, configure_torch
 from palr.experiments.records import RunRecorder
 from palr.experiments.trainer import PREEMPTED_EXIT

@@ -16,9 +16,10 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from palr.experiments.files import PathLike, atomic_write_bytes, atomic_write_json
+from palr.experiments.files import PathLike, atomic_write_bytes
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write_json"]
+__all__ = ["save_checkpoint", "load_checkpoint"]
+
 
 def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
     """Save ``state`` atomically, keeping the previous checkpoint as ``<path>.prev``."""

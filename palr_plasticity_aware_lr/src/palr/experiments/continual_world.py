@@ -34,7 +34,7 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
                                   non_negative_int, positive_int, resolve_agents, configure_torch)
-from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli
+from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, is_finished
 from palr.experiments.trainer import RESULT_FILE
 from palr.paths import results_dir
 
@@ -278,9 +278,16 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
     trainer = EpisodicTrainer(env, learner, recorder, settings,
                               score_fn=lambda ret, info: float(info.get("episode_success", 0.0)),
                               episode_hook=evaluate)
-    result = trainer.run()
-    shutil.copyfile(pathlib.Path(job.run_dir) / RESULT_FILE, checkpoint_json(job))
-    return result
+    return trainer.run()
+
+
+def publish_finished(jobs: Sequence[RunJob]) -> None:
+    """Copy each finished run's result to its ``cw_checkpoint<suffix>.json`` (also a run that
+    finished in an earlier invocation killed before publishing: the sweep skips it as finished)."""
+    for job in jobs:
+        result = pathlib.Path(job.run_dir) / RESULT_FILE
+        if is_finished(pathlib.Path(job.run_dir)) and not checkpoint_json(job).exists():
+            shutil.copyfile(result, checkpoint_json(job))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -303,7 +310,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         execute_for_cli(parser.prog, todo, run_cw_job, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
+    finally:
+        publish_finished(todo)
     return 0
 
 
-__all__ = ["SACContinualLearner", "build_parser", "make_jobs", "run_cw_job", "main"]
+__all__ = ["SACContinualLearner", "build_parser", "make_jobs", "run_cw_job", "publish_finished",
+           "main"]

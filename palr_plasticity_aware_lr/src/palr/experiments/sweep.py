@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from palr.experiments.checkpoint import atomic_write_json
+from palr.experiments.files import atomic_write_json
 from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
 
 
@@ -59,10 +59,12 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
     ``run_one`` must be a module-level function (it is sent to worker processes). Failures are
     collected and re-raised together after the other jobs finished.
     """
-    todo = [job for job in jobs if not is_finished(pathlib.Path(job.run_dir))]
+    todo: List[RunJob] = []
     for job in jobs:
-        if job not in todo:
+        if is_finished(pathlib.Path(job.run_dir)):
             log(f"[sweep] {job.label}: finished earlier, skipped")
+        else:
+            todo.append(job)
     failures: List[str] = []
     if parallel <= 1 or len(todo) <= 1:
         for job in todo:

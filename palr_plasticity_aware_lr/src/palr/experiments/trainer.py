@@ -22,7 +22,8 @@ from typing import Any, Callable, Dict, Optional, Protocol
 
 import numpy as np
 
-from palr.experiments.checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
+from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
+from palr.experiments.files import atomic_write_json
 from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
 
