@@ -68,15 +68,16 @@ def resolve_agents(refs: Sequence[str], algo: str) -> List[AgentSpec]:
     return specs
 
 
-def check_writable_dir(path: pathlib.Path) -> pathlib.Path:
-    """Create ``path`` if needed and check a file can be written there."""
+def check_writable_dir(path: pathlib.Path, flag: str = "--outdir") -> pathlib.Path:
+    """Create ``path`` if needed and check a file can be written there (``flag`` names the
+    option the user should change in the error)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=str(path), prefix=".write-test"):
             pass
     except OSError as err:
         raise UsageError(f"output directory {str(path)!r} is not writable ({err.strerror}); "
-                         "pass a writable --outdir") from None
+                         f"pass a writable {flag}") from None
     return path
 
 

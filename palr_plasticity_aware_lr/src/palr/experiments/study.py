@@ -1,0 +1,249 @@
+"""The evidence study: PALR against its baselines, rerun with one command (issue 5).
+
+Two parts, each a sweep through the project's own launchers, then published:
+
+- ``cartpole``: continual CartPole (4 silent physics phases, default phase length), ALL eight
+  agents of the table x 10 seeds, DQN;
+- ``cw``: a reduced Continual World: CW10 (the seed's MT10 order) with 25 episodes of 200 steps
+  per task, SAC-FixedLR (0) and PALR-SAC (4), 3 seeds. Continual World's protocol is 1M steps
+  per task (Wolczyk et al. 2021); this budget (5k) is ~200x smaller, so success rates are low
+  and the part mainly shows the plasticity measurements.
+
+Usage (about 1.5-2 h on 2 cores, ``--jobs 2``)::
+
+    ./run.sh python -m palr.experiments.study                 # both parts
+    ./run.sh python -m palr.experiments.study --part cartpole
+
+Raw runs (checkpoints, TensorBoard, per-run JSON) go to ``--workdir`` (default
+``results/study``, not tracked); a killed study resumes from its checkpoints when rerun.
+Published under ``--publish_dir/<part>/`` (default ``docs/results``): ``RESULTS_SUMMARY.txt``,
+the merged sweep JSON, ``plots/*.png`` and ``MANIFEST.json`` (exact command, launcher argv,
+commit, machine, package versions, wall time).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import pathlib
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from palr.experiments.cli import OneLineParser, UsageError, check_writable_dir, fail, positive_int
+from palr.experiments.files import atomic_write_json
+from palr.paths import tree_root
+
+REPO_ROOT = tree_root().parent
+VERSIONED_PACKAGES = ("torch", "numpy", "gymnasium", "metaworld", "mujoco", "scipy", "matplotlib")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPart:
+    """One sweep of the study.
+
+    Attributes:
+        name: part name (``--part``) and publish sub-folder.
+        launcher_args: arguments of the domain launcher (``--outdir`` and ``--jobs`` are added).
+        merged_name: file name of the merged sweep JSON the part produces.
+    """
+
+    name: str
+    launcher_args: Sequence[str]
+    merged_name: str
+
+
+PRESETS: Dict[str, Dict[str, StudyPart]] = {
+    "full": {
+        "cartpole": StudyPart("cartpole", ["--agents", *map(str, range(8)), "--seeds", "10"],
+                              "cartpole_raw_results.json"),
+        "cw": StudyPart("cw", ["--cw10", "--episodes_per_task", "25", "--agents", "0", "4",
+                               "--seeds", "3", "--start_steps", "2000", "--eval_episodes", "5"],
+                        "cw10_raw_results.json"),
+    },
+    # Seconds-long version of the same pipeline, for the test suite.
+    "smoke": {
+        "cartpole": StudyPart("cartpole", ["--agents", "0", "4", "--seeds", "1",
+                                           "--phase_episodes", "2", "--learning_starts", "20"],
+                              "cartpole_raw_results.json"),
+        "cw": StudyPart("cw", ["--cw10", "--num_tasks", "2", "--episodes_per_task", "1",
+                               "--max_episode_steps", "20", "--agents", "0", "4", "--seeds", "1",
+                               "--start_steps", "10", "--update_after", "10", "--update_every",
+                               "10", "--eval_episodes", "1", "--batch_size", "16"],
+                        "cw10_raw_results.json"),
+    },
+}
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def git_commit(repo: pathlib.Path = REPO_ROOT) -> Dict[str, Any]:
+    """HEAD commit of the checkout and whether tracked files differ from it."""
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                                 timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip()
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> Optional[float]:
+    try:
+        for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def machine_description() -> Dict[str, Any]:
+    """Hardware and software the study ran on (what a reader needs to compare timings)."""
+    from importlib import metadata
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    import torch
+    return {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "memory_gib": _memory_gib(), "python": platform.python_version(),
+            "torch_threads_per_run": 1, "cuda": torch.cuda.is_available(), "packages": versions}
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _cartpole_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
+    from palr.experiments.cartpole import main as cartpole_main
+    argv = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
+    _check_status("run_experiments.py", cartpole_main(argv))
+    return [["run_experiments.py", *argv]]
+
+
+def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
+    from palr.experiments.continual_world import main as cw_main
+    from palr.experiments.cw_merge import merge_main, plot_main
+    train = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
+    _check_status("run_cw_experiments.py", cw_main(train))
+    merge = ["--suffix", "cw10", "--results_dir", str(run_dir)]
+    _check_status("merge_cw_checkpoints.py", merge_main(merge))
+    plot = [*merge, "--plots_dir", str(run_dir / "plots")]
+    _check_status("plot_cw_results.py", plot_main(plot))
+    return [["run_cw_experiments.py", *train], ["merge_cw_checkpoints.py", *merge],
+            ["plot_cw_results.py", *plot]]
+
+
+RUNNERS: Dict[str, Callable[[StudyPart, pathlib.Path, int], List[List[str]]]] = {
+    "cartpole": _cartpole_run, "cw": _cw_run}
+
+
+class StudyStopped(RuntimeError):
+    """A launcher of the study returned a non-zero status (e.g. 75 when preempted)."""
+
+    def __init__(self, launcher: str, status: int) -> None:
+        super().__init__(f"{launcher} exited with status {status}; rerun the study to resume")
+        self.status = status
+
+
+def _check_status(launcher: str, status: Optional[int]) -> None:
+    if status:
+        raise StudyStopped(launcher, status)
+
+
+def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
+            manifest: Dict[str, Any]) -> pathlib.Path:
+    """Copy the part's summary, merged sweep and plots to ``publish_dir/<part>`` and write its
+    manifest; files of an earlier publication are replaced, nothing else there is touched."""
+    target = publish_dir / part.name
+    (target / "plots").mkdir(parents=True, exist_ok=True)
+    for name in ("RESULTS_SUMMARY.txt", part.merged_name):
+        shutil.copyfile(run_dir / name, target / name)
+    for plot in sorted((run_dir / "plots").glob("*.png")):
+        shutil.copyfile(plot, target / "plots" / plot.name)
+    atomic_write_json(target / "MANIFEST.json", manifest)
+    return target
+
+
+def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, jobs: int,
+             command: str) -> pathlib.Path:
+    """Run (or resume) one part, then publish it with its manifest."""
+    run_dir = workdir / part.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    provenance = git_commit()
+    launcher_argvs = RUNNERS[part.name](part, run_dir, jobs)
+    manifest = {
+        "schema": "palr.study/1", "part": part.name, "command": command,
+        "launchers": [" ".join(shlex.quote(a) for a in argv) for argv in launcher_argvs],
+        "jobs": jobs, **provenance, "machine": machine_description(),
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds_this_invocation": round(time.time() - started, 1),
+    }
+    return publish(part, run_dir, publish_dir, manifest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m palr.experiments.study",
+                           description="PALR evidence study: continual CartPole (8 agents x 10 "
+                                       "seeds) and a reduced CW10 (agents 0, 4 x 3 seeds)")
+    parser.add_argument("--part", choices=("all", "cartpole", "cw"), default="all")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                        help="full: the published study; smoke: seconds-long pipeline check")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
+    parser.add_argument("--workdir", type=pathlib.Path, default=REPO_ROOT / "results" / "study",
+                        help="raw runs and checkpoints (resumable)")
+    parser.add_argument("--publish_dir", type=pathlib.Path, default=REPO_ROOT / "docs" / "results",
+                        help="where summaries, plots and manifests are published")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(args_list)
+    try:
+        check_writable_dir(args.workdir, "--workdir")
+        check_writable_dir(args.publish_dir, "--publish_dir")
+    except UsageError as err:
+        fail(parser.prog, str(err))
+    from palr.experiments.cli import configure_torch
+    configure_torch()
+    command = " ".join(["python -m palr.experiments.study", *map(shlex.quote, args_list)])
+    names = ("cartpole", "cw") if args.part == "all" else (args.part,)
+    try:
+        for name in names:
+            target = run_part(PRESETS[args.preset][name], args.workdir, args.publish_dir,
+                              args.jobs, command)
+            print(f"[study] {name} published to {target}", file=sys.stderr)
+    except StudyStopped as stop:
+        print(f"[study] {stop}", file=sys.stderr)
+        return stop.status
+    return 0
+
+
+__all__ = ["StudyPart", "PRESETS", "git_commit", "machine_description", "publish", "run_part",
+           "build_parser", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
