@@ -5,8 +5,9 @@ multiplier: Adam is invariant to gradient scale (DESIGN.md section 2).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
+import torch
 from torch import nn
 
 
@@ -30,3 +31,74 @@ def layerwise_param_groups(module: nn.Module) -> List[Dict[str, Any]]:
 def reset_optimizer_state(optimizer: Any) -> None:
     """Forget every moment estimate and step count (used by full resets)."""
     optimizer.state.clear()
+
+
+_ADAM_FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+
+
+def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    from torch.optim import optimizer as optimizer_module
+    return bool(getattr(optimizer, "_optimizer_step_pre_hooks", None)
+                or getattr(optimizer, "_optimizer_step_post_hooks", None)
+                or getattr(optimizer_module, "_global_optimizer_pre_hooks", None)
+                or getattr(optimizer_module, "_global_optimizer_post_hooks", None))
+
+
+def _fused_adam_buckets(optimizer: torch.optim.Optimizer) -> Optional[Dict[Tuple, List[List]]]:
+    """Tensors of every param with a gradient, bucketed by hyper-parameters; ``None`` when the
+    fast path does not apply (see :func:`step_adam`)."""
+    if type(optimizer) is not torch.optim.Adam or "step" in vars(optimizer) \
+            or getattr(optimizer, "grad_scale", None) is not None \
+            or getattr(optimizer, "found_inf", None) is not None or _has_step_hooks(optimizer):
+        return None
+    buckets: Dict[Tuple, List[List]] = {}
+    state = optimizer.state
+    for group in optimizer.param_groups:
+        if not group.get("fused") or any(group.get(flag) for flag in _ADAM_FLAGS_OFF):
+            return None
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        if isinstance(lr, torch.Tensor) or isinstance(beta1, torch.Tensor) \
+                or isinstance(beta2, torch.Tensor):
+            return None
+        key = (lr, beta1, beta2, group["eps"], group["weight_decay"])
+        lists = buckets.get(key)
+        if lists is None:
+            lists = buckets[key] = [[], [], [], [], []]
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            p_state = state.get(p)
+            if not p_state or grad.is_sparse or torch.is_complex(p):
+                return None  # first step (state to initialise) or a case torch handles itself
+            lists[0].append(p)
+            lists[1].append(grad)
+            lists[2].append(p_state["exp_avg"])
+            lists[3].append(p_state["exp_avg_sq"])
+            lists[4].append(p_state["step"])
+    return buckets
+
+
+def step_adam(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()`` for a fused ``torch.optim.Adam``, with one fused-kernel call per
+    distinct hyper-parameter set instead of one per param group, and without ``Optimizer.step``'s
+    per-call bookkeeping (profiler record, hook dispatch, state checks per group).
+
+    Same kernel on the same tensors, so the result is bit-identical to ``optimizer.step()``
+    (``tests/test_optim.py``); profiled on the DQN update, where Adam's Python overhead was the
+    largest cost after forward/backward (``benchmarks/profile_loops.py``). Falls back to
+    ``optimizer.step()`` whenever that is not guaranteed: another optimizer, a non-fused Adam, the
+    first step (state to initialise), AMSGrad/maximize/capturable/differentiable, tensor
+    hyper-parameters, step hooks, a patched ``step`` (LR schedulers), sparse or complex params.
+    """
+    buckets = _fused_adam_buckets(optimizer)
+    if buckets is None:
+        optimizer.step()
+        return
+    from torch.optim.adam import adam as functional_adam
+    with torch.no_grad():
+        for (lr, beta1, beta2, eps, weight_decay), (params, grads, avgs, sqs, steps) in buckets.items():
+            if params:
+                functional_adam(params, grads, avgs, sqs, [], steps, fused=True, amsgrad=False,
+                                beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay,
+                                eps=eps, maximize=False)

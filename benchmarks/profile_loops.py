@@ -1,0 +1,106 @@
+"""Where the time of one DQN and one SAC gradient update goes (torch.profiler), by category.
+
+Builds the project's own agents as the launchers do (DQN: 4-128-128-2 MLP, batch 128;
+SAC: 4x256 ReLU actor and twin critics, 39-d observations as Meta-World, batch 128), fills the
+replay buffer with random transitions, warms up, then profiles ``--updates`` updates and sorts
+every op's self CPU time into categories:
+
+- ``matmul``: the GEMM kernels of forward and backward (``aten::mm/addmm/bmm/linear``...);
+- ``optimizer``: Adam (fused kernel, step counters, the optimizer's own bookkeeping);
+- ``other ops``: every other aten op (ReLU, losses, sampling, reductions, copies);
+- ``python``: wall time not inside any op (Python, dispatch, autograd engine bookkeeping).
+
+The table it prints is what ``benchmarks/README`` and the README's profiling section quote.
+Compare two commits by running it in each checkout. For a whole-loop view (environment
+included) use py-spy on a launcher, e.g.::
+
+    py-spy record --format raw -o dqn.txt -- python palr_plasticity_aware_lr/src/run_experiments.py \
+        --agent_idx 4 --seeds 1 --phase_episodes 60 --no_progress --jobs 1
+
+Run: ``python benchmarks/profile_loops.py [--updates 300]``
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from palr.agents.dqn import DQNAgent, DQNConfig
+from palr.agents.sac import SACAgent, SACConfig
+from palr.experiments.cli import configure_torch
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul",
+              "aten::linear", "aten::t", "aten::_mkldnn")
+OPTIMIZER_MARKERS = ("adam", "Optimizer", "_foreach_add_")
+
+
+def make_dqn(seed: int = 0) -> Callable[[], object]:
+    agent = DQNAgent(4, 2, DQNConfig())
+    rng = np.random.default_rng(seed)
+    for _ in range(5000):
+        obs = rng.normal(size=4).astype(np.float32)
+        agent.replay.add(obs, int(rng.integers(2)), 1.0, rng.normal(size=4).astype(np.float32),
+                         bool(rng.random() < 0.02))
+    return agent.update
+
+
+def make_sac(seed: int = 0) -> Callable[[], object]:
+    agent = SACAgent(39, 4, SACConfig(batch_size=128))
+    rng = np.random.default_rng(seed)
+    for _ in range(5000):
+        agent.replay.add(rng.normal(size=39).astype(np.float32),
+                         rng.uniform(-1, 1, size=4).astype(np.float32), float(rng.normal()),
+                         rng.normal(size=39).astype(np.float32), False)
+    return agent.update
+
+
+def category(op_name: str) -> str:
+    if op_name.startswith(MATMUL_OPS):
+        return "matmul"
+    if any(marker in op_name for marker in OPTIMIZER_MARKERS):
+        return "optimizer"
+    return "other ops"
+
+
+def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, Dict[str, float]]:
+    """(microseconds per update without the profiler, share of each category under it)."""
+    for _ in range(50):
+        update()
+    start = time.perf_counter()
+    for _ in range(updates):
+        update()
+    plain_us = (time.perf_counter() - start) / updates * 1e6
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(updates):
+            update()
+        wall_us = (time.perf_counter() - start) * 1e6
+    shares: Dict[str, float] = {"matmul": 0.0, "optimizer": 0.0, "other ops": 0.0}
+    for event in prof.key_averages():
+        if event.key.startswith("Optimizer.") or event.key.startswith("## "):
+            continue  # record_function ranges: their time is inside the ops they contain
+        shares[category(event.key)] += event.self_cpu_time_total
+    shares = {k: v / wall_us for k, v in shares.items()}
+    shares["python"] = max(0.0, 1.0 - sum(shares.values()))
+    return plain_us, shares
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=300)
+    args = parser.parse_args()
+    configure_torch()
+    print(f"torch {torch.__version__}, 1 thread; shares of the profiled wall time")
+    print(f"{'loop':<5} {'us/update':>10} {'matmul':>7} {'optimizer':>9} {'other ops':>9} {'python':>7}")
+    for name, factory in (("DQN", make_dqn), ("SAC", make_sac)):
+        plain_us, shares = profile_updates(factory(), args.updates)
+        print(f"{name:<5} {plain_us:>10.0f} {shares['matmul']:>7.0%} {shares['optimizer']:>9.0%} "
+              f"{shares['other ops']:>9.0%} {shares['python']:>7.0%}")
+
+
+if __name__ == "__main__":
+    main()
