@@ -20,6 +20,8 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         assert {run["agent"] for run in sweep["runs"]} == set(sweep["agents"])
         assert len(sweep["runs"]) == 2
         assert "recovery" in (target / "RESULTS_SUMMARY.txt").read_text()
+        trend = (target / "PLASTICITY_BY_TASK.txt").read_text()
+        assert "dead fraction at the end of each task" in trend and "PALR" in trend
         assert (target / "plots" / "learning_curves.png").stat().st_size > 1000
         manifest = json.loads((target / "MANIFEST.json").read_text())
         assert manifest["command"].startswith("python -m palr.experiments.study --preset smoke")
@@ -39,6 +41,9 @@ def test_rerun_resumes_from_finished_runs(tmp_path):
     assert study.main(args) == 0
     second = json.loads((tmp_path / "pub" / "cartpole" / "cartpole_raw_results.json").read_text())
     assert first["runs"] == second["runs"]
+    manifest = json.loads((tmp_path / "pub" / "cartpole" / "MANIFEST.json").read_text())
+    assert len(manifest["invocations"]) == 2
+    assert all(inv["wall_seconds"] >= 0 and "commit" in inv for inv in manifest["invocations"])
 
 
 def test_unwritable_publish_dir_is_a_one_line_usage_error(tmp_path, capsys):
@@ -51,3 +56,26 @@ def test_unwritable_publish_dir_is_a_one_line_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pass a writable --publish_dir" in err[0]
     assert blocker.read_text() == "x"
+
+
+def test_task_end_values_take_the_last_measurement_before_each_task_end():
+    from palr.experiments.plasticity_trend import plasticity_trend, task_end_values
+    run = {"agent": "A", "tasks": [{"start_episode": 0, "end_episode": 2},
+                                   {"start_episode": 2, "end_episode": 4},
+                                   {"start_episode": 4, "end_episode": 6}],
+           "episodes": {"env_step": [10, 20, 30, 40]},  # task 2 not finished
+           "plasticity": {"env_step": [5, 15, 25, 35],
+                          "layers": {"q.0": {"dead": [0.1, 0.2, 0.3, 0.4]},
+                                     "q.2": {"dead": [0.3, None, 0.5, 0.6]}}}}
+    values = task_end_values(run, "dead")
+    assert values["q"][0] == pytest.approx((0.2 + 0.3) / 2)   # q.2's null at step 15 skipped
+    assert values["q"][1] == pytest.approx((0.4 + 0.6) / 2)
+    assert values["q"][2] is None
+    other = dict(run, plasticity={"env_step": [5, 15, 25, 35],
+                                  "layers": {"q.0": {"dead": [0.3, 0.4, 0.5, 0.6]},
+                                             "q.2": {"dead": [0.5, 0.6, 0.7, 0.8]}}})
+    trend = plasticity_trend({"agents": ["A"], "runs": [run, other]}, keys=("dead",))
+    cells = trend["dead"]["A"]["q"]
+    assert cells[0]["mean"] == pytest.approx((0.25 + 0.5) / 2) and cells[0]["n"] == 2
+    assert cells[0]["ci_low"] <= cells[0]["mean"] <= cells[0]["ci_high"]
+    assert cells[2]["n"] == 0

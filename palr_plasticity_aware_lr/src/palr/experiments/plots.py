@@ -26,6 +26,7 @@ from matplotlib.patches import Rectangle
 
 from palr.experiments.files import PathLike, atomic_write_bytes
 from palr.experiments.metrics import evaluation_task, moving_average
+from palr.experiments.records import metric_series, task_end_steps
 
 __all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix", "plot_all"]
 
@@ -150,19 +151,6 @@ def _layer_names(sweep: Mapping[str, Any]) -> List[str]:
     return names
 
 
-def _series(run: Mapping[str, Any], layer: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(env_step, value) of one layer's metric with nulls dropped."""
-    plast = run.get("plasticity") or {}
-    values = ((plast.get("layers") or {}).get(layer) or {}).get(key) or []
-    steps = plast.get("env_step") or plast.get("update") or list(range(len(values)))
-    pairs = [(float(s), float(v)) for s, v in zip(steps, values)
-             if v is not None and s is not None and math.isfinite(float(v))]
-    if not pairs:
-        return np.zeros(0), np.zeros(0)
-    arr = np.asarray(pairs)
-    return arr[:, 0], arr[:, 1]
-
-
 def _on_common_grid(series: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
     """Seeds' series on one x grid: as they are if identical, else interpolated on the overlap."""
     first = series[0][0]
@@ -177,14 +165,8 @@ def _on_common_grid(series: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.nda
 
 
 def _switch_steps(run: Mapping[str, Any]) -> List[float]:
-    """Env step of each task switch: the step count at the end of the previous task's last episode."""
-    steps = run["episodes"].get("env_step") or []
-    out = []
-    for task in run["tasks"][1:]:
-        start = int(task["start_episode"])
-        if 0 < start <= len(steps) and steps[start - 1] is not None:
-            out.append(float(steps[start - 1]))
-    return out
+    """Env step of each task switch: the end of every task but the last."""
+    return [step for step in task_end_steps(run)[:-1] if step is not None]
 
 
 def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
@@ -209,7 +191,7 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
             ax = fig.add_subplot(nrows, ncols, k + 1)
             any_line = False
             for agent in sweep["agents"]:
-                series = [s for s in (_series(r, layer, key) for r in _runs_of(sweep, agent)) if s[0].size]
+                series = [s for s in (metric_series(r, layer, key) for r in _runs_of(sweep, agent)) if s[0].size]
                 if not series:
                     continue
                 grid, stack = _on_common_grid(series)

@@ -6,7 +6,10 @@ intervention's published log): update, env step, and per ``<net>.<layer>`` every
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
 
 SCHEMA = "palr.run/1"
 PLASTICITY_METRICS = ("dead", "dormant", "erank", "srank", "stable_rank", "weight_norm",
@@ -19,6 +22,30 @@ def split_log_key(key: str) -> Optional[tuple]:
     if len(parts) != 4 or parts[0] != "plasticity":
         return None
     return f"{parts[1]}.{parts[2]}", parts[3]
+
+
+def metric_series(run: Mapping[str, Any], layer: str, key: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(env_step, value) of one layer's plasticity metric in a run dict, nulls dropped."""
+    plast = run.get("plasticity") or {}
+    values = ((plast.get("layers") or {}).get(layer) or {}).get(key) or []
+    steps = plast.get("env_step") or plast.get("update") or list(range(len(values)))
+    pairs = [(float(s), float(v)) for s, v in zip(steps, values)
+             if v is not None and s is not None and math.isfinite(float(v))]
+    if not pairs:
+        return np.zeros(0), np.zeros(0)
+    arr = np.asarray(pairs)
+    return arr[:, 0], arr[:, 1]
+
+
+def task_end_steps(run: Mapping[str, Any]) -> List[Optional[float]]:
+    """Env step at which each task ended (its last episode's); None for a task not finished."""
+    steps = run["episodes"].get("env_step") or []
+    out: List[Optional[float]] = []
+    for task in run["tasks"]:
+        end = int(task["end_episode"])
+        out.append(float(steps[end - 1]) if 0 < end <= len(steps) and steps[end - 1] is not None
+                   else None)
+    return out
 
 
 class RunRecorder:

@@ -17,14 +17,16 @@ Usage (about 1.5-2 h on 2 cores, ``--jobs 2``)::
 Raw runs (checkpoints, TensorBoard, per-run JSON) go to ``--workdir`` (default
 ``results/study``, not tracked); a killed study resumes from its checkpoints when rerun.
 Published under ``--publish_dir/<part>/`` (default ``docs/results``): ``RESULTS_SUMMARY.txt``,
-the merged sweep JSON, ``plots/*.png`` and ``MANIFEST.json`` (exact command, launcher argv,
-commit, machine, package versions, wall time).
+``PLASTICITY_BY_TASK.txt`` (dead fraction and effective rank at every task end, per agent), the
+merged sweep JSON, ``plots/*.png`` and ``MANIFEST.json`` (exact command, launcher argv, machine,
+package versions, and every invocation that made the runs: commit, start, end, wall time).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import datetime
+import json
 import os
 import pathlib
 import platform
@@ -36,10 +38,12 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from palr.experiments.cli import OneLineParser, UsageError, check_writable_dir, fail, positive_int
-from palr.experiments.files import atomic_write_json
+from palr.experiments.files import atomic_write_json, atomic_write_text
+from palr.experiments.plasticity_trend import format_trend, plasticity_trend
 from palr.paths import tree_root
 
 REPO_ROOT = tree_root().parent
+INVOCATIONS_FILE = "invocations.json"
 VERSIONED_PACKAGES = ("torch", "numpy", "gymnasium", "metaworld", "mujoco", "scipy", "matplotlib")
 
 
@@ -173,16 +177,35 @@ def _check_status(launcher: str, status: Optional[int]) -> None:
 
 def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
             manifest: Dict[str, Any]) -> pathlib.Path:
-    """Copy the part's summary, merged sweep and plots to ``publish_dir/<part>`` and write its
-    manifest; files of an earlier publication are replaced, nothing else there is touched."""
+    """Copy the part's summary, merged sweep and plots to ``publish_dir/<part>``, write the
+    plasticity-by-task table (``PLASTICITY_BY_TASK.txt``) and the manifest; files of an earlier
+    publication are replaced, nothing else there is touched."""
     target = publish_dir / part.name
     (target / "plots").mkdir(parents=True, exist_ok=True)
     for name in ("RESULTS_SUMMARY.txt", part.merged_name):
         shutil.copyfile(run_dir / name, target / name)
     for plot in sorted((run_dir / "plots").glob("*.png")):
         shutil.copyfile(plot, target / "plots" / plot.name)
+    sweep = json.loads((run_dir / part.merged_name).read_text())
+    task_names = [task.get("name", str(i)) for i, task in enumerate(sweep["runs"][0]["tasks"])]
+    atomic_write_text(target / "PLASTICITY_BY_TASK.txt",
+                      format_trend(plasticity_trend(sweep), task_names))
     atomic_write_json(target / "MANIFEST.json", manifest)
     return target
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def record_invocation(run_dir: pathlib.Path, entry: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Append one invocation (commit, times) to ``run_dir/invocations.json`` and return them all:
+    a study killed and rerun, or republished by a later commit, keeps every commit that made it."""
+    path = run_dir / INVOCATIONS_FILE
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append(entry)
+    atomic_write_json(path, history)
+    return history
 
 
 def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, jobs: int,
@@ -190,15 +213,18 @@ def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, 
     """Run (or resume) one part, then publish it with its manifest."""
     run_dir = workdir / part.name
     run_dir.mkdir(parents=True, exist_ok=True)
+    started_utc = _utc_now()
     started = time.time()
     provenance = git_commit()
     launcher_argvs = RUNNERS[part.name](part, run_dir, jobs)
+    history = record_invocation(run_dir, {
+        **provenance, "command": command, "jobs": jobs, "started_utc": started_utc,
+        "finished_utc": _utc_now(), "wall_seconds": round(time.time() - started, 1)})
     manifest = {
         "schema": "palr.study/1", "part": part.name, "command": command,
         "launchers": [" ".join(shlex.quote(a) for a in argv) for argv in launcher_argvs],
-        "jobs": jobs, **provenance, "machine": machine_description(),
-        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds_this_invocation": round(time.time() - started, 1),
+        "published_at": provenance, "machine": machine_description(),
+        "invocations": history,
     }
     return publish(part, run_dir, publish_dir, manifest)
 

@@ -1,0 +1,93 @@
+"""Plasticity at the end of every task, per agent: is plasticity lost along the sequence?
+
+Plasticity loss shows as a dead-unit fraction that rises and an effective rank that falls from
+task to task (Lyle et al. 2023; Dohare et al. 2024). For each run, network (the layer-name prefix
+before the first dot, as ``summary.py``'s ``dead_final/<net>``) and task, the value is the mean
+over the network's layers of each layer's last measurement at or before the task's end; across
+seeds: mean with a percentile-bootstrap CI (:func:`~palr.experiments.metrics.bootstrap_ci`).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from palr.experiments.metrics import bootstrap_ci
+from palr.experiments.records import metric_series, task_end_steps
+
+TREND_KEYS = ("dead", "erank")
+
+
+def _networks(run: Mapping[str, Any]) -> Dict[str, List[str]]:
+    nets: Dict[str, List[str]] = {}
+    for layer in sorted(((run.get("plasticity") or {}).get("layers") or {})):
+        nets.setdefault(layer.split(".", 1)[0], []).append(layer)
+    return nets
+
+
+def task_end_values(run: Mapping[str, Any], key: str) -> Dict[str, List[Optional[float]]]:
+    """``{net: [value at the end of task 0, task 1, ...]}`` (None: no measurement by then)."""
+    ends = task_end_steps(run)
+    out: Dict[str, List[Optional[float]]] = {}
+    for net, layers in _networks(run).items():
+        per_task: List[Optional[float]] = []
+        for end in ends:
+            values = []
+            for layer in layers:
+                steps, series = metric_series(run, layer, key)
+                if end is not None and steps.size and steps[0] <= end:
+                    values.append(series[np.searchsorted(steps, end, side="right") - 1])
+            per_task.append(float(np.mean(values)) if values else None)
+        if any(v is not None for v in per_task):
+            out[net] = per_task
+    return out
+
+
+def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
+                     ) -> Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]]:
+    """``{key: {agent: {net: [{"mean", "ci_low", "ci_high", "n"} per task]}}}`` over seeds."""
+    confidence = float(sweep.get("confidence", 0.95))
+    trend: Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]] = {}
+    for key in keys:
+        per_agent: Dict[str, Dict[str, List[Dict[str, float]]]] = {}
+        for agent in sweep["agents"]:
+            collected: Dict[str, List[List[Optional[float]]]] = {}
+            for run in sweep["runs"]:
+                if run["agent"] == agent:
+                    for net, values in task_end_values(run, key).items():
+                        collected.setdefault(net, []).append(values)
+            for net, rows in collected.items():
+                cells = []
+                for column in zip(*rows):
+                    x = np.asarray([v for v in column if v is not None], dtype=float)
+                    low, high = bootstrap_ci(x, confidence) if x.size else (float("nan"),) * 2
+                    cells.append({"mean": float(x.mean()) if x.size else float("nan"),
+                                  "ci_low": low, "ci_high": high, "n": int(x.size)})
+                per_agent.setdefault(agent, {})[net] = cells
+        trend[key] = per_agent
+    return trend
+
+
+def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
+    """Plain-text tables: one per metric, a row per (agent, network), a column per task end."""
+    labels = {"dead": "dead fraction", "erank": "effective rank"}
+    lines: List[str] = []
+    for key, per_agent in trend.items():
+        lines.append(f"{labels.get(key, key)} at the end of each task: mean over seeds [95% CI]")
+        header = ["agent [net]"] + [f"{i}:{name}" for i, name in enumerate(task_names)]
+        rows = [header]
+        for agent, nets in per_agent.items():
+            for net, cells in nets.items():
+                fmt = "{:.3f}" if key == "dead" else "{:.2f}"
+                rows.append([f"{agent} [{net}]"] + [
+                    "n/a" if not cell["n"] else
+                    f"{fmt.format(cell['mean'])} [{fmt.format(cell['ci_low'])}, "
+                    f"{fmt.format(cell['ci_high'])}]" for cell in cells])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        for row in rows:
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["TREND_KEYS", "task_end_values", "plasticity_trend", "format_trend"]
