@@ -21,7 +21,7 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         assert len(sweep["runs"]) == 2
         assert "recovery" in (target / "RESULTS_SUMMARY.txt").read_text()
         trend = (target / "PLASTICITY_BY_TASK.txt").read_text()
-        assert "dead fraction at the end of each task" in trend and "PALR" in trend
+        assert "dead fraction at the first measurement" in trend and "PALR" in trend
         assert (target / "plots" / "learning_curves.png").stat().st_size > 1000
         manifest = json.loads((target / "MANIFEST.json").read_text())
         assert manifest["command"].startswith("python -m palr.experiments.study --preset smoke")
@@ -75,7 +75,8 @@ def test_task_end_values_take_the_last_measurement_before_each_task_end():
                                   "layers": {"q.0": {"dead": [0.3, 0.4, 0.5, 0.6]},
                                              "q.2": {"dead": [0.5, 0.6, 0.7, 0.8]}}})
     trend = plasticity_trend({"agents": ["A"], "runs": [run, other]}, keys=("dead",))
-    cells = trend["dead"]["A"]["q"]
+    first, *cells = trend["dead"]["A"]["q"]
+    assert first["mean"] == pytest.approx((0.2 + 0.4) / 2)   # step 5: (0.1+0.3)/2, (0.3+0.5)/2
     assert cells[0]["mean"] == pytest.approx((0.25 + 0.5) / 2) and cells[0]["n"] == 2
     assert cells[0]["ci_low"] <= cells[0]["mean"] <= cells[0]["ci_high"]
     assert cells[2]["n"] == 0

@@ -25,9 +25,15 @@ def _networks(run: Mapping[str, Any]) -> Dict[str, List[str]]:
     return nets
 
 
-def task_end_values(run: Mapping[str, Any], key: str) -> Dict[str, List[Optional[float]]]:
-    """``{net: [value at the end of task 0, task 1, ...]}`` (None: no measurement by then)."""
+def task_end_values(run: Mapping[str, Any], key: str, with_first: bool = False
+                    ) -> Dict[str, List[Optional[float]]]:
+    """``{net: [value at the end of task 0, task 1, ...]}`` (None: no measurement by then);
+    ``with_first`` puts the run's first measurement (its network's state early in task 0) first."""
     ends = task_end_steps(run)
+    if with_first:
+        firsts = [metric_series(run, layer, key)[0] for layer in
+                  ((run.get("plasticity") or {}).get("layers") or {})]
+        ends = [min((float(x[0]) for x in firsts if x.size), default=None)] + ends
     out: Dict[str, List[Optional[float]]] = {}
     for net, layers in _networks(run).items():
         per_task: List[Optional[float]] = []
@@ -45,7 +51,8 @@ def task_end_values(run: Mapping[str, Any], key: str) -> Dict[str, List[Optional
 
 def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
                      ) -> Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]]:
-    """``{key: {agent: {net: [{"mean", "ci_low", "ci_high", "n"} per task]}}}`` over seeds."""
+    """``{key: {agent: {net: [{"mean", "ci_low", "ci_high", "n"} at the first measurement, then
+    at each task end]}}}`` over seeds."""
     confidence = float(sweep.get("confidence", 0.95))
     trend: Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]] = {}
     for key in keys:
@@ -54,7 +61,7 @@ def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
             collected: Dict[str, List[List[Optional[float]]]] = {}
             for run in sweep["runs"]:
                 if run["agent"] == agent:
-                    for net, values in task_end_values(run, key).items():
+                    for net, values in task_end_values(run, key, with_first=True).items():
                         collected.setdefault(net, []).append(values)
             for net, rows in collected.items():
                 cells = []
@@ -73,8 +80,9 @@ def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
     labels = {"dead": "dead fraction", "erank": "effective rank"}
     lines: List[str] = []
     for key, per_agent in trend.items():
-        lines.append(f"{labels.get(key, key)} at the end of each task: mean over seeds [95% CI]")
-        header = ["agent [net]"] + [f"{i}:{name}" for i, name in enumerate(task_names)]
+        lines.append(f"{labels.get(key, key)} at the first measurement and at the end of each task: "
+                     "mean over seeds [95% CI]")
+        header = ["agent [net]", "first"] + [f"end {i}:{name}" for i, name in enumerate(task_names)]
         rows = [header]
         for agent, nets in per_agent.items():
             for net, cells in nets.items():
