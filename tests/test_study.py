@@ -80,3 +80,26 @@ def test_task_end_values_take_the_last_measurement_before_each_task_end():
     assert cells[0]["mean"] == pytest.approx((0.25 + 0.5) / 2) and cells[0]["n"] == 2
     assert cells[0]["ci_low"] <= cells[0]["mean"] <= cells[0]["ci_high"]
     assert cells[2]["n"] == 0
+
+
+def test_smoke_preset_never_publishes_into_docs_results(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "REPO_ROOT", tmp_path)
+    seen = {}
+    monkeypatch.setattr(study, "run_part", lambda part, workdir, publish_dir, jobs, command:
+                        seen.update(workdir=workdir, publish_dir=publish_dir) or publish_dir)
+    assert study.main(["--preset", "smoke", "--part", "cartpole"]) == 0
+    assert seen["workdir"] == tmp_path / "results" / "study-smoke"
+    assert seen["publish_dir"] == tmp_path / "results" / "study-smoke" / "published"
+    assert study.main(["--part", "cartpole"]) == 0
+    assert seen["publish_dir"] == tmp_path / "docs" / "results"
+
+
+def test_a_stopped_launcher_is_recorded_and_returns_its_status(monkeypatch, tmp_path):
+    def preempted(part, run_dir, jobs):
+        raise study.StudyStopped("run_experiments.py", 75)
+    monkeypatch.setitem(study.RUNNERS, "cartpole", preempted)
+    status = study.main(["--preset", "smoke", "--part", "cartpole", "--workdir", str(tmp_path)])
+    assert status == 75
+    history = json.loads((tmp_path / "cartpole" / study.INVOCATIONS_FILE).read_text())
+    assert [entry["status"] for entry in history] == ["stopped"]
+    assert not (tmp_path / "published" / "cartpole").exists()

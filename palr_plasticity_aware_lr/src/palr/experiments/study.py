@@ -216,10 +216,15 @@ def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, 
     started_utc = _utc_now()
     started = time.time()
     provenance = git_commit()
-    launcher_argvs = RUNNERS[part.name](part, run_dir, jobs)
-    history = record_invocation(run_dir, {
-        **provenance, "command": command, "jobs": jobs, "started_utc": started_utc,
-        "finished_utc": _utc_now(), "wall_seconds": round(time.time() - started, 1)})
+    status = "stopped"
+    try:
+        launcher_argvs = RUNNERS[part.name](part, run_dir, jobs)
+        status = "finished"
+    finally:  # a stopped invocation (preempted, killed launcher) is part of the provenance too
+        history = record_invocation(run_dir, {
+            **provenance, "command": command, "jobs": jobs, "status": status,
+            "started_utc": started_utc, "finished_utc": _utc_now(),
+            "wall_seconds": round(time.time() - started, 1)})
     manifest = {
         "schema": "palr.study/1", "part": part.name, "command": command,
         "launchers": [" ".join(shlex.quote(a) for a in argv) for argv in launcher_argvs],
@@ -237,10 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
                         help="full: the published study; smoke: seconds-long pipeline check")
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
-    parser.add_argument("--workdir", type=pathlib.Path, default=REPO_ROOT / "results" / "study",
-                        help="raw runs and checkpoints (resumable)")
-    parser.add_argument("--publish_dir", type=pathlib.Path, default=REPO_ROOT / "docs" / "results",
-                        help="where summaries, plots and manifests are published")
+    parser.add_argument("--workdir", type=pathlib.Path, default=None,
+                        help="raw runs and checkpoints, resumable (default results/study, "
+                             "results/study-smoke for --preset smoke)")
+    parser.add_argument("--publish_dir", type=pathlib.Path, default=None,
+                        help="where summaries, plots and manifests are published (default "
+                             "docs/results; <workdir>/published for --preset smoke, so a smoke "
+                             "run never overwrites the published study)")
     return parser
 
 
@@ -248,6 +256,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(args_list)
+    if args.workdir is None:
+        args.workdir = REPO_ROOT / "results" / ("study" if args.preset == "full" else "study-smoke")
+    if args.publish_dir is None:
+        args.publish_dir = (REPO_ROOT / "docs" / "results" if args.preset == "full"
+                            else args.workdir / "published")
     try:
         check_writable_dir(args.workdir, "--workdir")
         check_writable_dir(args.publish_dir, "--publish_dir")
