@@ -6,6 +6,7 @@ import pytest
 from palr.experiments import study
 
 
+@pytest.mark.slow
 def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
     publish = tmp_path / "published"
     (publish / "cartpole").mkdir(parents=True)
@@ -33,6 +34,7 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         "run_cw_experiments.py", "merge_cw_checkpoints.py", "plot_cw_results.py"]
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_finished_runs(tmp_path):
     args = ["--preset", "smoke", "--part", "cartpole", "--workdir", str(tmp_path / "work"),
             "--publish_dir", str(tmp_path / "pub"), "--jobs", "1"]
