@@ -10,7 +10,7 @@ every op's self CPU time into categories:
 - ``other ops``: every other aten op (ReLU, losses, sampling, reductions, copies);
 - ``python``: wall time not inside any op (Python, dispatch, autograd engine bookkeeping).
 
-The table it prints is what ``benchmarks/README`` and the README's profiling section quote.
+The table it prints is what the README's "Profiling" subsection quotes.
 Compare two commits by running it in each checkout. For a whole-loop view (environment
 included) use py-spy on a launcher, e.g.::
 
