@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import palr.optim
 from palr.optim import layerwise_param_groups, step_adam
 
 
@@ -72,3 +73,31 @@ def test_step_adam_keeps_lr_scheduler_bookkeeping():
             scheduler.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5 ** 3)
 
+
+
+def test_step_adam_buckets_by_dtype_bit_identically():
+    torch.manual_seed(0)
+    net_a = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    net_a[2].double()  # two dtypes in one optimizer: two kernel calls
+    net_b = copy.deepcopy(net_a)
+    opts = [torch.optim.Adam(layerwise_param_groups(net), lr=1e-3, fused=True)
+            for net in (net_a, net_b)]
+    for net, opt, stepper in ((net_a, opts[0], lambda o: o.step()), (net_b, opts[1], step_adam)):
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            opt.zero_grad()
+            hidden = net[1](net[0](torch.randn(8, 5, generator=gen)))
+            net[2](hidden.double()).pow(2).mean().backward()
+            stepper(opt)
+    for pa, pb in zip(net_a.parameters(), net_b.parameters()):
+        assert pa.dtype == pb.dtype and torch.equal(pa, pb)
+
+
+def test_step_adam_without_the_fused_kernel_is_adam_step(monkeypatch):
+    net_a, opt_a = _net_and_adam()
+    net_b = copy.deepcopy(net_a)
+    opt_b = torch.optim.Adam(layerwise_param_groups(net_b), lr=1e-3, fused=True)
+    _train(net_a, opt_a, lambda o: o.step())
+    monkeypatch.setattr(palr.optim, "_FUSED_ADAM_KERNEL", None)  # a torch build without it
+    _train(net_b, opt_b, step_adam)
+    assert all(torch.equal(pa, pb) for pa, pb in zip(net_a.parameters(), net_b.parameters()))

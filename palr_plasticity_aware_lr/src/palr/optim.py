@@ -33,6 +33,8 @@ def reset_optimizer_state(optimizer: Any) -> None:
     optimizer.state.clear()
 
 
+# torch's fused Adam kernel (CPU since torch 2.4, CUDA before); None on builds without it
+_FUSED_ADAM_KERNEL = getattr(torch, "_fused_adam_", None)
 _ADAM_FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
 
 
@@ -45,8 +47,8 @@ def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
 
 
 def _fused_adam_buckets(optimizer: torch.optim.Optimizer) -> Optional[Dict[Tuple, List[List]]]:
-    """Tensors of every param with a gradient, bucketed by hyper-parameters; ``None`` when the
-    fast path does not apply (see :func:`step_adam`)."""
+    """Tensors of every param with a gradient, bucketed by device, dtype and hyper-parameters;
+    ``None`` when the fast path does not apply (see :func:`step_adam`)."""
     if type(optimizer) is not torch.optim.Adam or "step" in vars(optimizer) \
             or getattr(optimizer, "grad_scale", None) is not None \
             or getattr(optimizer, "found_inf", None) is not None or _has_step_hooks(optimizer):
@@ -60,10 +62,7 @@ def _fused_adam_buckets(optimizer: torch.optim.Optimizer) -> Optional[Dict[Tuple
         if isinstance(lr, torch.Tensor) or isinstance(beta1, torch.Tensor) \
                 or isinstance(beta2, torch.Tensor):
             return None
-        key = (lr, beta1, beta2, group["eps"], group["weight_decay"])
-        lists = buckets.get(key)
-        if lists is None:
-            lists = buckets[key] = [[], [], [], [], []]
+        hyper = (lr, beta1, beta2, group["eps"], group["weight_decay"])
         for p in group["params"]:
             grad = p.grad
             if grad is None:
@@ -71,6 +70,10 @@ def _fused_adam_buckets(optimizer: torch.optim.Optimizer) -> Optional[Dict[Tuple
             p_state = state.get(p)
             if not p_state or grad.is_sparse or torch.is_complex(p):
                 return None  # first step (state to initialise) or a case torch handles itself
+            key = (p.device, p.dtype, *hyper)  # one kernel call per device, dtype and setting
+            lists = buckets.get(key)
+            if lists is None:
+                lists = buckets[key] = [[], [], [], [], []]
             lists[0].append(p)
             lists[1].append(grad)
             lists[2].append(p_state["exp_avg"])
@@ -80,25 +83,28 @@ def _fused_adam_buckets(optimizer: torch.optim.Optimizer) -> Optional[Dict[Tuple
 
 
 def step_adam(optimizer: torch.optim.Optimizer) -> None:
-    """``optimizer.step()`` for a fused ``torch.optim.Adam``, with one fused-kernel call per
-    distinct hyper-parameter set instead of one per param group, and without ``Optimizer.step``'s
-    per-call bookkeeping (profiler record, hook dispatch, state checks per group).
+    """``optimizer.step()`` for a fused ``torch.optim.Adam``, as one call of torch's fused Adam
+    kernel (``aten::_fused_adam_``) per distinct device, dtype and hyper-parameter set.
 
-    Same kernel on the same tensors, so the result is bit-identical to ``optimizer.step()``
-    (``tests/test_optim.py``); profiled on the DQN update, where Adam's Python overhead was the
-    largest cost after forward/backward (``benchmarks/profile_loops.py``). Falls back to
-    ``optimizer.step()`` whenever that is not guaranteed: another optimizer, a non-fused Adam, the
-    first step (state to initialise), AMSGrad/maximize/capturable/differentiable, tensor
+    ``Adam.step`` reaches the same kernel through per-call bookkeeping (profiler record, hook
+    dispatch, per-group state checks, a dynamo guard, device/dtype regrouping, one kernel call per
+    param group); on the DQN update that bookkeeping cost more than the kernel
+    (``benchmarks/profile_loops.py``). Here the step counters are incremented and the kernel is
+    called with the arguments ``Adam.step`` passes, so the result is bit-identical
+    (``tests/test_optim.py``). Falls back to ``optimizer.step()`` whenever that is not guaranteed:
+    another optimizer, a non-fused Adam, a torch without the kernel, the first step (state to
+    initialise), AMSGrad/maximize/capturable/differentiable/decoupled weight decay, tensor
     hyper-parameters, step hooks, a patched ``step`` (LR schedulers), sparse or complex params.
     """
-    buckets = _fused_adam_buckets(optimizer)
+    fused_kernel = _FUSED_ADAM_KERNEL
+    buckets = _fused_adam_buckets(optimizer) if fused_kernel is not None else None
     if buckets is None:
         optimizer.step()
         return
-    from torch.optim.adam import adam as functional_adam
     with torch.no_grad():
-        for (lr, beta1, beta2, eps, weight_decay), (params, grads, avgs, sqs, steps) in buckets.items():
-            if params:
-                functional_adam(params, grads, avgs, sqs, [], steps, fused=True, amsgrad=False,
-                                beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay,
-                                eps=eps, maximize=False)
+        for (_, _, lr, beta1, beta2, eps, weight_decay), (params, grads, avgs, sqs, steps) \
+                in buckets.items():
+            torch._foreach_add_(steps, 1)
+            fused_kernel(params, grads, avgs, sqs, [], steps, lr=lr, beta1=beta1, beta2=beta2,
+                         weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
+                         grad_scale=None, found_inf=None)
