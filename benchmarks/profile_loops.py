@@ -10,25 +10,31 @@ every op's self CPU time into categories:
 - ``other ops``: every other aten op (ReLU, losses, sampling, reductions, copies);
 - ``python``: wall time not inside any op (Python, dispatch, autograd engine bookkeeping).
 
-The table it prints is what the README's "Profiling" subsection quotes.
-Compare two commits by running it in each checkout. For a whole-loop view (environment
+It then times the optimisation this profile led to, before/after in one process: the same
+update with ``Adam.step()`` (before) and with :func:`palr.optim.step_adam` (after), on two
+identical agents, in interleaved chunks, as medians and a ratio. Both tables are what the
+README's "Profiling" subsection quotes. Compare two commits by running it in each checkout. For a whole-loop view (environment
 included) use py-spy on a launcher, e.g.::
 
     py-spy record --format raw -o dqn.txt -- python palr_plasticity_aware_lr/src/run_experiments.py \
         --agent_idx 4 --seeds 1 --phase_episodes 60 --no_progress --jobs 1
 
-Run: ``python benchmarks/profile_loops.py [--updates 300]``
+Run: ``python benchmarks/profile_loops.py [--updates 300] [--chunks 15]``
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import time
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Iterator, Tuple
 
 import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+import palr.agents.dqn
+import palr.agents.sac
 from palr.agents.dqn import DQNAgent, DQNConfig
 from palr.agents.sac import SACAgent, SACConfig
 from palr.experiments.cli import configure_torch
@@ -89,9 +95,37 @@ def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, 
     return plain_us, shares
 
 
+@contextlib.contextmanager
+def plain_adam_step() -> Iterator[None]:
+    """Inside: the agents step their optimizers with ``Adam.step()``, as before ``step_adam``."""
+    saved = palr.agents.dqn.step_adam, palr.agents.sac.step_adam
+    palr.agents.dqn.step_adam = palr.agents.sac.step_adam = lambda optimizer: optimizer.step()
+    try:
+        yield
+    finally:
+        palr.agents.dqn.step_adam, palr.agents.sac.step_adam = saved
+
+
+def compare_adam_steps(factory: Callable[[], Callable[[], object]], chunks: int,
+                       chunk_updates: int) -> Tuple[float, float]:
+    """Median microseconds per update with ``Adam.step()`` and with ``step_adam``, timed in
+    alternating chunks on two agents built alike (so load on the machine hits both)."""
+    before, after = factory(), factory()
+    timings: Dict[str, list] = {"before": [], "after": []}
+    for _ in range(chunks + 1):  # the first round is warm-up
+        for name, update in (("before", before), ("after", after)):
+            with plain_adam_step() if name == "before" else contextlib.nullcontext():
+                start = time.perf_counter()
+                for _ in range(chunk_updates):
+                    update()
+                timings[name].append((time.perf_counter() - start) / chunk_updates * 1e6)
+    return statistics.median(timings["before"][1:]), statistics.median(timings["after"][1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--updates", type=int, default=300, help="updates profiled per loop")
+    parser.add_argument("--chunks", type=int, default=15, help="before/after chunks per loop")
     args = parser.parse_args()
     configure_torch()
     print(f"torch {torch.__version__}, 1 thread; shares of the profiled wall time")
@@ -100,6 +134,14 @@ def main() -> None:
         plain_us, shares = profile_updates(factory(), args.updates)
         print(f"{name:<5} {plain_us:>10.0f} {shares['matmul']:>7.0%} {shares['optimizer']:>9.0%} "
               f"{shares['other ops']:>9.0%} {shares['python']:>7.0%}")
+
+    print(f"\nbefore/after: Adam.step() vs palr.optim.step_adam, medians of {args.chunks} "
+          "interleaved chunks")
+    print(f"{'loop':<5} {'chunk':>6} {'before us':>10} {'after us':>9} {'speed-up':>9}")
+    for name, factory, chunk in (("DQN", make_dqn, 200), ("SAC", make_sac, 20)):
+        before_us, after_us = compare_adam_steps(factory, args.chunks, chunk)
+        print(f"{name:<5} {chunk:>6} {before_us:>10.0f} {after_us:>9.0f} "
+              f"{before_us / after_us:>8.3f}x")
 
 
 if __name__ == "__main__":
