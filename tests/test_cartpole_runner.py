@@ -87,6 +87,63 @@ def test_sigterm_saves_and_exits_then_resumes(tmp_path):
     assert len(resumed["episodes"]["return"]) == 48
 
 
+
+def _session_ends(session_id, within):
+    """True once no process of the session (launcher, workers, resource tracker) is left."""
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            os.killpg(session_id, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _started_runs(outdir):
+    return sorted(p.parent.name for p in (outdir / "runs").glob("*/result.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to_group", [False, True], ids=["launcher-pid", "process-group"])
+def test_parallel_sweep_stops_on_a_signal_and_the_same_command_resumes(tmp_path, to_group):
+    """SIGUSR1 to a --jobs 2 launcher (its PID alone, as SLURM's batch shell forwards it, or its
+    whole process group): running jobs checkpoint, no new job starts, no worker outlives it,
+    exit 75; the same command then finishes every run."""
+    outdir = tmp_path / "out"
+    args = [sys.executable, str(LAUNCHER), "--agents", "0", "4", "--seeds", "2",
+            "--phase_episodes", "20", "--learning_starts", "100", "--checkpoint_every", "2",
+            "--jobs", "2", "--no_progress", "--no_tensorboard", "--outdir", str(outdir)]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while len(_started_runs(outdir)) < 2:
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
+        time.sleep(0.05)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGUSR1)
+    else:
+        proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 75, err.decode()
+    assert b"run the same command again to resume" in err
+    assert _session_ends(proc.pid, within=10), "a worker of the sweep outlived its launcher"
+    started = _started_runs(outdir)
+    assert 2 <= len(started) < 4
+    statuses = [json.loads((outdir / "runs" / name / "result.json").read_text())["status"]
+                for name in started]
+    assert "running" in statuses
+    assert all((outdir / "runs" / name / "checkpoint.pt").exists()
+               for name, status in zip(started, statuses) if status == "running")
+
+    resumed = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
+    assert len(merged["runs"]) == 4
+    assert all(len(run["episodes"]["return"]) == 80 and run["status"] == "finished"
+               for run in merged["runs"])
+
+
 def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
     short = job(tmp_path / "run", phase_episodes=3)
     run_dqn_job(short)

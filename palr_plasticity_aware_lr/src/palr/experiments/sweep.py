@@ -3,20 +3,28 @@
 Each job runs in its own directory ``<outdir>/runs/<agent>_seed<k>/`` (checkpoint.pt,
 result.json, tb/). A job whose result.json says ``finished`` is skipped; a killed one resumes from
 its checkpoint. Jobs run one after another or in ``jobs`` worker processes (one torch thread each).
+
+Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher, to its process group, or Ctrl-C of a
+SLURM job step): the launcher passes the signal on to its workers, starts no further job, lets
+every running job finish its episode and checkpoint, and then stops like a single run
+(:class:`~palr.experiments.trainer.Preempted`, launcher exit status 75); a worker that was
+signalled starts no new job. The same command resumes.
 """
 from __future__ import annotations
 
 import concurrent.futures as futures
 import json
 import multiprocessing
+import os
 import pathlib
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.experiments.files import atomic_write_json
-from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
+from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, STOP_SIGNALS, Preempted
 
 
 @dataclass
@@ -47,9 +55,98 @@ def is_finished(run_dir: pathlib.Path) -> bool:
         return False
 
 
+#: the stop signal a sweep worker process has received (it then starts no further job)
+_worker_stop_signal: Optional[int] = None
+
+
+def _record_worker_stop(signum: int, _frame: Any) -> None:
+    global _worker_stop_signal
+    _worker_stop_signal = signum
+
+
 def _worker_init() -> None:
     from palr.experiments.cli import configure_torch
     configure_torch()
+    for sig in STOP_SIGNALS:  # an idle worker must not die of a stop signal, but remember it
+        signal.signal(sig, _record_worker_stop)
+
+
+def _run_unless_stopped(run_one: Callable[[RunJob], Any], job: RunJob) -> Any:
+    """Worker side of a parallel sweep: ``run_one(job)``, unless this worker was told to stop."""
+    if _worker_stop_signal is not None:
+        raise Preempted(f"{job.label}: not started (stop signal {_worker_stop_signal})")
+    return run_one(job)
+
+
+class _StopForwarder:
+    """In the launcher process of a parallel sweep: remembers SIGTERM/SIGUSR1 and sends it on to
+    the pool's worker processes (a signal to the launcher's PID alone, e.g. SLURM's
+    ``--signal=B:USR1`` through the batch shell, would otherwise never reach the runs)."""
+
+    def __init__(self, pool: futures.ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopForwarder":
+        for sig in STOP_SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+        self.forward()
+
+    def forward(self) -> None:
+        """Send the stop signal to every worker (again: it only sets their flags, so repeating it
+        closes the gap between a worker's job check and its run's own handler)."""
+        for pid in list(getattr(self.pool, "_processes", None) or ()):
+            try:
+                os.kill(pid, self.signum)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int,
+                  log: Callable[[str], None]) -> Tuple[List[str], List[str]]:
+    """Run ``todo`` in ``parallel`` spawned workers; returns (failures, preempted) labels."""
+    failures: List[str] = []
+    preempted: List[str] = []
+    ctx = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
+                                     initializer=_worker_init) as pool, \
+            _StopForwarder(pool) as stop:
+        pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
+        waiting = set(pending)
+        while waiting:
+            done, waiting = futures.wait(waiting, timeout=1.0,
+                                         return_when=futures.FIRST_COMPLETED)
+            if stop.signum is not None:
+                stop.forward()
+                for future in waiting:
+                    future.cancel()  # not started yet: never will be
+            for future in done:
+                job = pending[future]
+                if future.cancelled():
+                    preempted.append(f"{job.label} (not started)")
+                    continue
+                err = future.exception()
+                if err is None:
+                    log(f"[sweep] {job.label}: done")
+                elif isinstance(err, Preempted):
+                    preempted.append(job.label)
+                else:
+                    failures.append(f"{job.label}: {type(err).__name__}: {err}")
+        if stop.signum is not None and not preempted:
+            preempted.append(f"stop signal {stop.signum} after the last job")
+    return failures, preempted
 
 
 def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int = 1,
@@ -66,6 +163,7 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
         else:
             todo.append(job)
     failures: List[str] = []
+    preempted: List[str] = []
     if parallel <= 1 or len(todo) <= 1:
         for job in todo:
             log(f"[sweep] {job.label}: running in {job.run_dir}")
@@ -77,17 +175,10 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
                 failures.append(f"{job.label}: {type(err).__name__}: {err}")
                 traceback.print_exc()
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
-                                         initializer=_worker_init) as pool:
-            pending = {pool.submit(run_one, job): job for job in todo}
-            for done in futures.as_completed(pending):
-                job = pending[done]
-                try:
-                    done.result()
-                    log(f"[sweep] {job.label}: done")
-                except Exception as err:  # noqa: BLE001
-                    failures.append(f"{job.label}: {type(err).__name__}: {err}")
+        failures, preempted = _run_parallel(todo, run_one, parallel, log)
+    if preempted:
+        raise Preempted(f"stopped; checkpoints saved, not finished: {', '.join(preempted)}"
+                        + (f"; failed: {'; '.join(failures)}" if failures else ""))
     if failures:
         raise RuntimeError("some runs failed:\n  " + "\n  ".join(failures))
     return [str(pathlib.Path(job.run_dir) / RESULT_FILE) for job in jobs]

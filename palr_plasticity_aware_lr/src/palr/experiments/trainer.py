@@ -31,6 +31,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 RESULT_FILE = "result.json"
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
 PREEMPTED_EXIT = 75
+#: signals that ask a run to checkpoint and stop (SLURM sends SIGUSR1 before the time limit)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Preempted(RuntimeError):
@@ -98,22 +100,26 @@ def load_env_state(env: Any, state: Dict[str, Any]) -> None:
 
 
 class _StopFlag:
-    """Turns SIGTERM/SIGUSR1 into a flag checked at episode ends."""
+    """Turns SIGTERM/SIGUSR1 into a flag checked at episode ends; a Python handler installed
+    before (a sweep worker's, see :mod:`palr.experiments.sweep`) is called too."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
         self._previous: Dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in STOP_SIGNALS:
             try:
                 self._previous[sig] = signal.signal(sig, self._handler)
             except ValueError:  # not the main thread: no handlers
                 pass
         return self
 
-    def _handler(self, signum: int, _frame: Any) -> None:
+    def _handler(self, signum: int, frame: Any) -> None:
         self.signum = signum
+        previous = self._previous.get(signum)
+        if callable(previous):
+            previous(signum, frame)
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self._previous.items():
