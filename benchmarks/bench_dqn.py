@@ -3,7 +3,8 @@
 Both learners train on CartPole-v1 with the same network (4-128-128-2 ReLU MLP), batch size
 (128), train frequency (every environment step), learning-starts and target-update period. They
 run interleaved in one process, in chunks of ``chunk_steps`` steps, so drifts in machine load hit
-both alike; the figure is total steps / total seconds per learner, and the ratio to the reference.
+both alike; the figure is the median steps/s over chunks per learner, and the ratio to the
+reference the median over rounds of the two rates in the same round (``timing.py``).
 
 The reference follows CleanRL's ``dqn.py`` (Huang et al. 2022) as it is written: ``torch.Tensor``
 conversion and a module forward for every greedy action, a Stable-Baselines3-style replay buffer
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import gymnasium as gym
@@ -32,6 +32,7 @@ from torch import nn, optim
 
 from palr.agents.dqn import DQNAgent, DQNConfig
 from palr.interventions.base import InterventionStack
+from timing import interleaved_blocks, median_rate, paired_ratio
 
 _DEFAULTS = DQNConfig()
 HIDDEN = _DEFAULTS.hidden_sizes
@@ -178,12 +179,15 @@ class PALRDQNLoop:
         self.obs = obs
 
 
-def run(seconds: float = 20.0, chunk_steps: int = 500, seed: int = 0,
+def run(seconds: float = 20.0, chunk_steps: int = 1000, seed: int = 0,
         stacks: Optional[Dict[str, Callable[[], InterventionStack]]] = None) -> Dict[str, float]:
-    """Interleave the learners for about ``seconds`` of measured time each.
+    """Interleave the learners in chunks of ``chunk_steps`` env steps for about ``seconds`` of
+    measured time each (:func:`timing.interleaved_blocks`). Ours trains every step, so a chunk
+    of 1000 steps holds exactly one plasticity measurement at the default ``measure_freq``.
 
-    Returns ``{"<name>_steps_per_s": ..., "<name>_vs_cleanrl": ratio, ...}`` with rows
-    ``cleanrl`` (the reference), ``dqn`` (ours, empty stack) and one per entry of ``stacks``.
+    Returns ``{"<name>_steps_per_s": median over chunks, "<name>_vs_cleanrl": median paired
+    ratio, ...}`` with rows ``cleanrl`` (the reference), ``dqn`` (ours, empty stack) and one per
+    entry of ``stacks``; ``<name>_vs_dqn`` too for the ``stacks`` rows.
     """
     torch.set_num_threads(1)
     learners = {"cleanrl": CleanRLStyleDQN(seed), "dqn": PALRDQNLoop(seed)}
@@ -191,24 +195,15 @@ def run(seconds: float = 20.0, chunk_steps: int = 500, seed: int = 0,
         learners[name] = PALRDQNLoop(seed, factory())
     for learner in learners.values():  # fill past learning_starts and warm up
         learner.run_steps(LEARNING_STARTS + 200)
-    elapsed = {name: 0.0 for name in learners}
-    steps = {name: 0 for name in learners}
-    order: List[str] = list(learners)
-    rnd = 0
-    while min(elapsed.values()) < seconds:
-        names = order if rnd % 2 == 0 else order[::-1]
-        for name in names:
-            t0 = time.perf_counter()
-            learners[name].run_steps(chunk_steps)
-            elapsed[name] += time.perf_counter() - t0
-            steps[name] += chunk_steps
-        rnd += 1
+    blocks = interleaved_blocks(
+        {name: (lambda learner=learner: learner.run_steps(chunk_steps))
+         for name, learner in learners.items()}, seconds, block_seconds=0.0, warmup_calls=0)
     result: Dict[str, float] = {}
-    ref = steps["cleanrl"] / elapsed["cleanrl"]
     for name in learners:
-        rate = steps[name] / elapsed[name]
-        result[f"{name}_steps_per_s"] = rate
-        result[f"{name}_vs_cleanrl"] = rate / ref
+        result[f"{name}_steps_per_s"] = median_rate(blocks, name, chunk_steps)
+        result[f"{name}_vs_cleanrl"] = paired_ratio(blocks, name, "cleanrl")
+        if name not in ("cleanrl", "dqn"):
+            result[f"{name}_vs_dqn"] = paired_ratio(blocks, name, "dqn")
     return result
 
 
@@ -216,7 +211,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="measured seconds per learner (default 20)")
-    parser.add_argument("--chunk_steps", type=int, default=500)
+    parser.add_argument("--chunk_steps", type=int, default=1000,
+                        help="env steps per timed block (a multiple of measure_freq)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.chunk_steps <= 0:

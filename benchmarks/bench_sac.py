@@ -9,9 +9,10 @@ auto-alpha with its own extra actor forward and ``.item()``, and a per-parameter
 
 Rows with an intervention stack (PALR overhead) come from ``stacks``: a mapping of row name to a
 zero-argument factory returning an ``InterventionStack``; ``--agents 4 5`` builds them from the
-agent table. Their ratio is reported against plain SAC. A row only pays for plasticity
-measurements if it runs more than ``measure_freq`` updates (see ``<row>_updates``): use longer runs
-or ``--measure-freq`` (then the measurement cost per update scales as 1 / measure_freq).
+agent table. Their ratio is reported against plain SAC. Figures are medians over interleaved
+blocks and ratios medians of same-round ratios (``timing.py``); a block is far shorter than
+``measure_freq`` updates, so these rows give the stack's per-update cost between measurements,
+and ``bench_palr.py`` gives the cost of one measurement.
 
 Usage::
 
@@ -33,6 +34,7 @@ from torch import nn
 from palr.agents.replay import ReplayBuffer
 from palr.agents.sac import SACAgent, SACConfig, mlp
 from palr.interventions.base import InterventionStack
+from timing import interleaved_blocks, median_rate, paired_ratio, total_calls
 
 OBS_DIM, ACT_DIM = 39, 4
 StackFactory = Callable[[], InterventionStack]
@@ -172,30 +174,13 @@ def run(seconds: float = 30.0, batch_sizes: Iterable[int] = (128, 2048), network
         }
         for name, factory in stacks.items():
             impls[name] = _ours(bs, network, factory())
-        budget = seconds / len(batch_sizes)
-        counts = {k: 0 for k in impls}
-        times = {k: 0.0 for k in impls}
-        for fn in impls.values():  # warm-up (allocator, lazy optimizer state)
-            for _ in range(3):
-                fn()
-        start = time.perf_counter()
-        while time.perf_counter() - start < budget:
-            for name, fn in impls.items():  # interleaved: load changes hit every row alike
-                t0 = time.perf_counter()
-                n = 0
-                while True:
-                    fn()
-                    n += 1
-                    elapsed = time.perf_counter() - t0
-                    if elapsed >= block_seconds / len(impls):
-                        break
-                counts[name] += n
-                times[name] += elapsed
-        row: Dict[str, float] = {f"{k}_updates_per_s": counts[k] / times[k] for k in impls}
-        row.update({f"{k}_updates": float(counts[k]) for k in impls})
-        row["sac_vs_ref"] = row["sac_updates_per_s"] / row["ref_updates_per_s"]
+        blocks = interleaved_blocks(impls, seconds / len(batch_sizes) / len(impls),
+                                  block_seconds=block_seconds / len(impls))
+        row: Dict[str, float] = {f"{k}_updates_per_s": median_rate(blocks, k) for k in impls}
+        row.update({f"{k}_updates": float(total_calls(blocks, k)) for k in impls})
+        row["sac_vs_ref"] = paired_ratio(blocks, "sac", "ref")
         for name in stacks:
-            row[f"{name}_vs_sac"] = row[f"{name}_updates_per_s"] / row["sac_updates_per_s"]
+            row[f"{name}_vs_sac"] = paired_ratio(blocks, name, "sac")
         results[f"b{bs}"] = row
     return results
 

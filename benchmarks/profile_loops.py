@@ -19,13 +19,12 @@ included) use py-spy on a launcher, e.g.::
     py-spy record --format raw -o dqn.txt -- python palr_plasticity_aware_lr/src/run_experiments.py \
         --agent_idx 4 --seeds 1 --phase_episodes 60 --no_progress --jobs 1
 
-Run: ``python benchmarks/profile_loops.py [--updates 300] [--chunks 15]``
+Run: ``python benchmarks/profile_loops.py [--updates 300] [--seconds 10]``
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import time
 from typing import Callable, Dict, Iterator, Tuple
 
@@ -38,6 +37,7 @@ import palr.agents.sac
 from palr.agents.dqn import DQNAgent, DQNConfig
 from palr.agents.sac import SACAgent, SACConfig
 from palr.experiments.cli import configure_torch
+from timing import interleaved_blocks, median_rate, paired_ratio
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul",
               "aten::linear", "aten::t", "aten::_mkldnn")
@@ -62,6 +62,10 @@ def make_sac(seed: int = 0) -> Callable[[], object]:
                          rng.uniform(-1, 1, size=4).astype(np.float32), float(rng.normal()),
                          rng.normal(size=39).astype(np.float32), False)
     return agent.update
+
+
+#: (loop, agent factory, updates per timed chunk) of the before/after comparison
+ADAM_COMPARISONS = (("DQN", make_dqn, 200), ("SAC", make_sac, 10))
 
 
 def category(op_name: str) -> str:
@@ -106,26 +110,29 @@ def plain_adam_step() -> Iterator[None]:
         palr.agents.dqn.step_adam, palr.agents.sac.step_adam = saved
 
 
-def compare_adam_steps(factory: Callable[[], Callable[[], object]], chunks: int,
-                       chunk_updates: int) -> Tuple[float, float]:
-    """Median microseconds per update with ``Adam.step()`` and with ``step_adam``, timed in
-    alternating chunks on two agents built alike (so load on the machine hits both)."""
-    before, after = factory(), factory()
-    timings: Dict[str, list] = {"before": [], "after": []}
-    for _ in range(chunks + 1):  # the first round is warm-up
-        for name, update in (("before", before), ("after", after)):
-            with plain_adam_step() if name == "before" else contextlib.nullcontext():
-                start = time.perf_counter()
+def compare_adam_steps(factory: Callable[[], Callable[[], object]], seconds: float,
+                       chunk_updates: int) -> Tuple[float, float, float]:
+    """(before, after) median microseconds per update with ``Adam.step()`` and with
+    ``step_adam``, and the median same-round speed-up, timed in alternating chunks of
+    ``chunk_updates`` on two agents built alike (:func:`timing.interleaved_blocks`)."""
+    def chunk(update: Callable[[], object], plain: bool) -> Callable[[], None]:
+        def run() -> None:
+            with plain_adam_step() if plain else contextlib.nullcontext():
                 for _ in range(chunk_updates):
                     update()
-                timings[name].append((time.perf_counter() - start) / chunk_updates * 1e6)
-    return statistics.median(timings["before"][1:]), statistics.median(timings["after"][1:])
+        return run
+
+    blocks = interleaved_blocks({"before": chunk(factory(), True), "after": chunk(factory(), False)},
+                                seconds, block_seconds=0.0)
+    per_update_us = {name: 1e6 / median_rate(blocks, name, chunk_updates) for name in blocks}
+    return per_update_us["before"], per_update_us["after"], paired_ratio(blocks, "after", "before")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=300, help="updates profiled per loop")
-    parser.add_argument("--chunks", type=int, default=15, help="before/after chunks per loop")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="before/after: measured seconds per variant and loop")
     args = parser.parse_args()
     configure_torch()
     print(f"torch {torch.__version__}, 1 thread; shares of the profiled wall time")
@@ -135,13 +142,11 @@ def main() -> None:
         print(f"{name:<5} {plain_us:>10.0f} {shares['matmul']:>7.0%} {shares['optimizer']:>9.0%} "
               f"{shares['other ops']:>9.0%} {shares['python']:>7.0%}")
 
-    print(f"\nbefore/after: Adam.step() vs palr.optim.step_adam, medians of {args.chunks} "
-          "interleaved chunks")
+    print("\nbefore/after: Adam.step() vs palr.optim.step_adam, medians over interleaved chunks")
     print(f"{'loop':<5} {'chunk':>6} {'before us':>10} {'after us':>9} {'speed-up':>9}")
-    for name, factory, chunk in (("DQN", make_dqn, 200), ("SAC", make_sac, 20)):
-        before_us, after_us = compare_adam_steps(factory, args.chunks, chunk)
-        print(f"{name:<5} {chunk:>6} {before_us:>10.0f} {after_us:>9.0f} "
-              f"{before_us / after_us:>8.3f}x")
+    for name, factory, chunk_updates in ADAM_COMPARISONS:
+        before_us, after_us, speedup = compare_adam_steps(factory, args.seconds, chunk_updates)
+        print(f"{name:<5} {chunk_updates:>6} {before_us:>10.0f} {after_us:>9.0f} {speedup:>8.3f}x")
 
 
 if __name__ == "__main__":

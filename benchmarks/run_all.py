@@ -8,10 +8,12 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
 - SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
 - one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
 - the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
+- the DQN and SAC update with ``Adam.step()`` and with ``palr.optim.step_adam``, the optimisation
+  that profiling the loops led to (profile_loops.py);
 - the Habitat stand-in environment's steps/s (MuJoCo offscreen RGB-D rendering) at 32x32 and
   128x128.
 
-    python benchmarks/run_all.py [--seconds 20]       # about 6 x --seconds in all
+    python benchmarks/run_all.py [--seconds 20]       # about 7 x --seconds in all
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import bench_dqn
 import bench_jbw
 import bench_palr
 import bench_sac
+import profile_loops
 from palr.experiments.cli import configure_torch
 
 Row = Tuple[str, str, str]
@@ -64,7 +67,7 @@ def collect(seconds: float) -> List[Row]:
              ("DQN env steps/s (ours)", f"{dqn['dqn_steps_per_s']:.0f}",
               f"{dqn['dqn_vs_cleanrl']:.2f}x ref (target >= 1.2)"),
              ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
-              f"{dqn['palr_steps_per_s'] / dqn['dqn_steps_per_s']:.3f}x DQN (target >= 0.98)")]
+              f"{dqn['palr_vs_dqn']:.3f}x DQN (target >= 0.98)")]
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
     for key, row in sac.items():
         b = key[1:]
@@ -73,7 +76,7 @@ def collect(seconds: float) -> List[Row]:
                  (f"SAC updates/s batch {b} (ours)", f"{row['sac_updates_per_s']:.1f}",
                   f"{row['sac_vs_ref']:.2f}x ref (target >= {target})"),
                  (f"PALR-SAC updates/s batch {b}", f"{row['palr_updates_per_s']:.1f}",
-                  f"{row['palr_vs_sac']:.3f}x SAC ({int(row['palr_updates'])} updates timed)")]
+                  f"{row['palr_vs_sac']:.3f}x SAC (between measurements)")]
     palr = bench_palr.run(seconds)
     rows += [("PALR measurement, 4x256 MLP, N=1024 (ms)", f"{palr['measure_mlp'] * 1e3:.1f}",
               f"{palr['measure_mlp'] / palr['update128']:.1f} SAC updates at batch 128"),
@@ -84,11 +87,39 @@ def collect(seconds: float) -> List[Row]:
               f"{jbw['sim_vs_target']:.2f}x target 5,000"),
              ("JBW env steps/s (flat obs)", f"{jbw['env_builtin_steps_per_s']:.0f}",
               f"{jbw['env_vs_cartpole']:.3f}x CartPole-v1 env")]
+    for loop, factory, chunk_updates in profile_loops.ADAM_COMPARISONS:
+        before_us, after_us, speedup = profile_loops.compare_adam_steps(factory, seconds / 4,
+                                                                       chunk_updates)
+        rows += [(f"{loop} update us, Adam.step (before step_adam)", f"{before_us:.0f}", "1.00"),
+                 (f"{loop} update us, palr.optim.step_adam", f"{after_us:.0f}",
+                  f"{speedup:.3f}x faster than before")]
     for resolution in (32, 128):
         rate = habitat_standin_steps_per_s(resolution, seconds / 4)
         rows.append((f"Habitat stand-in env steps/s ({resolution}x{resolution} RGB-D)",
                      f"{rate:.0f}", "rendering-bound"))
     return rows
+
+
+def settings() -> List[str]:
+    """What each benchmark runs, from the benchmarks' own constants (printed under the table)."""
+    from palr.agents.sac import SACConfig
+    from palr.interventions.palr import PALRConfig
+    palr = PALRConfig()
+    sac_hidden = "x".join(map(str, SACConfig().hidden_sizes))
+    return [
+        f"DQN: CartPole-v1, MLP 4-{'-'.join(map(str, bench_dqn.HIDDEN))}-2 ReLU, batch "
+        f"{bench_dqn.BATCH}, one update per env step, blocks of 1000 env steps (each holds one "
+        f"PALR measurement at measure_freq {palr.measure_freq}, diag batch {palr.diag_batch_size})",
+        f"SAC: 39-d obs, 4-d action, actor + twin critics {sac_hidden} ReLU, batch 128 and 2048, "
+        "20k random transitions in replay; PALR-SAC rows: between measurements",
+        f"PALR measurement: PALR-SAC's stack on the same networks, diag batch "
+        f"{palr.diag_batch_size}; median of repeated measurements and updates",
+        "JBW: built-in simulator, jbw-v1 world, random turn4 actions, observation included; "
+        "env row: gymnasium env (flat obs, reset every 200 steps) vs CartPole-v1 random steps",
+        "Habitat stand-in: one env, random actions, RGB-D rendered offscreen with MuJoCo (EGL)",
+        "figures: medians over interleaved blocks; ratios: medians of same-round ratios "
+        "(benchmarks/timing.py)",
+    ]
 
 
 def main() -> None:
@@ -100,12 +131,18 @@ def main() -> None:
         parser.error("--seconds must be positive")
     configure_torch()  # one thread, subnormals flushed: as every launcher runs
     rows = collect(args.seconds)
+    from palr.experiments.study import machine_description
+    machine = machine_description()
     print(f"PALR benchmarks: torch {torch.__version__}, 1 thread, Python "
-          f"{platform.python_version()}, {platform.machine()}, --seconds {args.seconds:g}")
+          f"{platform.python_version()}, {machine['cpu']} ({machine['cpu_count']} cores), "
+          f"--seconds {args.seconds:g}")
     width = max(len(r[0]) for r in rows)
     print(f"{'benchmark':<{width}}  {'figure':>9}  ratio")
     for name, figure, ratio in rows:
         print(f"{name:<{width}}  {figure:>9}  {ratio}")
+    print("settings:")
+    for line in settings():
+        print(f"  {line}")
     sys.stdout.flush()
 
 
