@@ -8,7 +8,11 @@ every op's self CPU time into categories:
 - ``matmul``: the GEMM kernels of forward and backward (``aten::mm/addmm/bmm/linear``...);
 - ``optimizer``: Adam (fused kernel, step counters, the optimizer's own bookkeeping);
 - ``other ops``: every other aten op (ReLU, losses, sampling, reductions, copies);
-- ``python``: wall time not inside any op (Python, dispatch, autograd engine bookkeeping).
+- ``python``: wall time not inside any op (Python, dispatch, autograd engine bookkeeping);
+
+and the floating-point rate of the matmul ops (the profiler's FLOP counts over their self time)
+next to a 1024^3 matmul's on the same thread: a loop whose GEMMs run near that roof cannot be made
+much faster without doing less arithmetic.
 
 It then times the optimisation this profile led to, before/after in one process: the same
 update with ``Adam.step()`` (before) and with :func:`palr.optim.step_adam` (after), on two
@@ -76,26 +80,43 @@ def category(op_name: str) -> str:
     return "other ops"
 
 
+def large_gemm_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of a ``size``-cubed float32 matmul on this thread: the roof the loops' GEMMs are
+    compared with (their matrices are 128-2048 x 256, so they cannot quite reach it)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, Dict[str, float]]:
-    """(microseconds per update without the profiler, share of each category under it)."""
+    """(microseconds per update without the profiler, share of each category under it, and
+    ``"gemm_gflops"``: the matmul ops' floating-point rate, to compare with the core's peak)."""
     for _ in range(50):
         update()
     start = time.perf_counter()
     for _ in range(updates):
         update()
     plain_us = (time.perf_counter() - start) / updates * 1e6
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         start = time.perf_counter()
         for _ in range(updates):
             update()
         wall_us = (time.perf_counter() - start) * 1e6
     shares: Dict[str, float] = {"matmul": 0.0, "optimizer": 0.0, "other ops": 0.0}
+    gemm_flops = 0.0
     for event in prof.key_averages():
         if event.key.startswith("Optimizer.") or event.key.startswith("## "):
             continue  # record_function ranges: their time is inside the ops they contain
         shares[category(event.key)] += event.self_cpu_time_total
+        if category(event.key) == "matmul":
+            gemm_flops += event.flops or 0
+    gemm_gflops = gemm_flops / (shares["matmul"] * 1e-6) / 1e9 if shares["matmul"] else 0.0
     shares = {k: v / wall_us for k, v in shares.items()}
     shares["python"] = max(0.0, 1.0 - sum(shares.values()))
+    shares["gemm_gflops"] = gemm_gflops
     return plain_us, shares
 
 
@@ -136,11 +157,14 @@ def main() -> None:
     args = parser.parse_args()
     configure_torch()
     print(f"torch {torch.__version__}, 1 thread; shares of the profiled wall time")
-    print(f"{'loop':<5} {'us/update':>10} {'matmul':>7} {'optimizer':>9} {'other ops':>9} {'python':>7}")
+    roof = large_gemm_gflops()
+    print(f"GEMM GFLOP/s of the loop's matmuls; a 1024^3 matmul on this thread: {roof:.1f}")
+    print(f"{'loop':<5} {'us/update':>10} {'matmul':>7} {'optimizer':>9} {'other ops':>9} "
+          f"{'python':>7} {'GEMM GFLOP/s':>13}")
     for name, factory in (("DQN", make_dqn), ("SAC", make_sac)):
         plain_us, shares = profile_updates(factory(), args.updates)
         print(f"{name:<5} {plain_us:>10.0f} {shares['matmul']:>7.0%} {shares['optimizer']:>9.0%} "
-              f"{shares['other ops']:>9.0%} {shares['python']:>7.0%}")
+              f"{shares['other ops']:>9.0%} {shares['python']:>7.0%} {shares['gemm_gflops']:>13.1f}")
 
     print("\nbefore/after: Adam.step() vs palr.optim.step_adam, medians over interleaved chunks")
     print(f"{'loop':<5} {'chunk':>6} {'before us':>10} {'after us':>9} {'speed-up':>9}")
