@@ -21,7 +21,7 @@ import argparse
 import platform
 import sys
 import time
-from typing import Any, Dict, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch

@@ -32,7 +32,6 @@ import gc
 import hashlib
 import json
 import pathlib
-import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -51,6 +50,7 @@ from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack
 from palr.interventions.palr import PALR
 from palr.optim import layerwise_param_groups
+from palr.signals import StopSignals
 
 from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
                                        load_config, to_dict)
@@ -72,29 +72,6 @@ FORMAT = "palr_habitat.ddppo/1"
 
 class Preempted(RuntimeError):
     """Stopped by SIGTERM/SIGUSR1 after saving a checkpoint."""
-
-
-class _StopFlag:
-    """SIGTERM/SIGUSR1 -> a flag checked (and agreed on by all ranks) after every update."""
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self._previous: Dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread
-                pass
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        self.signum = signum
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
 
 
 def _seeds(seed: int, rank: int) -> Dict[str, int]:
@@ -181,7 +158,7 @@ class DDPPOTrainer:
         self.tracker: Optional[RolloutTracker] = RolloutTracker(
             info, cfg.ppo.num_steps, cfg.ddppo.sync_frac, cfg.ddppo.short_rollout_threshold,
             cfg.ddppo.timeout_s)
-        self.stop = _StopFlag()
+        self.stop = StopSignals()  # flag checked (and agreed on by all ranks) after every update
         self._digest_file: Optional[Any] = None
         self._last_train_log: Dict[str, float] = {}
 
@@ -439,7 +416,7 @@ class DDPPOTrainer:
                 self._write_digest("update")
                 self._log_update(stats, losses, dt)
                 self._maybe_switch_phase()
-                stop = all_reduce_max(float(self.stop.signum), self.info)
+                stop = all_reduce_max(float(self.stop.signum or 0), self.info)
                 if stop:
                     self.save()
                     raise Preempted(f"stopped by signal {int(stop)} after update {self.updates} "

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.experiments.files import atomic_write_json
-from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, STOP_SIGNALS, Preempted
+from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
+from palr.signals import STOP_SIGNALS, StopSignals
 
 
 @dataclass
@@ -78,26 +79,16 @@ def _run_unless_stopped(run_one: Callable[[RunJob], Any], job: RunJob) -> Any:
     return run_one(job)
 
 
-class _StopForwarder:
+class _StopForwarder(StopSignals):
     """In the launcher process of a parallel sweep: remembers SIGTERM/SIGUSR1 and sends it on to
     the pool's worker processes (a signal to the launcher's PID alone, e.g. SLURM's
     ``--signal=B:USR1`` through the batch shell, would otherwise never reach the runs)."""
 
     def __init__(self, pool: futures.ProcessPoolExecutor) -> None:
+        super().__init__()
         self.pool = pool
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopForwarder":
-        for sig in STOP_SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread: no handlers
-                pass
-        return self
-
-    def _handler(self, signum: int, _frame: Any) -> None:
-        self.signum = signum
+    def on_signal(self, signum: int, frame: Any) -> None:
         self.forward()
 
     def forward(self) -> None:
@@ -108,10 +99,6 @@ class _StopForwarder:
                 os.kill(pid, self.signum)
             except (ProcessLookupError, PermissionError):
                 pass
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int,

@@ -15,7 +15,6 @@ One run = one agent on one continual environment for ``total_episodes`` episodes
 from __future__ import annotations
 
 import pathlib
-import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Protocol
@@ -26,13 +25,12 @@ from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
 from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
+from palr.signals import StopSignals
 
 CHECKPOINT_FILE = "checkpoint.pt"
 RESULT_FILE = "result.json"
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
 PREEMPTED_EXIT = 75
-#: signals that ask a run to checkpoint and stop (SLURM sends SIGUSR1 before the time limit)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class Preempted(RuntimeError):
@@ -97,33 +95,6 @@ def load_env_state(env: Any, state: Dict[str, Any]) -> None:
         base.load_state_dict(state["env"])
     else:
         base.np_random.bit_generator.state = state["np_random"]
-
-
-class _StopFlag:
-    """Turns SIGTERM/SIGUSR1 into a flag checked at episode ends; a Python handler installed
-    before (a sweep worker's, see :mod:`palr.experiments.sweep`) is called too."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        for sig in STOP_SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handler)
-            except ValueError:  # not the main thread: no handlers
-                pass
-        return self
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        previous = self._previous.get(signum)
-        if callable(previous):
-            previous(signum, frame)
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class EpisodicTrainer:
@@ -207,7 +178,7 @@ class EpisodicTrainer:
         self._open_writer()
         bar = self._progress_bar()
         try:
-            with _StopFlag() as stop:
+            with StopSignals() as stop:  # checked at episode ends
                 while self.episode < self.settings.total_episodes:
                     started = time.perf_counter()
                     ret, length, info = self._play_episode()
