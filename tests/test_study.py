@@ -67,18 +67,20 @@ def test_task_end_values_take_the_last_measurement_before_each_task_end():
                                    {"start_episode": 4, "end_episode": 6}],
            "episodes": {"env_step": [10, 20, 30, 40]},  # task 2 not finished
            "plasticity": {"env_step": [5, 15, 25, 35],
+                          "update": [1, 2, 3, 4],
                           "layers": {"q.0": {"dead": [0.1, 0.2, 0.3, 0.4]},
                                      "q.2": {"dead": [0.3, None, 0.5, 0.6]}}}}
     values = task_end_values(run, "dead")
     assert values["q"][0] == pytest.approx((0.2 + 0.3) / 2)   # q.2's null at step 15 skipped
     assert values["q"][1] == pytest.approx((0.4 + 0.6) / 2)
     assert values["q"][2] is None
-    other = dict(run, plasticity={"env_step": [5, 15, 25, 35],
+    other = dict(run, plasticity={"env_step": [5, 15, 25, 35], "update": [1999, 2, 3, 4],
                                   "layers": {"q.0": {"dead": [0.3, 0.4, 0.5, 0.6]},
                                              "q.2": {"dead": [0.5, 0.6, 0.7, 0.8]}}})
     trend = plasticity_trend({"agents": ["A"], "runs": [run, other]}, keys=("dead",))
     first, *cells = trend["dead"]["A"]["q"]
     assert first["mean"] == pytest.approx((0.2 + 0.4) / 2)   # step 5: (0.1+0.3)/2, (0.3+0.5)/2
+    assert first["update"] == 1000                           # median update of the first ones
     assert cells[0]["mean"] == pytest.approx((0.25 + 0.5) / 2) and cells[0]["n"] == 2
     assert cells[0]["ci_low"] <= cells[0]["mean"] <= cells[0]["ci_high"]
     assert cells[2]["n"] == 0

@@ -52,17 +52,21 @@ def task_end_values(run: Mapping[str, Any], key: str, with_first: bool = False
 def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
                      ) -> Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]]:
     """``{key: {agent: {net: [{"mean", "ci_low", "ci_high", "n"} at the first measurement, then
-    at each task end]}}}`` over seeds."""
+    at each task end]}}}`` over seeds; the first cell also holds ``"update"``, the median
+    gradient update of that first measurement (agents differ: PALR measures at update 1, the
+    metrics-only monitor first at update ``measure_freq``)."""
     confidence = float(sweep.get("confidence", 0.95))
     trend: Dict[str, Dict[str, Dict[str, List[Dict[str, float]]]]] = {}
     for key in keys:
         per_agent: Dict[str, Dict[str, List[Dict[str, float]]]] = {}
         for agent in sweep["agents"]:
             collected: Dict[str, List[List[Optional[float]]]] = {}
+            first_updates: List[float] = []
             for run in sweep["runs"]:
                 if run["agent"] == agent:
                     for net, values in task_end_values(run, key, with_first=True).items():
                         collected.setdefault(net, []).append(values)
+                    first_updates += ((run.get("plasticity") or {}).get("update") or [])[:1]
             for net, rows in collected.items():
                 cells = []
                 for column in zip(*rows):
@@ -70,6 +74,8 @@ def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
                     low, high = bootstrap_ci(x, confidence) if x.size else (float("nan"),) * 2
                     cells.append({"mean": float(x.mean()) if x.size else float("nan"),
                                   "ci_low": low, "ci_high": high, "n": int(x.size)})
+                cells[0]["update"] = float(np.median(first_updates)) if first_updates \
+                    else float("nan")
                 per_agent.setdefault(agent, {})[net] = cells
         trend[key] = per_agent
     return trend
@@ -82,12 +88,14 @@ def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
     for key, per_agent in trend.items():
         lines.append(f"{labels.get(key, key)} at the first measurement and at the end of each task: "
                      "mean over seeds [95% CI]")
-        header = ["agent [net]", "first"] + [f"end {i}:{name}" for i, name in enumerate(task_names)]
+        header = ["agent [net]", "first at update", "first"] + [
+            f"end {i}:{name}" for i, name in enumerate(task_names)]
         rows = [header]
         for agent, nets in per_agent.items():
             for net, cells in nets.items():
                 fmt = "{:.3f}" if key == "dead" else "{:.2f}"
-                rows.append([f"{agent} [{net}]"] + [
+                update = cells[0].get("update", float("nan"))
+                rows.append([f"{agent} [{net}]", "n/a" if update != update else f"{update:.0f}"] + [
                     "n/a" if not cell["n"] else
                     f"{fmt.format(cell['mean'])} [{fmt.format(cell['ci_low'])}, "
                     f"{fmt.format(cell['ci_high'])}]" for cell in cells])
