@@ -4,9 +4,9 @@ Each job runs in its own directory ``<outdir>/runs/<agent>_seed<k>/`` (checkpoin
 result.json, tb/). A job whose result.json says ``finished`` is skipped; a killed one resumes from
 its checkpoint. Jobs run one after another or in ``jobs`` worker processes (one torch thread each).
 
-Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher, to its process group, or Ctrl-C of a
-SLURM job step): the launcher passes the signal on to its workers, starts no further job, lets
-every running job finish its episode and checkpoint, and then stops like a single run
+Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher or to its process group): the
+launcher passes the signal on to its workers, starts no further job, lets every running job
+finish its episode and checkpoint, and then stops like a single run
 (:class:`~palr.experiments.trainer.Preempted`, launcher exit status 75); a worker that was
 signalled starts no new job. The same command resumes.
 """
