@@ -107,3 +107,12 @@ def test_a_stopped_launcher_is_recorded_and_returns_its_status(monkeypatch, tmp_
     history = json.loads((tmp_path / "cartpole" / study.INVOCATIONS_FILE).read_text())
     assert [entry["status"] for entry in history] == ["stopped"]
     assert not (tmp_path / "published" / "cartpole").exists()
+
+
+def test_manifest_commands_name_repository_paths_relative_to_its_root(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "REPO_ROOT", tmp_path)
+    argv = ["run_experiments.py", "--outdir", str(tmp_path / "results" / "study" / "cartpole"),
+            "--other", str(tmp_path.parent / "elsewhere"), "two words"]
+    assert study._display_command(argv) == (
+        f"run_experiments.py --outdir results/study/cartpole --other {tmp_path.parent}/elsewhere "
+        "'two words'")

@@ -194,6 +194,13 @@ def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
     return target
 
 
+def _display_command(argv: Sequence[str]) -> str:
+    """A launcher's argv as a shell command, paths inside the repository relative to its root
+    (the published manifest then reads the same on every machine)."""
+    root = f"{REPO_ROOT}{os.sep}"
+    return " ".join(shlex.quote(arg[len(root):] if arg.startswith(root) else arg) for arg in argv)
+
+
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -227,7 +234,7 @@ def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, 
             "wall_seconds": round(time.time() - started, 1)})
     manifest = {
         "schema": "palr.study/1", "part": part.name, "command": command,
-        "launchers": [" ".join(shlex.quote(a) for a in argv) for argv in launcher_argvs],
+        "launchers": [_display_command(argv) for argv in launcher_argvs],
         "published_at": provenance, "machine": machine_description(),
         "invocations": history,
     }
