@@ -321,7 +321,9 @@ def plot_cw_matrix(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]
         names = [str(t.get("name", i)) for i, t in enumerate(tasks)] if len(tasks) == rows \
             else [str(i) for i in range(rows)]
         ax.set_yticks(range(rows))
-        ax.set_yticklabels([f"{i}:{n}" for i, n in enumerate(names)], fontsize=6)
+        # task names on the first panel of a row only: longer ones ran into the panel beside it
+        ax.set_yticklabels([f"{i}:{n}" for i, n in enumerate(names)] if k % ncols == 0 else [],
+                           fontsize=6)
         if any(labels) and cols <= 40:
             ax.set_xticks(range(cols))
             ax.set_xticklabels(labels, fontsize=6, rotation=90)
