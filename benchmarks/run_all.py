@@ -3,8 +3,9 @@
 Each row is measured against a reference taken in the same run (interleaved inside each
 benchmark), so the ratios survive a busy machine better than the absolute figures:
 
-- DQN env steps/s (train every step) vs a CleanRL-style DQN written inside bench_dqn.py, and
-  PALR-DQN at the default measure_freq vs our plain DQN (overhead target <= 2%);
+- DQN env steps/s (train every step) vs a CleanRL-style DQN written inside bench_dqn.py,
+  PALR-DQN at the default measure_freq vs our plain DQN (overhead target <= 2%), and a second,
+  identical plain DQN vs the first (how far a ratio of identical work strays: the noise floor);
 - SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
 - one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
 - the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
@@ -32,6 +33,7 @@ import bench_palr
 import bench_sac
 import profile_loops
 from palr.experiments.cli import configure_torch
+from palr.interventions.base import InterventionStack
 
 Row = Tuple[str, str, str]
 
@@ -62,10 +64,15 @@ def _palr_stack(algo: str):
 
 def collect(seconds: float) -> List[Row]:
     rows: List[Row] = []
-    dqn = bench_dqn.run(seconds, stacks={"palr": _palr_stack("DQN")})
+    # "twin": a second plain DQN, identical to "dqn" down to its trajectory: the ratio between
+    # them is the noise floor of every paired ratio in this table
+    dqn = bench_dqn.run(seconds, stacks={"twin": lambda: InterventionStack([]),
+                                         "palr": _palr_stack("DQN")})
     rows += [("DQN env steps/s (CleanRL-style ref)", f"{dqn['cleanrl_steps_per_s']:.0f}", "1.00"),
              ("DQN env steps/s (ours)", f"{dqn['dqn_steps_per_s']:.0f}",
               f"{dqn['dqn_vs_cleanrl']:.2f}x ref (target >= 1.2)"),
+             ("DQN env steps/s (ours, an identical twin)", f"{dqn['twin_steps_per_s']:.0f}",
+              f"{dqn['twin_vs_dqn']:.3f}x DQN (noise floor of the ratios)"),
              ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
               f"{dqn['palr_vs_dqn']:.3f}x DQN (target >= 0.98)")]
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
