@@ -17,8 +17,8 @@ much faster without doing less arithmetic.
 It then times the optimisation this profile led to, before/after in one process: the same
 update with ``Adam.step()`` (before) and with :func:`palr.optim.step_adam` (after), on two
 identical agents, in interleaved chunks, as medians and a ratio. Both tables are what the
-README's "Profiling" subsection quotes. Compare two commits by running it in each checkout. For a whole-loop view (environment
-included) use py-spy on a launcher, e.g.::
+README's "Profiling" subsection quotes. Compare two commits by running it in each checkout.
+For a whole-loop view (environment included) use py-spy on a launcher, e.g.::
 
     py-spy record --format raw -o dqn.txt -- python palr_plasticity_aware_lr/src/run_experiments.py \
         --agent_idx 4 --seeds 1 --phase_episodes 60 --no_progress --jobs 1
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="before/after: measured seconds per variant and loop")
     args = parser.parse_args()
+    if args.updates <= 0 or not args.seconds > 0:
+        parser.error("--updates and --seconds must be positive")
     configure_torch()
     print(f"torch {torch.__version__}, 1 thread; shares of the profiled wall time")
     roof = large_gemm_gflops()

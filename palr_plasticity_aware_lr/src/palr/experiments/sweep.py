@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import pathlib
-import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.experiments.files import atomic_write_json
 from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
-from palr.signals import STOP_SIGNALS, StopSignals
+from palr.signals import StopSignals
 
 
 @dataclass
@@ -56,26 +55,21 @@ def is_finished(run_dir: pathlib.Path) -> bool:
         return False
 
 
-#: the stop signal a sweep worker process has received (it then starts no further job)
-_worker_stop_signal: Optional[int] = None
-
-
-def _record_worker_stop(signum: int, _frame: Any) -> None:
-    global _worker_stop_signal
-    _worker_stop_signal = signum
+#: a sweep worker's stop signals, installed for the worker's life: an idle worker must not die
+#: of one but remember it (then it starts no further job); a run's own handler calls this one
+_WORKER_STOP = StopSignals()
 
 
 def _worker_init() -> None:
     from palr.experiments.cli import configure_torch
     configure_torch()
-    for sig in STOP_SIGNALS:  # an idle worker must not die of a stop signal, but remember it
-        signal.signal(sig, _record_worker_stop)
+    _WORKER_STOP.install()
 
 
 def _run_unless_stopped(run_one: Callable[[RunJob], Any], job: RunJob) -> Any:
     """Worker side of a parallel sweep: ``run_one(job)``, unless this worker was told to stop."""
-    if _worker_stop_signal is not None:
-        raise Preempted(f"{job.label}: not started (stop signal {_worker_stop_signal})")
+    if _WORKER_STOP.signum is not None:
+        raise Preempted(f"{job.label}: not started (stop signal {_WORKER_STOP.signum})")
     return run_one(job)
 
 
