@@ -294,6 +294,8 @@ class DQNAgent:
                                    seed=cfg.seed)
         self.rng = np.random.default_rng([cfg.seed, 1])          # epsilon-greedy draws
         self.generator = torch.Generator().manual_seed(cfg.seed + 7_919)  # interventions (CPU)
+        #: diagnostic batches only: measuring never moves the replay or intervention streams
+        self.diag_rng = np.random.default_rng([cfg.seed, 2])
 
         self.env_steps = 0
         self.updates = 0
@@ -308,7 +310,7 @@ class DQNAgent:
         self.ctx = TrainingContext(
             networks={self.NET: NetworkSlot(self.NET, self.q, self.optimizer, targets=[self.target])},
             generator=self.generator,
-            diagnostic_inputs=lambda n: {self.NET: (self.replay.sample_obs(n, self.device),)},
+            diagnostic_inputs=self.diagnostic_inputs,
         )
         self.stack.on_optimizer_created(self.ctx)
 
@@ -417,6 +419,12 @@ class DQNAgent:
         for t, p in zip(self.target.parameters(), self.q.parameters()):
             t.copy_(p)
 
+    def diagnostic_inputs(self, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
+        """``n`` replay observations for a plasticity measurement, drawn with the agent's own
+        diagnostic generator: a measurement never shifts the training batches, so a metrics-only
+        monitor at any ``measure_freq`` trains exactly like no monitor."""
+        return {self.NET: (self.replay.sample_obs(n, self.device, rng=self.diag_rng),)}
+
     # --- seams without learning ------------------------------------------------------------
     def on_episode_end(self) -> None:
         """Call after every finished training episode; the stack gets the number of episodes
@@ -439,6 +447,7 @@ class DQNAgent:
             "stack": self.stack.state_dict(),
             "generator": self.generator.get_state(),
             "rng": self.rng.bit_generator.state,
+            "diag_rng": self.diag_rng.bit_generator.state,
             "counters": {"env_steps": self.env_steps, "updates": self.updates,
                          "episodes": self.episodes, "task": self.task},
         }
@@ -447,7 +456,7 @@ class DQNAgent:
         return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        expected = {"q", "target", "optimizer", "stack", "generator", "rng", "counters"}
+        expected = {"q", "target", "optimizer", "stack", "generator", "rng", "diag_rng", "counters"}
         missing = sorted(expected - set(state))
         if missing:
             raise ValueError(f"DQN checkpoint lacks {missing}; was it written by DQNAgent.state_dict?")
@@ -457,6 +466,7 @@ class DQNAgent:
         self.stack.load_state_dict(state["stack"])
         self.generator.set_state(state["generator"])
         self.rng.bit_generator.state = state["rng"]
+        self.diag_rng.bit_generator.state = state["diag_rng"]
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
         self.updates = int(counters["updates"])

@@ -6,7 +6,7 @@ to tensors once. Continual settings keep the buffer across silent task switches.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -59,10 +59,13 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample_indices(self, batch_size: int) -> np.ndarray:
+    def sample_indices(self, batch_size: int, rng: Optional[np.random.Generator] = None
+                       ) -> np.ndarray:
+        """Uniform indices of stored transitions, drawn with ``rng`` (default: the buffer's own
+        generator, which only training batches should use)."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        return self.rng.integers(0, self.size, size=batch_size)
+        return (self.rng if rng is None else rng).integers(0, self.size, size=batch_size)
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> Dict[str, torch.Tensor]:
         """A uniform batch as tensors: obs, actions, rewards, next_obs, terminated."""
@@ -75,13 +78,17 @@ class ReplayBuffer:
             "terminated": torch.as_tensor(self.terminated[idx], device=device),
         }
 
-    def sample_obs(self, batch_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Observations only (diagnostic batches for plasticity measurements)."""
-        return torch.as_tensor(self.obs[self.sample_indices(batch_size)], device=device)
+    def sample_obs(self, batch_size: int, device: torch.device | str = "cpu",
+                   rng: Optional[np.random.Generator] = None) -> torch.Tensor:
+        """Observations only (diagnostic batches for plasticity measurements: pass the caller's
+        own ``rng`` so that measuring never shifts the training batches)."""
+        return torch.as_tensor(self.obs[self.sample_indices(batch_size, rng)], device=device)
 
-    def sample_obs_actions(self, batch_size: int, device: torch.device | str = "cpu"
+    def sample_obs_actions(self, batch_size: int, device: torch.device | str = "cpu",
+                           rng: Optional[np.random.Generator] = None
                            ) -> Tuple[torch.Tensor, torch.Tensor]:
-        idx = self.sample_indices(batch_size)
+        """Observations and their actions (diagnostic batches of state-action networks)."""
+        idx = self.sample_indices(batch_size, rng)
         return (torch.as_tensor(self.obs[idx], device=device),
                 torch.as_tensor(self.actions[idx], device=device))
 

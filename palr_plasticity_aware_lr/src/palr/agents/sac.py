@@ -21,8 +21,9 @@ target update, alpha kept as a tensor, and no host synchronisation except every 
 updates. The twin critics stay two ``nn.Sequential`` of real Linear/ReLU modules (the probes and
 unit re-initialisation need them): batching them into one ``baddbmm`` measured no faster on CPU
 (same FLOPs; 2 x addmm 179 us vs baddbmm 182 us at batch 128) and would copy stacked weights
-every step. All randomness (initialisation, action noise, interventions, diagnostic batches, replay
-sampling) comes from generators seeded by ``SACConfig.seed``; the global RNG is left untouched.
+every step. All randomness (initialisation, action noise, interventions, diagnostic batches, evaluation noise,
+replay sampling) comes from separate generators seeded by ``SACConfig.seed``, so measuring or
+evaluating never changes training; the global RNG is left untouched.
 """
 from __future__ import annotations
 
@@ -213,8 +214,8 @@ class SACAgent:
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")
-        seeds = [int(s) for s in np.random.SeedSequence(int(cfg.seed)).generate_state(4)]
-        init_seed, noise_seed, ctx_seed, replay_seed = seeds
+        seeds = [int(s) for s in np.random.SeedSequence(int(cfg.seed)).generate_state(6)]
+        init_seed, noise_seed, ctx_seed, replay_seed, diag_seed, eval_seed = seeds
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
 
         with torch.random.fork_rng(devices=[]):  # PyTorch's default init, without touching the global RNG
@@ -235,10 +236,14 @@ class SACAgent:
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
 
-        #: CPU generator for interventions and diagnostic batches (TrainingContext.generator).
+        #: CPU generator for the interventions' randomness (TrainingContext.generator).
         self.generator = torch.Generator().manual_seed(ctx_seed)
-        #: generator of the policy noise (on the agent's device).
+        #: diagnostic batches only: a measurement never moves the training or intervention streams.
+        self.diag_rng = np.random.default_rng(diag_seed)
+        #: generator of the policy noise in training (on the agent's device).
         self.noise_generator = torch.Generator(device=self.device).manual_seed(noise_seed)
+        #: policy noise of evaluation episodes: evaluating never moves the training noise.
+        self.eval_generator = torch.Generator(device=self.device).manual_seed(eval_seed)
         self.replay = ReplayBuffer(cfg.buffer_size, (obs_dim,), (act_dim,), obs_dtype=np.float32,
                                    action_dtype=np.float32, seed=replay_seed)
         self.num_updates = 0
@@ -257,15 +262,20 @@ class SACAgent:
 
     # --- acting ------------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Action(s) for one observation (obs_dim,) or a batch (N, obs_dim), as float32 NumPy."""
+    def act(self, obs: np.ndarray, deterministic: bool = False, evaluation: bool = False
+            ) -> np.ndarray:
+        """Action(s) for one observation (obs_dim,) or a batch (N, obs_dim), as float32 NumPy.
+
+        ``evaluation=True`` draws the policy noise from the evaluation generator, so evaluation
+        episodes leave the training trajectory exactly as it would be without them."""
         o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         single = o.dim() == 1
         mean, log_std = self.actor(o.reshape(-1, self.obs_dim))
         if deterministic:
             action = torch.tanh(mean)
         else:
-            noise = torch.randn(mean.shape, generator=self.noise_generator, device=self.device)
+            generator = self.eval_generator if evaluation else self.noise_generator
+            noise = torch.randn(mean.shape, generator=generator, device=self.device)
             action, _ = tanh_gaussian(mean, log_std, noise)
         out = action.cpu().numpy()
         return out[0] if single else out
@@ -380,14 +390,10 @@ class SACAgent:
         self.stack.on_task_switch(task)
 
     def diagnostic_inputs(self, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
-        """A fresh replay batch for plasticity measurements, drawn with the intervention generator
-        (so measuring never shifts the training batches): ``{"actor": (obs,), "critic": (obs, act)}``."""
-        size = len(self.replay)
-        if size == 0:
-            raise RuntimeError("diagnostic batch requested from an empty replay buffer")
-        idx = torch.randint(0, size, (int(n),), generator=self.generator).numpy()
-        obs = torch.as_tensor(self.replay.obs[idx], device=self.device)
-        act = torch.as_tensor(self.replay.actions[idx], device=self.device)
+        """A fresh replay batch for plasticity measurements, drawn with the agent's own diagnostic
+        generator (so measuring never shifts the training batches, the policy noise or the
+        interventions' randomness): ``{"actor": (obs,), "critic": (obs, act)}``."""
+        obs, act = self.replay.sample_obs_actions(int(n), self.device, rng=self.diag_rng)
         return {"actor": (obs,), "critic": (obs, act)}
 
     @torch.no_grad()
@@ -421,6 +427,8 @@ class SACAgent:
             "stack": self.stack.state_dict(),
             "generator": self.generator.get_state(),
             "noise_generator": self.noise_generator.get_state(),
+            "eval_generator": self.eval_generator.get_state(),
+            "diag_rng": self.diag_rng.bit_generator.state,
             "num_updates": self.num_updates,
             "num_episodes": self.num_episodes,
         }
@@ -450,6 +458,8 @@ class SACAgent:
         self.stack.load_state_dict(state["stack"])
         self.generator.set_state(state["generator"])
         self.noise_generator.set_state(state["noise_generator"])
+        self.eval_generator.set_state(state["eval_generator"])
+        self.diag_rng.bit_generator.state = state["diag_rng"]
         self.num_updates = int(state["num_updates"])
         self.num_episodes = int(state["num_episodes"])
         if "replay" in state:

@@ -98,15 +98,17 @@ class SACContinualLearner:
 def evaluate_task(agent: SACContinualLearner, env: Any, episodes: int, seed: int) -> float:
     """Mean success of ``episodes`` stochastic episodes (Continual World's metric).
 
-    The first reset is seeded with ``seed``, so an evaluation depends on nothing but the agent
-    and that seed (a resumed run evaluates exactly as an uninterrupted one).
+    The first reset is seeded with ``seed`` and the policy noise comes from the agent's
+    evaluation generator (checkpointed), so evaluating never changes training and a resumed run
+    evaluates exactly as an uninterrupted one.
     """
     successes = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed) if k == 0 else env.reset()
         done, info = False, {}
         while not done:
-            obs, _, terminated, truncated, info = env.step(agent.sac.act(obs, deterministic=False))
+            obs, _, terminated, truncated, info = env.step(
+                agent.sac.act(obs, deterministic=False, evaluation=True))
             done = terminated or truncated
         successes.append(float(info.get("episode_success", 0.0)))
     return float(np.mean(successes))
