@@ -16,10 +16,7 @@ from typing import Any, List, NoReturn, Optional, Sequence
 import torch
 
 from palr.agent_table import AgentSpec, resolve_agent
-
-
-class UsageError(ValueError):
-    """Bad user input: reported in one line, exit status 2."""
+from palr.errors import UsageError
 
 
 class OneLineParser(argparse.ArgumentParser):

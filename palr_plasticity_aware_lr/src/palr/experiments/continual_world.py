@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
-import shutil
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -34,8 +33,11 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
                                   non_negative_int, positive_int, resolve_agents, configure_torch)
-from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, is_finished
-from palr.experiments.trainer import RESULT_FILE
+from palr.experiments.files import atomic_write_json
+from palr.experiments.run_identity import identity_fields, make_identity
+from palr.experiments.run_lock import remove_stale_temp_files
+from palr.experiments.run_state import FINISHED, RESULT_FILE, read_result
+from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli
 from palr.paths import results_dir
 
 ALGO = "SAC"
@@ -150,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", action="store_true",
                         help="train single-task SAC-FixedLR reference runs (forward transfer)")
     parser.add_argument("--outdir", type=pathlib.Path, default=results_dir())
+    parser.add_argument("--status", action="store_true",
+                        help="train nothing: print '<seed> <agent> <new|running|finished> <file>' "
+                             "for every run these flags name (exit 2 if one holds other settings)")
     add_common_run_args(parser)
     parser.set_defaults(seeds=1)
     return parser
@@ -208,8 +213,40 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
 
 def _job(spec: Any, seed: int, suffix: str, outdir: pathlib.Path, options: Dict[str, Any]) -> RunJob:
     options["suffix"] = suffix
-    return RunJob(domain=DOMAIN, agent_index=spec.index, agent_name=spec.display_name(ALGO),
-                  seed=seed, run_dir=str(outdir / "cw_runs" / suffix.lstrip("_")), options=options)
+    job = RunJob(domain=DOMAIN, agent_index=spec.index, agent_name=spec.display_name(ALGO),
+                 seed=seed, run_dir=str(outdir / "cw_runs" / suffix.lstrip("_")), options=options)
+    job.published = str(checkpoint_json(job))
+    job.identity = cw_identity(job)
+    return job
+
+
+def _sac_config(job: RunJob) -> Any:
+    from palr.agents.sac import SACConfig
+    opts = job.options
+    return SACConfig(network=opts["network"], batch_size=opts["batch_size"], seed=job.seed,
+                     device=opts["device"])
+
+
+def cw_identity(job: RunJob) -> Dict[str, Any]:
+    """The run identity of a Continual World job (:mod:`palr.experiments.run_identity`): the task
+    sequence (or the single reference task), episode budget, SAC config, training schedule,
+    evaluation protocol and every intervention's resolved config."""
+    from palr.interventions import build_stack, stack_settings
+    opts = job.options
+    spec = resolve_agent(job.agent_index, ALGO)
+    reference = opts.get("reference_task")
+    sequence = {"reference_task": reference} if reference is not None else \
+        {"order": opts["cw_order"], "num_tasks": opts["num_tasks"]}
+    unread = ("seed", "start_steps", "update_after", "update_every")  # the schedule is below
+    sac = {k: v for k, v in dataclasses.asdict(_sac_config(job)).items() if k not in unread}
+    return make_identity({
+        "domain": DOMAIN, "agent_idx": spec.index, "seed": job.seed, "sequence": sequence,
+        "episodes_per_task": opts["episodes_per_task"],
+        "max_episode_steps": opts["max_episode_steps"],
+        "schedule": {k: opts[k] for k in ("start_steps", "update_after", "update_every")},
+        "evaluation": {k: opts[k] for k in ("eval_episodes", "eval_every")},
+        "sac": sac, "interventions": stack_settings(build_stack(spec, opts["overrides"])),
+    })
 
 
 def checkpoint_json(job: RunJob) -> pathlib.Path:
@@ -219,7 +256,7 @@ def checkpoint_json(job: RunJob) -> pathlib.Path:
 
 def run_cw_job(job: RunJob) -> Dict[str, Any]:
     """Train (or resume) one Continual World run and publish ``cw_checkpoint<suffix>.json``."""
-    from palr.agents.sac import SACAgent, SACConfig
+    from palr.agents.sac import SACAgent
     from palr.envs.continual_world import ContinualWorldEnv, make_task_env
     from palr.experiments.records import RunRecorder
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
@@ -237,8 +274,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
                                 episodes_per_task=opts["episodes_per_task"],
                                 max_episode_steps=opts["max_episode_steps"], seed=job.seed)
     spec = resolve_agent(job.agent_index, ALGO)
-    config = SACConfig(network=opts["network"], batch_size=opts["batch_size"], seed=job.seed,
-                       device=opts["device"])
+    config = _sac_config(job)
     sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], config,
                    build_stack(spec, opts["overrides"]))
     learner = SACContinualLearner(sac, opts["start_steps"], opts["update_after"],
@@ -250,6 +286,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         "score_name": "success", "score_threshold": 0.9, "tasks": tasks,
         "config": {"sac": dataclasses.asdict(config), "interventions": list(spec.interventions),
                    **{k: v for k, v in opts.items() if k not in ("progress", "outdir")}},
+        **identity_fields(job.identity if job.identity is not None else cw_identity(job)),
     }
     if reference is not None:
         header["reference"] = True
@@ -284,12 +321,25 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
 
 
 def publish_finished(jobs: Sequence[RunJob]) -> None:
-    """Copy each finished run's result to its ``cw_checkpoint<suffix>.json`` (also a run that
-    finished in an earlier invocation killed before publishing: the sweep skips it as finished)."""
+    """Write each finished run's result to its ``cw_checkpoint<suffix>.json`` (also a run that
+    finished in an earlier invocation killed before publishing: the sweep skips it as finished).
+    Only results with the job's own identity are published."""
     for job in jobs:
-        result = pathlib.Path(job.run_dir) / RESULT_FILE
-        if is_finished(pathlib.Path(job.run_dir)) and not checkpoint_json(job).exists():
-            shutil.copyfile(result, checkpoint_json(job))
+        target = checkpoint_json(job)
+        remove_stale_temp_files(target.parent, [target.name])
+        result = read_result(pathlib.Path(job.run_dir) / RESULT_FILE)
+        if target.exists() or result is None or result.get("status") != FINISHED:
+            continue
+        if result.get("identity") == job.identity:
+            atomic_write_json(target, result)
+
+
+def print_status(jobs: Sequence[RunJob]) -> None:
+    """One line per job, ``<seed> <agent index> <new|running|finished> <published result>``: what
+    the shell launchers (run_cw20.sh, run_on_HPC.sh) ask before starting runs. Raises
+    RunMismatch/RunLocked like a launch would."""
+    for job in jobs:
+        print(f"{job.seed} {job.agent_index} {job.state()} {checkpoint_json(job)}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -298,24 +348,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         check_device(args.device)
         jobs = make_jobs(args)
+        if args.status:  # creates nothing
+            print_status(jobs)
+            return 0
         check_writable_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
     configure_torch()
-    todo = []
-    for job in jobs:
-        if checkpoint_json(job).exists():
-            print(f"[cw] {checkpoint_json(job).name} exists: {job.label} skipped", file=sys.stderr)
-        else:
-            todo.append(job)
     try:
-        execute_for_cli(parser.prog, todo, run_cw_job, parallel=args.jobs)
+        execute_for_cli(parser.prog, jobs, run_cw_job, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
     finally:
-        publish_finished(todo)
+        publish_finished(jobs)
     return 0
 
 
-__all__ = ["SACContinualLearner", "build_parser", "make_jobs", "run_cw_job", "publish_finished",
-           "main"]
+__all__ = ["SACContinualLearner", "build_parser", "make_jobs", "cw_identity", "run_cw_job",
+           "publish_finished", "print_status", "main"]

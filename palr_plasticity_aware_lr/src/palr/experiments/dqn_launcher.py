@@ -20,7 +20,9 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
                                   check_writable_dir, fail, intervention_overrides,
                                   positive_int, resolve_agents, configure_torch)
-from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, finalize, run_dir_for
+from palr.experiments.run_identity import identity_fields, make_identity
+from palr.experiments.sweep import (RunJob, SweepStopped, collection, execute_for_cli, finalize,
+                                    run_dir_for)
 
 ALGO = "DQN"
 
@@ -110,15 +112,34 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     for spec in specs:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
             name = spec.display_name(ALGO)
-            jobs.append(RunJob(domain=domain.name, agent_index=spec.index, agent_name=name,
-                               seed=seed, run_dir=str(run_dir_for(args.outdir, name, seed)),
-                               options=dict(options)))
+            job = RunJob(domain=domain.name, agent_index=spec.index, agent_name=name, seed=seed,
+                         run_dir=str(run_dir_for(args.outdir, name, seed)), options=dict(options))
+            job.identity = dqn_identity(job)
+            jobs.append(job)
     return jobs
+
+
+def _dqn_config(job: RunJob) -> Any:
+    from palr.agents.dqn import DQNConfig
+    return DQNConfig(**dict(job.options["dqn"], seed=job.seed, device=job.options["device"]))
+
+
+def dqn_identity(job: RunJob) -> Dict[str, Any]:
+    """The run identity of a DQN job: domain, agent, seed, environment options, the resolved DQN
+    config and every intervention's resolved config (:mod:`palr.experiments.run_identity`)."""
+    from palr.interventions import build_stack, stack_settings
+    spec = resolve_agent(job.agent_index, ALGO)
+    dqn = {k: v for k, v in dataclasses.asdict(_dqn_config(job)).items() if k != "seed"}
+    return make_identity({
+        "domain": job.domain, "agent_idx": spec.index, "seed": job.seed,
+        "env": job.options["env"], "dqn": dqn,
+        "interventions": stack_settings(build_stack(spec, job.options["overrides"])),
+    })
 
 
 def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     """Build env + DQN + interventions for one job and train (or resume) it."""
-    from palr.agents.dqn import DQNAgent, DQNConfig
+    from palr.agents.dqn import DQNAgent
     from palr.experiments.records import RunRecorder
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
     from palr.interventions import build_stack
@@ -126,8 +147,9 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     configure_torch()
     domain = get_domain(job.domain)
     opts = job.options
+    identity = job.identity if job.identity is not None else dqn_identity(job)
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
-    config = DQNConfig(**dict(opts["dqn"], seed=job.seed, device=opts["device"]))
+    config = _dqn_config(job)
     spec = resolve_agent(job.agent_index, ALGO)
     agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config,
                      build_stack(spec, opts["overrides"]))
@@ -138,6 +160,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
         "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
                    "interventions": list(spec.interventions), "overrides": opts["overrides"],
                    "total_episodes": total},
+        **identity_fields(identity),
     })
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
@@ -157,10 +180,14 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     configure_torch()
     try:
-        paths = execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
+        execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
-    finalize(paths, outdir / f"{domain.name}_raw_results.json", outdir / "RESULTS_SUMMARY.txt",
-             outdir / "plots")
-    print(f"results: {outdir}", file=sys.stderr)
+    runs = collection(outdir)
+    try:
+        finalize(runs, outdir / f"{domain.name}_raw_results.json", outdir / "RESULTS_SUMMARY.txt",
+                 outdir / "plots")
+    except ValueError as err:  # runs of other settings in the same output directory
+        fail(parser.prog, f"cannot summarise {outdir}: {err}")
+    print(f"results: {outdir} ({len(runs)} runs summarised)", file=sys.stderr)
     return 0

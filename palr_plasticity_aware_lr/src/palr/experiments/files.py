@@ -10,10 +10,13 @@ from typing import Any, Union
 
 import numpy as np
 
+from palr.errors import UsageError
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _fsync_dir(directory: pathlib.Path) -> None:
+def fsync_dir(directory: pathlib.Path) -> None:
+    """Make renames in ``directory`` durable (best effort)."""
     try:
         fd = os.open(str(directory), os.O_RDONLY)
     except OSError:
@@ -26,21 +29,55 @@ def _fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+def temp_path(path: PathLike) -> pathlib.Path:
+    """The temporary file ``.<name>.tmp<pid>`` beside ``path`` that this process writes first."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+class WriteError(UsageError):
+    """An output file could not be written (full disk, permissions): one line naming the file;
+    the file that was there before is untouched."""
+
+
+def write_temp_file(path: PathLike, data: bytes) -> pathlib.Path:
+    """Write ``data`` to :func:`temp_path` of ``path``, fsynced; returns the temporary file (the
+    caller renames it over ``path``). Nothing is left behind if the write fails.
+
+    Raises:
+        WriteError: the write failed (e.g. no space left on the device).
+    """
+    path = pathlib.Path(path)
+    tmp = temp_path(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except OSError as err:
+        if tmp.exists():
+            tmp.unlink()
+        kept = f"{path} is unchanged" if path.exists() else f"{path} was not created"
+        raise WriteError(f"could not write {path} ({err.strerror or err}); {kept}; free space or "
+                         "fix the directory's permissions and run the same command again") from None
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    path = pathlib.Path(path)
+    tmp = write_temp_file(path, data)
+    try:
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:

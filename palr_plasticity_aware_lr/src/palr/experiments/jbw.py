@@ -35,14 +35,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _env_options(args: argparse.Namespace) -> Dict[str, Any]:
-    if args.backend == "jbw":
-        from palr.envs.jbw import jbw_available
-        if not jbw_available():
-            from palr.experiments.cli import UsageError
-            raise UsageError("--backend jbw but the jbw package does not import; install it "
-                             "(see palr_plasticity_aware_lr/setup_jbw.sh) or use --backend builtin")
+    from palr.envs.jbw import jbw_available
+    backend = args.backend
+    if backend == "auto":  # resolved here: the run's identity names the simulator that runs it
+        backend = "jbw" if jbw_available() else "builtin"
+    elif backend == "jbw" and not jbw_available():
+        from palr.experiments.cli import UsageError
+        raise UsageError("--backend jbw but the jbw package does not import; install it "
+                         "(see palr_plasticity_aware_lr/setup_jbw.sh) or use --backend builtin")
     return {"episodes": args.episodes, "phase_episodes": args.phase_episodes,
-            "episode_steps": args.episode_steps, "world": args.world, "backend": args.backend,
+            "episode_steps": args.episode_steps, "world": args.world, "backend": backend,
             "score_threshold": args.score_threshold}
 
 
@@ -55,7 +57,6 @@ def make_jbw_env(options: Dict[str, Any], seed: int) -> Tuple[Any, List[Dict[str
     signs = ("jellybean+", "onion+")
     tasks = [{"index": k, "name": f"{signs[k % 2]} ({k})", "start_episode": k * per,
               "end_episode": min((k + 1) * per, total)} for k in range(math.ceil(total / per))]
-    options["backend"] = env.backend
     return env, tasks, options["score_threshold"]
 
 

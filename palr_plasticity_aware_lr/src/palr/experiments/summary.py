@@ -41,6 +41,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from palr.experiments.files import PathLike, atomic_write_text, json_safe
+from palr.experiments.run_identity import check_poolable
 from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_performance,
                                       cw_forgetting, cw_forward_transfer, cw_task_auc, final_performance,
                                       iqm, recovery_episodes)
@@ -238,7 +239,9 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
     """Merge runs of one domain into a ``palr.sweep/1`` dict (module docstring).
 
     Runs carrying ``"reference": true`` join ``reference_runs``. Raises ValueError on mixed
-    domains, on two runs of the same (agent, seed), or on no runs.
+    domains, on two runs of the same (agent, seed), on runs that may not be pooled (one agent
+    with different settings, or agents of different experiments:
+    :func:`palr.experiments.run_identity.check_poolable`), or on no runs.
     """
     for k, run in enumerate(runs):
         validate_run(run, f"run #{k}")
@@ -249,6 +252,7 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
     domains = sorted({str(r["domain"]) for r in main + references})
     if len(domains) != 1:
         raise ValueError(f"runs of several domains {domains}; merge one domain at a time")
+    check_poolable(main)
     seen = set()
     for run in main:
         pair = (run["agent"], run["seed"])

@@ -1,8 +1,12 @@
 """Run a sweep of (agent, seed) jobs, skipping finished ones, then merge, summarise and plot.
 
 Each job runs in its own directory ``<outdir>/runs/<agent>_seed<k>/`` (checkpoint.pt,
-result.json, tb/). A job whose result.json says ``finished`` is skipped; a killed one resumes from
-its checkpoint. Jobs run one after another or in ``jobs`` worker processes (one torch thread each).
+result.json, tb/) and carries its run identity (:mod:`palr.experiments.run_identity`). Before
+anything runs, every job's state on disk is checked (:func:`palr.experiments.run_state.run_state`):
+a finished run with the same identity is skipped, a killed one resumes from its checkpoint, and a
+run directory holding another configuration's run, or in use by another process, stops the whole
+launch with one line (exit status 2) before any job starts. Jobs run one after another or in
+``jobs`` worker processes (one torch thread each).
 
 Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher or to its process group): the
 launcher passes the signal on to its workers, starts no further job, lets every running job
@@ -13,7 +17,6 @@ signalled starts no new job. The same command resumes.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import json
 import multiprocessing
 import os
 import pathlib
@@ -22,14 +25,26 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from palr.errors import UsageError
 from palr.experiments.files import atomic_write_json
-from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
+from palr.experiments.run_lock import remove_stale_temp_files
+from palr.experiments.run_state import FINISHED, RESULT_FILE, run_state
+from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
 from palr.signals import StopSignals
 
 
 @dataclass
 class RunJob:
-    """One (agent, seed) run of a sweep; ``options`` are the domain's settings (plain values)."""
+    """One (agent, seed) run of a sweep.
+
+    Attributes:
+        domain, agent_index, agent_name, seed: which run.
+        run_dir: its directory (checkpoint, result.json, tb/).
+        options: the domain's settings (plain values) the job is built from.
+        identity: the run's identity (settings that change what it trains or records).
+        published: an extra result file that stands for the finished run (Continual World's
+            ``cw_checkpoint<suffix>.json``), if any.
+    """
 
     domain: str
     agent_index: int
@@ -37,22 +52,27 @@ class RunJob:
     seed: int
     run_dir: str
     options: Dict[str, Any] = field(default_factory=dict)
+    identity: Optional[Dict[str, Any]] = None
+    published: Optional[str] = None
 
     @property
     def label(self) -> str:
         return f"{self.agent_name} seed {self.seed}"
+
+    def state(self) -> str:
+        """``new``, ``running`` or ``finished`` (raises RunMismatch / RunLocked)."""
+        if self.identity is None:
+            raise ValueError(f"{self.label}: a sweep job needs its run identity")
+        return run_state(self.run_dir, self.identity, published=self.published)
 
 
 def run_dir_for(outdir: pathlib.Path, agent_name: str, seed: int) -> pathlib.Path:
     return outdir / "runs" / f"{agent_name}_seed{seed}"
 
 
-def is_finished(run_dir: pathlib.Path) -> bool:
-    path = pathlib.Path(run_dir) / RESULT_FILE
-    try:
-        return json.loads(path.read_text()).get("status") == "finished"
-    except (OSError, ValueError):
-        return False
+def is_finished(job: RunJob) -> bool:
+    """Whether ``job`` finished earlier with the same settings (raises on other settings)."""
+    return job.state() == FINISHED
 
 
 #: a sweep worker's stop signals, installed for the worker's life: an idle worker must not die
@@ -96,10 +116,12 @@ class _StopForwarder(StopSignals):
 
 
 def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int,
-                  log: Callable[[str], None]) -> Tuple[List[str], List[str]]:
-    """Run ``todo`` in ``parallel`` spawned workers; returns (failures, preempted) labels."""
+                  log: Callable[[str], None]) -> Tuple[List[str], List[str], List[str]]:
+    """Run ``todo`` in ``parallel`` spawned workers; returns (failures, preempted, refused)
+    labels; refused jobs raised a :class:`~palr.errors.UsageError` (e.g. a run in use)."""
     failures: List[str] = []
     preempted: List[str] = []
+    refused: List[str] = []
     ctx = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
                                      initializer=_worker_init) as pool, \
@@ -123,11 +145,13 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
                     log(f"[sweep] {job.label}: done")
                 elif isinstance(err, Preempted):
                     preempted.append(job.label)
+                elif isinstance(err, UsageError):
+                    refused.append(str(err))
                 else:
                     failures.append(f"{job.label}: {type(err).__name__}: {err}")
         if stop.signum is not None and not preempted:
             preempted.append(f"stop signal {stop.signum} after the last job")
-    return failures, preempted
+    return failures, preempted, refused
 
 
 def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int = 1,
@@ -136,27 +160,36 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
 
     ``run_one`` must be a module-level function (it is sent to worker processes). Failures are
     collected and re-raised together after the other jobs finished.
+
+    Raises:
+        UsageError: before anything runs, when a job's directory holds a run with other settings
+            or is in use by another process; after the others, when a job was refused so.
+        Preempted: the sweep was stopped by a signal (checkpoints saved).
+        RuntimeError: some jobs failed.
     """
     todo: List[RunJob] = []
-    for job in jobs:
-        if is_finished(pathlib.Path(job.run_dir)):
-            log(f"[sweep] {job.label}: finished earlier, skipped")
+    for job in jobs:  # every job is checked before any starts
+        if is_finished(job):
+            log(f"[sweep] {job.label}: finished earlier with the same settings, skipped")
         else:
             todo.append(job)
     failures: List[str] = []
     preempted: List[str] = []
+    refused: List[str] = []
     if parallel <= 1 or len(todo) <= 1:
         for job in todo:
             log(f"[sweep] {job.label}: running in {job.run_dir}")
             try:
                 run_one(job)
-            except Preempted:
+            except (Preempted, UsageError):
                 raise
             except Exception as err:  # noqa: BLE001 - report every failed job at the end
                 failures.append(f"{job.label}: {type(err).__name__}: {err}")
                 traceback.print_exc()
     else:
-        failures, preempted = _run_parallel(todo, run_one, parallel, log)
+        failures, preempted, refused = _run_parallel(todo, run_one, parallel, log)
+    if refused:
+        raise UsageError(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
     if preempted:
         raise Preempted(f"stopped; checkpoints saved, not finished: {', '.join(preempted)}"
                         + (f"; failed: {'; '.join(failures)}" if failures else ""))
@@ -175,10 +208,14 @@ class SweepStopped(Exception):
 
 def execute_for_cli(prog: str, jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any],
                     parallel: int = 1) -> List[str]:
-    """:func:`execute` for a launcher: a preempted sweep or failed runs are reported in one line
-    and raise :class:`SweepStopped` with exit status 75 (preempted; rerun to resume) or 1."""
+    """:func:`execute` for a launcher: a refused launch, a preempted sweep or failed runs are
+    reported in one line and raise :class:`SweepStopped` with exit status 2 (another run's
+    settings or owner; the line names the fix), 75 (preempted; rerun to resume) or 1."""
     try:
         return execute(jobs, run_one, parallel=parallel)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SweepStopped(2) from None
     except Preempted as err:
         print(f"{prog}: {err}; run the same command again to resume", file=sys.stderr)
         raise SweepStopped(PREEMPTED_EXIT) from None
@@ -187,10 +224,22 @@ def execute_for_cli(prog: str, jobs: Sequence[RunJob], run_one: Callable[[RunJob
         raise SweepStopped(1) from None
 
 
+def collection(outdir: pathlib.Path) -> List[str]:
+    """The result.json of every run kept under ``<outdir>/runs/`` (what a sweep's summary covers:
+    the runs of this launch and those of earlier launches on the same output directory)."""
+    return [str(p) for p in sorted((outdir / "runs").glob(f"*/{RESULT_FILE}"))]
+
+
 def finalize(result_paths: Sequence[str], merged_path: pathlib.Path, summary_path: pathlib.Path,
              plot_dir: Optional[pathlib.Path]) -> Dict[str, Any]:
-    """Merge run results into one sweep JSON, write RESULTS_SUMMARY.txt and the plots."""
+    """Merge run results into one sweep JSON, write RESULTS_SUMMARY.txt and the plots.
+
+    Raises:
+        ValueError: the runs may not be pooled (one agent with different settings, or agents of
+            different experiments; :func:`palr.experiments.run_identity.check_poolable`).
+    """
     from palr.experiments.summary import format_summary, load_runs, merge_runs, write_summary
+    remove_stale_temp_files(merged_path.parent, [merged_path.name, summary_path.name])
     sweep = merge_runs(load_runs(result_paths))
     atomic_write_json(merged_path, sweep)
     write_summary(sweep, summary_path)

@@ -4,9 +4,12 @@ One run = one agent on one continual environment for ``total_episodes`` episodes
 - acts and feeds transitions to the agent (which trains itself and calls its intervention stack);
 - records every episode and every plasticity measurement (:class:`RunRecorder`);
 - writes TensorBoard scalars to ``<run_dir>/tb`` and shows a progress bar;
+- holds the run directory's lock (one writer per run; :mod:`palr.experiments.run_lock`);
 - checkpoints every ``checkpoint_every`` episodes (agent incl. replay and intervention state, env
-  RNG state, global RNGs, the record so far), atomically; a killed run started again resumes
-  from its last checkpoint and, on CPU, ends with the same numbers as an uninterrupted run;
+  RNG state, global RNGs, the record so far, the run's identity), atomically; a killed run started
+  again resumes from its last checkpoint and, on CPU, ends with the same numbers as an
+  uninterrupted run; a checkpoint of a run with other settings is refused
+  (:class:`~palr.experiments.run_identity.RunMismatch`);
 - on SIGTERM/SIGUSR1 (SLURM preemption) finishes the current episode, checkpoints and raises
   :class:`Preempted`;
 - a NaN/Inf loss raised by the agent (``FloatingPointError``) stops the run; the last good
@@ -25,10 +28,11 @@ from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
 from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
+from palr.experiments.run_identity import check_same_run
+from palr.experiments.run_lock import RunLock
+from palr.experiments.run_state import CHECKPOINT_FILE, RESULT_FILE, read_result
 from palr.signals import StopSignals
 
-CHECKPOINT_FILE = "checkpoint.pt"
-RESULT_FILE = "result.json"
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
 PREEMPTED_EXIT = 75
 
@@ -142,8 +146,13 @@ class EpisodicTrainer:
                                         purge_step=self.env_steps or None)
 
     # --- checkpointing -----------------------------------------------------------------------
+    @property
+    def identity(self) -> Optional[Dict[str, Any]]:
+        """The run's identity (recorded in its header by the launcher), or None."""
+        return self.recorder.header.get("identity")
+
     def state_dict(self) -> Dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "env": env_state(self.env),
+        return {"identity": self.identity, "agent": self.agent.state_dict(), "env": env_state(self.env),
                 "rng": capture_global_rng(), "recorder": self.recorder.state_dict(),
                 "episode": self.episode, "env_steps": self.env_steps,
                 "wall_time": self.wall_time, "task": self.task}
@@ -163,16 +172,26 @@ class EpisodicTrainer:
         atomic_write_json(self.result_path, self.recorder.to_dict(status, self.wall_time))
 
     def resume(self) -> bool:
+        """Load the latest checkpoint if there is one; refuses one of a run with other settings."""
         state = load_checkpoint(self.checkpoint_path)
         if state is None:
             return False
+        if self.identity is not None:
+            check_same_run(state.get("identity"), self.identity,
+                           f"checkpoint {self.checkpoint_path}")
         self.load_state_dict(state)
         return True
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
         """Train to ``total_episodes`` (resuming if a checkpoint exists); returns the result."""
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.settings.run_dir):
+            return self._run_locked()
+
+    def _run_locked(self) -> Dict[str, Any]:
+        previous = read_result(self.result_path)
+        if previous is not None and self.identity is not None:  # never overwrite another run's
+            check_same_run(previous.get("identity"), self.identity, str(self.result_path))
         if self.resume():
             self.recorder.event("resumed", episode=self.episode, env_step=self.env_steps)
         self._open_writer()

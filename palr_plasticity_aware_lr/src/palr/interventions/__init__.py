@@ -77,9 +77,15 @@ def build_stack(spec: AgentSpec, overrides: Optional[Mapping[str, Any]] = None,
     return InterventionStack([build_intervention(n, overrides) for n in names])
 
 
+def stack_settings(stack: InterventionStack) -> Dict[str, Dict[str, Any]]:
+    """The resolved configuration of every intervention of a stack, by registry name: what a run
+    records of its interventions (its identity holds it)."""
+    return {iv.name: dataclasses.asdict(iv.config) for iv in stack.interventions}
+
+
 __all__ = [
     "Intervention", "InterventionStack", "NetworkSlot", "TrainingContext", "REGISTRY",
-    "build_intervention", "build_stack", "config_fields", "PALR", "PALRConfig", "L2Reg",
+    "build_intervention", "build_stack", "config_fields", "stack_settings", "PALR", "PALRConfig", "L2Reg",
     "L2RegConfig", "ShrinkAndPerturb", "ShrinkPerturbConfig", "PeriodicReset",
     "PeriodicResetConfig", "ReDo", "ReDoConfig", "PlasticityMonitor", "MonitorConfig",
 ]
