@@ -148,9 +148,13 @@ def test_a_run_finished_before_a_crash_is_still_published(tmp_path):
         ["--cw10", "--num_tasks", "2", "--agent_idx", "4", "--outdir", str(tmp_path)]))
     run_dir = pathlib.Path(job.run_dir)
     run_dir.mkdir(parents=True)
-    (run_dir / "result.json").write_text(json.dumps({"status": "running"}))
+    (run_dir / "result.json").write_text(json.dumps({"status": "running", "identity": job.identity}))
     publish_finished([job])
     assert not checkpoint_json(job).exists()          # unfinished runs are not published
-    (run_dir / "result.json").write_text(json.dumps({"status": "finished"}))
+    other = dict(job.identity, seed=99)
+    (run_dir / "result.json").write_text(json.dumps({"status": "finished", "identity": other}))
+    publish_finished([job])
+    assert not checkpoint_json(job).exists()          # nor another configuration's run
+    (run_dir / "result.json").write_text(json.dumps({"status": "finished", "identity": job.identity}))
     publish_finished([job])
     assert json.loads(checkpoint_json(job).read_text())["status"] == "finished"
