@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from palr.agent_table import AgentSpec
-from palr.interventions.base import (Intervention, InterventionStack, NetworkSlot,
+from palr.interventions.base import (ENCODER, POLICY, ROLES, VALUE, Intervention,
+                                     InterventionStack, MissingNetworkError, NetworkSlot,
                                      TrainingContext)
 from palr.interventions.l2reg import L2Reg, L2RegConfig
 from palr.interventions.monitor import MonitorConfig, PlasticityMonitor
@@ -79,6 +80,7 @@ def build_stack(spec: AgentSpec, overrides: Optional[Mapping[str, Any]] = None,
 
 __all__ = [
     "Intervention", "InterventionStack", "NetworkSlot", "TrainingContext", "REGISTRY",
+    "ROLES", "VALUE", "POLICY", "ENCODER", "MissingNetworkError",
     "build_intervention", "build_stack", "config_fields", "PALR", "PALRConfig", "L2Reg",
     "L2RegConfig", "ShrinkAndPerturb", "ShrinkPerturbConfig", "PeriodicReset",
     "PeriodicResetConfig", "ReDo", "ReDoConfig", "PlasticityMonitor", "MonitorConfig",
