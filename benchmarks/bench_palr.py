@@ -52,7 +52,7 @@ def run(seconds: float = 20.0, diag_batch_size: int = 1024) -> Dict[str, float]:
     palr = agents[128].stack.interventions[0]
     one_mlp = SACAgent(39, 4, SACConfig(batch_size=128, seed=0),
                        build_stack(resolve_agent("PALR", "SAC"),
-                                   {"diag_batch_size": diag_batch_size, "networks": ("actor",)}))
+                                   {"diag_batch_size": diag_batch_size, "networks": ("policy",)}))
     _fill(one_mlp, 5000, rng)
     one_mlp.update()
     palr_mlp = one_mlp.stack.interventions[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from palr.interventions import InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions import VALUE, InterventionStack, NetworkSlot, TrainingContext
 from palr.optim import layerwise_param_groups
 
 
@@ -31,7 +31,7 @@ class TinyLearner:
         self.stack = stack
         self.updates = 0
         self.stack.on_optimizer_created(TrainingContext(
-            networks={"q": NetworkSlot("q", self.net, self.opt, targets=[self.target])},
+            networks={"q": NetworkSlot("q", self.net, self.opt, (VALUE,), targets=[self.target])},
             generator=self.gen, diagnostic_inputs=self.diag))
 
     def diag(self, n: int):

@@ -167,6 +167,9 @@ def run_launcher(*args, cwd):
     (["--set", "max_lr_scale=0.5"], "max_lr_scale must be >= 1"),
     (["--set", "nope=1"], "unknown setting 'nope'"),
     (["--device", "tpu"], "unknown device"),
+    (["--agents", "3", "--set", "l2_roles=policy"],
+     "l2reg looks for a network with role policy but this agent trains q (value)"),
+    (["--set", "networks=critic"], "networks: unknown role(s) critic; valid roles: value"),
 ])
 def test_bad_flags_one_line_exit_2_nothing_touched(tmp_path, args, message):
     outdir = tmp_path / "out"

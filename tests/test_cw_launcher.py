@@ -117,7 +117,11 @@ def test_cw_runner_rejects_bad_flags(tmp_path):
     script = ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"
     for args, message in ((["--agent_idx", "12"], "valid agents: 0=SAC-FixedLR"),
                           (["--episodes_per_task", "0"], "positive integer"),
-                          (["--seeds", "2", "--ckpt_suffix", "_x"], "names ONE run")):
+                          (["--seeds", "2", "--ckpt_suffix", "_x"], "names ONE run"),
+                          (["--agent_idx", "4", "--set", "networks=encoder"],
+                           "palr looks for a network with role encoder but this agent trains "
+                           "actor (policy), critic (value); set networks to some of: value, "
+                           "policy")):
         proc = subprocess.run([sys.executable, str(script), "--outdir", str(tmp_path), *args],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr

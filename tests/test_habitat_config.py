@@ -99,9 +99,11 @@ def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path, capsy
          "--agent", "PALR-Magic"],
         ["--config", str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"), "--outdir", str(outdir),
          "--seed", "-1"],
+        ["--config", str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"), "--outdir", str(outdir),
+         "--set", "agent.interventions.networks=[critic]"],
     ]
     expected = ["ppo.clip: unknown key", "not found", "unknown agent 'PALR-Magic'; valid agents",
-                "expected an integer >= 0"]
+                "expected an integer >= 0", "networks: unknown role(s) critic; valid roles"]
     for argv, text in zip(cases, expected):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)

@@ -98,7 +98,7 @@ def test_minibatch_gathers_segments_with_padding():
 SLURM_SCRIPT = r"""
 import json, torch
 from palr_habitat.ddppo_distributed import (RolloutTracker, all_reduce_sum, barrier,
-                                            broadcast_decisions, init_distributed, teardown)
+                                            init_distributed, rank0_sync, teardown)
 info = init_distributed("cpu", "auto", 60)
 total = all_reduce_sum([info.rank + 1.0], info)[0]
 tracker = RolloutTracker(info, 8, 0.5, 0.25, 60)
@@ -109,8 +109,8 @@ if info.rank == 1:
 barrier(info)
 out = {"launcher": info.launcher, "rank": info.rank, "world": info.world_size, "total": total,
        "early": early, "too_soon": tracker.should_stop(0, 1), "stop": tracker.should_stop(0, 4),
-       "mask": broadcast_decisions({"trunk": {"fuse1": torch.tensor([info.rank == 0, False])}},
-                                   info)["trunk"]["fuse1"].tolist()}
+       "mask": rank0_sync(info)({"trunk": {"fuse1": torch.tensor([info.rank == 0, False])}}
+                                )["trunk"]["fuse1"].tolist()}
 print(json.dumps(out))
 tracker.close()
 teardown(info)
@@ -161,9 +161,9 @@ def test_torchrun_two_ranks_stay_identical_through_updates_and_palr_reinit(tmp_p
     assert [(d["event"], d["gradient_steps"], d["digest"]) for d in rank0] == \
            [(d["event"], d["gradient_steps"], d["digest"]) for d in rank1]
     updates = [d for d in rank0 if d["event"] == "update"]
-    reinits = [d for d in rank0 if d["event"] == "reinit"]
+    measured = [d for d in rank0 if d["event"] == "palr"]
     assert len(updates) == 2 and updates[0]["digest"] != updates[1]["digest"]
-    assert reinits and reinits[-1]["reinit_total"] > 0
+    assert measured and measured[-1]["reinit_units"] > 0
     result = json.loads((outdir / "result.json").read_text())
     assert result["world_size"] == 2 and result["updates"] == 2 and result["env_steps"] == 64
     assert result["plasticity"]["layers"]["encoder.layer1.0.conv1"]["reinit"]

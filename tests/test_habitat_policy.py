@@ -146,7 +146,8 @@ def _context(policy: FetchPolicy):
             feats = policy.encoder(visual)
         return {"encoder": (visual[:8],), "trunk": (feats, state, torch.zeros(n, 16))}
 
-    nets = {k: NetworkSlot(k, getattr(policy, k), opts[k]) for k in opts}
+    nets = {k: NetworkSlot(k, getattr(policy, k), opts[k], FetchPolicy.NETWORK_ROLES[k])
+            for k in opts}
     return TrainingContext(networks=nets, generator=gen, diagnostic_inputs=diag), opts
 
 
@@ -178,3 +179,23 @@ def test_palr_measures_and_reinitialises_dead_conv_filters():
     out_after = policy.act(visual, state, h0, torch.ones(4), deterministic=True)
     assert torch.allclose(out_before[0], out_after[0], atol=1e-5)  # output unchanged at once
     assert torch.allclose(out_before[2], out_after[2], atol=1e-5)
+
+
+def test_l2reg_penalises_the_ppo_trunk_that_holds_the_value_head():
+    policy = tiny_policy()
+    stack = build_stack(resolve_agent("L2Reg", "PPO"), {"l2_coef": 0.1})
+    ctx, _ = _context(policy)
+    stack.on_optimizer_created(ctx)
+    assert stack.loss_penalty("encoder") is None  # the encoder plays no value role
+    penalty = stack.loss_penalty("trunk")
+    matrices = {n: p for n, p in policy.trunk.named_parameters() if p.dim() > 1}
+    assert {"fuse1.weight", "gru.weight_ih", "gru.weight_hh", "critic_out.weight"} <= set(matrices)
+    expected = 0.1 * sum(float((p.detach() ** 2).sum()) for p in matrices.values())
+    assert float(penalty) == pytest.approx(expected, rel=1e-5) and float(penalty) > 0
+    penalty.backward()
+    for name, p in policy.trunk.named_parameters():
+        if name in matrices:  # d/dW c * ||W||^2 = 2 c W
+            assert torch.allclose(p.grad, 0.2 * p.detach()), name
+        else:  # biases and log_std are not penalised
+            assert p.grad is None, name
+    assert all(p.grad is None for p in policy.encoder.parameters())

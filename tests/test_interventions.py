@@ -1,12 +1,15 @@
 """The intervention stack: PALR exactly as DESIGN.md section 2, its peers, checkpoint round trips."""
 import copy
+import gc
+import re
+import weakref
 
 import pytest
 import torch
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.interventions import (PALR, PALRConfig, InterventionStack, build_intervention,
-                                build_stack)
+from palr.interventions import (ENCODER, PALR, POLICY, VALUE, InterventionStack,
+                                MissingNetworkError, PALRConfig, build_intervention, build_stack)
 from palr.interventions.palr import lr_scale
 
 from harness import TinyLearner
@@ -176,3 +179,70 @@ def test_unknown_names_list_the_choices():
         resolve_agent("PALR-XYZ", "SAC")
     assert resolve_agent("PALR-SAC", "SAC").index == 4
     assert resolve_agent("7", "DQN").key == "ReDo"
+
+
+# --- network roles ---------------------------------------------------------------------------
+def test_every_agent_declares_the_roles_of_its_networks():
+    from palr.agents.dqn import DQNAgent, DQNConfig
+    from palr.agents.sac import SACAgent, SACConfig
+    from palr_habitat.palr_fetch_policy import FetchPolicy
+    dqn = DQNAgent(4, 2, DQNConfig(hidden_sizes=(8,)))
+    sac = SACAgent(5, 2, SACConfig(hidden_sizes=(8,)))
+    assert dqn.ctx.network_roles() == DQNAgent.NETWORK_ROLES == {"q": (VALUE,)}
+    assert sac.context.network_roles() == SACAgent.NETWORK_ROLES == \
+        {"actor": (POLICY,), "critic": (VALUE,)}
+    assert FetchPolicy.NETWORK_ROLES == {"encoder": (ENCODER,), "trunk": (POLICY, VALUE)}
+    # every algorithm has a value network, so L2Reg penalises something everywhere
+    l2reg = build_intervention("l2reg")
+    assert l2reg.select_networks(DQNAgent.NETWORK_ROLES) == ["q"]
+    assert l2reg.select_networks(SACAgent.NETWORK_ROLES) == ["critic"]
+    assert l2reg.select_networks(FetchPolicy.NETWORK_ROLES) == ["trunk"]
+
+
+def test_a_networks_selection_picks_networks_by_role():
+    from palr.agents.sac import SACAgent, SACConfig
+    stack = InterventionStack([build_intervention("palr", {"networks": ("policy",)})])
+    SACAgent(5, 2, SACConfig(hidden_sizes=(8,)), stack)
+    assert list(stack.interventions[0].slots()) == ["actor"]
+
+
+@pytest.mark.parametrize("name, overrides, message", [
+    ("l2reg", {"l2_roles": ("encoder",)},
+     "l2reg looks for a network with role encoder but this agent trains q (value); "
+     "set l2_roles to some of: value"),
+    ("monitor", {"networks": ("policy", "encoder")},
+     "monitor looks for a network with role policy or encoder but this agent trains q (value); "
+     "set networks to some of: value"),
+    ("redo", {"networks": ("policy",)}, "redo looks for a network with role policy"),
+])
+def test_an_intervention_without_its_networks_fails_at_start_in_one_line(name, overrides, message):
+    stack = InterventionStack([build_intervention(name, overrides)])
+    with pytest.raises(MissingNetworkError) as err:
+        TinyLearner(stack)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    with pytest.raises(MissingNetworkError, match=re.escape(message)):  # the launchers' check
+        stack.check_networks({"q": (VALUE,)})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"networks": ("critic",)}, "networks: unknown role(s) critic; valid roles: value"),
+    ({"l2_roles": ()}, "l2_roles names no role"),
+])
+def test_unknown_or_empty_roles_are_rejected_with_the_valid_ones(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_stack(resolve_agent("L2Reg", "DQN"), overrides)
+
+
+
+@pytest.mark.parametrize("spec", AGENTS, ids=lambda s: s.key)
+def test_closing_the_stack_lets_the_networks_go(spec):
+    learner = TinyLearner(build_stack(spec, {"measure_freq": 2, "diag_batch_size": 64}))
+    for _ in range(3):
+        learner.update()
+    stack, net = learner.stack, weakref.ref(learner.net)
+    del learner
+    gc.collect()
+    assert net() is not None  # the stack still holds the training context
+    stack.close()
+    gc.collect()
+    assert net() is None and all(iv.ctx is None for iv in stack.interventions)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from palr.probes import ActivationProbes
-from palr.reinit import reinitialize_units
+from palr.reinit import reinitialize_module, reinitialize_units
 
 from harness import mlp
 
@@ -182,3 +182,19 @@ def test_he_normal_draw_has_the_he_scale():
     reinitialize_units(layer, torch.ones(2000, dtype=torch.bool), None,
                        torch.Generator().manual_seed(0), "he_normal", 0.5)
     assert float(net[0].weight.detach().std()) == pytest.approx(0.5 * (2 / 400) ** 0.5, rel=0.02)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.GRUCell(6, 8), lambda: nn.LSTM(6, 8)],
+                         ids=["GRUCell", "LSTM"])
+def test_reinitialize_module_draws_recurrent_layers_from_the_generator_only(make):
+    torch.manual_seed(0)
+    a, b = nn.Sequential(nn.Linear(4, 6), make()), nn.Sequential(nn.Linear(4, 6), make())
+    torch.manual_seed(1)  # a different global RNG state must not matter
+    reinitialize_module(a, torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    reinitialize_module(b, torch.Generator().manual_seed(7))
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa, pb), name
+    recurrent = [p for n, p in a.named_parameters() if n.startswith("1.")]
+    assert all(p.abs().max() <= 8 ** -0.5 for p in recurrent)  # PyTorch's U(+-1/sqrt(hidden))
+    assert all(p.std() > 8 ** -0.5 / 3 for p in recurrent)

@@ -4,7 +4,7 @@ Modules (one job each):
 
 - ``palr_trainer``: the torchrun/srun/single-process entry point and training loop.
 - ``ddppo_config``: validated YAML configs (``palr_habitat/configs``).
-- ``ddppo_distributed``: process group, straggler preemption, PALR decision broadcast, teardown.
+- ``ddppo_distributed``: process group, straggler preemption, rank 0's decisions, teardown.
 - ``ddppo_rollout`` / ``ddppo_ppo``: rollout storage, GAE, recurrent minibatches, clipped PPO.
 - ``palr_fetch_policy`` / ``palr_resnet_encoder``: ResNet-18 + GRU actor-critic, probe-friendly.
 - ``plasticity_metrics_cnn``: dead filter fraction and conv effective rank (on ``palr.plasticity``).

@@ -225,8 +225,10 @@ class RunConfig:
         checkpoint_interval: PPO updates between checkpoints.
         log_interval: PPO updates between console lines.
         torch_threads: intra-op threads per process.
-        rank_digests: write every rank's parameter digest after every update to
-            ``<outdir>/ranks/rank<r>.jsonl`` (tests check the ranks stay identical).
+        rank_digests: write every rank's parameter digest after every update and after every
+            intervention's published log (event: its name; with the units re-initialised so far
+            in this session) to ``<outdir>/ranks/rank<r>.jsonl`` (tests check the ranks stay
+            identical).
         tensorboard: write TensorBoard scalars to ``<outdir>/tb``.
     """
 

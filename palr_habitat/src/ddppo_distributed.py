@@ -10,9 +10,10 @@ PointGoal Navigators from 2.5 Billion Frames").
   least ``short_rollout_threshold * num_steps`` steps are in and ``sync_frac`` of all ranks have
   finished a full rollout (a counter per update in a TCP key-value store, as habitat-baselines'
   ``num_rollouts_done_store``).
-- :func:`broadcast_decisions`: PALR's ``decision_sync`` -- rank 0's re-initialisation masks go to
-  every rank, so all ranks re-draw the same units (with the same seeded generator) and keep
-  identical weights although each measured its own diagnostic batch.
+- :func:`rank0_sync`: the interventions' ``TrainingContext.sync`` -- every intervention that
+  re-initialises or rescales passes its decision (masks, LR scales) and its generator state
+  through it, so all ranks apply rank 0's decision with rank 0's randomness and keep identical
+  weights although each measured its own diagnostic batch.
 - :func:`teardown`: barrier + ``destroy_process_group`` after the caller dropped its references
   to the model, the DDP wrapper and the optimizers and ran the garbage collector (without that,
   about one run in five aborted at exit on the development machine).
@@ -20,15 +21,14 @@ PointGoal Navigators from 2.5 Billion Frames").
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
-
-Decisions = Dict[str, Dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -169,37 +169,10 @@ def gather_objects(obj: Any, info: DistInfo) -> List[Any]:
     return out
 
 
-def broadcast_decisions(decisions: Decisions, info: DistInfo) -> Decisions:
-    """PALR ``decision_sync``: rank 0's boolean unit masks, on every rank's device."""
-    if not info.distributed:
-        return decisions
-    cpu = {net: {layer: mask.detach().cpu() for layer, mask in layers.items()}
-           for net, layers in decisions.items()}
-    chosen = broadcast_object(cpu, info)
-    local_device = {net: {layer: mask.device for layer, mask in layers.items()}
-                    for net, layers in decisions.items()}
-    out: Decisions = {}
-    for net, layers in chosen.items():
-        out[net] = {}
-        for layer, mask in layers.items():
-            device = local_device.get(net, {}).get(layer, info.device)
-            out[net][layer] = mask.to(device)
-    for net in decisions:  # every measured network keeps an entry, possibly empty
-        out.setdefault(net, {})
-    return out
-
-
-def make_palr_sync(palr: Any, info: DistInfo) -> Any:
-    """A ``decision_sync`` for one PALR intervention: broadcasts rank 0's re-initialisation masks
-    AND its per-layer learning-rate scales (both computed from rank 0's diagnostic batch), so
-    every rank re-draws the same units and steps with the same per-layer learning rates."""
-
-    def sync(decisions: Decisions) -> Decisions:
-        scales = broadcast_object({n: dict(v) for n, v in palr.scales.items()}, info)
-        palr.scales = {n: dict(v) for n, v in scales.items()}
-        return broadcast_decisions(decisions, info)
-
-    return sync
+def rank0_sync(info: DistInfo) -> Callable[[Any], Any]:
+    """``TrainingContext.sync`` of this rank: ``sync(value)`` returns rank 0's ``value`` on every
+    rank (a broadcast; every rank calls it at the same point; CPU tensors only)."""
+    return functools.partial(broadcast_object, info=info)
 
 
 def barrier(info: DistInfo) -> None:
@@ -300,4 +273,4 @@ def _reachable_host(master_addr: str) -> str:
 
 __all__ = ["DistInfo", "init_distributed", "launch_environment", "choose_device",
            "all_reduce_sum", "all_reduce_max", "broadcast_object", "gather_objects",
-           "broadcast_decisions", "make_palr_sync", "barrier", "teardown", "RolloutTracker"]
+           "rank0_sync", "barrier", "teardown", "RolloutTracker"]

@@ -25,8 +25,9 @@ from palr.interventions import InterventionStack
 
 from palr_habitat.ddppo_config import PPOConfig
 from palr_habitat.ddppo_rollout import RolloutStorage, build_minibatch, segment_minibatches
+from palr_habitat.palr_fetch_policy import FetchPolicy
 
-NETWORKS = ("encoder", "trunk")
+NETWORKS = tuple(FetchPolicy.NETWORK_ROLES)  # encoder, trunk
 
 
 def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -15,10 +15,11 @@ is what PPO scores; the environment receives it clipped to [-1, 1]. The action d
 the backend: the habitat-lab Fetch skills take arm joint deltas (7) + grip (1) + base velocity
 (2); the Meta-World stand-in takes end-effector deltas (3) + gripper (1).
 
-The two trained networks the interventions see are ``encoder`` and ``trunk``: each has its own
-optimizer built with :func:`palr.optim.layerwise_param_groups`, so a PALR learning-rate scale is a
-per-layer learning rate, and ``trunk.forward(features, state, hidden)`` (one recurrent step) is
-what the activation probes trace.
+The two trained networks the interventions see are ``encoder`` (role ``encoder``) and ``trunk``
+(roles ``policy`` + ``value``: it holds both heads): each has its own optimizer built with
+:func:`palr.optim.layerwise_param_groups`, so a PALR learning-rate scale is a per-layer learning
+rate, and ``trunk.forward(features, state, hidden)`` (one recurrent step) is what the activation
+probes trace.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from typing import Optional, Tuple
 
 import torch
 from torch import nn
+
+from palr.interventions.base import ENCODER, POLICY, VALUE
 
 from palr_habitat.ddppo_config import PolicyConfig
 from palr_habitat.fetch_obs import STATE_DIM, VISUAL_CHANNELS
@@ -97,6 +100,9 @@ def gaussian_entropy(log_std: torch.Tensor, batch_shape: Tuple[int, ...]) -> tor
 
 class FetchPolicy(nn.Module):
     """The actor-critic; ``forward`` evaluates stored rollout segments for the PPO loss."""
+
+    #: the trained networks (attributes of the policy) and their roles for the interventions
+    NETWORK_ROLES = {"encoder": (ENCODER,), "trunk": (POLICY, VALUE)}
 
     def __init__(self, act_dim: int, config: Optional[PolicyConfig] = None) -> None:
         super().__init__()

@@ -14,8 +14,9 @@ Each update (Wijmans et al. 2020):
 2. GAE, then ``ppo_epoch`` x ``num_mini_batch`` clipped-PPO gradient steps through DDP (gradients
    all-reduced) with the agent's intervention stack at its seams: PALR measures the ``encoder``
    (ResNet conv layers) and ``trunk`` (fusion MLP, heads) on a diagnostic batch drawn from the
-   latest rollout, scales per-layer learning rates and re-initialises dead units; rank 0's
-   decisions and scales are broadcast so every rank holds identical weights;
+   latest rollout, scales per-layer learning rates and re-initialises dead units; every
+   intervention's decisions (and the randomness it draws) are rank 0's, broadcast through the
+   context's ``sync``, so every rank holds identical weights;
 3. step, episode and success counts are summed over ranks; the curriculum switches phase when the
    global step count crosses its budget (``curriculum_events.json``).
 
@@ -48,7 +49,6 @@ from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_ne
 from palr.experiments.records import RunRecorder
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack
-from palr.interventions.palr import PALR
 from palr.optim import layerwise_param_groups
 from palr.signals import StopSignals
 
@@ -56,7 +56,7 @@ from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_ov
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
                                             all_reduce_sum, gather_objects, init_distributed,
-                                            make_palr_sync, teardown)
+                                            rank0_sync, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -125,16 +125,12 @@ class DDPPOTrainer:
         self.minibatch_generator = torch.Generator().manual_seed(seeds["minibatch"])
         self.action_generator = torch.Generator(device=self.device).manual_seed(seeds["actions"])
         self.stack = build_stack(self.spec, intervention_overrides(cfg))
-        for iv in self.stack.interventions:
-            if isinstance(iv, PALR) and info.distributed:
-                iv.decision_sync = make_palr_sync(iv, info)
         self.networks = {
-            "encoder": NetworkSlot("encoder", policy.encoder, self.optimizers["encoder"]),
-            "trunk": NetworkSlot("trunk", policy.trunk, self.optimizers["trunk"]),
-        }
+            name: NetworkSlot(name, getattr(policy, name), self.optimizers[name], roles)
+            for name, roles in FetchPolicy.NETWORK_ROLES.items()}
         self.stack.on_optimizer_created(TrainingContext(
             networks=self.networks, generator=self.generator,
-            diagnostic_inputs=self.diagnostic_inputs))
+            diagnostic_inputs=self.diagnostic_inputs, sync=rank0_sync(info)))
         self.stack.subscribe(self._on_intervention_log)
         self.storage = RolloutStorage(cfg.ppo.num_steps, cfg.env.num_envs, cfg.env.resolution,
                                       self.envs.action_dim, policy.hidden_size, self.device)
@@ -160,6 +156,7 @@ class DDPPOTrainer:
             cfg.ddppo.timeout_s)
         self.stop = StopSignals()  # flag checked (and agreed on by all ranks) after every update
         self._digest_file: Optional[Any] = None
+        self._reinit_units = 0  # units re-initialised in this session (from the published logs)
         self._last_train_log: Dict[str, float] = {}
 
     # --- bookkeeping -------------------------------------------------------------------------
@@ -260,8 +257,8 @@ class DDPPOTrainer:
             self.recorder.measurement(self.updater.gradient_steps, self.env_steps, log)
             for key, value in log.items():
                 self._log(key, value)
-        if any(k.endswith("/reinit") and v > 0 for k, v in log.items()):
-            self._write_digest("reinit")
+        self._reinit_units += int(sum(v for k, v in log.items() if k.endswith("/reinit")))
+        self._write_digest(name)
 
     def _write_digest(self, event: str) -> None:
         if not self.cfg.run.rank_digests or self.policy is None:
@@ -270,13 +267,9 @@ class DDPPOTrainer:
             path = self.outdir / "ranks" / f"rank{self.info.rank}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             self._digest_file = open(path, "a")
-        reinit = 0
-        for iv in self.stack.interventions:
-            if isinstance(iv, PALR):
-                reinit += sum(sum(v.values()) for v in iv.reinit_total.values())
         line = {"event": event, "update": self.updates,
                 "gradient_steps": self.updater.gradient_steps,
-                "digest": parameter_digest(self.policy), "reinit_total": reinit}
+                "digest": parameter_digest(self.policy), "reinit_units": self._reinit_units}
         self._digest_file.write(json.dumps(line) + "\n")
         self._digest_file.flush()
 
@@ -469,9 +462,7 @@ class DDPPOTrainer:
             self.tracker.close()
             self.tracker = None
         self.networks = {}
-        self.stack.ctx = None
-        for iv in self.stack.interventions:
-            iv.ctx = None
+        self.stack.close()
         self.updater.model = self.updater.train_module = None  # type: ignore[assignment]
         self.updater.optimizers = {}
         self.updater.params = []
@@ -501,10 +492,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides.append(f"agent.name={args.agent}")
     try:
         cfg = load_config(args.config, overrides)
-        resolve_agent(cfg.agent.name, ALGO)
+        build_stack(resolve_agent(cfg.agent.name, ALGO), intervention_overrides(cfg)
+                    ).check_networks(FetchPolicy.NETWORK_ROLES)
         backend = resolve_backend(cfg.env.backend)
         outdir = check_writable_dir(pathlib.Path(args.outdir))
-    except ValueError as err:  # ConfigError, UsageError, unknown agent, missing simulator
+    except ValueError as err:  # ConfigError, UsageError, unknown agent or role, no simulator
         fail(PROG, str(err))
     configure_torch(cfg.run.torch_threads)
     try:

@@ -116,21 +116,29 @@ def _reset_norm_units(norm: nn.Module, units: torch.Tensor,
         norm.running_var[units] = 1
 
 
+def _redraw_uniform(param: torch.Tensor, bound: float, generator: torch.Generator) -> None:
+    """``param`` <- U(-bound, bound), drawn on the CPU from ``generator``."""
+    fresh = (torch.rand(param.shape, generator=generator) * 2 - 1) * bound
+    param.copy_(fresh.to(param))
+
+
 @torch.no_grad()
 def reinitialize_module(module: nn.Module, generator: torch.Generator) -> None:
     """Re-draw every parameter of ``module`` as at construction, from ``generator``.
 
-    Linear/Conv: PyTorch's default (kaiming-uniform weight, U(+-1/sqrt(fan_in)) bias); norms: weight
-    1, bias 0, running statistics reset. Other parameterised modules fall back to their own
-    ``reset_parameters`` (global RNG) -- none of the project's networks has one.
+    Linear/Conv: PyTorch's default (kaiming-uniform weight, U(+-1/sqrt(fan_in)) bias); recurrent
+    layers and cells (GRU, LSTM, RNN): PyTorch's default U(+-1/sqrt(hidden_size)) for every
+    parameter; norms: weight 1, bias 0, running statistics reset. Other parameterised modules fall
+    back to their own ``reset_parameters`` (global RNG) -- none of the project's networks has one.
     """
     for sub in module.modules():
         if isinstance(sub, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             sub.weight.copy_(draw_incoming(sub.weight, sub.weight.shape[0], generator, "default"))
             if sub.bias is not None:
-                bound = 1.0 / math.sqrt(_fan_in(sub.weight))
-                fresh = (torch.rand(sub.bias.shape, generator=generator) * 2 - 1) * bound
-                sub.bias.copy_(fresh.to(sub.bias))
+                _redraw_uniform(sub.bias, 1.0 / math.sqrt(_fan_in(sub.weight)), generator)
+        elif isinstance(sub, (nn.RNNBase, nn.RNNCellBase)):
+            for param in sub.parameters(recurse=False):
+                _redraw_uniform(param, 1.0 / math.sqrt(sub.hidden_size), generator)
         elif isinstance(sub, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
             if getattr(sub, "weight", None) is not None:
                 sub.weight.fill_(1)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from palr.agents.replay import ReplayBuffer
-from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions.base import VALUE, InterventionStack, NetworkSlot, TrainingContext
 from palr.optim import layerwise_param_groups, step_adam
 
 
@@ -269,6 +269,8 @@ class DQNAgent:
     """
 
     NET = "q"
+    #: the trained networks' roles (interventions select networks by role)
+    NETWORK_ROLES = {NET: (VALUE,)}
 
     def __init__(self, obs_dim: int, n_actions: int, config: Optional[DQNConfig] = None,
                  stack: Optional[InterventionStack] = None) -> None:
@@ -308,7 +310,8 @@ class DQNAgent:
         self._obs_t = torch.zeros((1, self.obs_dim), dtype=torch.float32, device=self.device)
 
         self.ctx = TrainingContext(
-            networks={self.NET: NetworkSlot(self.NET, self.q, self.optimizer, targets=[self.target])},
+            networks={self.NET: NetworkSlot(self.NET, self.q, self.optimizer,
+                                            self.NETWORK_ROLES[self.NET], targets=[self.target])},
             generator=self.generator,
             diagnostic_inputs=self.diagnostic_inputs,
         )

@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from palr.agents.replay import ReplayBuffer
-from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions.base import (POLICY, VALUE, InterventionStack, NetworkSlot,
+                                     TrainingContext)
 from palr.optim import layerwise_param_groups, step_adam
 
 NETWORKS: Tuple[str, ...] = ("relu", "cw")
@@ -205,6 +206,9 @@ class SACAgent:
     updates done so far (1, 2, ...); :meth:`on_episode_end` and :meth:`on_task_switch` pass through.
     """
 
+    #: the trained networks' roles (interventions select networks by role)
+    NETWORK_ROLES = {"actor": (POLICY,), "critic": (VALUE,)}
+
     def __init__(self, obs_dim: int, act_dim: int, config: Optional[SACConfig] = None,
                  stack: Optional[InterventionStack] = None) -> None:
         if obs_dim <= 0 or act_dim <= 0:
@@ -251,9 +255,10 @@ class SACAgent:
 
         self.stack = stack if stack is not None else InterventionStack()
         self.networks: Dict[str, NetworkSlot] = {
-            "actor": NetworkSlot("actor", self.actor, self.actor_opt),
+            "actor": NetworkSlot("actor", self.actor, self.actor_opt,
+                                 self.NETWORK_ROLES["actor"]),
             "critic": NetworkSlot("critic", self.critic, self.critic_opt,
-                                  targets=[self.critic_target]),
+                                  self.NETWORK_ROLES["critic"], targets=[self.critic_target]),
         }
         self.context = TrainingContext(networks=self.networks, generator=self.generator,
                                        diagnostic_inputs=self.diagnostic_inputs,

@@ -177,10 +177,11 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         raise UsageError(str(err)) from None
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
     overrides = intervention_overrides(args)
+    from palr.agents.sac import SACAgent
     from palr.interventions import build_stack
-    for spec in specs:
+    for spec in specs:  # validate every setting (and the networks it needs) before anything runs
         try:
-            build_stack(spec, overrides)
+            build_stack(spec, overrides).check_networks(SACAgent.NETWORK_ROLES)
         except ValueError as err:
             raise UsageError(str(err)) from None
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)

@@ -95,10 +95,11 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     refs = [args.agent_idx] if args.agent_idx is not None else args.agents
     specs = resolve_agents(refs, ALGO)
     overrides = intervention_overrides(args)
+    from palr.agents.dqn import DQNAgent
     from palr.interventions import build_stack
-    for spec in specs:  # validate every setting before anything runs
+    for spec in specs:  # validate every setting (and the networks it needs) before anything runs
         try:
-            build_stack(spec, overrides)
+            build_stack(spec, overrides).check_networks(DQNAgent.NETWORK_ROLES)
         except ValueError as err:
             raise UsageError(str(err)) from None
     dqn = dict(domain.dqn_defaults)

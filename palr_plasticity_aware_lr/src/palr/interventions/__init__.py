@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from palr.agent_table import AgentSpec
-from palr.interventions.base import (Intervention, InterventionStack, NetworkSlot,
+from palr.interventions.base import (ENCODER, POLICY, ROLES, VALUE, Intervention,
+                                     InterventionStack, MissingNetworkError, NetworkSlot,
                                      TrainingContext)
 from palr.interventions.l2reg import L2Reg, L2RegConfig
 from palr.interventions.monitor import MonitorConfig, PlasticityMonitor
@@ -85,7 +86,9 @@ def stack_settings(stack: InterventionStack) -> Dict[str, Dict[str, Any]]:
 
 __all__ = [
     "Intervention", "InterventionStack", "NetworkSlot", "TrainingContext", "REGISTRY",
-    "build_intervention", "build_stack", "config_fields", "stack_settings", "PALR", "PALRConfig", "L2Reg",
+    "ROLES", "VALUE", "POLICY", "ENCODER", "MissingNetworkError",
+    "build_intervention", "build_stack", "config_fields", "stack_settings", "PALR", "PALRConfig",
+    "L2Reg",
     "L2RegConfig", "ShrinkAndPerturb", "ShrinkPerturbConfig", "PeriodicReset",
     "PeriodicResetConfig", "ReDo", "ReDoConfig", "PlasticityMonitor", "MonitorConfig",
 ]

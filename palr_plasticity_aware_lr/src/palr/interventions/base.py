@@ -17,7 +17,20 @@ seam                                  called
 ``on_task_switch(task)``              when the environment switched task (logging only: the
                                       switches are silent, no intervention may use it to act)
 ``state_dict()/load_state_dict()``    checkpointing; a resumed run continues identically
+``close()``                           once, when the algorithm is done with its networks: the
+                                      interventions drop every reference to them
 ====================================  =========================================================
+
+Interventions find their networks by **role** (:data:`ROLES`: ``value``, ``policy``,
+``encoder``), never by name: each algorithm declares the roles of the networks it trains in their
+:class:`NetworkSlot` (DQN ``q``: value; SAC ``actor``: policy, ``critic``: value; PPO ``encoder``:
+encoder, ``trunk``: policy + value). An intervention that finds none of the networks it acts on
+fails in ``on_optimizer_created`` with :class:`MissingNetworkError`; launchers run the same check
+(:meth:`InterventionStack.check_networks`) before anything is written.
+
+Every re-initialising or rescaling decision goes through :attr:`TrainingContext.sync` ("agree on
+rank 0's value"), the identity in a single process and a broadcast from rank 0 in DD-PPO, so all
+ranks apply the same decision with the same randomness (:meth:`Intervention.agree`).
 
 The design follows Dopamine's ReDo recycler (a null object called at one place in the agent) and
 habitat-baselines' PPO ``before_backward``/``after_step`` hooks.
@@ -25,7 +38,7 @@ habitat-baselines' PPO ``before_backward``/``after_step`` hooks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -36,16 +49,64 @@ from palr.probes import ActivationProbes
 #: network's ``forward`` (e.g. ``{"q": (obs,)}``, ``{"critic": (obs, act), "actor": (obs,)}``).
 DiagnosticSampler = Callable[[int], Dict[str, Tuple[torch.Tensor, ...]]]
 
+#: a network that estimates values (DQN Q-net, SAC critics, a PPO trunk's critic head)
+VALUE = "value"
+#: a network that outputs actions (SAC actor, a PPO trunk's actor head)
+POLICY = "policy"
+#: a shared feature extractor feeding the heads (PPO's visual encoder)
+ENCODER = "encoder"
+ROLES: Tuple[str, ...] = (VALUE, POLICY, ENCODER)
+
+#: network name -> the roles it plays (what :meth:`TrainingContext.network_roles` returns)
+NetworkRoles = Mapping[str, Sequence[str]]
+
+
+class MissingNetworkError(ValueError):
+    """An intervention found none of the networks it acts on (a user setting: exit status 2)."""
+
+
+def check_role_names(setting: str, roles: Optional[Sequence[str]]) -> None:
+    """Reject an empty selection or an unknown role name in a config field."""
+    if roles is None:
+        return
+    if len(roles) == 0:
+        raise ValueError(f"{setting} names no role; give some of {', '.join(ROLES)}")
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"{setting}: unknown role(s) {', '.join(map(str, unknown))}; valid roles: "
+                         f"{', '.join(ROLES)}")
+
+
+def networks_with_roles(available: NetworkRoles, wanted: Optional[Sequence[str]], who: str,
+                        setting: str) -> List[str]:
+    """Names of the networks in ``available`` playing any of the ``wanted`` roles (``None``:
+    every network).
+
+    Raises:
+        MissingNetworkError: none found; one line naming the roles looked for, what the agent
+            trains and the setting to change.
+    """
+    names = [n for n, roles in available.items()
+             if wanted is None or any(r in wanted for r in roles)]
+    if not names:
+        looked = "any network" if wanted is None else f"a network with role {' or '.join(wanted)}"
+        trains = ", ".join(f"{n} ({'+'.join(r)})" for n, r in available.items()) or "nothing"
+        has = [role for role in ROLES if any(role in r for r in available.values())]
+        raise MissingNetworkError(f"{who} looks for {looked} but this agent trains {trains}; "
+                                  f"set {setting} to some of: {', '.join(has)}")
+    return names
+
 
 @dataclass
 class NetworkSlot:
     """One trained network as the interventions see it.
 
     Attributes:
-        name: key used at the seams (``"q"``, ``"actor"``, ``"critic"``, ``"policy"``).
+        name: key used at the seams (``"q"``, ``"actor"``, ``"critic"``, ``"trunk"``).
         module: the online network.
         optimizer: its optimizer, built with :func:`palr.optim.layerwise_param_groups` so that every
             parameterised layer has its own param group (PALR sets per-layer learning rates).
+        roles: what the network does (:data:`ROLES`); interventions select networks by role.
         targets: target copies (DQN target net, SAC target critics) that a full reset re-syncs.
         probes: activation probes on ``module`` (created on demand).
     """
@@ -53,8 +114,13 @@ class NetworkSlot:
     name: str
     module: nn.Module
     optimizer: torch.optim.Optimizer
+    roles: Tuple[str, ...]
     targets: List[nn.Module] = field(default_factory=list)
     probes: Optional[ActivationProbes] = None
+
+    def __post_init__(self) -> None:
+        self.roles = tuple(self.roles)
+        check_role_names(f"network {self.name!r} roles", self.roles)
 
     def get_probes(self) -> ActivationProbes:
         """The module's activation probes, attached on first use."""
@@ -73,12 +139,22 @@ class TrainingContext:
         diagnostic_inputs: draws a diagnostic batch (never the one used for the gradient step).
         reset_hook: optional callback run after a full reset (e.g. SAC re-creates its entropy
             temperature optimizer); receives the names of the networks that were reset.
+        sync: "agree on rank 0's value": returns, on every process, the value rank 0 passed.
+            The identity in a single process; DD-PPO installs a broadcast from rank 0. Every
+            process calls it at the same points (interventions call it only where their schedule,
+            driven by update and episode counters equal on every rank, says to act); values are
+            picklable, tensors on the CPU.
     """
 
     networks: Dict[str, NetworkSlot]
     generator: torch.Generator
     diagnostic_inputs: DiagnosticSampler
     reset_hook: Optional[Callable[[Sequence[str]], None]] = None
+    sync: Callable[[Any], Any] = field(default=lambda value: value)  # one process: itself
+
+    def network_roles(self) -> Dict[str, Tuple[str, ...]]:
+        """Every trained network's roles, by name."""
+        return {name: slot.roles for name, slot in self.networks.items()}
 
 
 class Intervention:
@@ -92,6 +168,8 @@ class Intervention:
 
     def __init__(self) -> None:
         self.ctx: Optional[TrainingContext] = None
+        #: names of the networks this intervention acts on (set by ``on_optimizer_created``)
+        self.selected: List[str] = []
         self.log: Dict[str, float] = {}
         #: set by the stack: receives (intervention name, log) whenever a new log is complete
         self.publish: Optional[Callable[[str, Dict[str, float]], None]] = None
@@ -101,8 +179,31 @@ class Intervention:
         if self.publish is not None:
             self.publish(self.name, dict(self.log))
 
+    def select_networks(self, available: NetworkRoles) -> List[str]:
+        """The networks this intervention acts on, given every network's roles (base: all).
+
+        Raises:
+            MissingNetworkError: if it acts on some roles and the agent has none of them.
+        """
+        return list(available)
+
+    def slots(self) -> Dict[str, NetworkSlot]:
+        """The selected networks, by name."""
+        nets = self.context.networks
+        return {n: nets[n] for n in self.selected}
+
+    def agree(self, decision: Any = None) -> Any:
+        """Rank 0's ``decision`` on every process (:attr:`TrainingContext.sync`), and rank 0's
+        generator state installed here, so the randomness drawn next is the same everywhere.
+        Call it right before applying a decision, at a point every process reaches."""
+        ctx = self.context
+        decision, state = ctx.sync((decision, ctx.generator.get_state()))
+        ctx.generator.set_state(state)
+        return decision
+
     # --- seams -------------------------------------------------------------------------------
     def on_optimizer_created(self, ctx: TrainingContext) -> None:
+        self.selected = self.select_networks(ctx.network_roles())
         self.ctx = ctx
 
     def loss_penalty(self, net: str) -> Optional[torch.Tensor]:
@@ -122,6 +223,11 @@ class Intervention:
 
     def on_task_switch(self, task: int) -> None:
         return None
+
+    def close(self) -> None:
+        """Drop every reference to the algorithm's networks and optimizers."""
+        self.ctx = None
+        self.selected = []
 
     # --- checkpointing -----------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
@@ -164,6 +270,12 @@ class InterventionStack(Intervention):
         for callback in self.subscribers:
             callback(name, log)
 
+    def check_networks(self, available: NetworkRoles) -> None:
+        """Raise :class:`MissingNetworkError` if an intervention would find none of its networks
+        on an agent training ``available`` (launchers call this before anything is written)."""
+        for iv in self.interventions:
+            iv.select_networks(available)
+
     def on_optimizer_created(self, ctx: TrainingContext) -> None:
         super().on_optimizer_created(ctx)
         for iv in self.interventions:
@@ -196,6 +308,11 @@ class InterventionStack(Intervention):
     def on_task_switch(self, task: int) -> None:
         for iv in self.interventions:
             iv.on_task_switch(task)
+
+    def close(self) -> None:
+        for iv in self.interventions:
+            iv.close()
+        super().close()
 
     def state_dict(self) -> Dict[str, Any]:
         return {iv.name: iv.state_dict() for iv in self.interventions}

@@ -1,28 +1,34 @@
-"""L2 weight penalty on the critic / Q-network loss (the classic regulariser; Kumar et al. 2023 and
-Lyle et al. 2023 show it keeps weight norms and plasticity in check)."""
+"""L2 weight penalty on the value networks' loss (the classic regulariser; Kumar et al. 2023 and
+Lyle et al. 2023 show it keeps weight norms and plasticity in check).
+
+The networks are found by role (``l2_roles``, default ``value``): DQN's Q-network, SAC's critics,
+PPO's trunk (which holds both the actor and the critic head, so its whole loss is penalised)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
-from palr.interventions.base import Intervention
+from palr.interventions.base import (VALUE, Intervention, NetworkRoles, check_role_names,
+                                     networks_with_roles)
 from palr.interventions.monitor import check_positive
 
 
 @dataclass
 class L2RegConfig:
     """Attributes:
-        l2_coef: penalty coefficient c in ``loss += c * sum ||W||^2`` (weights, not biases/norms).
-        l2_networks: networks whose loss gets the penalty (the Q / critic networks).
+        l2_coef: penalty coefficient c in ``loss += c * sum ||W||^2`` over every weight matrix or
+            kernel (biases, norm scales and other vectors are not penalised).
+        l2_roles: roles of the networks whose loss gets the penalty.
     """
 
     l2_coef: float = 1e-4
-    l2_networks: Tuple[str, ...] = ("q", "critic")
+    l2_roles: Tuple[str, ...] = (VALUE,)
 
     def __post_init__(self) -> None:
         check_positive("l2_coef", self.l2_coef)
+        check_role_names("l2_roles", self.l2_roles)
 
 
 class L2Reg(Intervention):
@@ -32,10 +38,12 @@ class L2Reg(Intervention):
         super().__init__()
         self.config = config
 
+    def select_networks(self, available: NetworkRoles) -> List[str]:
+        return networks_with_roles(available, self.config.l2_roles, self.name, "l2_roles")
+
     def loss_penalty(self, net: str) -> Optional[torch.Tensor]:
-        if net not in self.config.l2_networks or net not in self.context.networks:
+        slot = self.slots().get(net)
+        if slot is None:
             return None
-        module = self.context.networks[net].module
-        weights = [p for name, p in module.named_parameters() if name.endswith("weight")
-                   and p.dim() > 1]
+        weights = [p for p in slot.module.parameters() if p.dim() > 1]
         return self.config.l2_coef * torch.stack([(w * w).sum() for w in weights]).sum()

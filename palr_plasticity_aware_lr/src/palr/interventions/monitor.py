@@ -6,9 +6,10 @@ gradient step) and logs, per network and layer, the quantities of DESIGN.md sect
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from palr.interventions.base import Intervention, NetworkSlot
+from palr.interventions.base import (Intervention, NetworkRoles, check_role_names,
+                                     networks_with_roles)
 from palr.measure import LayerMeasurement, log_key, measure_network
 
 Measurements = Dict[str, Dict[str, LayerMeasurement]]
@@ -33,7 +34,8 @@ class MonitorConfig:
         diag_batch_size: diagnostic batch size (>= 4x the widest layer for unbiased ranks).
         tau: dormancy threshold of the tau-dormant fraction (ReDo uses 0.025 for logging).
         srank_delta: delta of srank (Kumar et al. 2021).
-        networks: names of the networks to measure; ``None`` = every trained network.
+        networks: roles of the networks to measure (``("policy",)``: SAC's actor, PPO's trunk;
+            :data:`palr.interventions.base.ROLES`); ``None`` = every trained network.
     """
 
     measure_freq: int = 1000
@@ -47,6 +49,7 @@ class MonitorConfig:
         check_positive("diag_batch_size", self.diag_batch_size)
         check_range("tau", self.tau, 0.0, 1.0)
         check_range("srank_delta", self.srank_delta, 0.0, 0.999)
+        check_role_names("networks", self.networks)
 
 
 class MeasuringIntervention(Intervention):
@@ -56,14 +59,8 @@ class MeasuringIntervention(Intervention):
         super().__init__()
         self.config = config
 
-    def slots(self) -> Dict[str, NetworkSlot]:
-        nets = self.context.networks
-        if self.config.networks is None:
-            return dict(nets)
-        unknown = [n for n in self.config.networks if n not in nets]
-        if unknown:
-            raise ValueError(f"unknown networks {unknown}; this agent trains {sorted(nets)}")
-        return {n: nets[n] for n in self.config.networks}
+    def select_networks(self, available: NetworkRoles) -> List[str]:
+        return networks_with_roles(available, self.config.networks, self.name, "networks")
 
     def measure(self, batch_size: Optional[int] = None) -> Measurements:
         """Measure every selected network on one fresh diagnostic batch."""

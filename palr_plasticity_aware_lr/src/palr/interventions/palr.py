@@ -19,11 +19,15 @@ If ``dead_i > perturb_threshold``, each dead unit gets fresh He-normal incoming 
 (:func:`palr.reinit.reinitialize_units`): the network output is unchanged at that instant. For
 activations that are never exactly zero (leaky ReLU, tanh) the dead fraction is not applicable and
 the tau-dormant fraction/units stand in for it.
+
+Each measurement's response (every layer's scale and re-initialisation mask) is decided once and
+passed through :meth:`~palr.interventions.base.Intervention.agree`, so in DD-PPO every rank applies
+rank 0's scales and masks with rank 0's randomness.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -32,10 +36,6 @@ from palr.interventions.monitor import (MeasuringIntervention, Measurements, Mon
                                         check_range)
 from palr.measure import LayerMeasurement, log_key
 from palr.reinit import reinitialize_units
-
-#: Optional hook a distributed trainer installs so that one rank's re-initialisation decisions
-#: (a boolean mask per (net, layer)) are broadcast to all ranks before they are applied.
-DecisionSync = Callable[[Dict[str, Dict[str, torch.Tensor]]], Dict[str, Dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -93,7 +93,6 @@ class PALR(MeasuringIntervention):
         self.erank0: Dict[str, Dict[str, float]] = {}
         self.scales: Dict[str, Dict[str, float]] = {}
         self.reinit_total: Dict[str, Dict[str, int]] = {}
-        self.decision_sync: Optional[DecisionSync] = None
         self._base_lrs: Dict[str, List[Tuple[Dict[str, Any], float]]] = {}
 
     # --- per-layer learning rates ------------------------------------------------------------
@@ -132,24 +131,24 @@ class PALR(MeasuringIntervention):
 
     def _respond(self, measurements: Measurements) -> None:
         cfg = self.config
-        decisions: Dict[str, Dict[str, torch.Tensor]] = {}
+        scales = {net: dict(layers) for net, layers in self.scales.items()}
+        masks: Dict[str, Dict[str, torch.Tensor]] = {}
         for net, layers in measurements.items():
-            decisions[net] = {}
+            masks[net] = {}
             for name, m in layers.items():
                 dead, mask = self._deadness(m)
                 if cfg.scale_lr:
                     target = lr_scale(dead, m.stats.erank, self.erank0[net][name], cfg.rank_beta,
                                       cfg.max_lr_scale)
-                    self.scales[net][name] = cfg.beta * self.scales[net][name] + (1 - cfg.beta) * target
+                    scales[net][name] = cfg.beta * scales[net][name] + (1 - cfg.beta) * target
                 if cfg.perturb and m.layer.recyclable and dead > cfg.perturb_threshold:
-                    decisions[net][name] = mask
-        if self.decision_sync is not None:
-            decisions = self.decision_sync(decisions)
+                    masks[net][name] = mask.cpu()
+        self.scales, masks = self.agree((scales, masks))
         self.log_measurements(measurements)
         for net, layers in measurements.items():
             slot = self.context.networks[net]
             for name, m in layers.items():
-                mask = decisions[net].get(name)
+                mask = masks[net].get(name)
                 count = 0
                 if mask is not None:
                     count = reinitialize_units(m.layer, mask, slot.optimizer,
@@ -180,3 +179,7 @@ class PALR(MeasuringIntervention):
         # a full reset re-creates networks: scales and baselines start over
         if self.erank0 and set(self.erank0) != set(self.slots()):
             self.erank0, self.scales, self.reinit_total = {}, {}, {}
+
+    def close(self) -> None:
+        self._base_lrs.clear()
+        super().close()

@@ -39,6 +39,7 @@ class PeriodicReset(Intervention):
         if episode == 0 or episode % self.config.reset_every_episodes != 0:
             return
         ctx = self.context
+        self.agree()  # rank 0's randomness on every rank (DD-PPO)
         for slot in ctx.networks.values():
             reinitialize_module(slot.module, ctx.generator)
             reset_optimizer_state(slot.optimizer)

@@ -4,6 +4,8 @@ Every ``redo_every`` updates, on a ``redo_batch_size``-sample replay batch, ever
 of every recyclable hidden layer gets incoming weights re-drawn from the network's initialiser
 (PyTorch default), bias 0, outgoing weights 0 and zeroed Adam moments. The output layer is never
 recycled. Follows the structure of Dopamine's ``labs/redo/weight_recyclers.py`` (no code copied).
+The dormant masks are decided once (:meth:`~palr.interventions.base.Intervention.agree`: in DD-PPO,
+rank 0's masks and randomness on every rank).
 """
 from __future__ import annotations
 
@@ -45,13 +47,16 @@ class ReDo(MeasuringIntervention):
         if update % self.config.redo_every != 0:
             return
         measurements = self.measure(self.config.redo_batch_size)
+        masks = self.agree({net: {name: m.stats.dormant_mask.cpu() for name, m in layers.items()
+                                  if m.layer.recyclable}
+                            for net, layers in measurements.items()})
         self.log_measurements(measurements)
         for net, layers in measurements.items():
             slot = self.context.networks[net]
             for name, m in layers.items():
                 count = 0
-                if m.layer.recyclable:
-                    count = reinitialize_units(m.layer, m.stats.dormant_mask, slot.optimizer,
+                if name in masks[net]:
+                    count = reinitialize_units(m.layer, masks[net][name], slot.optimizer,
                                                self.context.generator, "default", 1.0)
                 self.recycled += count
                 self.log[log_key(net, name, "reinit")] = float(count)

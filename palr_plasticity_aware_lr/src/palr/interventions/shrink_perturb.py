@@ -1,6 +1,8 @@
 """Shrink & Perturb (Ash & Adams 2020): every K updates, ``theta <- lambda*theta + sigma*theta_fresh``
 with ``theta_fresh`` a FRESH initialisation (not the initial weights: Plasticine documents that bug).
-Target networks are left to their own update rule; optimizer moments are kept."""
+Target networks are left to their own update rule; optimizer moments are kept. The noise is
+drawn after :meth:`~palr.interventions.base.Intervention.agree` (in DD-PPO: rank 0's noise on every
+rank)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +45,8 @@ class ShrinkAndPerturb(Intervention):
     def after_update(self, update: int) -> None:
         if update % self.config.sp_every != 0:
             return
-        for slot in self.context.networks.values():
+        self.agree()
+        for slot in self.slots().values():
             params = list(slot.module.parameters())
             fresh = fresh_parameters(slot.module, self.context.generator)
             for p, f in zip(params, fresh):
