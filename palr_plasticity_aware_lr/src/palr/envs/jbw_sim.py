@@ -1052,7 +1052,9 @@ class JBWSimulator:
     # ---------------------------------------------------------------------- checkpointing --
     def state_dict(self) -> Dict[str, Any]:
         """Whole simulator state as plain values (str/int/float/list/dict), so that it survives
-        ``torch.load(weights_only=True)``; patch grids are base64 strings."""
+        ``torch.load(weights_only=True)``; patch grids are base64 strings. The cached
+        neighbourhoods are listed (in LRU order, with the collections since each was built) so
+        that :meth:`load_state_dict` rebuilds their scent bit for bit."""
         return {
             "time": int(self.time), "x": int(self.x), "y": int(self.y),
             "direction": int(self.direction),
