@@ -169,6 +169,16 @@ def gather_objects(obj: Any, info: DistInfo) -> List[Any]:
     return out
 
 
+def gather_to_main(obj: Any, info: DistInfo) -> Optional[List[Any]]:
+    """Every rank's picklable object, in rank order, on rank 0 (None on the other ranks): a
+    checkpoint's per-rank state (rollout observations: larger than :func:`gather_objects`')."""
+    if not info.distributed:
+        return [obj]
+    out: Optional[List[Any]] = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def broadcast_decisions(decisions: Decisions, info: DistInfo) -> Decisions:
     """PALR ``decision_sync``: rank 0's boolean unit masks, on every rank's device."""
     if not info.distributed:
@@ -300,4 +310,5 @@ def _reachable_host(master_addr: str) -> str:
 
 __all__ = ["DistInfo", "init_distributed", "launch_environment", "choose_device",
            "all_reduce_sum", "all_reduce_max", "broadcast_object", "gather_objects",
+           "gather_to_main",
            "broadcast_decisions", "make_palr_sync", "barrier", "teardown", "RolloutTracker"]

@@ -63,8 +63,8 @@ from palr.signals import StopSignals
 from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
-                                            all_reduce_sum, gather_objects, init_distributed,
-                                            make_palr_sync, teardown)
+                                            all_reduce_sum, gather_objects, gather_to_main,
+                                            init_distributed, make_palr_sync, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -276,8 +276,8 @@ class DDPPOTrainer:
     def save(self, status: str = "running") -> None:
         """Every rank hands its :meth:`rank_state` to rank 0, which writes the checkpoint,
         result.json and the curriculum events (a collective: all ranks call it together)."""
-        ranks = gather_objects(self.rank_state(), self.info)
-        if not self.info.is_main:
+        ranks = gather_to_main(self.rank_state(), self.info)
+        if ranks is None:  # not rank 0
             return
         save_checkpoint(self.outdir / CHECKPOINT, self.state_dict(ranks))
         self.write_results(status)
