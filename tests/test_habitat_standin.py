@@ -1,6 +1,8 @@
 """The MuJoCo stand-in for habitat's Fetch tasks: observation contract, rendering, phases."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,51 @@ def test_several_envs_in_one_process_render_consistently():
         assert vec.envs[1].env.current.task.task_name == "door-open-v3"
     finally:
         vec.close()
+
+
+def _saved_and_loaded_envs_continue_identically(source_vector: str, phase: int) -> None:
+    """Envs saved mid-episode (after an episode ended) and loaded into inline envs with another
+    history and phase: every later step is identical (observations, rewards, dones, finished
+    episodes with their return, length and success so far)."""
+    cfg = EnvConfig(resolution=RES, num_envs=2, max_episode_steps=7)
+    rng = np.random.default_rng(phase)
+    source = FetchVecEnv("standin", default_phases(), replace(cfg, vector=source_vector), seed=5,
+                         rank=1, phase=phase)
+    copy = FetchVecEnv("standin", default_phases(), replace(cfg, vector="inline"), seed=5,
+                       rank=1, phase=(phase + 1) % 4)
+    try:
+        source.reset()
+        copy.reset()
+        finished = []
+        for _ in range(11):  # one episode ends at step 7, the next is 4 steps in
+            finished += source.step(rng.uniform(-1.5, 1.5, (2, 4)))[3]
+            copy.step(rng.uniform(-1.5, 1.5, (2, 4)))  # a different history
+        assert len(finished) == 2
+        copy.load_state_dict(source.state_dict())
+        assert copy.envs[0].env.phase == phase
+        for _ in range(12):
+            actions = rng.uniform(-1.5, 1.5, (2, 4))
+            (obs_a, rew_a, done_a, eps_a), (obs_b, rew_b, done_b, eps_b) = \
+                source.step(actions), copy.step(actions)
+            assert all(np.array_equal(obs_a[k], obs_b[k]) for k in obs_a)
+            assert np.array_equal(rew_a, rew_b) and np.array_equal(done_a, done_b)
+            assert eps_a == eps_b
+            finished += eps_a
+        assert len(finished) == 6 and {e["length"] for e in finished} == {7.0}
+    finally:
+        source.close()
+        copy.close()
+
+
+@pytest.mark.parametrize("phase", [0, 1, 2, 3])
+def test_saved_envs_continue_bit_identically(phase):
+    _saved_and_loaded_envs_continue_identically("inline", phase)
+
+
+@pytest.mark.slow
+def test_env_workers_save_and_load_their_state():
+    """The same through subprocess workers (their state_dict / load_state_dict commands)."""
+    _saved_and_loaded_envs_continue_identically("subprocess", 2)
 
 
 def test_backend_selection():

@@ -1,8 +1,12 @@
-"""Jelly Bean World through the shared DQN launcher: a tiny run end to end."""
+"""Jelly Bean World through the shared DQN launcher: a tiny run end to end, resume after kill -9."""
 import json
 import pathlib
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_jbw_experiments.py"
@@ -31,3 +35,66 @@ def test_forcing_the_real_simulator_without_it_is_a_usage_error(tmp_path):
     proc = subprocess.run([sys.executable, str(LAUNCHER), "--backend", "jbw", "--outdir",
                            str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--backend builtin" in proc.stderr
+
+
+# --- resume after kill -9 ----------------------------------------------------------------------
+RESUME_ARGS = ["--episodes", "8", "--phase_episodes", "4", "--episode_steps", "100",
+               "--agent_idx", "PALR-DQN", "--seeds", "1", "--jobs", "1",
+               "--learning_starts", "100", "--exploration_steps", "400",
+               "--measure_freq", "100", "--diag_batch_size", "256", "--checkpoint_every", "2",
+               "--no_progress", "--no_tensorboard"]
+
+
+def _launch(outdir):
+    return subprocess.Popen([sys.executable, str(LAUNCHER), *RESUME_ARGS, "--outdir", str(outdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _episodes_saved(run_dir):
+    try:
+        return len(json.loads((run_dir / "result.json").read_text())["episodes"]["return"])
+    except (OSError, ValueError):
+        return 0
+
+
+def _q_network(run_dir):
+    import torch
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["agent"]["q"]
+
+
+@pytest.mark.slow
+def test_run_killed_anywhere_resumes_bit_identical(tmp_path):
+    """kill -9 right after a checkpoint, in the middle of an episode and while the restarted run
+    restores; each time the same command resumes, and the run ends with exactly the episodes,
+    plasticity measurements and Q-network of an uninterrupted run (the built-in simulator's
+    scent caches are rebuilt bit for bit)."""
+    import torch
+    reference = subprocess.run([sys.executable, str(LAUNCHER), *RESUME_ARGS, "--outdir",
+                                str(tmp_path / "straight")], capture_output=True, text=True,
+                               timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    killed = tmp_path / "killed"
+    run_dir = killed / "runs" / "PALR-DQN_seed0"
+    # (episodes saved before the kill, seconds after that): after checkpoint 2 at once, after
+    # checkpoint 4 mid-episode, then the restarted run before it saves again
+    for episodes, delay in ((2, 0.0), (4, 0.3), (4, 1.5)):
+        proc = _launch(killed)
+        while _episodes_saved(run_dir) < episodes:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.02)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert json.loads((run_dir / "result.json").read_text())["status"] == "running"
+    resumed = subprocess.run([sys.executable, str(LAUNCHER), *RESUME_ARGS, "--outdir",
+                              str(killed)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = tmp_path / "straight" / "runs" / "PALR-DQN_seed0"
+    ref, res = (json.loads((d / "result.json").read_text()) for d in (straight, run_dir))
+    assert len(ref["plasticity"]["update"]) >= 5 and sum(map(abs, ref["episodes"]["return"])) > 0
+    assert [e["kind"] for e in res["events"]].count("resumed") >= 2
+    for key in ("episodes", "plasticity", "tasks"):
+        assert res[key] == ref[key], key
+    q_ref, q_res = _q_network(straight), _q_network(run_dir)
+    assert q_ref.keys() == q_res.keys()
+    assert all(torch.equal(q_ref[k], q_res[k]) for k in q_ref)

@@ -175,6 +175,16 @@ def rank0_sync(info: DistInfo) -> Callable[[Any], Any]:
     return functools.partial(broadcast_object, info=info)
 
 
+def gather_to_main(obj: Any, info: DistInfo) -> Optional[List[Any]]:
+    """Every rank's picklable object, in rank order, on rank 0 (None on the other ranks): a
+    checkpoint's per-rank state (rollout observations: larger than :func:`gather_objects`')."""
+    if not info.distributed:
+        return [obj]
+    out: Optional[List[Any]] = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         if info.backend == "nccl":
@@ -273,4 +283,4 @@ def _reachable_host(master_addr: str) -> str:
 
 __all__ = ["DistInfo", "init_distributed", "launch_environment", "choose_device",
            "all_reduce_sum", "all_reduce_max", "broadcast_object", "gather_objects",
-           "rank0_sync", "barrier", "teardown", "RolloutTracker"]
+           "rank0_sync", "gather_to_main", "barrier", "teardown", "RolloutTracker"]

@@ -4,7 +4,8 @@ Layout (time-major, ``T = num_steps``, ``E = num_envs``): index ``t`` holds the 
 policy saw at step ``t``, the GRU state it received (``hidden[t]``), ``masks[t] = 0`` if that
 observation starts a new episode, and the action, log-probability, value and reward of step t.
 Index ``T`` (or ``n`` after a preempted rollout of ``n < T`` steps) holds the next observation;
-:meth:`RolloutStorage.after_update` moves it to index 0 for the next rollout.
+:meth:`RolloutStorage.after_update` moves it to index 0 for the next rollout. A checkpoint keeps
+index 0 (:meth:`RolloutStorage.first_step_state`), which is all the next rollout reads of the last.
 
 GAE (Schulman et al. 2016), with ``m_{t+1} = 0`` when step t ended the episode::
 
@@ -22,7 +23,7 @@ preemption shortened its rollout (DDP needs equal numbers of backward passes).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -63,6 +64,19 @@ class RolloutStorage:
         self.hidden[0].copy_(hidden)
         self.masks[0].copy_(masks)
         self.step = 0
+
+    def first_step_state(self) -> Dict[str, Any]:
+        """Index 0 (observation, GRU state, mask) on the CPU, between rollouts (a checkpoint)."""
+        if self.step != 0:
+            raise RuntimeError("first_step_state() is taken between rollouts (after "
+                               "after_update() or set_first()), not in the middle of one")
+        return {"obs": {key: self.obs[key][0].cpu().clone() for key in OBS_KEYS},
+                "hidden": self.hidden[0].cpu().clone(), "masks": self.masks[0].cpu().clone()}
+
+    def load_first_step(self, state: Dict[str, Any]) -> None:
+        """Start the next rollout from a :meth:`first_step_state`."""
+        self.set_first(state["obs"], state["hidden"].to(self.device),
+                       state["masks"].to(self.device))
 
     def current(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(visual, state, hidden, masks) of the current step for acting."""

@@ -225,6 +225,11 @@ class HabitatFetchEnv:
         return (self._observation(obs), float(reward), bool(terminated), bool(truncated),
                 {"success": success, "phase": self.phase})
 
+    def state_dict(self) -> None:
+        """None: a habitat-sim episode (scene, physics, dataset iterator) is not saved, so a
+        resumed run starts new episodes here (README, "Habitat Fetch rearrangement")."""
+        return None
+
     def close(self) -> None:
         if self.env is not None:
             self.env.close()

@@ -21,6 +21,15 @@ own MjrContext, so several envs render correctly in one process (checked in the 
 corruption of metaworld #448 comes from gymnasium's shared renderer, which is not used here).
 Depth is metric (from the z-buffer and the model's near/far planes), divided by ``max_depth`` and
 clipped to [0, 1].
+
+Checkpointing (:meth:`StandInFetchEnv.state_dict`, any time between steps): the phase, the task's
+position generator as it was when the running episode started, and the episode's actions so far.
+Loading resets the task from that generator state and replays the actions through the same
+Meta-World code, so MuJoCo (positions, velocities, actuator and solver warm-start state, the
+per-episode object and goal placement in the model) and every attribute Meta-World keeps (random
+vectors, step counters, the previous observation, arrays that alias MuJoCo's buffers) end bit for
+bit where the running env was. This relies on Meta-World's ``reset`` not depending on earlier
+episodes, as Continual World's resume does (checked in the tests).
 """
 from __future__ import annotations
 
@@ -141,6 +150,9 @@ class MetaWorldPhase:
         robot_root = int(model.body_rootid[model.geom_bodyid[self.left_pad]])
         self.ignored_roots = {0, robot_root}
         self.end_on_success = env_cfg.end_on_success
+        # the running episode: the position generator at its start and its actions so far
+        self._episode_rng: Optional[Dict[str, Any]] = None
+        self._actions: List[List[float]] = []
 
     def holding(self) -> bool:
         """Both gripper pads touch the same free object (or articulated handle)."""
@@ -167,14 +179,45 @@ class MetaWorldPhase:
         }
 
     def reset(self) -> Dict[str, np.ndarray]:
+        self._episode_rng = self.task.rng_state()
+        self._actions = []
         state, _ = self.task.reset()
         return self.observation(state)
 
     def step(self, action: np.ndarray) -> Tuple[Dict[str, np.ndarray], float, bool, bool, bool]:
-        state, reward, _, truncated, info = self.task.step(np.clip(action, -1.0, 1.0))
+        state, reward, truncated, info = self._advance(action)
         success = bool(info.get("success", 0.0))
         terminated = success and self.end_on_success
         return self.observation(state), float(reward), terminated, bool(truncated), success
+
+    def _advance(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, Dict[str, Any]]:
+        """One Meta-World step (no rendering), recorded for :meth:`load_state_dict`."""
+        act = np.asarray(action, dtype=np.float32).reshape(-1)
+        self._actions.append(act.tolist())
+        state, reward, _, truncated, info = self.task.step(np.clip(act, -1.0, 1.0))
+        return state, reward, truncated, info
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The running episode as plain values: task, generator state at its start, actions
+        (float32 values, exact as Python floats); before the first reset, the generator now."""
+        started = self._episode_rng is not None
+        return {"task": self.task.task_name,
+                "episode_rng": self._episode_rng if started else self.task.rng_state(),
+                "started": started, "actions": [list(a) for a in self._actions]}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Re-create the running episode of :meth:`state_dict` exactly (module docstring)."""
+        if state["task"] != self.task.task_name:
+            raise ValueError(f"the saved episode is on task {state['task']}, this phase runs "
+                             f"{self.task.task_name}")
+        self.task.set_rng_state(dict(state["episode_rng"]))
+        self._episode_rng = None
+        self._actions = []
+        if state["started"]:
+            self._episode_rng = self.task.rng_state()
+            self.task.reset()
+            for action in state["actions"]:
+                self._advance(np.asarray(action, dtype=np.float32))
 
     def close(self) -> None:
         self.renderer.close()
@@ -237,6 +280,16 @@ class StandInFetchEnv:
             raise ValueError(f"stand-in actions are {ACT_DIM}-d, got shape {np.shape(action)}")
         obs, reward, terminated, truncated, success = self.current.step(act)
         return obs, reward, terminated, truncated, {"success": success, "phase": self.phase}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Phase and running episode (module docstring, "Checkpointing"); plain values."""
+        assert self.current is not None
+        return {"phase": self.phase, "episode": self.current.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.set_phase(int(state["phase"]))
+        assert self.current is not None
+        self.current.load_state_dict(state["episode"])
 
     def close(self) -> None:
         if self.current is not None:

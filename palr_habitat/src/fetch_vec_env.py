@@ -4,6 +4,10 @@
 stand-in; asking for ``habitat`` where it is missing is an error naming the fix. A rank runs
 ``env.num_envs`` environments either in its own process (``inline``) or one worker process each
 (``subprocess``, forkserver start: what habitat-baselines' VectorEnv does for habitat-sim).
+
+Checkpoints: :meth:`FetchVecEnv.state_dict` holds every env's own state (the backend's
+``state_dict``) and its running episode's return, length and success, or is None when a backend
+cannot save its episodes (habitat-sim); then a resumed run resets its envs instead.
 """
 from __future__ import annotations
 
@@ -78,6 +82,20 @@ class AutoResetEnv:
         self.env.set_phase(phase)
         return self.reset()
 
+    def state_dict(self) -> Optional[Dict[str, Any]]:
+        """The env's state and its episode so far (plain values), None if the env cannot save."""
+        env_state = self.env.state_dict()
+        if env_state is None:
+            return None
+        return {"env": env_state, "return": self._ret, "length": self._len,
+                "success": self._success}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.env.load_state_dict(state["env"])
+        self._ret = float(state["return"])
+        self._len = int(state["length"])
+        self._success = bool(state["success"])
+
     def info(self) -> Tuple[int, str]:
         return int(self.env.action_dim), str(self.env.describe())
 
@@ -100,8 +118,14 @@ def _worker(conn: Any, args: Tuple[Any, ...]) -> None:
                 conn.send(("ok", env.step(data)))
             elif command == "set_phase":
                 conn.send(("ok", env.set_phase(data)))
+            elif command == "state_dict":
+                conn.send(("ok", env.state_dict()))
+            elif command == "load_state_dict":
+                conn.send(("ok", env.load_state_dict(data)))
             elif command == "close":
                 break
+            else:
+                conn.send(("error", f"unknown command {command!r}"))
     except (KeyboardInterrupt, EOFError):
         pass
     except Exception as err:  # report to the parent instead of dying silently
@@ -210,6 +234,19 @@ class FetchVecEnv:
         dones = np.array([r[2] for r in results], bool)
         episodes = [r[3] for r in results if r[3] is not None]
         return obs, rewards, dones, episodes
+
+    def state_dict(self) -> Optional[List[Dict[str, Any]]]:
+        """Every env's :meth:`AutoResetEnv.state_dict` (between steps), or None if any env
+        cannot save its state."""
+        states = self._all("state_dict")
+        return None if any(s is None for s in states) else states
+
+    def load_state_dict(self, states: Sequence[Dict[str, Any]]) -> None:
+        """Put every env back where :meth:`state_dict` found it."""
+        if len(states) != self.num_envs:
+            raise ValueError(f"the saved state holds {len(states)} envs, this batch has "
+                             f"{self.num_envs}")
+        self._all("load_state_dict", list(states))
 
     def close(self) -> None:
         for e in self.envs:

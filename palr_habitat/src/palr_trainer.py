@@ -24,7 +24,15 @@ Outputs in ``--outdir``: ``checkpoints/ckpt.pt`` (+ ``.prev``; resumed automatic
 ``tb/`` (TensorBoard), ``curriculum_events.json``, ``result.json`` (schema ``palr.run/1``: episodes,
 per-layer plasticity curves), ``config.yaml`` (the resolved config). SIGTERM/SIGUSR1 (SLURM
 preemption): finish the update, checkpoint, exit with status 75; run the same command to resume.
-A resumed run restarts its episodes (simulator state is not checkpointed).
+
+Checkpoints are taken between updates (a rollout boundary). Besides the weights, optimizers,
+interventions, curriculum and records, they hold every rank's own state, gathered to rank 0:
+its envs (stand-in: each env's physics and running episode, its return, length and success so
+far), the first step of its next rollout (observations, GRU state, masks) and its diagnostic,
+action and minibatch generators. Each rank takes its own back on resume, so on CPU a resumed run
+ends with exactly the numbers of an uninterrupted one; resuming with another world size or
+``env.num_envs`` is refused. The habitat-sim backend cannot save its episodes: there a resumed
+run starts new episodes (README, "Habitat Fetch rearrangement").
 """
 from __future__ import annotations
 
@@ -55,8 +63,8 @@ from palr.signals import StopSignals
 from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
-                                            all_reduce_sum, gather_objects, init_distributed,
-                                            rank0_sync, teardown)
+                                            all_reduce_sum, gather_objects, gather_to_main,
+                                            init_distributed, rank0_sync, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -67,7 +75,9 @@ PROG = "palr_trainer.py"
 ALGO = "PPO"
 DOMAIN = "habitat_fetch"
 CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
-FORMAT = "palr_habitat.ddppo/1"
+FORMAT = "palr_habitat.ddppo/2"
+#: checkpoints of the earlier format (no per-rank state: episodes restarted on resume)
+OLD_FORMATS = ("palr_habitat.ddppo/1",)
 
 
 class Preempted(RuntimeError):
@@ -103,7 +113,7 @@ class DDPPOTrainer:
         self.total_steps = cfg.total_steps
         state = load_checkpoint(outdir / CHECKPOINT)
         if state is not None:
-            self._check_compatible(state)
+            self._check_compatible(state, backend)
             self.curriculum.load_state_dict(state["curriculum"])
         seeds = _seeds(seed, info.rank)
         gpu = cfg.env.gpu_device_id if cfg.env.gpu_device_id >= 0 else (
@@ -143,6 +153,7 @@ class DDPPOTrainer:
         self.wall_time = 0.0
         self.recorder = RunRecorder(self._header())
         self.writer: Any = None
+        self._rollout_restored = False  # envs and rollout storage continue from the checkpoint
         if state is not None:
             self._load_state(state)
             self.recorder.event("resumed", update=self.updates, env_step=self.env_steps,
@@ -170,10 +181,29 @@ class DDPPOTrainer:
             "config": to_dict(self.cfg),
         }
 
-    def _check_compatible(self, state: Dict[str, Any]) -> None:
+    def _check_compatible(self, state: Dict[str, Any], backend: str) -> None:
+        if state.get("format") in OLD_FORMATS:
+            raise ValueError(f"{self.outdir / CHECKPOINT} was written by an earlier version of "
+                             "this trainer (without the envs' state); finish it with that version "
+                             "or use a fresh --outdir")
         if state.get("format") != FORMAT:
             raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
                              "fresh --outdir")
+        world = int(state["world_size"])
+        if world != self.info.world_size:
+            raise ValueError(f"the checkpoint in {self.outdir} was written with world size "
+                             f"{world}, this run has world size {self.info.world_size}; resume "
+                             f"with {world} process(es) (torchrun --nproc_per_node={world}, or "
+                             f"{world} srun tasks) or use a fresh --outdir")
+        envs = int(state["config"]["env"]["num_envs"])
+        if envs != self.cfg.env.num_envs:
+            raise ValueError(f"the checkpoint in {self.outdir} has {envs} envs per rank, this run "
+                             f"{self.cfg.env.num_envs}; resume with --set env.num_envs={envs} or "
+                             "use a fresh --outdir")
+        if state["backend"] != backend:
+            raise ValueError(f"the checkpoint in {self.outdir} ran the {state['backend']} backend, "
+                             f"this run would use {backend}; resume with --set "
+                             f"env.backend={state['backend']} or use a fresh --outdir")
         saved = state["config"]
         mine = to_dict(self.cfg)
         for section in ("policy", "curriculum"):
@@ -186,11 +216,22 @@ class DDPPOTrainer:
                              f"{state['seed']}, this run {self.agent_name} seed {self.seed}; use "
                              "another --outdir")
 
-    def state_dict(self) -> Dict[str, Any]:
-        assert self.policy is not None
+    def rank_state(self) -> Dict[str, Any]:
+        """This rank's own state between updates: envs (None where the backend cannot save
+        them), the next rollout's first step and the per-rank generators."""
+        assert self.envs is not None
+        return {"envs": self.envs.state_dict(), "storage": self.storage.first_step_state(),
+                "generators": {"diag": self.diag_generator.get_state(),
+                               "actions": self.action_generator.get_state(),
+                               "minibatch": self.minibatch_generator.get_state()}}
+
+    def state_dict(self, ranks: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The checkpoint; ``ranks``: every rank's :meth:`rank_state`, in rank order."""
+        assert self.policy is not None and self.envs is not None
         return {
             "format": FORMAT, "config": to_dict(self.cfg), "seed": self.seed,
             "agent": self.agent_name, "world_size": self.info.world_size,
+            "backend": self.envs.backend, "ranks": ranks,
             "policy": self.policy.state_dict(),
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
             "stack": self.stack.state_dict(), "updater": self.updater.state_dict(),
@@ -214,17 +255,28 @@ class DDPPOTrainer:
         self.episodes = int(counters["episodes"])
         self.wall_time = float(counters["wall_time"])
         self.recorder.load_state_dict(state["recorder"])
-        # per-rank streams restart from (seed, rank, update): deterministic, rank-distinct
-        offset = np.random.SeedSequence([self.seed, self.info.rank, self.updates]).generate_state(3)
-        self.diag_generator.manual_seed(int(offset[0]))
-        self.action_generator.manual_seed(int(offset[1]))
-        self.minibatch_generator.manual_seed(int(offset[2]))
+        self._load_rank_state(state["ranks"][self.info.rank])
+
+    def _load_rank_state(self, mine: Dict[str, Any]) -> None:
+        """Take back this rank's :meth:`rank_state`; its envs and rollout continue where they
+        were unless the backend could not save them (then :meth:`train` resets the envs)."""
+        assert self.envs is not None
+        generators = mine["generators"]
+        self.diag_generator.set_state(generators["diag"])
+        self.action_generator.set_state(generators["actions"])
+        self.minibatch_generator.set_state(generators["minibatch"])
+        if mine["envs"] is not None:
+            self.envs.load_state_dict(mine["envs"])
+            self.storage.load_first_step(mine["storage"])
+            self._rollout_restored = True
 
     def save(self, status: str = "running") -> None:
-        """Rank 0 writes the checkpoint, result.json and the curriculum events."""
-        if not self.info.is_main:
+        """Every rank hands its :meth:`rank_state` to rank 0, which writes the checkpoint,
+        result.json and the curriculum events (a collective: all ranks call it together)."""
+        ranks = gather_to_main(self.rank_state(), self.info)
+        if ranks is None:  # not rank 0
             return
-        save_checkpoint(self.outdir / CHECKPOINT, self.state_dict())
+        save_checkpoint(self.outdir / CHECKPOINT, self.state_dict(ranks))
         self.write_results(status)
 
     def write_results(self, status: str) -> None:
@@ -388,7 +440,8 @@ class DDPPOTrainer:
         if self.info.is_main:
             self.curriculum.write(self.outdir)
         self._open_writer()
-        self._reset_storage(self.envs.reset())
+        if not self._rollout_restored:
+            self._reset_storage(self.envs.reset())
         self.stop.install()
         started_updates = self.updates
         try:

@@ -561,6 +561,19 @@ class _Patch:
         self.fixed = fixed
 
 
+class _Block:
+    """A cached 2x2 neighbourhood: dense grid, static scent and the collections since it was
+    built (world x, y, type; oldest first), from which a checkpoint rebuilds its scent exactly."""
+
+    __slots__ = ("grid", "scent", "removed")
+
+    def __init__(self, grid: np.ndarray, scent: np.ndarray,
+                 removed: Optional[List[Tuple[int, int, int]]] = None) -> None:
+        self.grid = grid
+        self.scent = scent
+        self.removed: List[Tuple[int, int, int]] = [] if removed is None else removed
+
+
 class JBWSimulator:
     """Single-agent Jelly Bean World simulator (see the module docstring).
 
@@ -617,7 +630,7 @@ class JBWSimulator:
         self._block = np.full((2 * self.n, 2 * self.n), -1, dtype=np.int8)
         self._block_flat = self._block.reshape(-1)
         self._block_scent = np.zeros((2 * self.n, 2 * self.n, config.scent_dim))
-        self._blocks: "OrderedDict[Tuple[int, int], Tuple[np.ndarray, np.ndarray]]" = OrderedDict()
+        self._blocks: "OrderedDict[Tuple[int, int], _Block]" = OrderedDict()
         self._block_cache_size = 16
         # static scent of a block = (scent of each cell's item) convolved with D_{L-1}, by FFT
         self._scent_table = np.zeros((T + 1, config.scent_dim))  # row T (= -1): empty cell
@@ -836,45 +849,81 @@ class JBWSimulator:
         grid and its static scent (every live item at steady state, ``D_{L-1}``), cached."""
         cached = self._blocks.get(key)
         if cached is None:
-            n, h, side, F = self.n, self.h, 2 * self.n, self._fft_size
-            grid = np.empty((side, side), dtype=np.int8)
-            for i in (0, 1):
-                for j in (0, 1):
-                    grid[i * n:(i + 1) * n, j * n:(j + 1) * n] = \
-                        self.patches[(key[0] + i, key[1] + j)].grid
-            sources = self._scent_table[grid]  # (side, side, S); empty cells -> 0
-            full = np.fft.irfft2(np.fft.rfft2(sources, s=(F, F), axes=(0, 1)) * self._kernel_fft,
-                                 s=(F, F), axes=(0, 1))
-            scent = np.ascontiguousarray(full[h:h + side, h:h + side])
-            if self._scent_nonneg:
-                np.maximum(scent, 0.0, out=scent)  # FFT round-off around exact zeros
-            cached = (grid, scent)
-            self._blocks[key] = cached
-            if len(self._blocks) > self._block_cache_size:
-                self._blocks.popitem(last=False)
+            grid = self._block_grid(key)
+            cached = _Block(grid, self._static_scent(grid))
+            self._cache_block(key, cached)
         else:
             self._blocks.move_to_end(key)
         self._block_key = key
-        self._block, self._block_scent = cached
+        self._block, self._block_scent = cached.grid, cached.scent
         self._block_flat = self._block.reshape(-1)
 
+    def _block_grid(self, key: Tuple[int, int]) -> np.ndarray:
+        """The dense ``2n x 2n`` item grid of the 2x2 patches with bottom-left patch ``key``."""
+        n = self.n
+        grid = np.empty((2 * n, 2 * n), dtype=np.int8)
+        for i in (0, 1):
+            for j in (0, 1):
+                grid[i * n:(i + 1) * n, j * n:(j + 1) * n] = \
+                    self.patches[(key[0] + i, key[1] + j)].grid
+        return grid
+
+    def _static_scent(self, grid: np.ndarray) -> np.ndarray:
+        """Scent of every item of a block grid at steady state: the items' scents convolved with
+        ``D_{L-1}`` (by FFT)."""
+        h, side, F = self.h, 2 * self.n, self._fft_size
+        sources = self._scent_table[grid]  # (side, side, S); empty cells -> 0
+        full = np.fft.irfft2(np.fft.rfft2(sources, s=(F, F), axes=(0, 1)) * self._kernel_fft,
+                             s=(F, F), axes=(0, 1))
+        scent = np.ascontiguousarray(full[h:h + side, h:h + side])
+        if self._scent_nonneg:
+            np.maximum(scent, 0.0, out=scent)  # FFT round-off around exact zeros
+        return scent
+
+    def _cache_block(self, key: Tuple[int, int], block: "_Block") -> None:
+        self._blocks[key] = block
+        if len(self._blocks) > self._block_cache_size:
+            self._blocks.popitem(last=False)
+
     def _blocks_remove(self, x: int, y: int, t: int) -> None:
-        """Remove the item of type ``t`` at world (x, y) from every cached block."""
-        n, r1, side = self.n, self.h, 2 * self.n
-        for (kx, ky), (grid, scent) in self._blocks.items():
+        """Remove the item of type ``t`` at world (x, y) from every cached block (and log it)."""
+        n, side = self.n, 2 * self.n
+        for (kx, ky), block in self._blocks.items():
             bx, by = x - kx * n, y - ky * n
             if not (0 <= bx < side and 0 <= by < side):
                 continue
-            grid[bx, by] = -1
-            if not self.scented[t]:
-                continue
-            lo_x, hi_x = max(bx - r1, 0), min(bx + r1 + 1, side)
-            lo_y, hi_y = max(by - r1, 0), min(by + r1 + 1, side)
-            sub = self.D_inf[lo_x - bx + r1:hi_x - bx + r1, lo_y - by + r1:hi_y - by + r1]
-            window = scent[lo_x:hi_x, lo_y:hi_y]
-            window -= sub[:, :, None] * self.scents[t]
-            if self._scent_nonneg:
-                np.maximum(window, 0.0, out=window)
+            block.grid[bx, by] = -1
+            block.removed.append((x, y, t))
+            self._subtract_scent(block.scent, bx, by, t)
+
+    def _subtract_scent(self, scent: np.ndarray, bx: int, by: int, t: int) -> None:
+        """Take the static scent of an item of type ``t`` at block cell (bx, by) out of ``scent``."""
+        if not self.scented[t]:
+            return
+        r1, side = self.h, 2 * self.n
+        lo_x, hi_x = max(bx - r1, 0), min(bx + r1 + 1, side)
+        lo_y, hi_y = max(by - r1, 0), min(by + r1 + 1, side)
+        sub = self.D_inf[lo_x - bx + r1:hi_x - bx + r1, lo_y - by + r1:hi_y - by + r1]
+        window = scent[lo_x:hi_x, lo_y:hi_y]
+        window -= sub[:, :, None] * self.scents[t]
+        if self._scent_nonneg:
+            np.maximum(window, 0.0, out=window)
+
+    def _restore_block(self, key: Tuple[int, int], removed: Sequence[Sequence[int]]) -> None:
+        """Re-create a cached block bit for bit as the running simulator holds it: its static
+        scent of the items present when it was built (today's grid plus the items collected
+        since), then each collection subtracted in order, exactly as :meth:`_blocks_remove` did
+        (an FFT of today's grid alone differs from that by round-off)."""
+        n = self.n
+        grid = self._block_grid(key)
+        as_built = grid.copy()
+        log = [(int(x), int(y), int(t)) for x, y, t in removed]
+        for x, y, t in log:
+            as_built[x - key[0] * n, y - key[1] * n] = t
+        block = _Block(grid, self._static_scent(as_built), log)
+        for x, y, t in log:
+            self._subtract_scent(block.scent, x - key[0] * n, y - key[1] * n, t)
+        self._cache_block(key, block)
 
     def _clear_blocks(self) -> None:
         self._blocks.clear()
@@ -1003,7 +1052,9 @@ class JBWSimulator:
     # ---------------------------------------------------------------------- checkpointing --
     def state_dict(self) -> Dict[str, Any]:
         """Whole simulator state as plain values (str/int/float/list/dict), so that it survives
-        ``torch.load(weights_only=True)``; patch grids are base64 strings."""
+        ``torch.load(weights_only=True)``; patch grids are base64 strings. The cached
+        neighbourhoods are listed (in LRU order, with the collections since each was built) so
+        that :meth:`load_state_dict` rebuilds their scent bit for bit."""
         return {
             "time": int(self.time), "x": int(self.x), "y": int(self.y),
             "direction": int(self.direction),
@@ -1015,6 +1066,9 @@ class JBWSimulator:
                         for a, b in self.patch_order],
             "deleted": [[int(v) for v in arr] for arr in
                         (self._del_x, self._del_y, self._del_t, self._del_time)],
+            # the block cache, least recently used first: key and collections since it was built
+            "blocks": [[int(kx), int(ky), [[int(v) for v in r] for r in block.removed]]
+                       for (kx, ky), block in self._blocks.items()],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -1035,6 +1089,8 @@ class JBWSimulator:
         self._del_t = np.array(dt, dtype=np.int64)
         self._del_time = np.array(dtime, dtype=np.int64)
         self._clear_blocks()
+        for kx, ky, removed in state.get("blocks", []):
+            self._restore_block((int(kx), int(ky)), removed)
         self._ensure_neighbourhood()
 
 

@@ -1,0 +1,136 @@
+"""DD-PPO on the MuJoCo stand-in: a run killed with SIGKILL (right after a checkpoint, in the
+middle of a rollout, while the restarted run restores) and started again with the same command
+ends bit-identical to an uninterrupted run (episodes, plasticity, parameter digests), with one
+process and with 2 gloo ranks under torchrun; a resume with another world size or env count is
+refused in one line (exit 2) and leaves the run untouched."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from typing import List
+
+import pytest
+
+from test_habitat_ddppo import TINY, TRAINER, _env, _free_port
+
+ARGS = ["--config", str(TINY), "--seed", "2", "--set", "run.max_updates=4",
+        "--set", "run.checkpoint_interval=1", "--set", "run.tensorboard=false",
+        "--set", "run.rank_digests=true",
+        "--set", "ddppo.sync_frac=1.0"]  # no straggler preemption: rollouts of fixed length
+
+
+def _command(outdir: pathlib.Path, nproc: int, *extra: str) -> List[str]:
+    args = [str(TRAINER), *ARGS, "--outdir", str(outdir), *extra]
+    if nproc == 1:
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+            str(nproc), *args]
+
+
+def _updates_saved(outdir: pathlib.Path) -> int:
+    try:
+        return int(json.loads((outdir / "result.json").read_text())["updates"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _descendants(pid: int) -> List[int]:
+    found: List[int] = []
+    try:
+        for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child)] + _descendants(int(child))
+    except OSError:  # the process is gone
+        pass
+    return found
+
+
+def _kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every process under it (torchrun's ranks run in their own
+    sessions, so killing its process group would leave them running)."""
+    for pid in [proc.pid] + _descendants(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _final_digests(outdir: pathlib.Path, nproc: int) -> List[str]:
+    """Each rank's parameter digest (palr_trainer.parameter_digest) after its last update."""
+    digests = []
+    for rank in range(nproc):
+        lines = (outdir / "ranks" / f"rank{rank}.jsonl").read_text().splitlines()
+        digests.append([json.loads(x) for x in lines if '"update"' in x][-1]["digest"])
+    return digests
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nproc, kills", [
+    # (updates saved, then seconds): after checkpoint 1 at once, while the restarted run
+    # restores or collects, mid-rollout after checkpoint 2
+    (1, ((1, 0.0), (1, 3.0), (2, 0.3))),
+    (2, ((1, 0.0), (2, 0.4))),
+], ids=["1-process", "2-ranks-torchrun"])
+def test_killed_run_resumes_bit_identical(tmp_path, nproc, kills):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    # a phase lasts two updates of all ranks: every env finishes a 50-step episode in each
+    phase = ("--set", f"curriculum.steps_per_phase={64 * nproc}")
+    reference = subprocess.run(_command(straight, nproc, *phase), env=_env(), capture_output=True,
+                               text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    for updates, delay in kills:
+        proc = subprocess.Popen(_command(killed, nproc, *phase), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        while _updates_saved(killed) < updates:
+            assert proc.poll() is None, "the run ended before it was killed"
+            time.sleep(0.02)
+        time.sleep(delay)
+        _kill_run(proc)
+    resumed = subprocess.run(_command(killed, nproc, *phase), env=_env(), capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ref, res = (json.loads((d / "result.json").read_text()) for d in (straight, killed))
+    assert ref["updates"] == 4 and len(ref["episodes"]["return"]) >= 2 * nproc
+    assert [t["index"] for t in ref["tasks"]] == [0, 1]
+    assert len(ref["plasticity"]["update"]) >= 4
+    assert any(e["kind"] == "resumed" for e in res["events"])
+    for key in ("episodes", "plasticity", "tasks", "env_steps", "updates"):
+        assert res[key] == ref[key], key
+    digests = _final_digests(killed, nproc)
+    assert digests == _final_digests(straight, nproc) and len(set(digests)) == 1
+
+
+@pytest.mark.slow
+def test_resume_with_another_world_size_or_env_count_is_refused(tmp_path):
+    outdir = tmp_path / "run"
+    first = subprocess.run(_command(outdir, 1, "--set", "run.max_updates=1"), env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    saved = {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()}
+
+    more_envs = subprocess.run(_command(outdir, 1, "--set", "env.num_envs=2"), env=_env(),
+                               capture_output=True, text=True, timeout=300)
+    assert more_envs.returncode == 2
+    assert more_envs.stderr.count("\n") == 1
+    assert "error:" in more_envs.stderr and "--set env.num_envs=1" in more_envs.stderr
+
+    port = _free_port()
+    ranks = []
+    for rank in range(2):  # what torchrun gives each of 2 ranks
+        env = _env()
+        env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        ranks.append(subprocess.Popen(_command(outdir, 1), env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    for proc in ranks:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2
+        assert stderr.count("\n") == 1 and "world size 1, this run has world size 2" in stderr
+    assert {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()} == saved
