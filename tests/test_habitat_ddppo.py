@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from palr.experiments.checkpoint import load_checkpoint
 from palr_habitat.ddppo_config import CONFIG_DIR
 from palr_habitat.ddppo_rollout import RolloutStorage, build_minibatch, segment_minibatches
 from palr_habitat.fetch_obs import zero_observation
@@ -190,7 +191,7 @@ def test_sigterm_saves_and_a_rerun_resumes(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 75, stderr[-2000:]
     assert "stopped by signal" in stderr and "run the same command again to resume" in stderr
-    saved = torch.load(ckpt, weights_only=True)["counters"]
+    saved = load_checkpoint(ckpt)["counters"]
     assert saved["updates"] >= 1 and saved["env_steps"] == 16 * saved["updates"]
 
     from palr_habitat.palr_trainer import main

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from palr.experiments.checkpoint import load_checkpoint
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_jbw_experiments.py"
 
@@ -59,7 +61,7 @@ def _episodes_saved(run_dir):
 
 def _q_network(run_dir):
     import torch
-    return torch.load(run_dir / "checkpoint.pt", weights_only=True)["agent"]["q"]
+    return load_checkpoint(run_dir / "checkpoint.pt")["agent"]["q"]
 
 
 @pytest.mark.slow

@@ -55,8 +55,9 @@ from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
 from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, configure_torch
 from palr.experiments.records import RunRecorder
+from palr.experiments.run_identity import check_same_run, identity_fields, make_identity
 from palr.experiments.trainer import PREEMPTED_EXIT
-from palr.interventions import NetworkSlot, TrainingContext, build_stack
+from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
 from palr.signals import StopSignals
 
@@ -100,6 +101,24 @@ def parameter_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def run_identity(cfg: TrainConfig, seed: int, backend: str, world_size: int) -> Dict[str, Any]:
+    """The run's identity (:mod:`palr.experiments.run_identity`): agent, seed, simulator backend,
+    world size and every config value that changes what the run trains or records (not the
+    ``run`` section's cadences, devices, the env vectorisation or the process-group plumbing)."""
+    spec = resolve_agent(cfg.agent.name, ALGO)
+    config = to_dict(cfg)
+    env = {k: v for k, v in config["env"].items() if k not in ("backend", "gpu_device_id", "vector")}
+    return make_identity({
+        "domain": DOMAIN, "agent_idx": spec.index, "seed": int(seed), "backend": backend,
+        "world_size": int(world_size), "env": env, "curriculum": config["curriculum"],
+        "policy": config["policy"], "ppo": config["ppo"],
+        "ddppo": {k: config["ddppo"][k] for k in ("sync_frac", "short_rollout_threshold")},
+        "total_steps": cfg.total_steps,
+        "encoder_diag_images": config["agent"]["encoder_diag_images"],
+        "interventions": stack_settings(build_stack(spec, intervention_overrides(cfg))),
+    })
+
+
 class DDPPOTrainer:
     """One (possibly distributed) DD-PPO run; see the module docstring."""
 
@@ -111,6 +130,7 @@ class DDPPOTrainer:
         self.agent_name = self.spec.display_name(ALGO)
         self.curriculum = FetchCurriculum(cfg.curriculum.phases, cfg.curriculum.steps_per_phase)
         self.total_steps = cfg.total_steps
+        self.identity = run_identity(cfg, seed, backend, info.world_size)
         state = load_checkpoint(outdir / CHECKPOINT)
         if state is not None:
             self._check_compatible(state, backend)
@@ -178,7 +198,7 @@ class DDPPOTrainer:
             "seed": self.seed, "score_name": "success", "score_threshold": 0.5,
             "backend": self.envs.backend, "backend_description": self.envs.description,
             "world_size": self.info.world_size, "tasks": [],
-            "config": to_dict(self.cfg),
+            "config": to_dict(self.cfg), **identity_fields(self.identity),
         }
 
     def _check_compatible(self, state: Dict[str, Any], backend: str) -> None:
@@ -204,17 +224,8 @@ class DDPPOTrainer:
             raise ValueError(f"the checkpoint in {self.outdir} ran the {state['backend']} backend, "
                              f"this run would use {backend}; resume with --set "
                              f"env.backend={state['backend']} or use a fresh --outdir")
-        saved = state["config"]
-        mine = to_dict(self.cfg)
-        for section in ("policy", "curriculum"):
-            if saved[section] != mine[section]:
-                raise ValueError(f"the checkpoint in {self.outdir} was made with a different "
-                                 f"'{section}' config; resume with the same config or use a "
-                                 "fresh --outdir")
-        if int(state["seed"]) != self.seed or state["agent"] != self.agent_name:
-            raise ValueError(f"the checkpoint in {self.outdir} is {state['agent']} seed "
-                             f"{state['seed']}, this run {self.agent_name} seed {self.seed}; use "
-                             "another --outdir")
+        check_same_run(state.get("identity"), self.identity,
+                       f"checkpoint {self.outdir / CHECKPOINT}")
 
     def rank_state(self) -> Dict[str, Any]:
         """This rank's own state between updates: envs (None where the backend cannot save
@@ -229,7 +240,8 @@ class DDPPOTrainer:
         """The checkpoint; ``ranks``: every rank's :meth:`rank_state`, in rank order."""
         assert self.policy is not None and self.envs is not None
         return {
-            "format": FORMAT, "config": to_dict(self.cfg), "seed": self.seed,
+            "format": FORMAT, "identity": self.identity, "config": to_dict(self.cfg),
+            "seed": self.seed,
             "agent": self.agent_name, "world_size": self.info.world_size,
             "backend": self.envs.backend, "ranks": ranks,
             "policy": self.policy.state_dict(),
