@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from palr.plasticity import NonFiniteActivations
 from palr.probes import ActivationProbes
 
 #: Maps a diagnostic batch size N to, for every network name, the positional inputs of that
@@ -186,8 +187,14 @@ class InterventionStack(Intervention):
             iv.after_step(net)
 
     def after_update(self, update: int) -> None:
+        """Raises NonFiniteActivations (a FloatingPointError, as a NaN loss) naming the update,
+        the network and the layer when a plasticity measurement meets NaN/Inf activations."""
         for iv in self.interventions:
-            iv.after_update(update)
+            try:
+                iv.after_update(update)
+            except NonFiniteActivations as err:
+                raise NonFiniteActivations(f"plasticity measurement at gradient update {update}, "
+                                           f"{err}") from None
 
     def on_episode_end(self, episode: int) -> None:
         for iv in self.interventions:

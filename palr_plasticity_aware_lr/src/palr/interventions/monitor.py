@@ -71,7 +71,7 @@ class MeasuringIntervention(Intervention):
         inputs = self.context.diagnostic_inputs(batch_size or self.config.diag_batch_size)
         return {
             name: measure_network(slot.module, slot.get_probes(), inputs[name],
-                                  self.config.tau, self.config.srank_delta)
+                                  self.config.tau, self.config.srank_delta, net=name)
             for name, slot in slots.items()
         }
 
