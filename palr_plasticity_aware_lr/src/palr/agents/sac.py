@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from palr.agents.replay import ReplayBuffer
+from palr.checks import check_finite_fields, check_positive, check_range
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.optim import layerwise_param_groups, step_adam
 
@@ -98,10 +99,10 @@ class SACConfig:
         if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
             raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
         for name in ("lr", "batch_size", "buffer_size", "init_alpha", "log_every", "update_every"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.polyak <= 1.0:
-            raise ValueError(f"gamma and polyak must be in [0, 1], got {self.gamma}, {self.polyak}")
+            check_positive(name, getattr(self, name))
+        for name in ("gamma", "polyak"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        check_finite_fields(self)  # leaky_slope, log_std_min/max, target_entropy
         if self.log_std_min >= self.log_std_max:
             raise ValueError(f"log_std_min must be below log_std_max, got {self.log_std_min}, "
                              f"{self.log_std_max}")

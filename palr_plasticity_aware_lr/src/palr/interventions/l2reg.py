@@ -2,27 +2,12 @@
 Lyle et al. 2023 show it keeps weight norms and plasticity in check)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 
+from palr.intervention_configs import L2RegConfig
 from palr.interventions.base import Intervention
-from palr.interventions.monitor import check_positive
-
-
-@dataclass
-class L2RegConfig:
-    """Attributes:
-        l2_coef: penalty coefficient c in ``loss += c * sum ||W||^2`` (weights, not biases/norms).
-        l2_networks: networks whose loss gets the penalty (the Q / critic networks).
-    """
-
-    l2_coef: float = 1e-4
-    l2_networks: Tuple[str, ...] = ("q", "critic")
-
-    def __post_init__(self) -> None:
-        check_positive("l2_coef", self.l2_coef)
 
 
 class L2Reg(Intervention):
