@@ -24,19 +24,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
-import shutil
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
-                                  check_writable_dir, fail, intervention_overrides,
-                                  non_negative_int, positive_int, resolve_agents, configure_torch)
-from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli, is_finished
-from palr.experiments.trainer import RESULT_FILE
+from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
+                                  check_agent_settings, check_device, check_writable_dir,
+                                  configure_torch, create_dir, fail, file_name_part,
+                                  intervention_overrides, non_negative_int, output_failure,
+                                  positive_int, resolve_agents, torch_threads)
 from palr.paths import results_dir
+
+if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is valid
+    from palr.experiments.sweep import RunJob
 
 ALGO = "SAC"
 DOMAIN = "cw"
@@ -143,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stochastic evaluation episodes per task at every task end (0: none)")
     parser.add_argument("--eval_every", type=non_negative_int, default=0,
                         help="also evaluate all tasks every N training episodes (0: only at task ends)")
-    parser.add_argument("--ckpt_suffix", default=None,
-                        help="checkpoint name suffix (default _<cw10|cw20>_seed<S>_agent<A>)")
+    parser.add_argument("--ckpt_suffix", type=file_name_part, default=None,
+                        help="checkpoint name suffix, a plain file-name part (default "
+                             "_<cw10|cw20>_seed<S>_agent<A>)")
     parser.add_argument("--reference", action="store_true",
                         help="train single-task SAC-FixedLR reference runs (forward transfer)")
     parser.add_argument("--outdir", type=pathlib.Path, default=results_dir())
@@ -170,12 +173,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         raise UsageError(str(err)) from None
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
     overrides = intervention_overrides(args)
-    from palr.interventions import build_stack
-    for spec in specs:
-        try:
-            build_stack(spec, overrides)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+    check_agent_settings(specs, overrides)
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     pairs = [(spec, seed) for seed in seeds for spec in specs]
     if args.ckpt_suffix is not None and len(pairs) > 1 and not args.reference:
@@ -205,6 +203,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
 
 
 def _job(spec: Any, seed: int, suffix: str, outdir: pathlib.Path, options: Dict[str, Any]) -> RunJob:
+    from palr.experiments.sweep import RunJob
     options["suffix"] = suffix
     return RunJob(domain=DOMAIN, agent_index=spec.index, agent_name=spec.display_name(ALGO),
                   seed=seed, run_dir=str(outdir / "cw_runs" / suffix.lstrip("_")), options=options)
@@ -283,11 +282,15 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
 
 def publish_finished(jobs: Sequence[RunJob]) -> None:
     """Copy each finished run's result to its ``cw_checkpoint<suffix>.json`` (also a run that
-    finished in an earlier invocation killed before publishing: the sweep skips it as finished)."""
+    finished in an earlier invocation killed before publishing: the sweep skips it as finished),
+    atomically: a torn copy would later pass for a finished run."""
+    from palr.experiments.files import atomic_write_bytes
+    from palr.experiments.sweep import is_finished
+    from palr.experiments.trainer import RESULT_FILE
     for job in jobs:
         result = pathlib.Path(job.run_dir) / RESULT_FILE
         if is_finished(pathlib.Path(job.run_dir)) and not checkpoint_json(job).exists():
-            shutil.copyfile(result, checkpoint_json(job))
+            atomic_write_bytes(checkpoint_json(job), result.read_bytes())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -295,10 +298,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_device(args.device)
-        jobs = make_jobs(args)
+        torch_threads()
         check_writable_dir(args.outdir)
+        jobs = make_jobs(args)
+        create_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
+    from palr.experiments.sweep import SweepStopped, execute_for_cli
     configure_torch()
     todo = []
     for job in jobs:
@@ -311,7 +317,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SweepStopped as stop:
         return stop.exit_status
     finally:
-        publish_finished(todo)
+        try:
+            publish_finished(todo)
+        except OSError as err:  # a full disk: one line; runs and earlier results are intact
+            fail(parser.prog, output_failure(err, "--outdir"), status=1)
     return 0
 
 

@@ -27,7 +27,11 @@ def _fsync_dir(directory: pathlib.Path) -> None:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Raises:
+        OSError: the write failed (``filename`` is ``path``); the old file, if any, is intact.
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -37,6 +41,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # e.g. a full disk: name the file the caller asked for, not the temp
+        raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         if tmp.exists():
             tmp.unlink()
