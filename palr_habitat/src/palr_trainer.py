@@ -56,11 +56,11 @@ from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_ov
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
                                             all_reduce_sum, gather_objects, init_distributed,
-                                            make_palr_sync, teardown)
+                                            make_palr_sync, plan_distributed, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
-from palr_habitat.fetch_vec_env import FetchVecEnv, resolve_backend
+from palr_habitat.fetch_vec_env import FetchVecEnv, check_backend_config, resolve_backend
 from palr_habitat.palr_fetch_policy import FetchPolicy
 
 PROG = "palr_trainer.py"
@@ -499,10 +499,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = list(args.set)
     if args.agent is not None:
         overrides.append(f"agent.name={args.agent}")
-    try:
+    try:  # every check before anything is created (the trainer makes --outdir)
         cfg = load_config(args.config, overrides)
         resolve_agent(cfg.agent.name, ALGO)
         backend = resolve_backend(cfg.env.backend)
+        check_backend_config(backend, cfg)
+        plan_distributed(cfg.run.device, cfg.ddppo.backend)
         outdir = check_writable_dir(pathlib.Path(args.outdir))
     except ValueError as err:  # ConfigError, UsageError, unknown agent, missing simulator
         fail(PROG, str(err))
