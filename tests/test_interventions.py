@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.intervention_configs import CONFIGS, make_config
+from palr.intervention_configs import ALGO_NETWORKS, CONFIGS, check_settings, make_config
 from palr.interventions import (PALR, PALRConfig, InterventionStack, build_intervention,
                                 build_stack)
 from palr.interventions.palr import lr_scale
@@ -195,6 +195,21 @@ def test_non_finite_activations_stop_the_update_naming_update_network_and_layer(
                        match=r"^plasticity measurement at gradient update 1, network 'q', "
                              r"layer '0': \d+ NaN and 0 infinite activations"):
         learner.update()
+
+
+def test_network_settings_are_checked_against_the_algorithms_networks():
+    from palr.agents.dqn import DQNAgent, DQNConfig
+    from palr.agents.sac import SACAgent, SACConfig
+    dqn = DQNAgent(4, 2, DQNConfig(), build_stack(resolve_agent(0, "DQN")))
+    sac = SACAgent(5, 2, SACConfig(hidden_sizes=(8,)), build_stack(resolve_agent(0, "SAC")))
+    assert sorted(dqn.stack.context.networks) == sorted(ALGO_NETWORKS["DQN"])
+    assert sorted(sac.stack.context.networks) == sorted(ALGO_NETWORKS["SAC"])
+    palr = resolve_agent(4, "SAC")
+    check_settings(palr, {"networks": ("actor",)}, algo="SAC")
+    with pytest.raises(ValueError, match="^networks: SAC has no network 'q'; valid: actor, critic"):
+        check_settings(palr, {"networks": ("actor", "q")}, algo="SAC")
+    with pytest.raises(ValueError, match="^l2_networks: DQN has no network 'critic'; valid: q"):
+        check_settings(resolve_agent(3, "DQN"), {"l2_networks": ("critic",)}, algo="DQN")
 
 
 def test_unknown_names_list_the_choices():

@@ -545,7 +545,7 @@ def _check_agent(cfg: TrainConfig, where: str) -> None:
         raise ConfigError(f"{where}agent.name: {err}") from None
     _check_interventions(cfg.agent.interventions, where)
     try:
-        check_settings(spec, intervention_overrides(cfg))
+        check_settings(spec, intervention_overrides(cfg), algo=ALGO)
     except ValueError as err:
         raise ConfigError(f"{where}agent.interventions: {err}") from None
 

@@ -14,8 +14,8 @@ from palr.agent_table import AgentSpec
 from palr.checks import check_at_least, check_positive, check_positive_int, check_range
 
 __all__ = ["MonitorConfig", "PALRConfig", "L2RegConfig", "ShrinkPerturbConfig",
-           "PeriodicResetConfig", "ReDoConfig", "CONFIGS", "MEASURING", "config_fields",
-           "stack_names", "check_settings"]
+           "PeriodicResetConfig", "ReDoConfig", "CONFIGS", "MEASURING", "ALGO_NETWORKS",
+           "config_fields", "make_config", "stack_names", "check_settings"]
 
 
 @dataclass
@@ -151,6 +151,11 @@ CONFIGS: Dict[str, Tuple[Type[Any], Dict[str, Any]]] = {
 }
 #: interventions that measure plasticity themselves (no separate monitor needed)
 MEASURING = ("monitor", "palr", "palr_no_perturb", "palr_no_scale", "redo")
+#: the networks each algorithm hands to its intervention stack (``NetworkSlot`` names)
+ALGO_NETWORKS: Dict[str, Tuple[str, ...]] = {
+    "DQN": ("q",), "SAC": ("actor", "critic"), "PPO": ("encoder", "trunk")}
+#: settings that name networks
+NETWORK_SETTINGS = ("networks", "l2_networks")
 
 
 def config_fields() -> Dict[str, Any]:
@@ -188,12 +193,22 @@ def stack_names(spec: AgentSpec, monitor: bool = True) -> List[str]:
 
 
 def check_settings(spec: AgentSpec, overrides: Optional[Mapping[str, Any]] = None,
-                   monitor: bool = True) -> List[Any]:
+                   monitor: bool = True, algo: Optional[str] = None) -> List[Any]:
     """The configs of every intervention of ``spec``'s stack; raises ValueError (one line, naming
-    the setting and its valid range) for an unknown or out-of-range setting."""
+    the setting and its valid range) for an unknown or out-of-range setting, and, given the
+    ``algo`` (``DQN``, ``SAC``, ``PPO``), for a network setting naming a network it lacks."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(config_fields()))
     if unknown:
         raise ValueError(f"unknown intervention settings {unknown}; valid: "
                          f"{', '.join(sorted(config_fields()))}")
+    for key in NETWORK_SETTINGS:
+        names = overrides.get(key)
+        if algo is None or names is None:
+            continue
+        trained = ALGO_NETWORKS[algo]
+        missing = [n for n in names if n not in trained]
+        if missing:
+            raise ValueError(f"{key}: {algo} has no network {', '.join(map(repr, missing))}; "
+                             f"valid: {', '.join(trained)}")
     return [make_config(name, overrides) for name in stack_names(spec, monitor)]

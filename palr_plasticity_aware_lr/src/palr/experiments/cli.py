@@ -227,13 +227,14 @@ def intervention_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def check_agent_settings(specs: Sequence[AgentSpec], overrides: Mapping[str, Any]) -> None:
-    """Every agent's intervention settings are valid (UsageError naming the setting and its
-    range otherwise); torch-free, so a bad ``--set`` fails fast."""
+def check_agent_settings(specs: Sequence[AgentSpec], overrides: Mapping[str, Any],
+                         algo: str) -> None:
+    """Every agent's intervention settings are valid for ``algo`` (UsageError naming the setting
+    and its range otherwise); torch-free, so a bad ``--set`` fails fast."""
     from palr.intervention_configs import check_settings
     for spec in specs:
         try:
-            check_settings(spec, overrides)
+            check_settings(spec, overrides, algo=algo)
         except ValueError as err:
             raise UsageError(str(err)) from None
 

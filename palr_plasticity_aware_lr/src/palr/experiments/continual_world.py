@@ -173,7 +173,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         raise UsageError(str(err)) from None
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
     overrides = intervention_overrides(args)
-    check_agent_settings(specs, overrides)
+    check_agent_settings(specs, overrides, ALGO)
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     pairs = [(spec, seed) for seed in seeds for spec in specs]
     if args.ckpt_suffix is not None and len(pairs) > 1 and not args.reference:

@@ -97,7 +97,7 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     refs = [args.agent_idx] if args.agent_idx is not None else args.agents
     specs = resolve_agents(refs, ALGO)
     overrides = intervention_overrides(args)
-    check_agent_settings(specs, overrides)
+    check_agent_settings(specs, overrides, ALGO)
     env_options = domain.env_options(args)
     from palr.experiments.sweep import RunJob, run_dir_for
     dqn = dict(domain.dqn_defaults)
