@@ -164,7 +164,7 @@ def run_launcher(*args, cwd):
     (["--agents", "PALR-XYZ"], "unknown agent"),
     (["--phase_episodes", "-5"], "positive integer"),
     (["--seeds", "0"], "positive integer"),
-    (["--set", "max_lr_scale=0.5"], "max_lr_scale must be >= 1"),
+    (["--set", "max_lr_scale=0.5"], "max_lr_scale must be a finite number >= 1"),
     (["--set", "nope=1"], "unknown setting 'nope'"),
     (["--device", "tpu"], "unknown device"),
     (["--agents", "3", "--set", "l2_roles=policy"],

@@ -335,12 +335,19 @@ def test_every_agent_of_the_table_runs_on_dqn(spec):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(batch_size=0), "batch_size must be a positive integer"),
     (dict(hidden_sizes=()), "hidden_sizes"),
-    (dict(gamma=1.5), r"gamma must be in \[0, 1\]"),
+    (dict(gamma=1.5), r"gamma must be a finite number in \[0.0, 1.0\]"),
     (dict(end_epsilon=-0.1), "end_epsilon"),
     (dict(learning_rate=0.0), "learning_rate"),
     (dict(batch_size=256, buffer_size=100), "must not exceed buffer_size"),
     (dict(device="gpu7"), "is not a torch device"),
     (dict(max_grad_norm=0.0), "max_grad_norm"),
+    # non-finite floats are outside every range (NaN compares false to any bound)
+    (dict(learning_rate=float("nan")), "learning_rate must be a finite number > 0"),
+    (dict(gamma=float("nan")), "gamma must be a finite number in"),
+    (dict(huber_delta=float("inf")), "huber_delta must be a finite number > 0"),
+    (dict(adam_eps=float("nan")), "adam_eps must be a finite number >= 0"),
+    (dict(max_grad_norm=float("inf")), "max_grad_norm must be a finite number > 0"),
+    (dict(start_epsilon=float("-inf")), "start_epsilon must be a finite number in"),
 ])
 def test_bad_config_raises_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

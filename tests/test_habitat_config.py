@@ -76,6 +76,42 @@ def test_base_include_merges_and_reports_the_offending_file(tmp_path):
         load_config(tmp_path / "loop_a.yaml")
 
 
+def _float_paths():
+    """Dotted paths of every float field of the config's sections."""
+    import dataclasses
+    import typing
+
+    from palr_habitat.ddppo_config import TrainConfig
+    hints = typing.get_type_hints(TrainConfig)
+    return [f"{section.name}.{f.name}" for section in dataclasses.fields(TrainConfig)
+            for f in dataclasses.fields(hints[section.name])
+            if typing.get_type_hints(hints[section.name])[f.name] is float]
+
+
+@pytest.mark.parametrize("path", _float_paths())
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_every_float_of_the_config_must_be_finite(path, value):
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    with pytest.raises(ConfigError, match=rf"^--set {path}: expected a finite number"):
+        load_config(tiny, [f"{path}={value}"])
+
+
+def test_agent_given_by_index_in_yaml_or_on_the_command_line(tmp_path):
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    assert load_config(tiny, ["agent.name=4"]).agent.name == 4
+    assert load_config(_write(tmp_path, f"base: {tiny}\nagent:\n  name: 6\n")).agent.name == 6
+    with pytest.raises(ConfigError, match=r"agent.name: unknown agent '8'; valid agents: 0="):
+        load_config(tiny, ["agent.name=8"])
+    with pytest.raises(ConfigError, match="agent.name: expected an integer or a string"):
+        load_config(tiny, ["agent.name=[4]"])
+
+
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "{}\n"])
+def test_an_empty_config_is_rejected_not_run_at_full_size(tmp_path, text):
+    with pytest.raises(ConfigError, match="is empty; start from a config in"):
+        load_config(_write(tmp_path, text))
+
+
 def test_set_overrides_are_checked_like_the_file():
     tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
     cfg = load_config(tiny, ["ppo.num_steps=16", "agent.interventions.perturb_threshold=0.0",

@@ -3,13 +3,16 @@ import copy
 import gc
 import re
 import weakref
+import dataclasses
 
 import pytest
 import torch
 
 from palr.agent_table import AGENTS, resolve_agent
+from palr.intervention_configs import CONFIGS, check_settings, make_config
 from palr.interventions import (ENCODER, PALR, POLICY, VALUE, InterventionStack,
                                 MissingNetworkError, PALRConfig, build_intervention, build_stack)
+from palr.network_roles import ALGO_ROLES
 from palr.interventions.palr import lr_scale
 
 from harness import TinyLearner
@@ -163,13 +166,56 @@ def test_every_agent_resumes_identically_from_its_state_dict(spec):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"perturb_threshold": -0.1}, "perturb_threshold"),
-    ({"max_lr_scale": 0.5}, "max_lr_scale must be >= 1"),
-    ({"measure_freq": 0}, "measure_freq must be positive"),
+    ({"max_lr_scale": 0.5}, "max_lr_scale must be a finite number >= 1"),
+    ({"measure_freq": 0}, "measure_freq must be a positive integer"),
     ({"no_such_field": 1}, "valid:"),
 ])
 def test_bad_hyper_parameters_are_rejected(overrides, message):
     with pytest.raises(ValueError, match=message):
         build_stack(resolve_agent(4, "SAC"), overrides)
+
+
+def _float_settings():
+    rows = []
+    for name, (config_cls, fixed) in sorted(CONFIGS.items()):
+        rows += [(name, f.name) for f in dataclasses.fields(config_cls)
+                 if isinstance(f.default, float) and f.name not in fixed]
+    return rows
+
+
+@pytest.mark.parametrize("name, field", _float_settings())
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_every_float_setting_rejects_non_finite_values_naming_its_range(name, field, value):
+    """NaN passed ``value <= 0``-style checks (it compares false) and Inf passed ``>= 0``."""
+    with pytest.raises(ValueError, match=rf"^{field} must be a finite number (> |>= |in \[)"):
+        make_config(name, {field: value})
+
+
+def test_non_finite_activations_stop_the_update_naming_update_network_and_layer():
+    learner = TinyLearner(palr_stack())
+    with torch.no_grad():
+        learner.net[2].weight[0, 0] = float("nan")  # weights gone NaN (e.g. an exploding step)
+    with pytest.raises(FloatingPointError,
+                       match=r"^plasticity measurement at gradient update 1, network 'q', "
+                             r"layer '0': \d+ NaN and 0 infinite activations"):
+        learner.update()
+
+
+def test_role_settings_are_checked_against_the_algorithms_networks_before_torch_runs():
+    """The torch-free check (launchers call it first) and the agents agree on the networks."""
+    from palr.agents.dqn import DQNAgent, DQNConfig
+    from palr.agents.sac import SACAgent, SACConfig
+    dqn = DQNAgent(4, 2, DQNConfig(), build_stack(resolve_agent(0, "DQN")))
+    sac = SACAgent(5, 2, SACConfig(hidden_sizes=(8,)), build_stack(resolve_agent(0, "SAC")))
+    assert {n: s.roles for n, s in dqn.stack.context.networks.items()} == ALGO_ROLES["DQN"]
+    assert {n: s.roles for n, s in sac.stack.context.networks.items()} == ALGO_ROLES["SAC"]
+    palr = resolve_agent(4, "SAC")
+    check_settings(palr, {"networks": ("policy",)}, algo="SAC")
+    with pytest.raises(MissingNetworkError, match="^palr looks for a network with role encoder"):
+        check_settings(palr, {"networks": ("encoder",)}, algo="SAC")
+    with pytest.raises(MissingNetworkError, match="^l2reg looks for a network with role policy "
+                                                  "but this agent trains q \\(value\\)"):
+        check_settings(resolve_agent(3, "DQN"), {"l2_roles": ("policy",)}, algo="DQN")
 
 
 def test_unknown_names_list_the_choices():

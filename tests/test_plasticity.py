@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from palr.plasticity import (dead_fraction, dormant_fraction, effective_rank, layer_stats, srank,
-                             stable_rank, units_matrix)
+from palr.plasticity import (NonFiniteActivations, dead_fraction, dormant_fraction,
+                             effective_rank, layer_stats, srank, stable_rank, units_matrix)
 
 
 def test_identity_has_full_effective_rank():
@@ -70,3 +70,29 @@ def test_layer_stats_marks_dead_not_applicable_for_non_relu():
 def test_metrics_reject_bad_shapes(bad):
     with pytest.raises(ValueError):
         effective_rank(bad)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("metric", [dead_fraction, dormant_fraction, effective_rank, srank,
+                                    stable_rank, layer_stats])
+def test_non_finite_activations_raise_one_error(metric, bad):
+    """NaN used to raise a raw LinAlgError from the SVD and Inf to give rank 0 silently."""
+    a = torch.rand(64, 8)
+    a[5, 3] = bad
+    with pytest.raises(NonFiniteActivations, match="1 NaN" if math.isnan(bad) else "1 infinite"):
+        metric(a)
+    assert issubclass(NonFiniteActivations, FloatingPointError)  # stops a run like a NaN loss
+
+
+def test_measure_network_names_the_network_and_the_layer():
+    from torch import nn
+
+    from palr.measure import measure_network
+    from palr.probes import ActivationProbes
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        net[2].weight[0, 0] = float("nan")
+    x = torch.rand(32, 4)
+    with pytest.raises(NonFiniteActivations,
+                       match=r"^network 'critic', layer '2': 32 NaN and 0 infinite"):
+        measure_network(net, ActivationProbes(net), (x,), net="critic")

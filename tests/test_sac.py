@@ -76,6 +76,14 @@ def test_bad_config_is_rejected():
         SACConfig(batch_size=0)
 
 
+@pytest.mark.parametrize("field", ["leaky_slope", "lr", "gamma", "polyak", "init_alpha",
+                                   "target_entropy", "log_std_min", "log_std_max"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_every_float_setting_must_be_finite(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+        SACConfig(**{field: value})
+
+
 def test_alpha_adapts_towards_the_target_entropy():
     down = make()  # entropy of the initial policy is far above -act_dim: alpha falls
     up = make(target_entropy=100.0)  # unreachable entropy target: alpha rises

@@ -15,6 +15,7 @@ Integers may be written ``50_000_000`` or ``5.0e7`` (an integral float); boolean
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ VECTOR_MODES = ("auto", "inline", "subprocess")
 NORMS = ("none", "batch", "group")
 DEVICES = ("auto", "cpu", "cuda")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
+ALGO = "PPO"  # agent display names: PALR-PPO, PPO-FixedLR, ...
 
 
 class ConfigError(ValueError):
@@ -206,12 +208,13 @@ class AgentConfig:
     Attributes:
         name: index or name (``4``, ``PALR``, ``PALR-PPO``, ``PALR-NoPerturb``, ``FixedLR``...).
         interventions: overrides of intervention config fields (``measure_freq``,
-            ``diag_batch_size``, ``perturb_threshold``, ...; :func:`palr.interventions.config_fields`).
+            ``diag_batch_size``, ``perturb_threshold``, ...;
+            :func:`palr.intervention_configs.config_fields`).
         encoder_diag_images: images of the diagnostic batch fed to the ResNet (each image gives
             H x W samples per channel, so far fewer images than trunk samples are needed).
     """
 
-    name: str = "PALR"
+    name: Union[int, str] = "PALR"
     interventions: Dict[str, Any] = field(default_factory=dict)
     encoder_diag_images: int = 64
 
@@ -266,7 +269,8 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return f"{_type_name(args[0])} or null"
+        names = " or ".join(_type_name(a) for a in args)
+        return f"{names} or null" if type(None) in typing.get_args(tp) else names
     if origin in (list, List, tuple, Tuple):
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
     if origin in (dict, Dict):
@@ -287,9 +291,18 @@ def _convert(value: Any, tp: Any, path: str, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        return _convert(value, args[0], path, where)
+        for arg in args[:-1]:  # the first type the value converts to
+            try:
+                return _convert(value, arg, path, where)
+            except ConfigError:
+                pass
+        try:
+            return _convert(value, args[-1], path, where)
+        except ConfigError:
+            raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got "
+                              f"{_describe(value)}") from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}{path}: expected a mapping, got {_describe(value)}")
@@ -313,6 +326,8 @@ def _convert(value: Any, tp: Any, path: str, where: str) -> Any:
             return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}{path}: expected a finite number, got {value}")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -360,8 +375,9 @@ def _read_yaml(path: pathlib.Path, chain: Tuple[pathlib.Path, ...] = ()) -> Dict
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or type(err).__name__
         raise ConfigError(f"{where}malformed YAML at{line}: {problem}") from None
-    if data is None:
-        data = {}
+    if data is None or data == {}:  # defaults alone would start a full-size run
+        raise ConfigError(f"config file {str(path)!r} is empty; start from a config in "
+                          f"{CONFIG_DIR} (e.g. 'base: rearrange_base.yaml' plus what differs)")
     if not isinstance(data, dict):
         raise ConfigError(f"{where}expected a mapping of sections at the top level, got "
                           f"{_describe(data)}")
@@ -517,11 +533,27 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
             raise ConfigError(f"{where}curriculum.phases[{i}].name: every phase needs a name")
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}curriculum.phases: phase names must be unique, got {names}")
+    _check_agent(cfg, where)
+
+
+def _check_agent(cfg: TrainConfig, where: str) -> None:
+    """``agent.name`` is in the agent table and every intervention setting is known, of the
+    right type and in its range (torch-free: :mod:`palr.intervention_configs`)."""
+    from palr.agent_table import resolve_agent
+    from palr.intervention_configs import check_settings
+    try:
+        spec = resolve_agent(cfg.agent.name, ALGO)
+    except ValueError as err:
+        raise ConfigError(f"{where}agent.name: {err}") from None
     _check_interventions(cfg.agent.interventions, where)
+    try:
+        check_settings(spec, intervention_overrides(cfg), algo=ALGO)
+    except ValueError as err:
+        raise ConfigError(f"{where}agent.interventions: {err}") from None
 
 
 def _check_interventions(overrides: Dict[str, Any], where: str) -> None:
-    from palr.interventions import config_fields
+    from palr.intervention_configs import config_fields
     fields = config_fields()
     for key, value in overrides.items():
         path = f"agent.interventions.{key}"
@@ -535,6 +567,8 @@ def _check_interventions(overrides: Dict[str, Any], where: str) -> None:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif isinstance(default, float):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok and not math.isfinite(value):
+                raise ConfigError(f"{where}{path}: expected a finite number, got {value}")
         elif isinstance(default, tuple) or default is None:
             ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         else:
@@ -547,7 +581,7 @@ def _check_interventions(overrides: Dict[str, Any], where: str) -> None:
 def intervention_overrides(cfg: TrainConfig) -> Dict[str, Any]:
     """``agent.interventions`` as :func:`palr.interventions.build_stack` wants it (lists ->
     tuples, ints -> floats where the field is a float)."""
-    from palr.interventions import config_fields
+    from palr.intervention_configs import config_fields
     fields = config_fields()
     out: Dict[str, Any] = {}
     for key, value in cfg.agent.interventions.items():

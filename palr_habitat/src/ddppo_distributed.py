@@ -25,7 +25,7 @@ import functools
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -65,7 +65,8 @@ def _int_env(name: str) -> Optional[int]:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+        raise ValueError(f"environment variable {name}={value!r} is not an integer; unset it "
+                         "or launch with torchrun / srun, which set it") from None
 
 
 def launch_environment() -> Dict[str, Any]:
@@ -109,20 +110,33 @@ def choose_device(preference: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def plan_distributed(device_preference: str = "auto", backend_preference: str = "auto"
+                     ) -> Tuple[Dict[str, Any], torch.device, str]:
+    """(launch environment, device, process-group backend) of this rank, touching nothing.
+
+    Raises:
+        ValueError: launcher variables that are not integers, ``run.device: cuda`` without
+            CUDA, or ``ddppo.backend: nccl`` on a CPU rank of a distributed run.
+    """
+    env = launch_environment()
+    device = choose_device(device_preference, env["local_rank"])
+    backend = backend_preference
+    if backend == "auto":
+        backend = "nccl" if device.type == "cuda" else "gloo"
+    distributed = env["world_size"] > 1 or env["launcher"] == "torchrun"
+    if distributed and backend == "nccl" and device.type != "cuda":
+        raise ValueError("ddppo.backend is 'nccl' but this rank runs on the CPU; use gloo or auto")
+    return env, device, backend
+
+
 def init_distributed(device_preference: str = "auto", backend_preference: str = "auto",
                      timeout_s: int = 1800) -> DistInfo:
     """Initialise torch.distributed if launched by torchrun or srun; else a single process."""
-    env = launch_environment()
-    device = choose_device(device_preference, env["local_rank"])
+    env, device, backend = plan_distributed(device_preference, backend_preference)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if env["world_size"] == 1 and env["launcher"] != "torchrun":
         return DistInfo(0, 1, 0, device, "none", "single")
-    backend = backend_preference
-    if backend == "auto":
-        backend = "nccl" if device.type == "cuda" else "gloo"
-    if backend == "nccl" and device.type != "cuda":
-        raise ValueError("ddppo.backend is 'nccl' but this rank runs on the CPU; use gloo or auto")
     if env["launcher"] == "slurm":
         _slurm_rendezvous()
     dist.init_process_group(backend, init_method="env://", rank=env["rank"],

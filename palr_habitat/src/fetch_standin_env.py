@@ -46,6 +46,8 @@ if os.environ["MUJOCO_GL"] == "egl":
 
 ACT_DIM = 4
 DEFAULT_EPISODE_STEPS = 200
+#: the cameras of Meta-World's Sawyer scene (every v3 task has the same ones)
+CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 ARM_JOINTS = tuple(f"right_j{i}" for i in range(7))
 _GL_CONTEXT: Any = None
 
@@ -70,6 +72,24 @@ def _gl_context(resolution: int) -> Any:
         _GL_CONTEXT = _context_class()(resolution, resolution)
     _GL_CONTEXT.make_current()
     return _GL_CONTEXT
+
+
+def check_standin_config(phases: Sequence[PhaseConfig], env_cfg: EnvConfig) -> None:
+    """Raise ValueError (naming the config key) for a phase without a Meta-World v3 task or an
+    unknown one, or a camera the Sawyer scene does not have; creates nothing (a launcher calls
+    it before its output folder exists)."""
+    from palr.envs.continual_world import canonical_task_name
+    for i, p in enumerate(phases):
+        if not p.standin_task:
+            raise ValueError(f"curriculum.phases[{i}].standin_task is empty; name a Meta-World "
+                             "v3 task (e.g. pick-place-v3) for the stand-in backend")
+        try:
+            canonical_task_name(p.standin_task)
+        except ValueError as err:
+            raise ValueError(f"curriculum.phases[{i}].standin_task: {err}") from None
+    if env_cfg.camera not in CAMERAS:
+        raise ValueError(f"env.camera: {env_cfg.camera!r} is not valid; valid: "
+                         f"{', '.join(CAMERAS)}")
 
 
 class OffscreenRGBD:
@@ -238,10 +258,7 @@ class StandInFetchEnv:
 
     def __init__(self, phases: Sequence[PhaseConfig], env_cfg: EnvConfig, seed: int,
                  phase: int = 0) -> None:
-        for i, p in enumerate(phases):
-            if not p.standin_task:
-                raise ValueError(f"curriculum.phases[{i}].standin_task is empty; name a Meta-World "
-                                 "v3 task (e.g. pick-place-v3) for the stand-in backend")
+        check_standin_config(phases, env_cfg)
         self.phases: List[PhaseConfig] = list(phases)
         self.env_cfg = env_cfg
         self.seed = int(seed)

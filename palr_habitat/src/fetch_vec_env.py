@@ -36,6 +36,14 @@ def resolve_backend(requested: str) -> str:
     return requested
 
 
+def check_backend_config(backend: str, cfg: Any) -> None:
+    """Raise ValueError for env/curriculum settings the chosen backend (``habitat`` or
+    ``standin``) would reject only once running; creates nothing."""
+    if backend == "standin":
+        from palr_habitat.fetch_standin_env import check_standin_config
+        check_standin_config(cfg.curriculum.phases, cfg.env)
+
+
 def env_seed(seed: int, rank: int, index: int) -> int:
     """Seed of environment ``index`` of ``rank`` in a run with ``seed``."""
     return int(np.random.SeedSequence([int(seed), int(rank), int(index), 0xFE7C])

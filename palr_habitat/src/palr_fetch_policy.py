@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from palr.interventions.base import ENCODER, POLICY, VALUE
+from palr.network_roles import ALGO_ROLES
 
 from palr_habitat.ddppo_config import PolicyConfig
 from palr_habitat.fetch_obs import STATE_DIM, VISUAL_CHANNELS
@@ -102,7 +102,7 @@ class FetchPolicy(nn.Module):
     """The actor-critic; ``forward`` evaluates stored rollout segments for the PPO loss."""
 
     #: the trained networks (attributes of the policy) and their roles for the interventions
-    NETWORK_ROLES = {"encoder": (ENCODER,), "trunk": (POLICY, VALUE)}
+    NETWORK_ROLES = ALGO_ROLES["PPO"]
 
     def __init__(self, act_dim: int, config: Optional[PolicyConfig] = None) -> None:
         super().__init__()

@@ -65,11 +65,12 @@ from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_ov
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
                                             all_reduce_sum, gather_objects, gather_to_main,
-                                            init_distributed, rank0_sync, teardown)
+                                            init_distributed, plan_distributed, rank0_sync,
+                                            teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
-from palr_habitat.fetch_vec_env import FetchVecEnv, resolve_backend
+from palr_habitat.fetch_vec_env import FetchVecEnv, check_backend_config, resolve_backend
 from palr_habitat.palr_fetch_policy import FetchPolicy
 
 PROG = "palr_trainer.py"
@@ -555,11 +556,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = list(args.set)
     if args.agent is not None:
         overrides.append(f"agent.name={args.agent}")
-    try:
-        cfg = load_config(args.config, overrides)
-        build_stack(resolve_agent(cfg.agent.name, ALGO), intervention_overrides(cfg)
-                    ).check_networks(FetchPolicy.NETWORK_ROLES)
+    try:  # every check before anything is created (the trainer makes --outdir)
+        cfg = load_config(args.config, overrides)  # also the agent, its settings and roles
         backend = resolve_backend(cfg.env.backend)
+        check_backend_config(backend, cfg)
+        plan_distributed(cfg.run.device, cfg.ddppo.backend)
         outdir = check_writable_dir(pathlib.Path(args.outdir))
     except ValueError as err:  # ConfigError, UsageError, unknown agent or role, no simulator
         fail(PROG, str(err))

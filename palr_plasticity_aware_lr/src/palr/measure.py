@@ -11,9 +11,9 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from palr.plasticity import LayerStats, layer_stats
 from torch import nn
 
+from palr.plasticity import LayerStats, NonFiniteActivations, layer_stats
 from palr.probes import ActivationProbes, ProbedLayer
 
 
@@ -45,11 +45,16 @@ def _norms(layer: ProbedLayer) -> Tuple[float, float]:
 
 @torch.no_grad()
 def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[torch.Tensor, ...],
-                    tau: float = 0.025, delta: float = 0.01) -> Dict[str, LayerMeasurement]:
+                    tau: float = 0.025, delta: float = 0.01, net: str = "network"
+                    ) -> Dict[str, LayerMeasurement]:
     """Forward ``inputs`` through ``module`` with its probes on; metrics per probed layer.
 
     The module is put in eval mode for the pass (BatchNorm uses running statistics and nothing
     is updated) and restored afterwards.
+
+    Raises:
+        NonFiniteActivations: a layer's activations hold NaN/Inf; the message names the network
+            (``net``) and the layer.
     """
     was_training = module.training
     module.eval()
@@ -60,8 +65,11 @@ def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[t
         module.train(was_training)
     result: Dict[str, LayerMeasurement] = {}
     for layer in probes:
-        stats = layer_stats(activations[layer.name], exact_zero=layer.exact_zero, tau=tau,
-                            delta=delta)
+        try:
+            stats = layer_stats(activations[layer.name], exact_zero=layer.exact_zero, tau=tau,
+                                delta=delta)
+        except NonFiniteActivations as err:
+            raise NonFiniteActivations(f"network {net!r}, layer {layer.name!r}: {err}") from None
         weight_norm, grad_norm = _norms(layer)
         result[layer.name] = LayerMeasurement(layer, stats, weight_norm, grad_norm)
     return result

@@ -27,7 +27,14 @@ import torch
 __all__ = [
     "dead_fraction", "dead_units", "dormant_fraction", "dormant_units", "effective_rank",
     "srank", "stable_rank", "singular_values", "units_matrix", "LayerStats", "layer_stats",
+    "NonFiniteActivations",
 ]
+
+
+class NonFiniteActivations(FloatingPointError):
+    """An activation matrix holds NaN or Inf: no metric of it means anything (an SVD of it
+    fails or, for Inf, silently reports rank 0). A ``FloatingPointError``, so a training run
+    stops on it as on a NaN loss, keeping its last good checkpoint."""
 
 
 def units_matrix(activation: torch.Tensor) -> torch.Tensor:
@@ -56,6 +63,13 @@ def _check_2d(a: torch.Tensor) -> torch.Tensor:
         )
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"empty activation matrix of shape {tuple(a.shape)}")
+    finite = torch.isfinite(a)
+    if not bool(finite.all()):
+        nan = int(torch.isnan(a).sum())
+        raise NonFiniteActivations(
+            f"{nan} NaN and {int((~finite).sum()) - nan} infinite activations of {a.numel()}: "
+            "the network's weights or inputs are not finite (lower the learning rate; check the "
+            "observations and rewards)")
     return a
 
 

@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from palr.agents.replay import ReplayBuffer
-from palr.interventions.base import VALUE, InterventionStack, NetworkSlot, TrainingContext
+from palr.checks import check_at_least, check_finite_fields, check_positive, check_range
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.network_roles import ALGO_ROLES
 from palr.optim import layerwise_param_groups, step_adam
 
 
@@ -106,18 +108,14 @@ class DQNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        for name in ("start_epsilon", "end_epsilon"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.huber_delta <= 0:
-            raise ValueError(f"huber_delta must be positive, got {self.huber_delta}")
-        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
-            raise ValueError(f"max_grad_norm must be positive or None (no clipping), "
-                             f"got {self.max_grad_norm}")
+        check_positive("learning_rate", self.learning_rate)
+        check_at_least("adam_eps", self.adam_eps, 0.0)
+        for name in ("gamma", "start_epsilon", "end_epsilon"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        check_positive("huber_delta", self.huber_delta)
+        if self.max_grad_norm is not None:  # None: no clipping
+            check_positive("max_grad_norm", self.max_grad_norm)
+        check_finite_fields(self)
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({self.batch_size}) must not exceed buffer_size "
                              f"({self.buffer_size})")
@@ -270,7 +268,7 @@ class DQNAgent:
 
     NET = "q"
     #: the trained networks' roles (interventions select networks by role)
-    NETWORK_ROLES = {NET: (VALUE,)}
+    NETWORK_ROLES = ALGO_ROLES["DQN"]
 
     def __init__(self, obs_dim: int, n_actions: int, config: Optional[DQNConfig] = None,
                  stack: Optional[InterventionStack] = None) -> None:

@@ -37,8 +37,9 @@ import torch
 from torch import nn
 
 from palr.agents.replay import ReplayBuffer
-from palr.interventions.base import (POLICY, VALUE, InterventionStack, NetworkSlot,
-                                     TrainingContext)
+from palr.checks import check_finite_fields, check_positive, check_range
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.network_roles import ALGO_ROLES
 from palr.optim import layerwise_param_groups, step_adam
 
 NETWORKS: Tuple[str, ...] = ("relu", "cw")
@@ -100,10 +101,10 @@ class SACConfig:
         if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
             raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
         for name in ("lr", "batch_size", "buffer_size", "init_alpha", "log_every", "update_every"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.polyak <= 1.0:
-            raise ValueError(f"gamma and polyak must be in [0, 1], got {self.gamma}, {self.polyak}")
+            check_positive(name, getattr(self, name))
+        for name in ("gamma", "polyak"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        check_finite_fields(self)  # leaky_slope, log_std_min/max, target_entropy
         if self.log_std_min >= self.log_std_max:
             raise ValueError(f"log_std_min must be below log_std_max, got {self.log_std_min}, "
                              f"{self.log_std_max}")
@@ -207,7 +208,7 @@ class SACAgent:
     """
 
     #: the trained networks' roles (interventions select networks by role)
-    NETWORK_ROLES = {"actor": (POLICY,), "critic": (VALUE,)}
+    NETWORK_ROLES = ALGO_ROLES["SAC"]
 
     def __init__(self, obs_dim: int, act_dim: int, config: Optional[SACConfig] = None,
                  stack: Optional[InterventionStack] = None) -> None:

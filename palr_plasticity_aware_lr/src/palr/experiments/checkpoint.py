@@ -91,8 +91,8 @@ def save_checkpoint(path: PathLike, state: Dict[str, Any]) -> None:
     """Save ``state`` atomically, keeping the previous checkpoint as ``<path>.prev``.
 
     Raises:
-        WriteError: the file could not be written (e.g. no space left); the checkpoint that was
-            there before is untouched.
+        OSError: the file could not be written (e.g. no space left; ``filename`` is ``path``); the
+            checkpoint that was there before is untouched.
     """
     path = pathlib.Path(path)
     tmp = write_temp_file(path, encode_checkpoint(state))

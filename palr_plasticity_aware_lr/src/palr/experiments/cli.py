@@ -7,16 +7,19 @@ anything on disk is touched.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pathlib
+import re
 import sys
 import tempfile
-from typing import Any, List, NoReturn, Optional, Sequence
-
-import torch
+from typing import Any, List, Mapping, NoReturn, Optional, Sequence
 
 from palr.agent_table import AgentSpec, resolve_agent
 from palr.errors import UsageError
+
+#: exit status of a bad command line (argparse's)
+USAGE_EXIT = 2
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -26,10 +29,10 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def fail(prog: str, message: str) -> NoReturn:
-    """Print the one-line error and exit 2."""
+def fail(prog: str, message: str, status: int = USAGE_EXIT) -> NoReturn:
+    """Print the one-line error and exit with ``status`` (2: bad input)."""
     sys.stderr.write(f"{prog}: error: {message}\n")
-    raise SystemExit(2)
+    raise SystemExit(status)
 
 
 def positive_int(text: str) -> int:
@@ -52,6 +55,31 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (NaN and +-Inf are rejected)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_NAME_PART = re.compile(r"[A-Za-z0-9_.+-]*[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def file_name_part(text: str) -> str:
+    """An argparse type: a piece of a file name (``--ckpt_suffix``, ``--suffix``). Letters,
+    digits, ``_ - . +`` and at least one letter or digit: no path separator, no ``.``/``..``
+    alone, no glob character, so the files it names stay inside their folder."""
+    if not _NAME_PART.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a plain file-name part; use letters, digits, '_', '-', '.' and "
+            "'+' only (e.g. _cw20_seed0_agent4)")
+    return text
+
+
 def resolve_agents(refs: Sequence[str], algo: str) -> List[AgentSpec]:
     """Agent specs from indices or names; raises UsageError naming the valid agents."""
     specs: List[AgentSpec] = []
@@ -66,11 +94,22 @@ def resolve_agents(refs: Sequence[str], algo: str) -> List[AgentSpec]:
 
 
 def check_writable_dir(path: pathlib.Path, flag: str = "--outdir") -> pathlib.Path:
-    """Create ``path`` if needed and check a file can be written there (``flag`` names the
-    option the user should change in the error)."""
+    """Check, creating nothing, that ``path`` is a folder a file can be written to, or can be
+    created as one (``flag`` names the option the user should change in the error).
+
+    A missing folder is checked at its nearest existing ancestor, which must be a writable
+    folder; the probe file is removed at once. Create the folder with :func:`create_dir` once
+    every input is valid.
+    """
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"output directory {str(path)!r} is not writable ({str(existing)!r} is "
+                         f"not a directory); pass a writable {flag}")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=str(path), prefix=".write-test"):
+        with tempfile.NamedTemporaryFile(dir=str(existing), prefix=".write-test"):
             pass
     except OSError as err:
         raise UsageError(f"output directory {str(path)!r} is not writable ({err.strerror}); "
@@ -78,11 +117,30 @@ def check_writable_dir(path: pathlib.Path, flag: str = "--outdir") -> pathlib.Pa
     return path
 
 
+def create_dir(path: pathlib.Path, flag: str = "--outdir") -> pathlib.Path:
+    """Create the folder ``path`` (checked before by :func:`check_writable_dir`)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create output directory {str(path)!r} ({err.strerror}); "
+                         f"pass a writable {flag}") from None
+    return path
+
+
+def output_failure(err: OSError, flag: str) -> str:
+    """The one-line message for an output file that could not be written (a full disk, ...):
+    the path, the reason and the fix; atomic writes leave every earlier file intact."""
+    where = err.filename if err.filename else "an output file"
+    return (f"cannot write {str(where)!r} ({err.strerror or err}); free some space (or pass "
+            f"another {flag}) and run the same command again: files written before are intact")
+
+
 def check_device(device: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N`` -- and CUDA must actually be there."""
     if device == "cpu":
         return device
     if device.startswith("cuda"):
+        import torch
         if not torch.cuda.is_available():
             raise UsageError(f"device {device!r} requested but CUDA is not available here; "
                              "use --device cpu")
@@ -90,16 +148,37 @@ def check_device(device: str) -> str:
     raise UsageError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N")
 
 
+def torch_threads(threads: Optional[int] = None) -> int:
+    """Intra-op threads per process: ``threads``, else ``PALR_TORCH_THREADS``, else 1.
+
+    Raises:
+        UsageError: ``PALR_TORCH_THREADS`` is not a positive integer.
+    """
+    if threads:
+        return int(threads)
+    text = os.environ.get("PALR_TORCH_THREADS", "").strip() or "1"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UsageError(f"PALR_TORCH_THREADS={text!r} is not a positive integer; set it to "
+                         "the threads per run (e.g. PALR_TORCH_THREADS=1) or unset it")
+    return value
+
+
 def configure_torch(threads: Optional[int] = None) -> None:
     """Per-process torch settings for this project's runs.
 
-    - one intra-op thread by default (``PALR_TORCH_THREADS`` or ``threads`` to change): runs share
-      small machines, and two threads collapse when the other core is busy;
+    - one intra-op thread by default (``PALR_TORCH_THREADS`` or ``threads`` to change,
+      :func:`torch_threads`): runs share small machines, and two threads collapse when the other
+      core is busy;
     - subnormal floats flushed to zero: weights and Adam moments decaying toward zero (L2
       penalties, dead units) otherwise turn subnormal and make CPU math 5-10x slower (measured:
       DQN-L2Reg on CartPole fell from ~1,400 to ~120 env steps/s).
     """
-    torch.set_num_threads(int(threads or os.environ.get("PALR_TORCH_THREADS", 1)))
+    import torch
+    torch.set_num_threads(torch_threads(threads))
     torch.set_flush_denormal(True)
 
 
@@ -126,8 +205,9 @@ def add_common_run_args(parser: argparse.ArgumentParser) -> None:
 
 
 def intervention_overrides(args: argparse.Namespace) -> dict:
-    """Intervention config overrides from --measure_freq/--diag_batch_size/--set KEY=VALUE."""
-    from palr.interventions import config_fields
+    """Intervention config overrides from --measure_freq/--diag_batch_size/--set KEY=VALUE
+    (parsed like each setting's default; ranges are checked by :func:`check_agent_settings`)."""
+    from palr.intervention_configs import config_fields
     fields = config_fields()
     overrides: dict = {}
     if args.measure_freq is not None:
@@ -142,6 +222,18 @@ def intervention_overrides(args: argparse.Namespace) -> dict:
             raise UsageError(f"unknown setting {key!r} in --set; valid: {', '.join(sorted(fields))}")
         overrides[key] = _parse_like(text, fields[key], key)
     return overrides
+
+
+def check_agent_settings(specs: Sequence[AgentSpec], overrides: Mapping[str, Any],
+                         algo: str) -> None:
+    """Every agent's intervention settings are valid for ``algo`` (UsageError naming the setting
+    and its range otherwise); torch-free, so a bad ``--set`` fails fast."""
+    from palr.intervention_configs import check_settings
+    for spec in specs:
+        try:
+            check_settings(spec, overrides, algo=algo)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
 
 
 def _parse_like(text: str, default: Any, key: str) -> Any:

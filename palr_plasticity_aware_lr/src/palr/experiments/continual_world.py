@@ -25,20 +25,24 @@ import argparse
 import dataclasses
 import pathlib
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
-                                  check_writable_dir, fail, intervention_overrides,
-                                  non_negative_int, positive_int, resolve_agents, configure_torch)
+from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
+                                  check_agent_settings, check_device, check_writable_dir,
+                                  configure_torch, create_dir, fail, file_name_part,
+                                  intervention_overrides, non_negative_int, output_failure,
+                                  positive_int, resolve_agents, torch_threads)
 from palr.experiments.files import atomic_write_json
 from palr.experiments.run_identity import identity_fields, make_identity
 from palr.experiments.run_lock import remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, RESULT_FILE, read_result
-from palr.experiments.sweep import RunJob, SweepStopped, execute_for_cli
 from palr.paths import results_dir
+
+if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is valid
+    from palr.experiments.sweep import RunJob
 
 ALGO = "SAC"
 DOMAIN = "cw"
@@ -147,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stochastic evaluation episodes per task at every task end (0: none)")
     parser.add_argument("--eval_every", type=non_negative_int, default=0,
                         help="also evaluate all tasks every N training episodes (0: only at task ends)")
-    parser.add_argument("--ckpt_suffix", default=None,
-                        help="checkpoint name suffix (default _<cw10|cw20>_seed<S>_agent<A>)")
+    parser.add_argument("--ckpt_suffix", type=file_name_part, default=None,
+                        help="checkpoint name suffix, a plain file-name part (default "
+                             "_<cw10|cw20>_seed<S>_agent<A>)")
     parser.add_argument("--reference", action="store_true",
                         help="train single-task SAC-FixedLR reference runs (forward transfer)")
     parser.add_argument("--outdir", type=pathlib.Path, default=results_dir())
@@ -177,13 +182,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         raise UsageError(str(err)) from None
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
     overrides = intervention_overrides(args)
-    from palr.agents.sac import SACAgent
-    from palr.interventions import build_stack
-    for spec in specs:  # validate every setting (and the networks it needs) before anything runs
-        try:
-            build_stack(spec, overrides).check_networks(SACAgent.NETWORK_ROLES)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+    check_agent_settings(specs, overrides, ALGO)
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     pairs = [(spec, seed) for seed in seeds for spec in specs]
     if args.ckpt_suffix is not None and len(pairs) > 1 and not args.reference:
@@ -213,6 +212,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
 
 
 def _job(spec: Any, seed: int, suffix: str, outdir: pathlib.Path, options: Dict[str, Any]) -> RunJob:
+    from palr.experiments.sweep import RunJob
     options["suffix"] = suffix
     job = RunJob(domain=DOMAIN, agent_index=spec.index, agent_name=spec.display_name(ALGO),
                  seed=seed, run_dir=str(outdir / "cw_runs" / suffix.lstrip("_")), options=options)
@@ -348,20 +348,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_device(args.device)
+        torch_threads()
         jobs = make_jobs(args)
         if args.status:  # creates nothing
             print_status(jobs)
             return 0
         check_writable_dir(args.outdir)
+        create_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
+    from palr.experiments.sweep import SweepStopped, execute_for_cli
     configure_torch()
     try:
         execute_for_cli(parser.prog, jobs, run_cw_job, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
     finally:
-        publish_finished(jobs)
+        try:
+            publish_finished(jobs)
+        except OSError as err:  # a full disk: one line; runs and earlier results are intact
+            fail(parser.prog, output_failure(err, "--outdir"), status=1)
     return 0
 
 

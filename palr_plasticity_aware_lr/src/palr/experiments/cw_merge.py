@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from palr.experiments.cli import OneLineParser, fail
+from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir, create_dir, fail,
+                                  file_name_part, output_failure)
 from palr.paths import plots_dir, results_dir
 
 
@@ -20,33 +21,55 @@ def merge_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = OneLineParser(prog="merge_cw_checkpoints.py",
                            description="merge cw_checkpoint_<suffix>*.json into "
                                        "<suffix>_raw_results.json and RESULTS_SUMMARY.txt")
-    parser.add_argument("--suffix", default="cw20", help="e.g. cw20 or cw10")
+    parser.add_argument("--suffix", type=file_name_part, default="cw20", help="e.g. cw20 or cw10")
     parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir())
     args = parser.parse_args(argv)
-    from palr.experiments.files import atomic_write_json
-    from palr.experiments.summary import format_summary, load_runs, merge_runs, write_summary
     suffix = args.suffix.strip("_")
     paths = sorted(args.results_dir.glob(f"cw_checkpoint_{suffix}*.json"))
     if not paths:
         fail(parser.prog, f"no cw_checkpoint_{suffix}*.json in {args.results_dir}; run "
                           "run_cw_experiments.py (or bash run_cw20.sh) first, or pass --results_dir")
-    references = sorted(args.results_dir.glob("cw_checkpoint_reference_*.json"))
     try:
-        sweep = merge_runs(load_runs(paths), reference_runs=load_runs(references) if references else None)
+        check_writable_dir(args.results_dir, "--results_dir")
+    except UsageError as err:
+        fail(parser.prog, str(err))
+    references = sorted(args.results_dir.glob("cw_checkpoint_reference_*.json"))
+    from palr.experiments.files import atomic_write_json
+    from palr.experiments.summary import format_summary, load_runs, merge_runs, write_summary
+    try:
+        runs, reference_runs = load_runs(paths), load_runs(references) if references else None
+    except ValueError as err:
+        fail(parser.prog, f"{err}; fix or remove that file")
+    try:
+        sweep = merge_runs(runs, reference_runs=reference_runs)
     except ValueError as err:
         fail(parser.prog, str(err))
     merged = args.results_dir / f"{suffix}_raw_results.json"
-    atomic_write_json(merged, sweep)
-    write_summary(sweep, args.results_dir / "RESULTS_SUMMARY.txt")
+    try:
+        atomic_write_json(merged, sweep)
+        write_summary(sweep, args.results_dir / "RESULTS_SUMMARY.txt")
+    except OSError as err:
+        fail(parser.prog, output_failure(err, "--results_dir"), status=1)
     print(format_summary(sweep))
     print(f"merged {len(paths)} run(s) -> {merged}", file=sys.stderr)
     return 0
 
 
+def _load_sweep(path: pathlib.Path) -> Any:
+    """The merged sweep in ``path``; ValueError naming the file when it is not one."""
+    from palr.experiments.summary import validate_sweep
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not readable JSON ({err})") from None
+    validate_sweep(sweep, str(path))
+    return sweep
+
+
 def plot_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = OneLineParser(prog="plot_cw_results.py",
                            description="plot a merged Continual World sweep")
-    parser.add_argument("--suffix", default="cw20")
+    parser.add_argument("--suffix", type=file_name_part, default="cw20")
     parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir())
     parser.add_argument("--plots_dir", type=pathlib.Path, default=plots_dir())
     args = parser.parse_args(argv)
@@ -54,9 +77,20 @@ def plot_main(argv: Optional[Sequence[str]] = None) -> int:
     if not merged.exists():
         fail(parser.prog, f"{merged} not found; run merge_cw_checkpoints.py --suffix "
                           f"{args.suffix} first")
+    try:
+        check_writable_dir(args.plots_dir, "--plots_dir")
+        sweep = _load_sweep(merged)
+    except UsageError as err:
+        fail(parser.prog, str(err))
+    except ValueError as err:
+        fail(parser.prog, f"{err}; rerun merge_cw_checkpoints.py --suffix {args.suffix}")
     from palr.experiments.plots import plot_all
-    sweep = json.loads(merged.read_text())
-    for path in plot_all(sweep, args.plots_dir):
-        print(path)
+    try:
+        create_dir(args.plots_dir, "--plots_dir")
+        for path in plot_all(sweep, args.plots_dir):
+            print(path)
+    except UsageError as err:
+        fail(parser.prog, str(err))
+    except OSError as err:  # a full disk: one line; earlier plots are intact (atomic writes)
+        fail(parser.prog, output_failure(err, "--plots_dir"), status=1)
     return 0
-

@@ -14,15 +14,18 @@ import os
 import pathlib
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args, check_device,
-                                  check_writable_dir, fail, intervention_overrides,
-                                  positive_int, resolve_agents, configure_torch)
+from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
+                                  check_agent_settings, check_device, check_writable_dir,
+                                  configure_torch, create_dir, fail, intervention_overrides,
+                                  output_failure, positive_int, resolve_agents, torch_threads)
+
 from palr.experiments.run_identity import identity_fields, make_identity
-from palr.experiments.sweep import (RunJob, SweepStopped, collection, execute_for_cli, finalize,
-                                    run_dir_for)
+
+if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is valid
+    from palr.experiments.sweep import RunJob
 
 ALGO = "DQN"
 
@@ -92,21 +95,18 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
 
 
 def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
+    """One job per (agent, seed); raises UsageError for a bad agent, setting or env option."""
     refs = [args.agent_idx] if args.agent_idx is not None else args.agents
     specs = resolve_agents(refs, ALGO)
     overrides = intervention_overrides(args)
-    from palr.agents.dqn import DQNAgent
-    from palr.interventions import build_stack
-    for spec in specs:  # validate every setting (and the networks it needs) before anything runs
-        try:
-            build_stack(spec, overrides).check_networks(DQNAgent.NETWORK_ROLES)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+    check_agent_settings(specs, overrides, ALGO)
+    env_options = domain.env_options(args)
+    from palr.experiments.sweep import RunJob, run_dir_for
     dqn = dict(domain.dqn_defaults)
     for key in ("exploration_steps", "learning_starts"):
         if getattr(args, key) is not None:
             dqn[key] = getattr(args, key)
-    options = {"env": domain.env_options(args), "dqn": dqn, "device": args.device,
+    options = {"env": env_options, "dqn": dqn, "device": args.device,
                "overrides": overrides, "checkpoint_every": args.checkpoint_every,
                "progress": not args.no_progress, "tensorboard": not args.no_tensorboard}
     jobs = []
@@ -175,10 +175,13 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_device(args.device)
-        jobs = make_jobs(domain, args)
+        torch_threads()
         outdir = check_writable_dir(args.outdir)
+        jobs = make_jobs(domain, args)
+        create_dir(outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
+    from palr.experiments.sweep import SweepStopped, collection, execute_for_cli, finalize
     configure_torch()
     try:
         execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
@@ -186,8 +189,10 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         return stop.exit_status
     runs = collection(outdir)
     try:
-        finalize(runs, outdir / f"{domain.name}_raw_results.json", outdir / "RESULTS_SUMMARY.txt",
-                 outdir / "plots")
+        finalize(runs, outdir / f"{domain.name}_raw_results.json",
+                 outdir / "RESULTS_SUMMARY.txt", outdir / "plots")
+    except OSError as err:  # a full disk: one line; the runs and earlier files are intact
+        fail(parser.prog, output_failure(err, "--outdir"), status=1)
     except ValueError as err:  # runs of other settings in the same output directory
         fail(parser.prog, f"cannot summarise {outdir}: {err}")
     print(f"results: {outdir} ({len(runs)} runs summarised)", file=sys.stderr)

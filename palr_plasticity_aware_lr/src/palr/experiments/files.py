@@ -10,8 +10,6 @@ from typing import Any, Union
 
 import numpy as np
 
-from palr.errors import UsageError
-
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -35,17 +33,13 @@ def temp_path(path: PathLike) -> pathlib.Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-class WriteError(UsageError):
-    """An output file could not be written (full disk, permissions): one line naming the file;
-    the file that was there before is untouched."""
-
-
 def write_temp_file(path: PathLike, data: bytes) -> pathlib.Path:
     """Write ``data`` to :func:`temp_path` of ``path``, fsynced; returns the temporary file (the
     caller renames it over ``path``). Nothing is left behind if the write fails.
 
     Raises:
-        WriteError: the write failed (e.g. no space left on the device).
+        OSError: the write failed (e.g. no space left on the device); its ``filename`` is
+            ``path`` (the file the caller asked for, not the temporary one).
     """
     path = pathlib.Path(path)
     tmp = temp_path(path)
@@ -58,9 +52,7 @@ def write_temp_file(path: PathLike, data: bytes) -> pathlib.Path:
     except OSError as err:
         if tmp.exists():
             tmp.unlink()
-        kept = f"{path} is unchanged" if path.exists() else f"{path} was not created"
-        raise WriteError(f"could not write {path} ({err.strerror or err}); {kept}; free space or "
-                         "fix the directory's permissions and run the same command again") from None
+        raise OSError(err.errno, err.strerror, str(path)) from err
     except BaseException:
         if tmp.exists():
             tmp.unlink()
@@ -69,11 +61,17 @@ def write_temp_file(path: PathLike, data: bytes) -> pathlib.Path:
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Raises:
+        OSError: the write failed (``filename`` is ``path``); the old file, if any, is intact.
+    """
     path = pathlib.Path(path)
     tmp = write_temp_file(path, data)
     try:
         os.replace(tmp, path)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         if tmp.exists():
             tmp.unlink()

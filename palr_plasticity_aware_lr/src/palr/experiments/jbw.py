@@ -13,7 +13,7 @@ import argparse
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from palr.experiments.cli import positive_int
+from palr.experiments.cli import finite_float, positive_int
 from palr.experiments.dqn_launcher import DQNDomain, main as dqn_main, register_domain
 from palr.paths import results_dir
 
@@ -31,7 +31,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", choices=("jbw-v1", "jbw-v0"), default="jbw-v1")
     parser.add_argument("--backend", choices=("auto", "builtin", "jbw"), default="auto",
                         help="auto: the real jbw if it imports, else the built-in simulator")
-    parser.add_argument("--score_threshold", type=float, default=SCORE_THRESHOLD)
+    parser.add_argument("--score_threshold", type=finite_float, default=SCORE_THRESHOLD,
+                        help="recovery threshold on the window-10 moving average return")
 
 
 def _env_options(args: argparse.Namespace) -> Dict[str, Any]:

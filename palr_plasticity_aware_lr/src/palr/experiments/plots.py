@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle
 from palr.experiments.files import PathLike, atomic_write_bytes
 from palr.experiments.metrics import evaluation_task, moving_average
 from palr.experiments.records import metric_series, task_end_steps
+from palr.experiments.summary import validate_sweep
 
 __all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix", "plot_all"]
 
@@ -35,9 +36,8 @@ _BAND_RESAMPLES = 1000
 
 
 def _check(sweep: Mapping[str, Any]) -> None:
-    if sweep.get("schema") != "palr.sweep/1":
-        raise ValueError(f"plots need a palr.sweep/1 dict (palr.experiments.summary.merge_runs), "
-                         f"got schema {sweep.get('schema')!r}")
+    """Plots need a usable palr.sweep/1 dict (ValueError naming the bad key otherwise)."""
+    validate_sweep(sweep, "plots need a palr.sweep/1 dict (merge_runs)")
 
 
 def _colors(sweep: Mapping[str, Any]) -> Dict[str, Any]:

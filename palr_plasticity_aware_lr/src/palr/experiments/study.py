@@ -31,14 +31,14 @@ import os
 import pathlib
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from palr.experiments.cli import OneLineParser, UsageError, check_writable_dir, fail, positive_int
-from palr.experiments.files import atomic_write_json, atomic_write_text
+from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir, configure_torch,
+                                  fail, output_failure, positive_int, torch_threads)
+from palr.experiments.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from palr.experiments.plasticity_trend import format_trend, plasticity_trend
 from palr.paths import tree_root
 
@@ -181,11 +181,10 @@ def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
     plasticity-by-task table (``PLASTICITY_BY_TASK.txt``) and the manifest; files of an earlier
     publication are replaced, nothing else there is touched."""
     target = publish_dir / part.name
-    (target / "plots").mkdir(parents=True, exist_ok=True)
-    for name in ("RESULTS_SUMMARY.txt", part.merged_name):
-        shutil.copyfile(run_dir / name, target / name)
+    for name in ("RESULTS_SUMMARY.txt", part.merged_name):  # atomic: a full disk tears nothing
+        atomic_write_bytes(target / name, (run_dir / name).read_bytes())
     for plot in sorted((run_dir / "plots").glob("*.png")):
-        shutil.copyfile(plot, target / "plots" / plot.name)
+        atomic_write_bytes(target / "plots" / plot.name, plot.read_bytes())
     sweep = json.loads((run_dir / part.merged_name).read_text())
     task_names = [task.get("name", str(i)) for i, task in enumerate(sweep["runs"][0]["tasks"])]
     atomic_write_text(target / "PLASTICITY_BY_TASK.txt",
@@ -268,12 +267,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.publish_dir is None:
         args.publish_dir = (REPO_ROOT / "docs" / "results" if args.preset == "full"
                             else args.workdir / "published")
-    try:
+    try:  # nothing is created before every input passed
+        torch_threads()
         check_writable_dir(args.workdir, "--workdir")
         check_writable_dir(args.publish_dir, "--publish_dir")
     except UsageError as err:
         fail(parser.prog, str(err))
-    from palr.experiments.cli import configure_torch
     configure_torch()
     command = " ".join(["python -m palr.experiments.study", *map(shlex.quote, args_list)])
     names = ("cartpole", "cw") if args.part == "all" else (args.part,)
@@ -285,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StudyStopped as stop:
         print(f"[study] {stop}", file=sys.stderr)
         return stop.status
+    except OSError as err:  # a full disk while publishing: earlier publications are intact
+        fail(parser.prog, output_failure(err, "--publish_dir"), status=1)
     return 0
 
 

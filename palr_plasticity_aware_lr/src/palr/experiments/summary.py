@@ -47,8 +47,8 @@ from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_perfo
                                       iqm, recovery_episodes)
 
 __all__ = [
-    "SWEEP_SCHEMA", "validate_run", "load_runs", "run_metrics", "aggregate", "merge_runs",
-    "format_summary", "write_summary", "write_sweep", "atomic_write_text",
+    "SWEEP_SCHEMA", "validate_run", "validate_sweep", "load_runs", "run_metrics", "aggregate",
+    "merge_runs", "format_summary", "write_summary", "write_sweep", "atomic_write_text",
 ]
 
 SWEEP_SCHEMA = "palr.sweep/1"
@@ -59,8 +59,28 @@ _REQUIRED = ("domain", "agent", "seed", "tasks", "episodes")
 # ----------------------------------------------------------------------------- files
 
 
+def _check(ok: bool, where: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"{where}: expected {what}, got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_scores(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+
+
 def validate_run(run: Mapping[str, Any], source: str = "run") -> None:
-    """Raise ValueError (one line, naming ``source``) unless ``run`` is a usable ``palr.run/1``."""
+    """Raise ValueError (one line, naming ``source`` and the key) unless ``run`` is a usable
+    ``palr.run/1``: the keys and types every summary metric and plot reads."""
     if not isinstance(run, Mapping):
         raise ValueError(f"{source}: a run must be a JSON object, got {type(run).__name__}")
     if run.get("schema") != RUN_SCHEMA:
@@ -68,8 +88,59 @@ def validate_run(run: Mapping[str, Any], source: str = "run") -> None:
     missing = [key for key in _REQUIRED if key not in run]
     if missing:
         raise ValueError(f"{source}: missing key(s) {missing}; a {RUN_SCHEMA} run needs {list(_REQUIRED)}")
-    if "score" not in run["episodes"]:
-        raise ValueError(f"{source}: episodes has no 'score' list (keys: {sorted(run['episodes'])})")
+    _check(isinstance(run["agent"], str), f"{source}: agent", "a string", run["agent"])
+    _check(_is_int(run["seed"]) or isinstance(run["seed"], str), f"{source}: seed",
+           "an integer or a string", run["seed"])
+    episodes = run["episodes"]
+    _check(isinstance(episodes, Mapping), f"{source}: episodes", "a mapping of lists", episodes)
+    if "score" not in episodes:
+        raise ValueError(f"{source}: episodes has no 'score' list (keys: {sorted(episodes)})")
+    _check(_is_scores(episodes["score"]), f"{source}: episodes.score", "a list of numbers",
+           episodes["score"])
+    _check(isinstance(run["tasks"], list), f"{source}: tasks", "a list of task windows",
+           run["tasks"])
+    for i, task in enumerate(run["tasks"]):
+        _check(isinstance(task, Mapping), f"{source}: tasks[{i}]", "a mapping", task)
+        for key in ("start_episode", "end_episode"):
+            _check(_is_int(task.get(key)), f"{source}: tasks[{i}].{key}", "an integer",
+                   task.get(key))
+    threshold = run.get("score_threshold")
+    _check(threshold is None or _is_scores([threshold]), f"{source}: score_threshold",
+           "a number or null", threshold)
+    evaluations = run.get("evaluations") or []
+    _check(isinstance(evaluations, list), f"{source}: evaluations", "a list", evaluations)
+    for i, evaluation in enumerate(evaluations):
+        _check(isinstance(evaluation, Mapping) and _is_scores(evaluation.get("task_scores")),
+               f"{source}: evaluations[{i}]", "a mapping with a 'task_scores' list", evaluation)
+    plasticity = run.get("plasticity") or {}
+    layers = plasticity.get("layers") or {} if isinstance(plasticity, Mapping) else None
+    _check(isinstance(layers, Mapping) and all(isinstance(v, Mapping) for v in layers.values()),
+           f"{source}: plasticity.layers", "a mapping of per-layer mappings", layers)
+
+
+def validate_sweep(sweep: Any, source: str = "sweep") -> None:
+    """Raise ValueError (one line, naming ``source`` and the key) unless ``sweep`` is a usable
+    ``palr.sweep/1`` (what :func:`merge_runs` returns and the plots read)."""
+    if not isinstance(sweep, Mapping):
+        raise ValueError(f"{source}: a sweep must be a JSON object, got {type(sweep).__name__}")
+    if sweep.get("schema") != SWEEP_SCHEMA:
+        raise ValueError(f"{source}: schema is {sweep.get('schema')!r}, expected {SWEEP_SCHEMA!r} "
+                         "(a merged sweep, from merge_runs)")
+    missing = [key for key in ("agents", "runs", "summary") if key not in sweep]
+    if missing:
+        raise ValueError(f"{source}: missing key(s) {missing}; a {SWEEP_SCHEMA} sweep needs "
+                         "agents, runs and summary")
+    agents, runs, summary = sweep["agents"], sweep["runs"], sweep["summary"]
+    _check(isinstance(agents, list) and all(isinstance(a, str) for a in agents),
+           f"{source}: agents", "a list of agent names", agents)
+    _check(isinstance(runs, list) and bool(runs), f"{source}: runs", "a non-empty list", runs)
+    for k, run in enumerate(runs):
+        validate_run(run, f"{source}: runs[{k}]")
+    _check(isinstance(summary, Mapping) and all(
+        isinstance(summary.get(a), Mapping) and all(isinstance(v, Mapping)
+                                                    for v in summary[a].values())
+        for a in agents), f"{source}: summary", "a mapping of agent -> metric -> statistics",
+        summary)
 
 
 def load_runs(paths: Union[PathLike, Sequence[PathLike]]) -> List[Dict[str, Any]]:

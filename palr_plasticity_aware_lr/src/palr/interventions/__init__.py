@@ -8,53 +8,37 @@ with the list of valid ones.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from palr.agent_table import AgentSpec
+from palr.intervention_configs import (CONFIGS, MEASURING, L2RegConfig, MonitorConfig,
+                                       PALRConfig, PeriodicResetConfig, ReDoConfig,
+                                       ShrinkPerturbConfig, check_settings, config_fields,
+                                       make_config, stack_names)
 from palr.interventions.base import (ENCODER, POLICY, ROLES, VALUE, Intervention,
                                      InterventionStack, MissingNetworkError, NetworkSlot,
                                      TrainingContext)
-from palr.interventions.l2reg import L2Reg, L2RegConfig
-from palr.interventions.monitor import MonitorConfig, PlasticityMonitor
-from palr.interventions.palr import PALR, PALRConfig
-from palr.interventions.periodic_reset import PeriodicReset, PeriodicResetConfig
-from palr.interventions.redo import ReDo, ReDoConfig
-from palr.interventions.shrink_perturb import ShrinkAndPerturb, ShrinkPerturbConfig
+from palr.interventions.l2reg import L2Reg
+from palr.interventions.monitor import PlasticityMonitor
+from palr.interventions.palr import PALR
+from palr.interventions.periodic_reset import PeriodicReset
+from palr.interventions.redo import ReDo
+from palr.interventions.shrink_perturb import ShrinkAndPerturb
 
-#: registry name -> (intervention class, config class, fixed config values)
-REGISTRY: Dict[str, Tuple[Callable[[Any], Intervention], Type[Any], Dict[str, Any]]] = {
-    "monitor": (PlasticityMonitor, MonitorConfig, {}),
-    "palr": (PALR, PALRConfig, {}),
-    "palr_no_perturb": (PALR, PALRConfig, {"perturb": False}),
-    "palr_no_scale": (PALR, PALRConfig, {"scale_lr": False}),
-    "l2reg": (L2Reg, L2RegConfig, {}),
-    "shrink_perturb": (ShrinkAndPerturb, ShrinkPerturbConfig, {}),
-    "periodic_reset": (PeriodicReset, PeriodicResetConfig, {}),
-    "redo": (ReDo, ReDoConfig, {}),
+#: registry name -> intervention class (its config class and fixed values: ``CONFIGS``)
+CLASSES: Dict[str, Callable[[Any], Intervention]] = {
+    "monitor": PlasticityMonitor, "palr": PALR, "palr_no_perturb": PALR, "palr_no_scale": PALR,
+    "l2reg": L2Reg, "shrink_perturb": ShrinkAndPerturb, "periodic_reset": PeriodicReset,
+    "redo": ReDo,
 }
-#: interventions that measure plasticity themselves (no separate monitor needed)
-MEASURING = ("monitor", "palr", "palr_no_perturb", "palr_no_scale", "redo")
-
-
-def config_fields() -> Dict[str, Any]:
-    """Every overridable field with its default, over all intervention configs."""
-    fields: Dict[str, Any] = {}
-    for _, config_cls, fixed in REGISTRY.values():
-        for f in dataclasses.fields(config_cls):
-            if f.name not in fixed:
-                fields.setdefault(f.name, f.default)
-    return fields
+#: registry name -> (intervention class, config class, fixed config values)
+REGISTRY = {name: (CLASSES[name], *CONFIGS[name]) for name in CONFIGS}
 
 
 def build_intervention(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Intervention:
     """One intervention by registry name, its config defaults updated by ``overrides``."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown intervention {name!r}; valid: {', '.join(sorted(REGISTRY))}")
-    cls, config_cls, fixed = REGISTRY[name]
-    own = {f.name for f in dataclasses.fields(config_cls)}
-    values = {k: v for k, v in (overrides or {}).items() if k in own and k not in fixed}
-    values.update(fixed)
-    return cls(config_cls(**values))
+    config = make_config(name, overrides)  # ValueError for an unknown name or a bad setting
+    return CLASSES[name](config)
 
 
 def build_stack(spec: AgentSpec, overrides: Optional[Mapping[str, Any]] = None,
@@ -67,15 +51,9 @@ def build_stack(spec: AgentSpec, overrides: Optional[Mapping[str, Any]] = None,
         monitor: add a metrics-only :class:`PlasticityMonitor` when no intervention of the agent
             measures plasticity itself, so every agent logs the same plasticity curves.
     """
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(config_fields()))
-    if unknown:
-        raise ValueError(f"unknown intervention settings {unknown}; valid: "
-                         f"{', '.join(sorted(config_fields()))}")
-    names: Sequence[str] = list(spec.interventions)
-    if monitor and not any(n in MEASURING for n in names):
-        names = ["monitor"] + list(names)
-    return InterventionStack([build_intervention(n, overrides) for n in names])
+    configs = check_settings(spec, overrides, monitor)
+    return InterventionStack([CLASSES[name](config)
+                              for name, config in zip(stack_names(spec, monitor), configs)])
 
 
 def stack_settings(stack: InterventionStack) -> Dict[str, Dict[str, Any]]:
@@ -87,8 +65,8 @@ def stack_settings(stack: InterventionStack) -> Dict[str, Dict[str, Any]]:
 __all__ = [
     "Intervention", "InterventionStack", "NetworkSlot", "TrainingContext", "REGISTRY",
     "ROLES", "VALUE", "POLICY", "ENCODER", "MissingNetworkError",
-    "build_intervention", "build_stack", "config_fields", "stack_settings", "PALR", "PALRConfig",
-    "L2Reg",
-    "L2RegConfig", "ShrinkAndPerturb", "ShrinkPerturbConfig", "PeriodicReset",
-    "PeriodicResetConfig", "ReDo", "ReDoConfig", "PlasticityMonitor", "MonitorConfig",
+    "CLASSES", "MEASURING", "build_intervention", "build_stack", "config_fields", "check_settings",
+    "stack_settings", "PALR", "PALRConfig", "L2Reg", "L2RegConfig", "ShrinkAndPerturb",
+    "ShrinkPerturbConfig", "PeriodicReset", "PeriodicResetConfig", "ReDo", "ReDoConfig",
+    "PlasticityMonitor", "MonitorConfig",
 ]

@@ -43,58 +43,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from palr.plasticity import NonFiniteActivations
 from palr.probes import ActivationProbes
 
 #: Maps a diagnostic batch size N to, for every network name, the positional inputs of that
 #: network's ``forward`` (e.g. ``{"q": (obs,)}``, ``{"critic": (obs, act), "actor": (obs,)}``).
 DiagnosticSampler = Callable[[int], Dict[str, Tuple[torch.Tensor, ...]]]
 
-#: a network that estimates values (DQN Q-net, SAC critics, a PPO trunk's critic head)
-VALUE = "value"
-#: a network that outputs actions (SAC actor, a PPO trunk's actor head)
-POLICY = "policy"
-#: a shared feature extractor feeding the heads (PPO's visual encoder)
-ENCODER = "encoder"
-ROLES: Tuple[str, ...] = (VALUE, POLICY, ENCODER)
-
-#: network name -> the roles it plays (what :meth:`TrainingContext.network_roles` returns)
-NetworkRoles = Mapping[str, Sequence[str]]
-
-
-class MissingNetworkError(ValueError):
-    """An intervention found none of the networks it acts on (a user setting: exit status 2)."""
-
-
-def check_role_names(setting: str, roles: Optional[Sequence[str]]) -> None:
-    """Reject an empty selection or an unknown role name in a config field."""
-    if roles is None:
-        return
-    if len(roles) == 0:
-        raise ValueError(f"{setting} names no role; give some of {', '.join(ROLES)}")
-    unknown = [r for r in roles if r not in ROLES]
-    if unknown:
-        raise ValueError(f"{setting}: unknown role(s) {', '.join(map(str, unknown))}; valid roles: "
-                         f"{', '.join(ROLES)}")
-
-
-def networks_with_roles(available: NetworkRoles, wanted: Optional[Sequence[str]], who: str,
-                        setting: str) -> List[str]:
-    """Names of the networks in ``available`` playing any of the ``wanted`` roles (``None``:
-    every network).
-
-    Raises:
-        MissingNetworkError: none found; one line naming the roles looked for, what the agent
-            trains and the setting to change.
-    """
-    names = [n for n, roles in available.items()
-             if wanted is None or any(r in wanted for r in roles)]
-    if not names:
-        looked = "any network" if wanted is None else f"a network with role {' or '.join(wanted)}"
-        trains = ", ".join(f"{n} ({'+'.join(r)})" for n, r in available.items()) or "nothing"
-        has = [role for role in ROLES if any(role in r for r in available.values())]
-        raise MissingNetworkError(f"{who} looks for {looked} but this agent trains {trains}; "
-                                  f"set {setting} to some of: {', '.join(has)}")
-    return names
+from palr.network_roles import (ENCODER, POLICY, ROLES, VALUE, MissingNetworkError,  # noqa: F401
+                                NetworkRoles, check_role_names, networks_with_roles)
 
 
 @dataclass
@@ -298,8 +255,14 @@ class InterventionStack(Intervention):
             iv.after_step(net)
 
     def after_update(self, update: int) -> None:
+        """Raises NonFiniteActivations (a FloatingPointError, as a NaN loss) naming the update,
+        the network and the layer when a plasticity measurement meets NaN/Inf activations."""
         for iv in self.interventions:
-            iv.after_update(update)
+            try:
+                iv.after_update(update)
+            except NonFiniteActivations as err:
+                raise NonFiniteActivations(f"plasticity measurement at gradient update {update}, "
+                                           f"{err}") from None
 
     def on_episode_end(self, episode: int) -> None:
         for iv in self.interventions:

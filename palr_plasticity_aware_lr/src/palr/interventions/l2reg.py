@@ -5,30 +5,14 @@ The networks are found by role (``l2_roles``, default ``value``): DQN's Q-networ
 PPO's trunk (which holds both the actor and the critic head, so its whole loss is penalised)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import torch
 
-from palr.interventions.base import (VALUE, Intervention, NetworkRoles, check_role_names,
-                                     networks_with_roles)
-from palr.interventions.monitor import check_positive
+from palr.intervention_configs import L2RegConfig
+from palr.interventions.base import Intervention, NetworkRoles, networks_with_roles
 
-
-@dataclass
-class L2RegConfig:
-    """Attributes:
-        l2_coef: penalty coefficient c in ``loss += c * sum ||W||^2`` over every weight matrix or
-            kernel (biases, norm scales and other vectors are not penalised).
-        l2_roles: roles of the networks whose loss gets the penalty.
-    """
-
-    l2_coef: float = 1e-4
-    l2_roles: Tuple[str, ...] = (VALUE,)
-
-    def __post_init__(self) -> None:
-        check_positive("l2_coef", self.l2_coef)
-        check_role_names("l2_roles", self.l2_roles)
+__all__ = ["L2Reg", "L2RegConfig"]
 
 
 class L2Reg(Intervention):

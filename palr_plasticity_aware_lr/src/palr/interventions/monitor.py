@@ -5,51 +5,13 @@ gradient step) and logs, per network and layer, the quantities of DESIGN.md sect
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from palr.interventions.base import (Intervention, NetworkRoles, check_role_names,
-                                     networks_with_roles)
+from palr.intervention_configs import MonitorConfig
+from palr.interventions.base import Intervention, NetworkRoles, networks_with_roles
 from palr.measure import LayerMeasurement, log_key, measure_network
 
 Measurements = Dict[str, Dict[str, LayerMeasurement]]
-
-
-def check_positive(name: str, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-
-
-def check_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-
-
-@dataclass
-class MonitorConfig:
-    """Plasticity measurement settings.
-
-    Attributes:
-        measure_freq: gradient updates between measurements.
-        diag_batch_size: diagnostic batch size (>= 4x the widest layer for unbiased ranks).
-        tau: dormancy threshold of the tau-dormant fraction (ReDo uses 0.025 for logging).
-        srank_delta: delta of srank (Kumar et al. 2021).
-        networks: roles of the networks to measure (``("policy",)``: SAC's actor, PPO's trunk;
-            :data:`palr.interventions.base.ROLES`); ``None`` = every trained network.
-    """
-
-    measure_freq: int = 1000
-    diag_batch_size: int = 1024
-    tau: float = 0.025
-    srank_delta: float = 0.01
-    networks: Optional[Tuple[str, ...]] = None
-
-    def __post_init__(self) -> None:
-        check_positive("measure_freq", self.measure_freq)
-        check_positive("diag_batch_size", self.diag_batch_size)
-        check_range("tau", self.tau, 0.0, 1.0)
-        check_range("srank_delta", self.srank_delta, 0.0, 0.999)
-        check_role_names("networks", self.networks)
 
 
 class MeasuringIntervention(Intervention):
@@ -68,7 +30,7 @@ class MeasuringIntervention(Intervention):
         inputs = self.context.diagnostic_inputs(batch_size or self.config.diag_batch_size)
         return {
             name: measure_network(slot.module, slot.get_probes(), inputs[name],
-                                  self.config.tau, self.config.srank_delta)
+                                  self.config.tau, self.config.srank_delta, net=name)
             for name, slot in slots.items()
         }
 

@@ -26,52 +26,15 @@ rank 0's scales and masks with rank 0's randomness.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 import torch
 
+from palr.intervention_configs import PALRConfig
 from palr.interventions.base import TrainingContext
-from palr.interventions.monitor import (MeasuringIntervention, Measurements, MonitorConfig,
-                                        check_range)
+from palr.interventions.monitor import MeasuringIntervention, Measurements
 from palr.measure import LayerMeasurement, log_key
 from palr.reinit import reinitialize_units
-
-
-@dataclass
-class PALRConfig(MonitorConfig):
-    """PALR hyper-parameters (seed defaults; DESIGN.md section 2).
-
-    Attributes:
-        max_lr_scale: largest per-layer LR multiplier (>= 1).
-        rank_beta: weight of the effective-rank deficit in the plasticity deficit.
-        beta: smoothing of the scale (0: the formula as it stands).
-        sigma: scale of the He-normal re-draw of a dead unit's incoming weights.
-        perturb_threshold: dead fraction above which a layer's dead units are re-initialised.
-        scale_lr: apply per-layer LR scaling (False: the PALR-NoScale ablation).
-        perturb: apply targeted perturbation (False: the PALR-NoPerturb ablation).
-    """
-
-    max_lr_scale: float = 2.0
-    rank_beta: float = 1.5
-    beta: float = 0.0
-    sigma: float = 0.5
-    perturb_threshold: float = 0.05
-    scale_lr: bool = True
-    perturb: bool = True
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.max_lr_scale < 1.0:
-            raise ValueError(f"max_lr_scale must be >= 1 (1 disables scaling), got {self.max_lr_scale}")
-        if self.rank_beta < 0:
-            raise ValueError(f"rank_beta must be >= 0, got {self.rank_beta}")
-        check_range("beta", self.beta, 0.0, 0.999999)
-        if self.sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {self.sigma}")
-        check_range("perturb_threshold", self.perturb_threshold, 0.0, 1.0)
-        if not (self.scale_lr or self.perturb):
-            raise ValueError("PALR with neither scale_lr nor perturb does nothing; use FixedLR")
 
 
 def lr_scale(dead: float, erank: float, erank0: float, rank_beta: float,

@@ -3,27 +3,14 @@ episodes every network is re-drawn from its initialiser, its optimizer state cle
 copies re-synced. The replay buffer is kept, as in the paper."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict
 
 import torch
 
+from palr.intervention_configs import PeriodicResetConfig
 from palr.interventions.base import Intervention
-from palr.interventions.monitor import check_positive
 from palr.optim import reset_optimizer_state
 from palr.reinit import reinitialize_module
-
-
-@dataclass
-class PeriodicResetConfig:
-    """Attributes:
-        reset_every_episodes: training episodes between full resets.
-    """
-
-    reset_every_episodes: int = 100
-
-    def __post_init__(self) -> None:
-        check_positive("reset_every_episodes", self.reset_every_episodes)
 
 
 class PeriodicReset(Intervention):

@@ -9,30 +9,12 @@ rank 0's masks and randomness on every rank).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict
 
-from palr.interventions.monitor import MeasuringIntervention, MonitorConfig, check_positive
+from palr.intervention_configs import ReDoConfig
+from palr.interventions.monitor import MeasuringIntervention
 from palr.measure import log_key
 from palr.reinit import reinitialize_units
-
-
-@dataclass
-class ReDoConfig(MonitorConfig):
-    """Attributes:
-        redo_every: updates between recycling steps (Dopamine: 1000).
-        redo_batch_size: samples for the dormancy statistics (Dopamine: 256).
-
-    The dormancy threshold is the monitor's ``tau`` (default 0.025, Sokar et al.'s default).
-    """
-
-    redo_every: int = 1000
-    redo_batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive("redo_every", self.redo_every)
-        check_positive("redo_batch_size", self.redo_batch_size)
 
 
 class ReDo(MeasuringIntervention):

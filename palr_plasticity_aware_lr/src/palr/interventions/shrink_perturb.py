@@ -5,32 +5,13 @@ drawn after :meth:`~palr.interventions.base.Intervention.agree` (in DD-PPO: rank
 rank)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Dict
 
 import torch
 
+from palr.intervention_configs import ShrinkPerturbConfig
 from palr.interventions.base import Intervention
-from palr.interventions.monitor import check_positive, check_range
 from palr.reinit import fresh_parameters
-
-
-@dataclass
-class ShrinkPerturbConfig:
-    """Attributes:
-        sp_every: gradient updates between shrink-and-perturb steps.
-        sp_shrink: lambda, the factor weights are shrunk by.
-        sp_noise: sigma, the weight of the fresh initialisation added.
-    """
-
-    sp_every: int = 5000
-    sp_shrink: float = 0.8
-    sp_noise: float = 0.2
-
-    def __post_init__(self) -> None:
-        check_positive("sp_every", self.sp_every)
-        check_range("sp_shrink", self.sp_shrink, 0.0, 1.0)
-        check_range("sp_noise", self.sp_noise, 0.0, 10.0)
 
 
 class ShrinkAndPerturb(Intervention):
