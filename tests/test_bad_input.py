@@ -110,7 +110,7 @@ def _cases() -> List[Case]:
         Case("cartpole", out + ["--set", "perturb=maybe"], "expected a value like True"),
         Case("cartpole", out + ["--set", "networks=actor"], "networks: unknown role(s) actor"),
         Case("cartpole", out + ["--set", "networks=policy"],
-             "palr looks for a network with role policy but this agent trains q (value)"),
+             "looks for a network with role policy but this agent trains q (value)"),
         Case("cartpole", out + ["--set", "sigma"], "--set expects KEY=VALUE"),
         Case("cartpole", out + ["--set", "=1"], "unknown setting ''"),
         Case("jbw", out + ["--set", "nope=1"], "unknown setting 'nope'"),

@@ -185,7 +185,8 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
                 raise
             except Exception as err:  # noqa: BLE001 - report every failed job at the end
                 failures.append(f"{job.label}: {type(err).__name__}: {err}")
-                traceback.print_exc()
+                if not isinstance(err, EXPECTED_FAILURES):  # a bug: show where
+                    traceback.print_exc()
     else:
         failures, preempted, refused = _run_parallel(todo, run_one, parallel, log)
     if refused:
@@ -194,8 +195,14 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
         raise Preempted(f"stopped; checkpoints saved, not finished: {', '.join(preempted)}"
                         + (f"; failed: {'; '.join(failures)}" if failures else ""))
     if failures:
-        raise RuntimeError("some runs failed:\n  " + "\n  ".join(failures))
+        raise RuntimeError(f"{len(failures)} run(s) failed (finished and checkpointed runs are "
+                           f"kept): {'; '.join(failures)}")
     return [str(pathlib.Path(job.run_dir) / RESULT_FILE) for job in jobs]
+
+
+#: failures a run reports in its message alone (a NaN/Inf loss or activation with its update, a
+#: full disk with its file); anything else also prints its traceback
+EXPECTED_FAILURES = (FloatingPointError, OSError)
 
 
 class SweepStopped(Exception):
@@ -220,7 +227,7 @@ def execute_for_cli(prog: str, jobs: Sequence[RunJob], run_one: Callable[[RunJob
         print(f"{prog}: {err}; run the same command again to resume", file=sys.stderr)
         raise SweepStopped(PREEMPTED_EXIT) from None
     except RuntimeError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         raise SweepStopped(1) from None
 
 
