@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from palr.interventions.base import Intervention, NetworkSlot
-from palr.measure import LayerMeasurement, log_key, measure_network
+from palr.measure import OUTPUT_LAYER, LayerMeasurement, log_key, measure_network
 
 Measurements = Dict[str, Dict[str, LayerMeasurement]]
 
@@ -78,6 +78,9 @@ class MeasuringIntervention(Intervention):
     def log_measurements(self, measurements: Measurements) -> None:
         self.log = {}
         for net, layers in measurements.items():
+            output_abs = getattr(layers, "output_abs", None)  # a NetworkMeasurement's
+            if output_abs is not None:
+                self.log[log_key(net, OUTPUT_LAYER, "output_abs")] = output_abs
             for layer, m in layers.items():
                 for metric, value in m.scalars().items():
                     if value is not None:
