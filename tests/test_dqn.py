@@ -316,7 +316,7 @@ def test_state_dict_round_trip_resumes_bit_identically():
 @pytest.mark.parametrize("spec", AGENTS, ids=[s.key for s in AGENTS])
 def test_every_agent_of_the_table_runs_on_dqn(spec):
     stack = build_stack(spec, {"measure_freq": 50, "diag_batch_size": 256, "sp_every": 60,
-                               "reset_every_episodes": 3, "redo_every": 50})
+                               "reset_every_updates": 150, "redo_every": 50})
     agent = DQNAgent(4, 2, DQNConfig(learning_starts=64, batch_size=32, log_every=50), stack)
     env = ContinualCartPoleEnv(phase_episodes=4)
     _, returns, logs = drive(agent, env, 400)

@@ -1,6 +1,10 @@
-"""Periodic full reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL"): every K training
-episodes every network is re-drawn from its initialiser, its optimizer state cleared and its target
-copies re-synced. The replay buffer is kept, as in the paper."""
+"""Periodic full reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL"): every K gradient
+updates every network is re-drawn from its initialiser, its optimizer state cleared and its target
+copies re-synced. The replay buffer is kept, as in the paper.
+
+The period is counted in gradient updates, as in the paper (e.g. every 2x10^5 updates for SAC), so
+it is independent of the environment's schedule: a period in episodes equal to the phase length
+would land every reset on a silent task switch, an oracle rather than a baseline."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,13 +21,14 @@ from palr.reinit import reinitialize_module
 @dataclass
 class PeriodicResetConfig:
     """Attributes:
-        reset_every_episodes: training episodes between full resets.
+        reset_every_updates: gradient updates between full resets (20k: a reset every 1-2
+            CartPole phases of ~15-18k updates, never tied to a switch).
     """
 
-    reset_every_episodes: int = 100
+    reset_every_updates: int = 20_000
 
     def __post_init__(self) -> None:
-        check_positive("reset_every_episodes", self.reset_every_episodes)
+        check_positive("reset_every_updates", self.reset_every_updates)
 
 
 class PeriodicReset(Intervention):
@@ -35,8 +40,8 @@ class PeriodicReset(Intervention):
         self.resets = 0
 
     @torch.no_grad()
-    def on_episode_end(self, episode: int) -> None:
-        if episode == 0 or episode % self.config.reset_every_episodes != 0:
+    def after_update(self, update: int) -> None:
+        if update == 0 or update % self.config.reset_every_updates != 0:
             return
         ctx = self.context
         for slot in ctx.networks.values():
@@ -47,7 +52,8 @@ class PeriodicReset(Intervention):
         if ctx.reset_hook is not None:
             ctx.reset_hook(sorted(ctx.networks))
         self.resets += 1
-        self.log = {"periodic_reset/resets": float(self.resets)}
+        self.log = {"periodic_reset/resets": float(self.resets),
+                    "periodic_reset/update": float(update)}
         self.emit()
 
     def state_dict(self) -> Dict[str, Any]:
