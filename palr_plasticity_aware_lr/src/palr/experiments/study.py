@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 import pathlib
@@ -62,10 +63,22 @@ class StudyPart:
     merged_name: str
 
 
+#: The priming check (Nikishin et al. 2022): CartPole without switches (one identity phase of the
+#: testbed, its DQN settings) for 50k env steps, after 100k updates on the first 1000 transitions.
+PRIMING_ARGS = ("--num_phases", "1", "--phase_steps", "50000", "--priming_updates", "100000")
+#: Seconds-long DQN settings of the smoke preset.
+SMOKE_DQN = ("--learning_starts", "50", "--buffer_size", "500", "--measure_freq", "50",
+             "--diag_batch_size", "128", "--probe_steps", "20", "--probe_states", "128")
+
 PRESETS: Dict[str, Dict[str, StudyPart]] = {
     "full": {
         "cartpole": StudyPart("cartpole", ["--agents", *map(str, range(8)), "--seeds", "10"],
                               "cartpole_raw_results.json"),
+        "permuted": StudyPart("permuted", ["--agents", *map(str, range(8)), "--seeds", "5"],
+                              "permuted_cartpole_raw_results.json"),
+        "priming": StudyPart("priming", [*PRIMING_ARGS, "--agents", "0", "2", "4", "7",
+                                         "--seeds", "5"],
+                             "permuted_cartpole_raw_results.json"),
         "cw": StudyPart("cw", ["--cw10", "--episodes_per_task", "25", "--agents", "0", "4",
                                "--seeds", "3", "--start_steps", "2000", "--eval_episodes", "5"],
                         "cw10_raw_results.json"),
@@ -75,11 +88,23 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
         "cartpole": StudyPart("cartpole", ["--agents", "0", "4", "--seeds", "1",
                                            "--phase_episodes", "2", "--learning_starts", "20"],
                               "cartpole_raw_results.json"),
+        "permuted": StudyPart("permuted", ["--agents", "0", "4", "--seeds", "2",
+                                           "--phase_steps", "150", "--num_phases", "4",
+                                           *SMOKE_DQN], "permuted_cartpole_raw_results.json"),
+        "priming": StudyPart("priming", ["--num_phases", "1", "--phase_steps", "300",
+                                         "--priming_updates", "40", "--agents", "0", "4",
+                                         "--seeds", "1", *SMOKE_DQN],
+                             "permuted_cartpole_raw_results.json"),
         "cw": StudyPart("cw", ["--cw10", "--num_tasks", "2", "--episodes_per_task", "1",
                                "--max_episode_steps", "20", "--agents", "0", "4", "--seeds", "1",
                                "--start_steps", "10", "--update_after", "10", "--update_every",
                                "10", "--eval_episodes", "1", "--batch_size", "16"],
                         "cw10_raw_results.json"),
+    },
+    # The pilot of the permuted testbed: FixedLR and PALR x 2 seeds at the full size.
+    "pilot": {
+        "permuted": StudyPart("permuted", ["--agents", "0", "4", "--seeds", "2"],
+                              "permuted_cartpole_raw_results.json"),
     },
 }
 
@@ -138,11 +163,14 @@ def machine_description() -> Dict[str, Any]:
 # ----------------------------------------------------------------------------- running
 
 
-def _cartpole_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
-    from palr.experiments.cartpole import main as cartpole_main
-    argv = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
-    _check_status("run_experiments.py", cartpole_main(argv))
-    return [["run_experiments.py", *argv]]
+def _dqn_runner(prog: str, module: str) -> Callable[[StudyPart, pathlib.Path, int], List[List[str]]]:
+    """A part that is one sweep of the DQN launcher ``prog`` (``module``'s ``main``)."""
+    def run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
+        launcher = importlib.import_module(module)
+        argv = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
+        _check_status(prog, launcher.main(argv))
+        return [[prog, *argv]]
+    return run
 
 
 def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
@@ -159,7 +187,12 @@ def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]
 
 
 RUNNERS: Dict[str, Callable[[StudyPart, pathlib.Path, int], List[List[str]]]] = {
-    "cartpole": _cartpole_run, "cw": _cw_run}
+    "cartpole": _dqn_runner("run_experiments.py", "palr.experiments.cartpole"),
+    "cw": _cw_run,
+    "permuted": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
+    "priming": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
+}
+PART_NAMES = tuple(RUNNERS)
 
 
 class StudyStopped(RuntimeError):
@@ -245,17 +278,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m palr.experiments.study",
                            description="PALR evidence study: continual CartPole (8 agents x 10 "
                                        "seeds) and a reduced CW10 (agents 0, 4 x 3 seeds)")
-    parser.add_argument("--part", choices=("all", "cartpole", "cw"), default="all")
+    parser.add_argument("--part", choices=("all",) + PART_NAMES, default="all",
+                        help="one part, or all parts of the preset (default)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="full: the published study; smoke: seconds-long pipeline check")
+                        help="full: the published study; pilot: FixedLR and PALR x 2 seeds on the "
+                             "permuted testbed; smoke: seconds-long pipeline check")
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
     parser.add_argument("--workdir", type=pathlib.Path, default=None,
                         help="raw runs and checkpoints, resumable (default results/study, "
-                             "results/study-smoke for --preset smoke)")
+                             "results/study-<preset> for the other presets)")
     parser.add_argument("--publish_dir", type=pathlib.Path, default=None,
                         help="where summaries, plots and manifests are published (default "
-                             "docs/results; <workdir>/published for --preset smoke, so a smoke "
-                             "run never overwrites the published study)")
+                             "docs/results; <workdir>/published for the other presets, so a smoke "
+                             "or pilot run never overwrites the published study)")
     return parser
 
 
@@ -263,8 +298,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(args_list)
+    preset = PRESETS[args.preset]
+    names = tuple(preset) if args.part == "all" else (args.part,)
+    if any(name not in preset for name in names):
+        fail(parser.prog, f"preset {args.preset!r} has no part {args.part!r}; choose one of "
+                          f"{', '.join(preset)} (or --part all)")
     if args.workdir is None:
-        args.workdir = REPO_ROOT / "results" / ("study" if args.preset == "full" else "study-smoke")
+        args.workdir = REPO_ROOT / "results" / ("study" if args.preset == "full"
+                                                else f"study-{args.preset}")
     if args.publish_dir is None:
         args.publish_dir = (REPO_ROOT / "docs" / "results" if args.preset == "full"
                             else args.workdir / "published")
@@ -276,11 +317,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from palr.experiments.cli import configure_torch
     configure_torch()
     command = " ".join(["python -m palr.experiments.study", *map(shlex.quote, args_list)])
-    names = ("cartpole", "cw") if args.part == "all" else (args.part,)
     try:
         for name in names:
-            target = run_part(PRESETS[args.preset][name], args.workdir, args.publish_dir,
-                              args.jobs, command)
+            target = run_part(preset[name], args.workdir, args.publish_dir, args.jobs, command)
             print(f"[study] {name} published to {target}", file=sys.stderr)
     except StudyStopped as stop:
         print(f"[study] {stop}", file=sys.stderr)
