@@ -24,7 +24,8 @@ the Mann-Whitney U statistic over ``n x m``, ties counting half, ``scipy.stats.m
 
 The words: the baseline "loses plasticity" when its change has a CI below 0 and, without value
 divergence, its probe ratio's CI lies above 1 or its effective rank falls; an agent "changes it"
-when its paired difference in late return has a CI that excludes 0.
+when its paired difference in late return has a CI that excludes 0. A claim needs at least two
+seeds (one seed has no interval).
 """
 from __future__ import annotations
 
@@ -267,11 +268,13 @@ def _ci(e: Mapping[str, float]) -> str:
 
 
 def _below(e: Mapping[str, float], value: float = 0.0) -> bool:
-    return e["n"] > 0 and e["ci_high"] < value
+    """The CI lies below ``value`` (a claim needs at least 2 seeds)."""
+    return e["n"] >= 2 and e["ci_high"] < value
 
 
 def _above(e: Mapping[str, float], value: float = 0.0) -> bool:
-    return e["n"] > 0 and e["ci_low"] > value
+    """The CI lies above ``value`` (a claim needs at least 2 seeds)."""
+    return e["n"] >= 2 and e["ci_low"] > value
 
 
 def classify(entry: Mapping[str, Any]) -> str:
@@ -348,6 +351,34 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
     return lines
 
 
+def reference_comparison(sweep: Mapping[str, Any], reference: Mapping[str, Any],
+                         label: str, confidence: float = CONFIDENCE) -> List[str]:
+    """Sentences comparing every agent of ``sweep`` with the baseline of a ``reference`` sweep
+    run without the treatment ``label`` names (e.g. the priming check against unprimed FixedLR):
+    the paired difference in late return on common seeds, CI and probability of improvement."""
+    ref_agent = baseline_agent(reference)
+    if ref_agent is None:
+        return [f"The {label} reference has no FixedLR (agent 0) runs: no comparison."]
+    ref = {run["seed"]: run_verdict_values(run) for run in reference["runs"]
+           if run["agent"] == ref_agent}
+    per_agent: Dict[str, Dict[Any, Dict[str, Any]]] = {}
+    for run in sweep["runs"]:
+        per_agent.setdefault(str(run["agent"]), {})[run["seed"]] = run_verdict_values(run)
+    ref_late = mean_ci([v["late"] for v in ref.values()], confidence)
+    lines = [f"Against {ref_agent} {label} (late return {_ci(ref_late)} over {ref_late['n']} "
+             "seeds), paired on common seeds:"]
+    for agent in [a for a in sweep.get("agents", per_agent) if a in per_agent]:
+        paired = _paired(per_agent[agent], ref, confidence)["late"]
+        if paired["n"] == 0:
+            lines.append(f"{agent}: no seed in common with the {label} reference.")
+            continue
+        word = "above" if _above(paired) else "below" if _below(paired) else "not detectably different from"
+        lines.append(f"{agent} ends {word} {ref_agent} {label}: late return difference "
+                     f"{_ci(paired)}, P(improvement) {_f(paired['p_improvement'])} "
+                     f"({paired['n']} seeds).")
+    return lines
+
+
 def format_verdict(verdict: Mapping[str, Any]) -> str:
     """The VERDICT block of RESULTS_SUMMARY.txt: a table per agent, then the sentences."""
     pct = int(round(100 * float(verdict.get("confidence", CONFIDENCE))))
@@ -384,4 +415,5 @@ def format_verdict(verdict: Mapping[str, Any]) -> str:
 
 __all__ = ["BLOCKS", "mean_ci", "probability_of_improvement", "segments", "late_count",
            "value_network", "reward_bound", "run_verdict_values", "baseline_agent",
-           "compute_verdict", "classify", "verdict_sentences", "format_verdict"]
+           "compute_verdict", "classify", "verdict_sentences", "reference_comparison",
+           "format_verdict"]
