@@ -210,8 +210,8 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
     config = DQNConfig(**dict(opts["dqn"], seed=job.seed, device=opts["device"]))
     spec = resolve_agent(job.agent_index, ALGO)
-    agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config,
-                     build_stack(spec, opts["overrides"]))
+    stack = build_stack(spec, opts["overrides"])
+    agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config, stack)
     by_steps = "end_step" in tasks[-1]  # phases counted in env steps
     total = None if by_steps else tasks[-1]["end_episode"]
     total_steps = tasks[-1]["end_step"] if by_steps else None
@@ -221,7 +221,8 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
         "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
                    "interventions": list(spec.interventions), "overrides": opts["overrides"],
                    "total_episodes": total, "total_env_steps": total_steps,
-                   "probe": opts.get("probe"), "max_reward": opts.get("max_reward")},
+                   "probe": opts.get("probe"), "max_reward": opts.get("max_reward"),
+                   "intervention_settings": intervention_settings(stack)},
     })
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
@@ -230,6 +231,13 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     return EpisodicTrainer(env, agent, recorder, settings,
                            task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
                            ).run()
+
+
+def intervention_settings(stack: Any) -> Dict[str, Dict[str, Any]]:
+    """Every setting of every intervention of a stack (defaults included), for the run's config:
+    e.g. PeriodicReset's ``reset_every_updates``."""
+    return {iv.name: dataclasses.asdict(iv.config) for iv in stack.interventions
+            if dataclasses.is_dataclass(getattr(iv, "config", None))}
 
 
 def _capacity_probe(agent: Any, options: Optional[Dict[str, int]], seed: int) -> Any:

@@ -315,7 +315,8 @@ def plot_value_and_capacity(sweep: Mapping[str, Any], out_dir: PathLike) -> Opti
     ax_p.set_ylabel("capacity-probe residual, trained / fresh")
     for ax in (ax_q, ax_p):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
     pct = int(round(100 * confidence))
     fig.suptitle(f"{sweep['domain']}: value magnitude and capacity (mean across seeds, {pct}% "
                  "bootstrap CI; ratio > 1 = less able to fit a new function than a fresh net)",
