@@ -4,6 +4,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -49,6 +50,48 @@ def test_the_probe_at_task_ends_leaves_training_bit_identical(tmp_path):
     for layer, series in without["plasticity"]["layers"].items():
         for metric, values in series.items():
             assert [with_probe["plasticity"]["layers"][layer][metric][i] for i in keep] == values
+
+
+JOB_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_testbed_runs import permuted_job
+from palr.experiments.dqn_launcher import run_dqn_job
+run_dqn_job(permuted_job({run_dir!r}, probe=True))
+"""
+
+
+def wait_for_a_checkpoint_after_a_probe(run_dir, proc, timeout=300):
+    """Until the saved result (written with each checkpoint) holds a task switch, i.e. the
+    checkpoint holds the probe's generator after it ran once."""
+    result = pathlib.Path(run_dir) / "result.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        try:
+            saved = json.loads(result.read_text())
+            if any(e["kind"] == "task_switch" for e in saved["events"]):
+                return saved
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("run made no progress")
+
+
+@pytest.mark.slow
+def test_a_killed_run_with_the_probe_resumes_to_identical_results(tmp_path):
+    reference = run_dqn_job(permuted_job(tmp_path / "straight", probe=True))
+    code = JOB_SCRIPT.format(tests=str(ROOT / "tests"), run_dir=str(tmp_path / "killed"))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    saved = wait_for_a_checkpoint_after_a_probe(tmp_path / "killed", proc)
+    proc.kill()
+    assert saved["status"] == "running" and probe_rows(saved)
+    proc.wait()
+    resumed = run_dqn_job(permuted_job(tmp_path / "killed", probe=True))
+    assert [e["kind"] for e in resumed["events"]].count("resumed") == 1
+    for key in ("episodes", "plasticity", "tasks"):
+        assert resumed[key] == reference[key]
 
 
 @pytest.mark.slow
