@@ -34,7 +34,8 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         assert manifest["command"].startswith("python -m palr.experiments.study --preset smoke")
         assert manifest["machine"]["cpu_count"] >= 1
         assert manifest["machine"]["packages"]["torch"]
-        assert manifest["launchers"][0].split()[0] in ("run_experiments.py", "run_cw_experiments.py")
+        assert manifest["launchers"][0].split()[0] in ("run_experiments.py", "run_cw_experiments.py",
+                                                       "run_permuted_cartpole.py")
     cw_manifest = json.loads((publish / "cw" / "MANIFEST.json").read_text())
     assert [line.split()[0] for line in cw_manifest["launchers"]] == [
         "run_cw_experiments.py", "merge_cw_checkpoints.py", "plot_cw_results.py"]
