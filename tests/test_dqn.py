@@ -188,6 +188,37 @@ def test_training_starts_at_learning_starts_every_train_frequency():
     assert all(isinstance(v, float) for v in logs[0].values())
 
 
+class ReplaySizeAtUpdates(Intervention):
+    """Records the replay size at every update (priming must use the first transitions only)."""
+
+    name = "replay_size"
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+        self.agent = None
+
+    def after_update(self, update):
+        self.sizes.append(self.agent.replay.size)
+
+
+def test_priming_runs_many_updates_on_the_first_transitions_then_trains_as_usual():
+    probe = ReplaySizeAtUpdates()
+    agent = DQNAgent(4, 2, DQNConfig(learning_starts=100, batch_size=16, priming_updates=30),
+                     InterventionStack([probe]))
+    probe.agent = agent
+    env = ContinualCartPoleEnv()
+    drive(agent, env, 99)
+    assert agent.updates == 0
+    drive(agent, env, 1)
+    assert agent.updates == 31 and probe.sizes == [100] * 31     # 30 priming + the first update
+    drive(agent, env, 20)
+    assert agent.updates == 51 and probe.sizes[31:] == list(range(101, 121))
+    plain = DQNAgent(4, 2, DQNConfig(learning_starts=100, batch_size=16))
+    drive(plain, ContinualCartPoleEnv(), 120)
+    assert plain.updates == 21
+
+
 class Recorder(Intervention):
     """Records every seam with what it could observe there."""
 
@@ -316,7 +347,7 @@ def test_state_dict_round_trip_resumes_bit_identically():
 @pytest.mark.parametrize("spec", AGENTS, ids=[s.key for s in AGENTS])
 def test_every_agent_of_the_table_runs_on_dqn(spec):
     stack = build_stack(spec, {"measure_freq": 50, "diag_batch_size": 256, "sp_every": 60,
-                               "reset_every_episodes": 3, "redo_every": 50})
+                               "reset_every_updates": 150, "redo_every": 50})
     agent = DQNAgent(4, 2, DQNConfig(learning_starts=64, batch_size=32, log_every=50), stack)
     env = ContinualCartPoleEnv(phase_episodes=4)
     _, returns, logs = drive(agent, env, 400)
@@ -348,6 +379,7 @@ def test_every_agent_of_the_table_runs_on_dqn(spec):
     (dict(adam_eps=float("nan")), "adam_eps must be a finite number >= 0"),
     (dict(max_grad_norm=float("inf")), "max_grad_norm must be a finite number > 0"),
     (dict(start_epsilon=float("-inf")), "start_epsilon must be a finite number in"),
+    (dict(priming_updates=-1), "priming_updates must be a non-negative integer"),
 ])
 def test_bad_config_raises_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -123,16 +123,28 @@ def test_shrink_and_perturb_shrinks_toward_fresh_noise_not_the_initial_weights()
 
 
 def test_periodic_reset_reinitialises_networks_optimizer_and_targets():
-    learner = TinyLearner(build_stack(resolve_agent(2, "DQN"), {"reset_every_episodes": 2}))
+    learner = TinyLearner(build_stack(resolve_agent(2, "DQN"), {"reset_every_updates": 6}))
     for _ in range(5):
         learner.update()
     trained = copy.deepcopy(learner.net.state_dict())
-    learner.stack.on_episode_end(1)
+    learner.stack.on_episode_end(100)      # episodes never trigger a reset
+    learner.stack.after_update(5)
     assert torch.equal(learner.net[0].weight, trained["0.weight"])
-    learner.stack.on_episode_end(2)
+    learner.stack.after_update(6)
     assert not torch.equal(learner.net[0].weight, trained["0.weight"])
     assert len(learner.opt.state) == 0
     assert torch.equal(learner.target[0].weight, learner.net[0].weight)
+
+
+def test_periodic_reset_fires_every_k_updates_and_records_them():
+    reset = build_stack(resolve_agent(2, "DQN"), {"reset_every_updates": 4}, monitor=False)
+    learner = TinyLearner(reset)
+    logs = []
+    reset.subscribe(lambda name, log: logs.append(log))
+    for _ in range(13):
+        learner.update()
+    assert [log["periodic_reset/update"] for log in logs] == [4.0, 8.0, 12.0]
+    assert reset.state_dict() == {"periodic_reset": {"resets": 3}}
 
 
 def test_redo_recycles_dormant_units():
@@ -147,7 +159,7 @@ def test_redo_recycles_dormant_units():
 @pytest.mark.parametrize("spec", AGENTS, ids=lambda s: s.key)
 def test_every_agent_resumes_identically_from_its_state_dict(spec):
     overrides = {"measure_freq": 3, "diag_batch_size": 128, "sp_every": 4, "redo_every": 3,
-                 "reset_every_episodes": 2}
+                 "reset_every_updates": 2}
     a = TinyLearner(build_stack(spec, overrides), dead_units=6)
     for i in range(7):
         a.update()

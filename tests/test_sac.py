@@ -259,14 +259,15 @@ def test_state_dict_round_trip_gives_the_identical_next_update():
 
 
 def test_full_reset_through_the_hook():
-    reset = PeriodicReset(PeriodicResetConfig(reset_every_episodes=1))
+    reset = PeriodicReset(PeriodicResetConfig(reset_every_updates=11))
     agent = make(InterventionStack([reset]))
     batch = fixed_batch()
     for _ in range(10):
         agent.update(batch)
     w_before = agent.critic.q1[0].weight.detach().clone()
     assert float(agent.alpha) != 1.0
-    agent.on_episode_end()
+    agent.update(batch)  # update 11: the reset comes after its optimizer steps
+    assert reset.resets == 1
     assert not torch.equal(agent.critic.q1[0].weight, w_before)
     for p, t in zip(agent.critic.parameters(), agent.critic_target.parameters()):
         assert torch.equal(p, t)
@@ -282,7 +283,7 @@ def test_every_agent_of_the_table_runs_on_sac(agent_idx, network):
     from palr.agent_table import resolve_agent
 
     overrides = {"measure_freq": 5, "diag_batch_size": 64, "sp_every": 5, "redo_every": 5,
-                 "redo_batch_size": 64, "reset_every_episodes": 1}
+                 "redo_batch_size": 64, "reset_every_updates": 5}
     fields = interventions.config_fields()
     stack = interventions.build_stack(resolve_agent(agent_idx, "SAC"),
                                       {k: v for k, v in overrides.items() if k in fields})

@@ -15,12 +15,18 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
                          "--publish_dir", str(publish), "--jobs", "1"])
     assert status == 0
     assert (publish / "cartpole" / "NOTES.md").read_text() == "kept"
-    for part, merged in (("cartpole", "cartpole_raw_results.json"), ("cw", "cw10_raw_results.json")):
+    for part, merged, runs in (("cartpole", "cartpole_raw_results.json", 2),
+                               ("cw", "cw10_raw_results.json", 2),
+                               ("permuted", "permuted_cartpole_raw_results.json", 4),
+                               ("priming", "permuted_cartpole_raw_results.json", 2)):
         target = publish / part
         sweep = json.loads((target / merged).read_text())
         assert {run["agent"] for run in sweep["runs"]} == set(sweep["agents"])
-        assert len(sweep["runs"]) == 2
-        assert "recovery" in (target / "RESULTS_SUMMARY.txt").read_text()
+        assert len(sweep["runs"]) == runs
+        summary = (target / "RESULTS_SUMMARY.txt").read_text()
+        assert "recovery" in summary and "VERDICT" in summary
+        verdict = (target / "VERDICT.txt").read_text()
+        assert verdict.startswith("VERDICT") and sweep["verdict"]["text"][0] in verdict
         trend = (target / "PLASTICITY_BY_TASK.txt").read_text()
         assert "dead fraction at the first measurement" in trend and "PALR" in trend
         assert (target / "plots" / "learning_curves.png").stat().st_size > 1000
@@ -28,10 +34,29 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         assert manifest["command"].startswith("python -m palr.experiments.study --preset smoke")
         assert manifest["machine"]["cpu_count"] >= 1
         assert manifest["machine"]["packages"]["torch"]
-        assert manifest["launchers"][0].split()[0] in ("run_experiments.py", "run_cw_experiments.py")
+        assert manifest["launchers"][0].split()[0] in ("run_experiments.py", "run_cw_experiments.py",
+                                                       "run_permuted_cartpole.py")
     cw_manifest = json.loads((publish / "cw" / "MANIFEST.json").read_text())
     assert [line.split()[0] for line in cw_manifest["launchers"]] == [
         "run_cw_experiments.py", "merge_cw_checkpoints.py", "plot_cw_results.py"]
+    # the permuted testbed: step-counted phases, the probe at every task end, plots of both
+    permuted = json.loads((publish / "permuted" / "permuted_cartpole_raw_results.json").read_text())
+    run = permuted["runs"][0]
+    assert len(run["tasks"]) == 4 and all("start_step" in t for t in run["tasks"])
+    assert sum(v is not None for v in run["plasticity"]["layers"]["q.output"]["probe_residual"]) == 4
+    assert (publish / "permuted" / "plots" / "value_and_capacity.png").stat().st_size > 1000
+    assert "capacity-probe residual" in (publish / "permuted" / "PLASTICITY_BY_TASK.txt").read_text()
+    # the priming check: primed agents, an unprimed FixedLR reference, compared in the verdict
+    priming = json.loads((publish / "priming" / "permuted_cartpole_raw_results.json").read_text())
+    assert {r["config"]["dqn"]["priming_updates"] for r in priming["runs"]} == {40}
+    reference = json.loads((publish / "priming" / "reference" /
+                            "permuted_cartpole_raw_results.json").read_text())
+    assert [(r["agent"], r["config"]["dqn"]["priming_updates"]) for r in reference["runs"]] == [
+        ("DQN-FixedLR", 0)]
+    assert "Against DQN-FixedLR unprimed" in (publish / "priming" / "VERDICT.txt").read_text()
+    priming_manifest = json.loads((publish / "priming" / "MANIFEST.json").read_text())
+    assert len(priming_manifest["launchers"]) == 2 and "--priming_updates" not in \
+        priming_manifest["launchers"][1]
 
 
 @pytest.mark.slow
@@ -58,6 +83,15 @@ def test_unwritable_publish_dir_is_a_one_line_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pass a writable --publish_dir" in err[0]
     assert blocker.read_text() == "x"
+
+
+def test_a_part_the_preset_lacks_is_a_one_line_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        study.main(["--preset", "pilot", "--part", "cw", "--workdir", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "preset 'pilot' has no part 'cw'; choose one of permuted" in err[0]
+    assert not (tmp_path / "w").exists()
 
 
 def test_task_end_values_take_the_last_measurement_before_each_task_end():

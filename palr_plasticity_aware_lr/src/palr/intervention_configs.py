@@ -116,13 +116,14 @@ class ShrinkPerturbConfig:
 @dataclass
 class PeriodicResetConfig:
     """Attributes:
-        reset_every_episodes: training episodes between full resets.
+        reset_every_updates: gradient updates between full resets (20k: a reset every 1-2
+            CartPole phases of ~15-18k updates, never tied to a switch).
     """
 
-    reset_every_episodes: int = 100
+    reset_every_updates: int = 20_000
 
     def __post_init__(self) -> None:
-        check_positive_int("reset_every_episodes", self.reset_every_episodes)
+        check_positive_int("reset_every_updates", self.reset_every_updates)
 
 
 @dataclass

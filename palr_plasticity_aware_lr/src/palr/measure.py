@@ -1,13 +1,14 @@
 """One plasticity measurement of a network on a diagnostic batch (DESIGN.md section 2).
 
 Shared by the metrics-only monitor and by PALR/ReDo, so every agent logs the same quantities:
-per layer dead fraction, tau-dormant fraction, effective rank, srank_delta, stable rank, and the
-producer's weight norm and gradient norm.
+per layer dead fraction, tau-dormant fraction, effective rank, srank_delta, stable rank, feature
+norm, and the producer's weight norm and gradient norm; per network the mean absolute output (for
+a Q-network, the mean |Q| of every action). Definitions and sources: docs/plasticity_measures.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -17,20 +18,52 @@ from palr.plasticity import LayerStats, NonFiniteActivations, layer_stats
 from palr.probes import ActivationProbes, ProbedLayer
 
 
+#: Pseudo-layer name under which network-level values are logged (``plasticity/<net>/output/...``);
+#: torch.fx reserves ``output`` for the graph's output node, so no probed layer has this name.
+OUTPUT_LAYER = "output"
+
+
 @dataclass
 class LayerMeasurement:
-    """Metrics of one probed layer plus its producer's weight and gradient norms."""
+    """Metrics of one probed layer plus its producer's weight and gradient norms.
+
+    ``feature_norm`` is the mean over samples (conv: over image positions) of the L2 norm of the
+    layer's post-activation vector; feature norms grow under TD learning (Kumar et al. 2022,
+    "DR3: value-based deep RL requires explicit regularization").
+    """
 
     layer: ProbedLayer
     stats: LayerStats
     weight_norm: float
     grad_norm: float
+    feature_norm: float = float("nan")
 
     def scalars(self) -> Dict[str, Optional[float]]:
         values = self.stats.scalars()
         values["weight_norm"] = self.weight_norm
         values["grad_norm"] = self.grad_norm
+        values["feature_norm"] = self.feature_norm
         return values
+
+
+class NetworkMeasurement(dict):
+    """``{layer name: LayerMeasurement}`` of one network, plus the network-level ``output_abs``:
+    the mean absolute value of every output on the diagnostic batch (for a Q-network the mean
+    |Q(s, a)| over states and actions, the value magnitude whose growth beyond the reward bound
+    marks value divergence; van Hasselt et al. 2018, "Deep RL and the deadly triad")."""
+
+    output_abs: Optional[float] = None
+
+
+def output_magnitude(output: Any) -> Optional[float]:
+    """Mean absolute value over every element of a network's output (a tensor or a tuple of
+    tensors, e.g. a twin critic's ``(q1, q2)``); None when there is no tensor."""
+    tensors = [output] if torch.is_tensor(output) else \
+        [t for t in (output if isinstance(output, (tuple, list)) else ()) if torch.is_tensor(t)]
+    count = sum(t.numel() for t in tensors)
+    if count == 0:
+        return None
+    return float(sum(t.detach().abs().sum() for t in tensors)) / count
 
 
 def _norms(layer: ProbedLayer) -> Tuple[float, float]:
@@ -46,8 +79,9 @@ def _norms(layer: ProbedLayer) -> Tuple[float, float]:
 @torch.no_grad()
 def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[torch.Tensor, ...],
                     tau: float = 0.025, delta: float = 0.01, net: str = "network"
-                    ) -> Dict[str, LayerMeasurement]:
-    """Forward ``inputs`` through ``module`` with its probes on; metrics per probed layer.
+                    ) -> NetworkMeasurement:
+    """Forward ``inputs`` through ``module`` with its probes on; metrics per probed layer and the
+    network's mean absolute output.
 
     The module is put in eval mode for the pass (BatchNorm uses running statistics and nothing
     is updated) and restored afterwards.
@@ -60,18 +94,20 @@ def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[t
     module.eval()
     try:
         with probes.capture() as activations:
-            module(*inputs)
+            output = module(*inputs)
     finally:
         module.train(was_training)
-    result: Dict[str, LayerMeasurement] = {}
+    result = NetworkMeasurement()
+    result.output_abs = output_magnitude(output)
     for layer in probes:
+        a = activations[layer.name]
         try:
-            stats = layer_stats(activations[layer.name], exact_zero=layer.exact_zero, tau=tau,
-                                delta=delta)
+            stats = layer_stats(a, exact_zero=layer.exact_zero, tau=tau, delta=delta)
         except NonFiniteActivations as err:
             raise NonFiniteActivations(f"network {net!r}, layer {layer.name!r}: {err}") from None
         weight_norm, grad_norm = _norms(layer)
-        result[layer.name] = LayerMeasurement(layer, stats, weight_norm, grad_norm)
+        result[layer.name] = LayerMeasurement(layer, stats, weight_norm, grad_norm,
+                                              float(torch.linalg.vector_norm(a, dim=1).mean()))
     return result
 
 

@@ -61,6 +61,9 @@ class DQNConfig:
         end_epsilon: exploration rate after ``exploration_steps`` (kept from then on).
         exploration_steps: environment steps of the linear epsilon decay.
         double_dqn: Double DQN targets (online argmax, target value); off by default.
+        priming_updates: extra gradient updates done at once when training starts, on the first
+            ``learning_starts`` transitions only, before training goes on as usual: the priming
+            experiment of Nikishin et al. 2022 ("The Primacy Bias in Deep RL", section 3); 0 = off.
         huber_delta: threshold of the Huber loss (``smooth_l1`` with ``beta = delta``).
         max_grad_norm: clip the global gradient norm to this value (Stable-Baselines3's DQN
             default, 10); ``None`` = no clipping. Without it, in our continual CartPole runs,
@@ -87,6 +90,7 @@ class DQNConfig:
     end_epsilon: float = 0.05
     exploration_steps: int = 5_000
     double_dqn: bool = False
+    priming_updates: int = 0
     huber_delta: float = 1.0
     max_grad_norm: Optional[float] = 10.0
     fused_adam: bool = True
@@ -104,7 +108,7 @@ class DQNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("learning_starts", "exploration_steps"):
+        for name in ("learning_starts", "exploration_steps", "priming_updates"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -351,8 +355,16 @@ class DQNAgent:
         cfg = self.config
         if self.env_steps >= cfg.learning_starts and self.env_steps % cfg.train_frequency == 0 \
                 and self.replay.size >= cfg.batch_size:
+            if self.updates == 0:
+                self.prime()
             return self.update()
         return None
+
+    def prime(self) -> None:
+        """``priming_updates`` gradient updates on the replay as it is now (the first
+        transitions), every seam called as in normal training (Nikishin et al. 2022)."""
+        for _ in range(self.config.priming_updates):
+            self.update()
 
     def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Huber TD loss of a batch (without intervention penalties) and the predicted Q-values."""

@@ -1,4 +1,5 @@
-"""Continual CartPole: CartPole-v1 whose physics change silently every ``phase_episodes`` episodes.
+"""Continual CartPole: CartPole-v1 whose physics change silently every ``phase_episodes`` episodes
+(or every ``phase_steps`` environment steps).
 
 The dynamics are gymnasium's ``CartPoleEnv`` (Barto, Sutton & Anderson 1983; Florian 2007), whose
 physics attributes (``gravity``, ``masscart``, ``masspole``, ``length`` = HALF the pole length,
@@ -7,7 +8,12 @@ physics attributes (``gravity``, ``masscart``, ``masspole``, ``length`` = HALF t
 
 Schedule: every ``reset()`` starts a new episode. Episode ``k`` (0-based) runs phase
 ``(k // phase_episodes) % num_phases`` when ``cycle`` is true; with ``cycle=False`` the phases run
-once and the last phase stays on for good. Episodes end on the usual termination (pole beyond
+once and the last phase stays on for good. With ``phase_steps`` set, phases are counted in
+environment steps instead: an episode that starts after ``s`` steps (all episodes so far) runs
+phase ``s // phase_steps`` (cycled or capped the same way), so a switch happens at the first
+reset at or after each multiple of ``phase_steps`` and every episode belongs to one phase; every
+agent then gets the same number of env steps (and DQN updates) per phase, whatever its episode
+lengths. Episodes end on the usual termination (pole beyond
 12 degrees or cart beyond 2.4 m) or are truncated after ``max_episode_steps`` (500, as CartPole-v1).
 The 500-step limit is applied inside the environment (not by a ``TimeLimit`` wrapper) so that
 :meth:`ContinualCartPoleEnv.state_dict` holds everything needed to resume a run.
@@ -98,6 +104,8 @@ class ContinualCartPoleConfig:
 
     Attributes:
         phase_episodes: episodes per phase; the physics switch silently after this many resets.
+        phase_steps: if set, env steps per phase (``phase_episodes`` is then ignored): the switch
+            happens at the first reset at or after every multiple of ``phase_steps``.
         phases: the physics phases in order (``CartPolePhase`` objects or dicts of their fields).
         cycle: after the last phase start again with the first (True) or stay in the last (False).
         max_episode_steps: truncation length (500 = CartPole-v1).
@@ -109,12 +117,18 @@ class ContinualCartPoleConfig:
     cycle: bool = True
     max_episode_steps: int = MAX_EPISODE_STEPS
     score_threshold: float = SCORE_THRESHOLD
+    phase_steps: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.phase_episodes, bool) or not isinstance(self.phase_episodes, (int, np.integer)) \
                 or self.phase_episodes <= 0:
             raise ValueError(f"phase_episodes must be a positive integer (episodes per phase), "
                              f"got {self.phase_episodes!r}")
+        if self.phase_steps is not None and (
+                isinstance(self.phase_steps, bool) or not isinstance(self.phase_steps, (int, np.integer))
+                or self.phase_steps <= 0):
+            raise ValueError(f"phase_steps must be a positive integer (env steps per phase) or None "
+                             f"(phases counted in episodes), got {self.phase_steps!r}")
         if isinstance(self.max_episode_steps, bool) or not isinstance(
                 self.max_episode_steps, (int, np.integer)) or self.max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be a positive integer (500 = CartPole-v1), "
@@ -136,16 +150,29 @@ class ContinualCartPoleConfig:
         self.phases = tuple(phases)
         self.phase_episodes = int(self.phase_episodes)
         self.max_episode_steps = int(self.max_episode_steps)
+        if self.phase_steps is not None:
+            self.phase_steps = int(self.phase_steps)
 
     @property
     def num_phases(self) -> int:
         return len(self.phases)
 
     def phase_of_episode(self, episode: int) -> int:
-        """Index of the phase that episode ``episode`` (0-based) runs."""
+        """Index of the phase that episode ``episode`` (0-based) runs (phases counted in episodes)."""
         if episode < 0:
             raise ValueError(f"episode must be >= 0, got {episode}")
-        block = episode // self.phase_episodes
+        return self._phase_of_block(episode // self.phase_episodes)
+
+    def phase_at(self, episode: int, steps_before: int) -> int:
+        """Index of the phase of episode ``episode`` that starts after ``steps_before`` env steps:
+        counted in env steps when ``phase_steps`` is set, else in episodes."""
+        if self.phase_steps is None:
+            return self.phase_of_episode(episode)
+        if steps_before < 0:
+            raise ValueError(f"steps_before must be >= 0, got {steps_before}")
+        return self._phase_of_block(steps_before // self.phase_steps)
+
+    def _phase_of_block(self, block: int) -> int:
         if self.cycle:
             return block % self.num_phases
         return min(block, self.num_phases - 1)
@@ -161,13 +188,14 @@ class ContinualCartPoleEnv(CartPoleEnv):
     def __init__(self, phase_episodes: int = 100, phases: Sequence[PhaseLike] = DEFAULT_PHASES,
                  cycle: bool = True, max_episode_steps: int = MAX_EPISODE_STEPS,
                  score_threshold: float = SCORE_THRESHOLD,
-                 render_mode: Optional[str] = None) -> None:
+                 render_mode: Optional[str] = None, phase_steps: Optional[int] = None) -> None:
         super().__init__(render_mode=render_mode)
         self.config = ContinualCartPoleConfig(phase_episodes, phases, cycle, max_episode_steps,
-                                              score_threshold)
+                                              score_threshold, phase_steps)
         self.episode = -1  # index of the current episode; -1 before the first reset
         self.phase = 0
         self.elapsed_steps = 0
+        self.total_steps = 0  # env steps of every episode so far
         self._apply_phase(0)
 
     # --- schedule ----------------------------------------------------------------------------
@@ -200,7 +228,7 @@ class ContinualCartPoleEnv(CartPoleEnv):
               ) -> Tuple[np.ndarray, Dict[str, Any]]:
         """Start the next episode (switching physics at a phase boundary)."""
         self.episode += 1
-        self._apply_phase(self.config.phase_of_episode(self.episode))
+        self._apply_phase(self.config.phase_at(self.episode, self.total_steps))
         self.elapsed_steps = 0
         obs, _ = super().reset(seed=seed, options=options)
         return obs, {"phase": self.phase, "episode": self.episode}
@@ -208,15 +236,18 @@ class ContinualCartPoleEnv(CartPoleEnv):
     def step(self, action: Any) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
         obs, reward, terminated, _, _ = super().step(action)
         self.elapsed_steps += 1
+        self.total_steps += 1
         truncated = self.elapsed_steps >= self.config.max_episode_steps
         return obs, reward, terminated, truncated, {"phase": self.phase}
 
     # --- checkpointing (plain ints/floats/str/lists/dicts: torch.load(weights_only=True)) ---
     def state_dict(self) -> Dict[str, Any]:
-        """Episode counter, physics state, step count and the reset RNG."""
+        """Episode counter, phase, physics state, step counts and the reset RNG."""
         return {
             "episode": self.episode,
+            "phase": self.phase,
             "elapsed_steps": self.elapsed_steps,
+            "total_steps": self.total_steps,
             "state": None if self.state is None else [float(v) for v in self.state],
             "steps_beyond_terminated": self.steps_beyond_terminated,
             "rng": self.np_random.bit_generator.state,
@@ -224,7 +255,9 @@ class ContinualCartPoleEnv(CartPoleEnv):
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.episode = int(state["episode"])
-        self._apply_phase(self.config.phase_of_episode(max(self.episode, 0)))
+        self.total_steps = int(state.get("total_steps", 0))  # absent in older checkpoints
+        self._apply_phase(int(state["phase"]) if "phase" in state
+                          else self.config.phase_of_episode(max(self.episode, 0)))
         self.elapsed_steps = int(state["elapsed_steps"])
         self.state = None if state["state"] is None else np.array(state["state"], dtype=np.float64)
         self.steps_beyond_terminated = state["steps_beyond_terminated"]

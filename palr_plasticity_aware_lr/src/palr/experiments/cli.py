@@ -13,7 +13,7 @@ import pathlib
 import re
 import sys
 import tempfile
-from typing import Any, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, List, Mapping, NoReturn, Optional, Sequence
 
 from palr.agent_table import AgentSpec, resolve_agent
 from palr.errors import UsageError
@@ -35,24 +35,28 @@ def fail(prog: str, message: str, status: int = USAGE_EXIT) -> NoReturn:
     raise SystemExit(status)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def checked_number(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str,
+                   name: str) -> Callable[[str], Any]:
+    """An argparse ``type``: ``cast`` the text, then require ``ok(value)``; the error says
+    ``expected <expected>, got <text>``."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+positive_int = checked_number(int, lambda v: v > 0, "a positive integer", "positive_int")
+non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
+positive_float = checked_number(float, lambda v: 0 < v < float("inf"), "a positive finite number",
+                                "positive_float")
+#: a number in [0, 1] (probabilities, discount factors)
+unit_float = checked_number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "unit_float")
 
 
 def finite_float(text: str) -> float:

@@ -1,9 +1,12 @@
-"""The launcher shared by the DQN domains (continual CartPole, Jelly Bean World).
+"""The launcher shared by the DQN domains (continual CartPole, permuted CartPole, Jelly Bean World).
 
 A :class:`DQNDomain` says how to build the domain's environment and which flags it adds; this
-module does the rest: flags common to every domain, agent resolution and validation (one-line
-errors, exit 2, nothing touched), one :class:`~palr.experiments.sweep.RunJob` per (agent, seed),
-training through :class:`~palr.experiments.trainer.EpisodicTrainer`, then merge, summary and plots.
+module does the rest: flags common to every domain (including every DQN setting the testbeds
+need, :data:`DQN_FLAGS`, and the task-end capacity probe), agent resolution and validation
+(one-line errors, exit 2, nothing touched), one :class:`~palr.experiments.sweep.RunJob` per
+(agent, seed), training through :class:`~palr.experiments.trainer.EpisodicTrainer`, then merge,
+summary and plots. A domain whose task windows carry ``end_step`` (phases counted in env steps)
+runs to that env-step budget instead of an episode count.
 """
 from __future__ import annotations
 
@@ -20,8 +23,8 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
                                   configure_torch, create_dir, fail, intervention_overrides,
-                                  output_failure, positive_int, resolve_agents, torch_threads)
-
+                                  non_negative_int, output_failure, positive_float, positive_int,
+                                  resolve_agents, torch_threads, unit_float)
 from palr.experiments.run_identity import identity_fields, make_identity
 
 if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is valid
@@ -47,6 +50,8 @@ class DQNDomain:
         env_options: turns parsed flags into plain env options stored in each job.
         make_env: builds the environment for one job.
         dqn_defaults: DQNConfig fields that differ from its defaults for this domain.
+        max_reward: the largest reward of one env step; with gamma it gives the bound on true
+            values, ``max_reward / (1 - gamma)``, that the verdict checks |Q| against.
     """
 
     name: str
@@ -58,11 +63,21 @@ class DQNDomain:
     env_options: Callable[[argparse.Namespace], Dict[str, Any]]
     make_env: EnvFactory
     dqn_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    max_reward: Optional[float] = None
 
 
 DOMAINS: Dict[str, DQNDomain] = {}
 #: where each domain is defined (imported on demand, e.g. in sweep worker processes)
-DOMAIN_MODULES = {"cartpole": "palr.experiments.cartpole", "jbw": "palr.experiments.jbw"}
+DOMAIN_MODULES = {"cartpole": "palr.experiments.cartpole", "jbw": "palr.experiments.jbw",
+                  "permuted_cartpole": "palr.experiments.permuted_cartpole"}
+
+#: DQN flag -> DQNConfig field (flags left out keep the domain's default)
+DQN_FLAGS = {"double_dqn": "double_dqn", "target_update_every": "target_update_every",
+             "buffer_size": "buffer_size", "lr": "learning_rate", "gamma": "gamma",
+             "hidden_sizes": "hidden_sizes", "start_epsilon": "start_epsilon",
+             "end_epsilon": "end_epsilon", "priming_updates": "priming_updates"}
+#: capacity probe defaults (palr.capacity_probe; 1000 Adam steps on 2048 replay states)
+PROBE_STEPS, PROBE_STATES = 1000, 2048
 
 
 def register_domain(domain: DQNDomain) -> DQNDomain:
@@ -88,10 +103,67 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
                         help="DQN epsilon decay length in env steps")
     parser.add_argument("--learning_starts", type=positive_int, default=None,
                         help="env steps before DQN starts training")
+    add_dqn_arguments(parser, domain)
     domain.add_arguments(parser)
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
     return parser
+
+
+def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> None:
+    """The DQN settings of :data:`DQN_FLAGS` and the capacity probe's, with this domain's defaults
+    in the help; every value ends up in the run's config."""
+    from palr.agents.dqn import DQNConfig
+    d = DQNConfig(**domain.dqn_defaults)
+    group = parser.add_argument_group("DQN (defaults are this domain's)")
+    group.add_argument("--double_dqn", dest="double_dqn", action="store_const", const=True,
+                       default=None, help="Double DQN targets (van Hasselt et al. 2016)"
+                       + (" (default here)" if d.double_dqn else ""))
+    group.add_argument("--no_double_dqn", dest="double_dqn", action="store_const", const=False,
+                       help="plain DQN max targets" + ("" if d.double_dqn else " (default here)"))
+    group.add_argument("--target_update_every", type=positive_int, default=None, metavar="UPDATES",
+                       help=f"gradient updates between target-network copies "
+                            f"(default {d.target_update_every})")
+    group.add_argument("--buffer_size", type=positive_int, default=None, metavar="N",
+                       help=f"replay capacity in transitions (default {d.buffer_size})")
+    group.add_argument("--lr", type=positive_float, default=None,
+                       help=f"Adam learning rate (default {d.learning_rate:g})")
+    group.add_argument("--gamma", type=unit_float, default=None,
+                       help=f"discount factor (default {d.gamma:g})")
+    group.add_argument("--hidden_sizes", type=positive_int, nargs="+", default=None, metavar="W",
+                       help=f"hidden layer widths of the Q-network (default "
+                            f"{' '.join(map(str, d.hidden_sizes))})")
+    group.add_argument("--start_epsilon", type=unit_float, default=None,
+                       help=f"exploration rate at the first step (default {d.start_epsilon:g})")
+    group.add_argument("--end_epsilon", type=unit_float, default=None,
+                       help=f"exploration rate after --exploration_steps (default "
+                            f"{d.end_epsilon:g}; the decay is linear)")
+    group.add_argument("--priming_updates", type=non_negative_int, default=None, metavar="N",
+                       help="N gradient updates on the first --learning_starts transitions before "
+                            "training goes on (Nikishin et al. 2022's priming; default 0 = off)")
+    group.add_argument("--probe_steps", type=non_negative_int, default=PROBE_STEPS, metavar="N",
+                       help=f"Adam steps of the capacity probe run at every task end "
+                            f"(default {PROBE_STEPS}; 0 = no probe)")
+    group.add_argument("--probe_states", type=positive_int, default=PROBE_STATES, metavar="N",
+                       help=f"replay states the capacity probe fits (default {PROBE_STATES})")
+
+
+def dqn_flag_values(args: argparse.Namespace) -> Dict[str, Any]:
+    """DQNConfig fields given on the command line (:data:`DQN_FLAGS`)."""
+    values: Dict[str, Any] = {}
+    for flag, field in DQN_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            values[field] = tuple(value) if field == "hidden_sizes" else value
+    return values
+
+
+def probe_options(args: argparse.Namespace) -> Optional[Dict[str, int]]:
+    """The capacity probe's settings for the jobs, None when it is off (``--probe_steps 0``)."""
+    steps = getattr(args, "probe_steps", 0)
+    if not steps:
+        return None
+    return {"steps": steps, "states": args.probe_states}
 
 
 def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
@@ -106,9 +178,17 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     for key in ("exploration_steps", "learning_starts"):
         if getattr(args, key) is not None:
             dqn[key] = getattr(args, key)
+    dqn.update(dqn_flag_values(args))
+    from palr.agents.dqn import DQNConfig
+    try:
+        DQNConfig(**dqn)
+    except ValueError as err:
+        raise UsageError(f"{err}; change the DQN flags (see --help)") from None
     options = {"env": env_options, "dqn": dqn, "device": args.device,
                "overrides": overrides, "checkpoint_every": args.checkpoint_every,
                "progress": not args.no_progress, "tensorboard": not args.no_tensorboard}
+    options["probe"] = probe_options(args)
+    options["max_reward"] = domain.max_reward
     jobs = []
     for spec in specs:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
@@ -127,13 +207,14 @@ def _dqn_config(job: RunJob) -> Any:
 
 def dqn_identity(job: RunJob) -> Dict[str, Any]:
     """The run identity of a DQN job: domain, agent, seed, environment options, the resolved DQN
-    config and every intervention's resolved config (:mod:`palr.experiments.run_identity`)."""
+    config, every intervention's resolved config and the task-end capacity probe's settings
+    (:mod:`palr.experiments.run_identity`)."""
     from palr.interventions import build_stack, stack_settings
     spec = resolve_agent(job.agent_index, ALGO)
     dqn = {k: v for k, v in dataclasses.asdict(_dqn_config(job)).items() if k != "seed"}
     return make_identity({
         "domain": job.domain, "agent_idx": spec.index, "seed": job.seed,
-        "env": job.options["env"], "dqn": dqn,
+        "env": job.options["env"], "dqn": dqn, "probe": job.options.get("probe"),
         "interventions": stack_settings(build_stack(spec, job.options["overrides"])),
     })
 
@@ -143,7 +224,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     from palr.agents.dqn import DQNAgent
     from palr.experiments.records import RunRecorder
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
-    from palr.interventions import build_stack
+    from palr.interventions import build_stack, stack_settings
 
     configure_torch()
     domain = get_domain(job.domain)
@@ -152,22 +233,39 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
     config = _dqn_config(job)
     spec = resolve_agent(job.agent_index, ALGO)
-    agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config,
-                     build_stack(spec, opts["overrides"]))
-    total = tasks[-1]["end_episode"]
+    stack = build_stack(spec, opts["overrides"])
+    agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config, stack)
+    by_steps = "end_step" in tasks[-1]  # phases counted in env steps
+    total = None if by_steps else tasks[-1]["end_episode"]
+    total_steps = tasks[-1]["end_step"] if by_steps else None
     recorder = RunRecorder({
         "domain": domain.name, "agent": job.agent_name, "agent_idx": job.agent_index,
         "seed": job.seed, "score_name": "return", "score_threshold": threshold, "tasks": tasks,
         "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
                    "interventions": list(spec.interventions), "overrides": opts["overrides"],
-                   "total_episodes": total},
+                   "total_episodes": total, "total_env_steps": total_steps,
+                   "probe": opts.get("probe"), "max_reward": opts.get("max_reward"),
+                   "intervention_settings": stack_settings(stack)},
         **identity_fields(identity),
     })
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
                                progress=opts["progress"], tensorboard=opts["tensorboard"],
-                               description=job.label)
-    return EpisodicTrainer(env, agent, recorder, settings).run()
+                               description=job.label, total_env_steps=total_steps)
+    return EpisodicTrainer(env, agent, recorder, settings,
+                           task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
+                           ).run()
+
+
+def _capacity_probe(agent: Any, options: Optional[Dict[str, int]], seed: int) -> Any:
+    """The task-end capacity probe of a DQN agent's Q-network, or None when it is off."""
+    if not options:
+        return None
+    from palr.capacity_probe import CapacityProbeConfig
+    from palr.experiments.task_end_probe import ReplayCapacityProbe
+    return ReplayCapacityProbe({agent.NET: agent.q}, agent.replay,
+                               CapacityProbeConfig(steps=options["steps"], states=options["states"]),
+                               seed=10_007 * int(seed) + 0xCA9, device=agent.device)
 
 
 def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:

@@ -1,7 +1,9 @@
 """Plasticity at the end of every task, per agent: is plasticity lost along the sequence?
 
 Plasticity loss shows as a dead-unit fraction that rises and an effective rank that falls from
-task to task (Lyle et al. 2023; Dohare et al. 2024). For each run, network (the layer-name prefix
+task to task (Lyle et al. 2023; Dohare et al. 2024), and as a capacity-probe residual that grows
+above a fresh network's (Lyle et al. 2022); a mean |Q| that grows past the reward bound is value
+divergence instead. For each run, network (the layer-name prefix
 before the first dot, as ``summary.py``'s ``dead_final/<net>``) and task, the value is the mean
 over the network's layers of each layer's last measurement at or before the task's end; across
 seeds: mean with a percentile-bootstrap CI (:func:`~palr.experiments.metrics.bootstrap_ci`).
@@ -15,7 +17,7 @@ import numpy as np
 from palr.experiments.metrics import bootstrap_ci
 from palr.experiments.records import metric_series, task_end_steps
 
-TREND_KEYS = ("dead", "erank")
+TREND_KEYS = ("dead", "erank", "output_abs", "probe_residual", "probe_residual_fresh")
 
 
 def _networks(run: Mapping[str, Any]) -> Dict[str, List[str]]:
@@ -83,9 +85,15 @@ def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
 
 def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
     """Plain-text tables: one per metric, a row per (agent, network), a column per task end."""
-    labels = {"dead": "dead fraction", "erank": "effective rank"}
+    labels = {"dead": "dead fraction", "erank": "effective rank",
+              "output_abs": "mean |output| (|Q| of a Q-network)",
+              "probe_residual": "capacity-probe residual of the trained network",
+              "probe_residual_fresh": "capacity-probe residual of a fresh network"}
+    formats = {"dead": "{:.3f}", "erank": "{:.2f}"}
     lines: List[str] = []
     for key, per_agent in trend.items():
+        if not per_agent:  # no run logged this metric
+            continue
         lines.append(f"{labels.get(key, key)} at the first measurement and at the end of each task: "
                      "mean over seeds [95% CI]")
         header = ["agent [net]", "first at update", "first"] + [
@@ -93,7 +101,7 @@ def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
         rows = [header]
         for agent, nets in per_agent.items():
             for net, cells in nets.items():
-                fmt = "{:.3f}" if key == "dead" else "{:.2f}"
+                fmt = formats.get(key, "{:.3g}")
                 update = cells[0].get("update", float("nan"))
                 rows.append([f"{agent} [{net}]", "n/a" if update != update else f"{update:.0f}"] + [
                     "n/a" if not cell["n"] else

@@ -4,9 +4,13 @@ Every figure is drawn on its own ``matplotlib.figure.Figure`` with the Agg canva
 global state, no display needed) and written atomically as PNG:
 
 - ``learning_curves.png``: score moving average (window 10, inside each task window) per agent,
-  mean across seeds with a percentile-bootstrap CI band, dashed lines at task switches;
-- ``plasticity_dead.png`` / ``plasticity_erank.png``: per-layer dead fraction / effective rank over
-  env steps, one panel per layer, one line (mean, CI band) per agent;
+  mean across seeds with a percentile-bootstrap CI band, dashed lines at task switches; over env
+  steps when the phases are counted in env steps (seeds then switch at different episodes);
+- ``plasticity_dead.png`` / ``plasticity_erank.png`` / ``plasticity_feature_norm.png``: per-layer
+  dead fraction / effective rank / feature norm over env steps, one panel per layer, one line
+  (mean, CI band) per agent;
+- ``value_and_capacity.png``: the value network's mean |Q| over env steps (log scale, the reward
+  bound dashed) and the capacity-probe ratio trained/fresh at every task end;
 - ``recovery.png``: recovery episodes per agent, bars = mean, error bars = CI, dots = seeds;
 - ``cw_matrix.png`` (runs with evaluations): task x evaluation heatmap of the score, per agent.
 
@@ -26,10 +30,12 @@ from matplotlib.patches import Rectangle
 
 from palr.experiments.files import PathLike, atomic_write_bytes
 from palr.experiments.metrics import evaluation_task, moving_average
-from palr.experiments.records import metric_series, task_end_steps
+from palr.experiments.records import OUTPUT_LAYER, is_network_level, metric_series, task_end_steps
 from palr.experiments.summary import validate_sweep
+from palr.experiments.verdict import reward_bound, value_network
 
-__all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix", "plot_all"]
+__all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix",
+           "plot_value_and_capacity", "plot_all"]
 
 _MAX_POINTS = 1500
 _BAND_RESAMPLES = 1000
@@ -98,41 +104,62 @@ def _per_task_moving_average(scores: Sequence[Optional[float]], tasks: Sequence[
     return out
 
 
+def _by_env_steps(sweep: Mapping[str, Any]) -> bool:
+    """Whether the sweep's phases are counted in env steps (task windows with ``start_step``)."""
+    tasks = sweep["runs"][0]["tasks"]
+    return bool(tasks) and all("start_step" in t for t in tasks)
+
+
+def _learning_curve(run: Mapping[str, Any], window: int, by_steps: bool
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """(x, per-task moving average): x = episode index, or the env step at each episode's end."""
+    curve = _per_task_moving_average(run["episodes"]["score"], run["tasks"], window)
+    if not by_steps:
+        return np.arange(len(curve), dtype=float), curve
+    steps = np.asarray(run["episodes"].get("env_step") or [], dtype=float)[:len(curve)]
+    return steps, curve[:len(steps)]
+
+
 def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: int = 10) -> Optional[str]:
     """Score moving average per agent (mean across seeds, CI band), task switches dashed."""
     _check(sweep)
     colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
+    by_steps = _by_env_steps(sweep)
     fig = Figure(figsize=(10, 5))
     ax = fig.add_subplot(1, 1, 1)
     drawn = False
     for agent in sweep["agents"]:
         runs = _runs_of(sweep, agent)
-        curves = [_per_task_moving_average(r["episodes"]["score"], r["tasks"], window) for r in runs]
-        length = min(len(c) for c in curves) if curves else 0
-        if length == 0:
+        curves = [c for c in (_learning_curve(r, window, by_steps) for r in runs) if c[0].size]
+        if not curves:
             continue
-        stack = np.vstack([c[:length] for c in curves])
-        idx = _thin(np.arange(length))
+        if by_steps:
+            grid, stack = _on_common_grid(curves)
+        else:
+            length = min(len(y) for _, y in curves)
+            grid, stack = np.arange(length, dtype=float), np.vstack([y[:length] for _, y in curves])
+        idx = _thin(grid)
         mean, low, high = _mean_band(stack[:, idx], confidence)
-        ax.plot(idx, mean, color=colors[agent], lw=1.6, label=f"{agent} (n={len(runs)})")
+        ax.plot(grid[idx], mean, color=colors[agent], lw=1.6, label=f"{agent} (n={len(runs)})")
         if low is not None:
-            ax.fill_between(idx, low, high, color=colors[agent], alpha=0.2, lw=0)
+            ax.fill_between(grid[idx], low, high, color=colors[agent], alpha=0.2, lw=0)
         drawn = True
     if not drawn:
         return None
     tasks = sweep["runs"][0]["tasks"]
+    start_key = "start_step" if by_steps else "start_episode"
     for i, task in enumerate(tasks):
         if i > 0:
-            ax.axvline(int(task["start_episode"]), color="0.35", ls="--", lw=1)
+            ax.axvline(int(task[start_key]), color="0.35", ls="--", lw=1)
         if len(tasks) <= 12:
-            ax.annotate(str(task.get("name", i)), xy=(int(task["start_episode"]), 1.0),
+            ax.annotate(str(task.get("name", i)), xy=(int(task[start_key]), 1.0),
                         xycoords=("data", "axes fraction"), xytext=(3, -12),
                         textcoords="offset points", fontsize=8, color="0.3")
     threshold = sweep.get("score_threshold")
     if threshold is not None:
         ax.axhline(float(threshold), color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
     pct = int(round(100 * confidence))
-    ax.set_xlabel("episode")
+    ax.set_xlabel("env step" if by_steps else "episode")
     ax.set_ylabel(f"{sweep.get('score_name', 'score')} ({window}-episode moving average)")
     ax.set_title(f"{sweep['domain']}: learning curves (mean across seeds, {pct}% bootstrap CI; "
                  f"dashed = task switch)", fontsize=10)
@@ -143,10 +170,11 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
 
 
 def _layer_names(sweep: Mapping[str, Any]) -> List[str]:
+    """Every probed layer of the sweep's runs (network-level pseudo-layers left out)."""
     names: List[str] = []
     for run in sweep["runs"]:
         for name in ((run.get("plasticity") or {}).get("layers") or {}):
-            if name not in names:
+            if name not in names and not is_network_level(name):
                 names.append(name)
     return names
 
@@ -170,7 +198,7 @@ def _switch_steps(run: Mapping[str, Any]) -> List[float]:
 
 
 def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
-                    keys: Sequence[str] = ("dead", "erank")) -> List[str]:
+                    keys: Sequence[str] = ("dead", "erank", "feature_norm")) -> List[str]:
     """Per-layer curves over env steps, one figure per metric, one panel per layer, line per agent."""
     _check(sweep)
     layers = _layer_names(sweep)
@@ -178,7 +206,8 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
         return []
     colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
     labels = {"dead": "dead fraction", "erank": "effective rank", "dormant": "tau-dormant fraction",
-              "srank": "srank (delta 0.01)", "lr_scale": "PALR lr scale"}
+              "srank": "srank (delta 0.01)", "lr_scale": "PALR lr scale",
+              "feature_norm": "feature norm"}
     switches = _switch_steps(sweep["runs"][0])
     written = []
     for key in keys:
@@ -226,8 +255,74 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
         fig.suptitle(f"{sweep['domain']}: {labels.get(key, key)} per layer (mean across seeds, "
                      f"{pct}% bootstrap CI; dashed = task switch)", fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.95))
-        written.append(_save(fig, out_dir, f"plasticity_{key}.png"))
+        if handles or key in ("dead", "erank"):  # a metric no run logged gets no figure
+            written.append(_save(fig, out_dir, f"plasticity_{key}.png"))
     return written
+
+
+def _probe_ratios(run: Mapping[str, Any], net: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(task-end index 0, 1, ..., trained/fresh probe residual) of one run's network."""
+    layer = f"{net}.{OUTPUT_LAYER}"
+    s_t, trained = metric_series(run, layer, "probe_residual")
+    s_f, fresh = metric_series(run, layer, "probe_residual_fresh")
+    common = np.intersect1d(s_t, s_f)
+    ratio = trained[np.isin(s_t, common)] / np.maximum(fresh[np.isin(s_f, common)], 1e-12)
+    return np.arange(ratio.size, dtype=float), ratio
+
+
+def plot_value_and_capacity(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
+    """Left: the value network's mean |Q| over env steps (log scale; the reward bound dashed).
+    Right: the capacity-probe ratio trained/fresh at every task end (1 = as plastic as fresh)."""
+    _check(sweep)
+    colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
+    fig = Figure(figsize=(12, 4.6))
+    ax_q, ax_p = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    drawn = False
+    for agent in sweep["agents"]:
+        runs = _runs_of(sweep, agent)
+        net = value_network(runs[0]) if runs else None
+        if net is None:
+            continue
+        for ax, series in ((ax_q, [metric_series(r, f"{net}.{OUTPUT_LAYER}", "output_abs")
+                                   for r in runs]),
+                           (ax_p, [_probe_ratios(r, net) for r in runs])):
+            series = [s for s in series if s[0].size]
+            if not series:
+                continue
+            if ax is ax_p:
+                length = min(len(x) for x, _ in series)
+                grid, stack = series[0][0][:length], np.vstack([y[:length] for _, y in series])
+            else:
+                grid, stack = _on_common_grid(series)
+            mean, low, high = _mean_band(stack, confidence)
+            ax.plot(grid, mean, color=colors[agent], lw=1.5, label=f"{agent} [{net}]",
+                    marker="o" if ax is ax_p else None, ms=3)
+            if low is not None:
+                ax.fill_between(grid, low, high, color=colors[agent], alpha=0.2, lw=0)
+            drawn = True
+    if not drawn:
+        return None
+    bound = reward_bound(sweep["runs"][0])
+    if bound is not None:
+        ax_q.axhline(bound, color="0.3", ls="--", lw=1, label=f"reward bound {bound:g}")
+    for step in _switch_steps(sweep["runs"][0]):
+        ax_q.axvline(step, color="0.6", ls=":", lw=0.8)
+    ax_q.set_yscale("log")
+    ax_q.set_xlabel("env step")
+    ax_q.set_ylabel("mean |Q| on the diagnostic batch")
+    ax_p.axhline(1.0, color="0.3", ls="--", lw=1)
+    ax_p.set_xlabel("end of task")
+    ax_p.set_ylabel("capacity-probe residual, trained / fresh")
+    for ax in (ax_q, ax_p):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+    pct = int(round(100 * confidence))
+    fig.suptitle(f"{sweep['domain']}: value magnitude and capacity (mean across seeds, {pct}% "
+                 "bootstrap CI; ratio > 1 = less able to fit a new function than a fresh net)",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, out_dir, "value_and_capacity.png")
 
 
 def plot_recovery(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
@@ -346,7 +441,8 @@ def plot_all(sweep: Mapping[str, Any], out_dir: PathLike) -> List[str]:
         if path:
             paths.append(path)
     paths += plot_plasticity(sweep, out_dir)
-    for path in (plot_recovery(sweep, out_dir), plot_cw_matrix(sweep, out_dir)):
+    for path in (plot_value_and_capacity(sweep, out_dir), plot_recovery(sweep, out_dir),
+                 plot_cw_matrix(sweep, out_dir)):
         if path:
             paths.append(path)
     return paths

@@ -1,8 +1,15 @@
 """Accumulates one run's results in the ``palr.run/1`` schema (see palr.experiments.summary).
 
 Per episode: return, domain score, task index, env steps. Per plasticity measurement (any
-intervention's published log): update, env step, and per ``<net>.<layer>`` every metric
-(null where a metric does not apply to that layer or was not logged by that intervention).
+intervention's published log, or the capacity probe at a task end): update, env step, and per
+``<net>.<layer>`` every metric (null where a metric does not apply to that layer or was not
+logged by that measurement). Network-level values (:data:`NETWORK_METRICS`: the mean absolute
+output and the capacity probe) are stored under the pseudo-layer ``<net>.output``.
+
+Task windows: a run whose phases are counted in episodes knows its windows in advance. A run
+whose phases are counted in env steps gets windows with ``start_step``/``end_step`` (the plan);
+their ``start_episode``/``end_episode`` are then filled from where the switches actually happened
+(:func:`observed_task_windows`).
 """
 from __future__ import annotations
 
@@ -12,8 +19,19 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 SCHEMA = "palr.run/1"
-PLASTICITY_METRICS = ("dead", "dormant", "erank", "srank", "stable_rank", "weight_norm",
-                      "grad_norm", "lr_scale", "reinit")
+#: per-layer values of a network
+LAYER_METRICS = ("dead", "dormant", "erank", "srank", "stable_rank", "weight_norm",
+                 "grad_norm", "lr_scale", "reinit", "feature_norm")
+#: per-network values, logged under the pseudo-layer ``<net>.output``
+NETWORK_METRICS = ("output_abs", "probe_residual", "probe_residual_fresh")
+PLASTICITY_METRICS = LAYER_METRICS + NETWORK_METRICS
+#: the pseudo-layer name of the network-level values (as palr.measure.OUTPUT_LAYER)
+OUTPUT_LAYER = "output"
+
+
+def is_network_level(layer: str) -> bool:
+    """Whether ``<net>.<layer>`` is the pseudo-layer of network-level values."""
+    return layer.rsplit(".", 1)[-1] == OUTPUT_LAYER
 
 
 def split_log_key(key: str) -> Optional[tuple]:
@@ -46,6 +64,39 @@ def task_end_steps(run: Mapping[str, Any]) -> List[Optional[float]]:
         out.append(float(steps[end - 1]) if 0 < end <= len(steps) and steps[end - 1] is not None
                    else None)
     return out
+
+
+def observed_task_windows(planned: List[Dict[str, Any]], episode_tasks: List[int]
+                          ) -> List[Dict[str, Any]]:
+    """Task windows (episodes, end exclusive) from the task index of every episode played.
+
+    Each maximal stretch of episodes with one task index is matched, in order, to the next planned
+    window with that index; a planned window that no episode started in stays empty, a stretch
+    matching no planned window extends the window before it, and windows not reached yet are
+    empty at the current episode count, so every window is valid while a run is still going.
+    """
+    windows = [dict(w) for w in planned]
+    n = len(episode_tasks)
+    for w in windows:
+        w["start_episode"] = w["end_episode"] = n
+    stretches = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or episode_tasks[i] != episode_tasks[start]:
+            stretches.append((int(episode_tasks[start]), start, i))
+            start = i
+    pos = 0
+    for task, first, end in stretches:
+        match = next((k for k in range(pos, len(windows)) if int(windows[k]["index"]) == task), None)
+        if match is None:
+            if pos > 0:
+                windows[pos - 1]["end_episode"] = end
+            continue
+        for k in range(pos, match):
+            windows[k]["start_episode"] = windows[k]["end_episode"] = first
+        windows[match]["start_episode"], windows[match]["end_episode"] = first, end
+        pos = match + 1
+    return windows
 
 
 class RunRecorder:
@@ -98,8 +149,16 @@ class RunRecorder:
         self.events.append({"kind": kind, **fields})
 
     # --- output ------------------------------------------------------------------------------
+    def task_windows(self) -> List[Dict[str, Any]]:
+        """The run's task windows: as planned, or observed for phases counted in env steps."""
+        planned = self.header.get("tasks") or []
+        if planned and all("start_step" in w for w in planned):
+            return observed_task_windows(planned, self.episodes["task"])
+        return planned
+
     def to_dict(self, status: str, wall_time_s: float) -> Dict[str, Any]:
-        out = {"schema": SCHEMA, **self.header, "episodes": self.episodes,
+        out = {"schema": SCHEMA, **self.header, "tasks": self.task_windows(),
+               "episodes": self.episodes,
                "plasticity": self.plasticity, "evaluations": self.evaluations,
                "events": self.events, "status": status, "wall_time_s": float(wall_time_s)}
         return out

@@ -1,23 +1,34 @@
 """The evidence study: PALR against its baselines, rerun with one command (issue 5).
 
-Two parts, each a sweep through the project's own launchers, then published:
+Four parts, each a sweep through the project's own launchers, then published:
 
 - ``cartpole``: continual CartPole (4 silent physics phases, default phase length), ALL eight
   agents of the table x 10 seeds, DQN;
 - ``cw``: a reduced Continual World: CW10 (the seed's MT10 order) with 25 episodes of 200 steps
   per task, SAC-FixedLR (0) and PALR-SAC (4), 3 seeds. Continual World's protocol is 1M steps
   per task (Wolczyk et al. 2021); this budget (5k) is ~200x smaller, so success rates are low
-  and the part mainly shows the plasticity measurements.
+  and the part mainly shows the plasticity measurements;
+- ``permuted``: the plasticity-loss testbed (:mod:`palr.experiments.permuted_cartpole`: 12 phases
+  of 15k env steps, a new signed permutation of the observation each), all eight agents x 5 seeds;
+- ``priming``: the primacy-bias check (Nikishin et al. 2022): CartPole without switches for 50k env
+  steps after 100k updates on the first 1000 transitions; FixedLR, PeriodicReset, PALR and ReDo
+  x 5 seeds.
 
-Usage (about 1.5-2 h on 2 cores, ``--jobs 2``)::
+Presets: ``full`` (the published study), ``pilot`` (the permuted part with FixedLR and PALR x 2
+seeds) and ``smoke`` (every part in seconds, for the tests).
 
-    ./run.sh python -m palr.experiments.study                 # both parts
-    ./run.sh python -m palr.experiments.study --part cartpole
+Usage (CartPole and CW about 1.5-2 h on 2 cores with ``--jobs 2``; the permuted part about
+5 min per run on one thread, 8 agents x 5 seeds ~ 100 min with ``--jobs 2``)::
+
+    ./run.sh python -m palr.experiments.study                 # every part
+    ./run.sh python -m palr.experiments.study --part permuted
 
 Raw runs (checkpoints, TensorBoard, per-run JSON) go to ``--workdir`` (default
 ``results/study``, not tracked); a killed study resumes from its checkpoints when rerun.
 Published under ``--publish_dir/<part>/`` (default ``docs/results``): ``RESULTS_SUMMARY.txt``,
-``PLASTICITY_BY_TASK.txt`` (dead fraction and effective rank at every task end, per agent), the
+``VERDICT.txt`` (:mod:`palr.experiments.verdict`: does FixedLR lose plasticity here, and does
+each agent change it), ``PLASTICITY_BY_TASK.txt`` (dead fraction, effective rank, |Q| and the
+capacity probe at every task end, per agent), the
 merged sweep JSON, ``plots/*.png`` and ``MANIFEST.json`` (exact command, launcher argv, machine,
 package versions, and every invocation that made the runs: commit, start, end, wall time).
 """
@@ -26,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 import pathlib
@@ -40,10 +52,13 @@ from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir,
                                   fail, output_failure, positive_int, torch_threads)
 from palr.experiments.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from palr.experiments.plasticity_trend import format_trend, plasticity_trend
+from palr.experiments.verdict import compute_verdict, format_verdict, reference_comparison
 from palr.paths import tree_root
 
 REPO_ROOT = tree_root().parent
 INVOCATIONS_FILE = "invocations.json"
+#: sub-folder of a part's run and publish folders holding its reference sweep
+REFERENCE_DIR = "reference"
 VERSIONED_PACKAGES = ("torch", "numpy", "gymnasium", "metaworld", "mujoco", "scipy", "matplotlib")
 
 
@@ -55,17 +70,37 @@ class StudyPart:
         name: part name (``--part``) and publish sub-folder.
         launcher_args: arguments of the domain launcher (``--outdir`` and ``--jobs`` are added).
         merged_name: file name of the merged sweep JSON the part produces.
+        reference_args: arguments of a second sweep, without the part's treatment, run into
+            ``<part>/reference`` and compared against in the verdict (the priming check's
+            unprimed FixedLR); None = none.
+        reference_label: how the verdict names that reference (e.g. "unprimed").
     """
 
     name: str
     launcher_args: Sequence[str]
     merged_name: str
+    reference_args: Optional[Sequence[str]] = None
+    reference_label: str = "reference"
 
+
+#: The priming check (Nikishin et al. 2022): CartPole without switches (one identity phase of the
+#: testbed, its DQN settings) for 50k env steps; primed runs first do 100k updates on the first
+#: 1000 transitions, the unprimed FixedLR reference does not.
+PRIMING_ARGS = ("--num_phases", "1", "--phase_steps", "50000")
+#: Seconds-long DQN settings of the smoke preset.
+SMOKE_DQN = ("--learning_starts", "50", "--buffer_size", "500", "--measure_freq", "50",
+             "--diag_batch_size", "128", "--probe_steps", "20", "--probe_states", "128")
 
 PRESETS: Dict[str, Dict[str, StudyPart]] = {
     "full": {
         "cartpole": StudyPart("cartpole", ["--agents", *map(str, range(8)), "--seeds", "10"],
                               "cartpole_raw_results.json"),
+        "permuted": StudyPart("permuted", ["--agents", *map(str, range(8)), "--seeds", "5"],
+                              "permuted_cartpole_raw_results.json"),
+        "priming": StudyPart("priming", [*PRIMING_ARGS, "--priming_updates", "100000",
+                                         "--agents", "0", "2", "4", "7", "--seeds", "5"],
+                             "permuted_cartpole_raw_results.json",
+                             [*PRIMING_ARGS, "--agents", "0", "--seeds", "5"], "unprimed"),
         "cw": StudyPart("cw", ["--cw10", "--episodes_per_task", "25", "--agents", "0", "4",
                                "--seeds", "3", "--start_steps", "2000", "--eval_episodes", "5"],
                         "cw10_raw_results.json"),
@@ -75,11 +110,25 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
         "cartpole": StudyPart("cartpole", ["--agents", "0", "4", "--seeds", "1",
                                            "--phase_episodes", "2", "--learning_starts", "20"],
                               "cartpole_raw_results.json"),
+        "permuted": StudyPart("permuted", ["--agents", "0", "4", "--seeds", "2",
+                                           "--phase_steps", "150", "--num_phases", "4",
+                                           *SMOKE_DQN], "permuted_cartpole_raw_results.json"),
+        "priming": StudyPart("priming", ["--num_phases", "1", "--phase_steps", "300",
+                                         "--priming_updates", "40", "--agents", "0", "4",
+                                         "--seeds", "1", *SMOKE_DQN],
+                             "permuted_cartpole_raw_results.json",
+                             ["--num_phases", "1", "--phase_steps", "300", "--agents", "0",
+                              "--seeds", "1", *SMOKE_DQN], "unprimed"),
         "cw": StudyPart("cw", ["--cw10", "--num_tasks", "2", "--episodes_per_task", "1",
                                "--max_episode_steps", "20", "--agents", "0", "4", "--seeds", "1",
                                "--start_steps", "10", "--update_after", "10", "--update_every",
                                "10", "--eval_episodes", "1", "--batch_size", "16"],
                         "cw10_raw_results.json"),
+    },
+    # The pilot of the permuted testbed: FixedLR and PALR x 2 seeds at the full size.
+    "pilot": {
+        "permuted": StudyPart("permuted", ["--agents", "0", "4", "--seeds", "2"],
+                              "permuted_cartpole_raw_results.json"),
     },
 }
 
@@ -138,11 +187,20 @@ def machine_description() -> Dict[str, Any]:
 # ----------------------------------------------------------------------------- running
 
 
-def _cartpole_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
-    from palr.experiments.cartpole import main as cartpole_main
-    argv = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
-    _check_status("run_experiments.py", cartpole_main(argv))
-    return [["run_experiments.py", *argv]]
+def _dqn_runner(prog: str, module: str) -> Callable[[StudyPart, pathlib.Path, int], List[List[str]]]:
+    """A part that is one sweep of the DQN launcher ``prog`` (``module``'s ``main``)."""
+    def run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
+        launcher = importlib.import_module(module)
+        sweeps = [(part.launcher_args, run_dir)]
+        if part.reference_args is not None:
+            sweeps.append((part.reference_args, run_dir / REFERENCE_DIR))
+        argvs = []
+        for args, outdir in sweeps:
+            argv = [*args, "--outdir", str(outdir), "--jobs", str(jobs), "--no_progress"]
+            _check_status(prog, launcher.main(argv))
+            argvs.append([prog, *argv])
+        return argvs
+    return run
 
 
 def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]]:
@@ -159,7 +217,12 @@ def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]
 
 
 RUNNERS: Dict[str, Callable[[StudyPart, pathlib.Path, int], List[List[str]]]] = {
-    "cartpole": _cartpole_run, "cw": _cw_run}
+    "cartpole": _dqn_runner("run_experiments.py", "palr.experiments.cartpole"),
+    "cw": _cw_run,
+    "permuted": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
+    "priming": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
+}
+PART_NAMES = tuple(RUNNERS)
 
 
 class StudyStopped(RuntimeError):
@@ -178,8 +241,8 @@ def _check_status(launcher: str, status: Optional[int]) -> None:
 def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
             manifest: Dict[str, Any]) -> pathlib.Path:
     """Copy the part's summary, merged sweep and plots to ``publish_dir/<part>``, write the
-    plasticity-by-task table (``PLASTICITY_BY_TASK.txt``) and the manifest; files of an earlier
-    publication are replaced, nothing else there is touched."""
+    plasticity-by-task table (``PLASTICITY_BY_TASK.txt``), the verdict (``VERDICT.txt``) and the
+    manifest; files of an earlier publication are replaced, nothing else there is touched."""
     target = publish_dir / part.name
     for name in ("RESULTS_SUMMARY.txt", part.merged_name):  # atomic: a full disk tears nothing
         atomic_write_bytes(target / name, (run_dir / name).read_bytes())
@@ -189,6 +252,15 @@ def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
     task_names = [task.get("name", str(i)) for i, task in enumerate(sweep["runs"][0]["tasks"])]
     atomic_write_text(target / "PLASTICITY_BY_TASK.txt",
                       format_trend(plasticity_trend(sweep), task_names))
+    verdict = format_verdict(sweep.get("verdict") or compute_verdict(sweep))
+    reference = run_dir / REFERENCE_DIR / part.merged_name
+    if part.reference_args is not None and reference.exists():
+        (target / REFERENCE_DIR).mkdir(exist_ok=True)
+        for name in ("RESULTS_SUMMARY.txt", part.merged_name):
+            shutil.copyfile(run_dir / REFERENCE_DIR / name, target / REFERENCE_DIR / name)
+        lines = reference_comparison(sweep, json.loads(reference.read_text()), part.reference_label)
+        verdict += "\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+    atomic_write_text(target / "VERDICT.txt", verdict)
     atomic_write_json(target / "MANIFEST.json", manifest)
     return target
 
@@ -243,18 +315,22 @@ def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m palr.experiments.study",
                            description="PALR evidence study: continual CartPole (8 agents x 10 "
-                                       "seeds) and a reduced CW10 (agents 0, 4 x 3 seeds)")
-    parser.add_argument("--part", choices=("all", "cartpole", "cw"), default="all")
+                                       "seeds), a reduced CW10 (agents 0, 4 x 3 seeds), the "
+                                       "permuted-CartPole testbed (8 agents x 5 seeds) and the "
+                                       "priming check (agents 0, 2, 4, 7 x 5 seeds)")
+    parser.add_argument("--part", choices=("all",) + PART_NAMES, default="all",
+                        help="one part, or all parts of the preset (default)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="full: the published study; smoke: seconds-long pipeline check")
+                        help="full: the published study; pilot: FixedLR and PALR x 2 seeds on the "
+                             "permuted testbed; smoke: seconds-long pipeline check")
     parser.add_argument("--jobs", type=positive_int, default=2, help="runs in parallel")
     parser.add_argument("--workdir", type=pathlib.Path, default=None,
                         help="raw runs and checkpoints, resumable (default results/study, "
-                             "results/study-smoke for --preset smoke)")
+                             "results/study-<preset> for the other presets)")
     parser.add_argument("--publish_dir", type=pathlib.Path, default=None,
                         help="where summaries, plots and manifests are published (default "
-                             "docs/results; <workdir>/published for --preset smoke, so a smoke "
-                             "run never overwrites the published study)")
+                             "docs/results; <workdir>/published for the other presets, so a smoke "
+                             "or pilot run never overwrites the published study)")
     return parser
 
 
@@ -262,8 +338,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(args_list)
+    preset = PRESETS[args.preset]
+    names = tuple(preset) if args.part == "all" else (args.part,)
+    if any(name not in preset for name in names):
+        fail(parser.prog, f"preset {args.preset!r} has no part {args.part!r}; choose one of "
+                          f"{', '.join(preset)} (or --part all)")
     if args.workdir is None:
-        args.workdir = REPO_ROOT / "results" / ("study" if args.preset == "full" else "study-smoke")
+        args.workdir = REPO_ROOT / "results" / ("study" if args.preset == "full"
+                                                else f"study-{args.preset}")
     if args.publish_dir is None:
         args.publish_dir = (REPO_ROOT / "docs" / "results" if args.preset == "full"
                             else args.workdir / "published")
@@ -275,11 +357,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     configure_torch()
     command = " ".join(["python -m palr.experiments.study", *map(shlex.quote, args_list)])
-    names = ("cartpole", "cw") if args.part == "all" else (args.part,)
     try:
         for name in names:
-            target = run_part(PRESETS[args.preset][name], args.workdir, args.publish_dir,
-                              args.jobs, command)
+            target = run_part(preset[name], args.workdir, args.publish_dir, args.jobs, command)
             print(f"[study] {name} published to {target}", file=sys.stderr)
     except StudyStopped as stop:
         print(f"[study] {stop}", file=sys.stderr)

@@ -11,7 +11,8 @@ Output: a sweep dict::
      "runs": [...run dicts...],  "reference_runs": [...],      # inputs, unchanged
      "per_run": [{"agent", "seed", "recovery": [...], "metrics": {metric: value}, ...}, ...],
      "run_counts": {agent: {"n": runs, "running": unfinished runs}},
-     "summary": {agent: {metric: {"mean", "ci_low", "ci_high", "iqm", "n", "values", "seeds"}}}
+     "summary": {agent: {metric: {"mean", "ci_low", "ci_high", "iqm", "n", "values", "seeds"}}},
+     "verdict": {...}   # palr.experiments.verdict.compute_verdict: plasticity loss, each agent vs FixedLR
     }
 
 Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
@@ -20,9 +21,11 @@ Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
   :func:`~palr.experiments.metrics.recovery_episodes` (censored switches count at the window
   length); its summary entry also holds ``censored`` and ``switches`` summed over seeds;
 - ``final_performance``: mean over tasks of the last-10% score; ``mean_score``: mean over episodes;
-- ``dead_final/<net>``, ``erank_final/<net>``: last logged value of each layer, averaged over the
-  layers of one network (``<net>`` = layer-name prefix before the first dot: ``q``, ``actor``...);
-  absent when no layer has a value (dead fraction of non-ReLU networks);
+- ``dead_final/<net>``, ``erank_final/<net>``, ``feature_norm_final/<net>``: last logged value of
+  each layer, averaged over the layers of one network (``<net>`` = layer-name prefix before the
+  first dot: ``q``, ``actor``...); absent when no layer has a value (dead fraction of non-ReLU
+  networks); ``output_abs_final/<net>``: the network's last mean |output| (|Q| for a Q-network);
+  ``probe_ratio_final/<net>``: its last capacity-probe residual over a fresh network's;
 - with evaluations (Continual World): ``cw_performance``, ``cw_forgetting`` (mean over tasks) and,
   when single-task reference runs cover the tasks, ``cw_forward_transfer``. Reference runs are
   passed as ``reference_runs`` or carry ``"reference": true``; the AUC is the mean evaluation
@@ -45,6 +48,8 @@ from palr.experiments.run_identity import check_poolable
 from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_performance,
                                       cw_forgetting, cw_forward_transfer, cw_task_auc, final_performance,
                                       iqm, recovery_episodes)
+from palr.experiments.records import is_network_level
+from palr.experiments.verdict import compute_verdict, format_verdict
 
 __all__ = [
     "SWEEP_SCHEMA", "validate_run", "validate_sweep", "load_runs", "run_metrics", "aggregate",
@@ -193,13 +198,28 @@ def _last_value(values: Sequence[Optional[float]]) -> float:
     return float("nan")
 
 
+#: per-layer metrics whose last value (mean over a network's layers) the summary reports
+FINAL_LAYER_KEYS = ("dead", "erank", "feature_norm")
+
+
+#: every ``<key>_final/<net>`` metric, in table order
+PLASTICITY_FINAL_KEYS = FINAL_LAYER_KEYS + ("output_abs", "probe_ratio")
+
+
 def _plasticity_final(run: Mapping[str, Any]) -> Dict[str, float]:
-    """``{"dead_final/<net>": x, "erank_final/<net>": y}``: last value per layer, mean over layers."""
+    """``{"dead_final/<net>": x, "erank_final/<net>": y, ...}``: last value per layer, mean over
+    layers; the network-level ``output_abs_final/<net>`` and ``probe_ratio_final/<net>``."""
     layers = (run.get("plasticity") or {}).get("layers") or {}
     per_net: Dict[str, Dict[str, List[float]]] = {}
     for name, series in layers.items():
         net = name.split(".", 1)[0]
-        for key in ("dead", "erank"):
+        if is_network_level(name):
+            per_net.setdefault(net, {})["output_abs"] = [_last_value(series.get("output_abs") or [])]
+            trained = _last_value(series.get("probe_residual") or [])
+            fresh = _last_value(series.get("probe_residual_fresh") or [])
+            per_net[net]["probe_ratio"] = [trained / fresh if fresh > 0 else float("nan")]
+            continue
+        for key in FINAL_LAYER_KEYS:
             per_net.setdefault(net, {}).setdefault(key, []).append(_last_value(series.get(key) or []))
     out: Dict[str, float] = {}
     for net, by_key in per_net.items():
@@ -361,6 +381,7 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
         "confidence": confidence, "n_resamples": n_resamples, "iqm": IQM_METHOD,
         "agents": agents, "runs": [dict(r) for r in main], "reference_runs": [dict(r) for r in references],
         "per_run": per_run, "run_counts": run_counts, "summary": summary,
+        "verdict": compute_verdict({"runs": main, "agents": agents}),
     }
 
 
@@ -396,12 +417,17 @@ def _fmt(x: Optional[float]) -> str:
     return f"{x:.3f}"
 
 
+_FINAL_LABELS = {"output_abs": "mean |output| (|Q|)", "probe_ratio": "probe ratio trained/fresh",
+                 "feature_norm": "feature norm"}
+
+
 def _label(metric: str) -> str:
     if metric in _LABELS:
         return _LABELS[metric]
     if "/" in metric:
         key, net = metric.split("/", 1)
-        return f"{key.replace('_final', '')} final [{net}]"
+        key = key.replace("_final", "")
+        return f"{_FINAL_LABELS.get(key, key)} final [{net}]"
     return metric
 
 
@@ -412,9 +438,10 @@ def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
         seen += [m for m in sweep["summary"][agent] if m not in seen]
     perf = [m for m in _ORDER[:3] if m in seen]
     cw = [m for m in _ORDER[3:] if m in seen]
-    plast = [m for m in seen if m.startswith(("dead_final/", "erank_final/"))]
+    finals = [f"{key}_final/" for key in PLASTICITY_FINAL_KEYS]
+    plast = [m for m in seen if m.startswith(tuple(finals))]
     nets = sorted({m.split("/", 1)[1] for m in plast})
-    per_net = [[m for m in (f"dead_final/{n}", f"erank_final/{n}") if m in plast] for n in nets]
+    per_net = [[m for m in (f"{prefix}{n}" for prefix in finals) if m in plast] for n in nets]
     rest = sorted(m for m in seen if m not in perf + cw + plast)
     return [g for g in [perf, cw] + per_net + [rest] if g]
 
@@ -482,6 +509,7 @@ def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
         lines += ["", "recovery: episodes of the new task until its 10-episode moving average reaches "
                   "the threshold, mean over switches per seed; censored = switches that never did "
                   "(counted at the phase length) / all switches."]
+    lines += ["", format_verdict(sweep.get("verdict") or compute_verdict(sweep)).rstrip()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,12 @@
 """The episodic continual-training loop shared by every domain (CartPole, JBW, Continual World).
 
-One run = one agent on one continual environment for ``total_episodes`` episodes. The loop:
+One run = one agent on one continual environment for ``total_episodes`` episodes, or until
+``total_env_steps`` env steps have been taken (the run then ends with the episode that reaches
+the budget; environments whose phases are counted in env steps use this). The loop:
 - acts and feeds transitions to the agent (which trains itself and calls its intervention stack);
-- records every episode and every plasticity measurement (:class:`RunRecorder`);
+- records every episode and every plasticity measurement (:class:`RunRecorder`), and at the end
+  of every task (at a switch, and when the run ends) runs the optional task-end probe (the
+  capacity probe) and records its values the same way;
 - writes TensorBoard scalars to ``<run_dir>/tb`` and shows a progress bar;
 - holds the run directory's lock (one writer per run; :mod:`palr.experiments.run_lock`);
 - checkpoints every ``checkpoint_every`` episodes (agent incl. replay and intervention state, env
@@ -61,23 +65,41 @@ class ContinualAgent(Protocol):
     def load_state_dict(self, state: Dict[str, Any]) -> None: ...
 
 
+class TaskEndProbe(Protocol):
+    """A measurement run at every task end (e.g. :class:`~palr.experiments.task_end_probe.
+    ReplayCapacityProbe`); returns a log of ``plasticity/<net>/<layer>/<metric>`` values."""
+
+    def __call__(self) -> Dict[str, float]: ...
+
+    def state_dict(self) -> Dict[str, Any]: ...
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None: ...
+
+
 @dataclass
 class TrainerSettings:
     """Attributes:
         run_dir: where checkpoint.pt, result.json and tb/ go.
-        total_episodes: training episodes of the whole continual run.
+        total_episodes: training episodes of the whole continual run (None: no episode limit).
         checkpoint_every: episodes between checkpoints.
         progress: show a tqdm progress bar.
         tensorboard: write TensorBoard scalars.
         description: progress-bar label.
+        total_env_steps: env-step budget (None: no step limit); the run ends with the episode
+            that reaches it. At least one of the two limits must be set.
     """
 
     run_dir: pathlib.Path
-    total_episodes: int
+    total_episodes: Optional[int]
     checkpoint_every: int = 10
     progress: bool = True
     tensorboard: bool = True
     description: str = "run"
+    total_env_steps: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.total_episodes is None and self.total_env_steps is None:
+            raise ValueError("a run needs total_episodes or total_env_steps")
 
 
 def task_of(info: Dict[str, Any]) -> int:
@@ -107,14 +129,16 @@ class EpisodicTrainer:
     def __init__(self, env: Any, agent: ContinualAgent, recorder: RunRecorder,
                  settings: TrainerSettings,
                  score_fn: Callable[[float, Dict[str, Any]], float] = lambda ret, info: ret,
-                 episode_hook: Optional[Callable[["EpisodicTrainer", Dict[str, Any]], None]] = None
-                 ) -> None:
+                 episode_hook: Optional[Callable[["EpisodicTrainer", Dict[str, Any]], None]] = None,
+                 task_end_probe: Optional[TaskEndProbe] = None) -> None:
         self.env = env
         self.agent = agent
         self.recorder = recorder
         self.settings = settings
         self.score_fn = score_fn
         self.episode_hook = episode_hook
+        self.task_end_probe = task_end_probe
+        self.final_probed = False
         self.episode = 0
         self.env_steps = 0
         self.wall_time = 0.0
@@ -152,10 +176,14 @@ class EpisodicTrainer:
         return self.recorder.header.get("identity")
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"identity": self.identity, "agent": self.agent.state_dict(), "env": env_state(self.env),
-                "rng": capture_global_rng(), "recorder": self.recorder.state_dict(),
-                "episode": self.episode, "env_steps": self.env_steps,
-                "wall_time": self.wall_time, "task": self.task}
+        state = {"identity": self.identity, "agent": self.agent.state_dict(),
+                 "env": env_state(self.env), "rng": capture_global_rng(),
+                 "recorder": self.recorder.state_dict(), "episode": self.episode,
+                 "env_steps": self.env_steps, "wall_time": self.wall_time, "task": self.task,
+                 "final_probed": self.final_probed}
+        if self.task_end_probe is not None:
+            state["task_end_probe"] = self.task_end_probe.state_dict()
+        return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.agent.load_state_dict(state["agent"])
@@ -166,6 +194,9 @@ class EpisodicTrainer:
         self.env_steps = int(state["env_steps"])
         self.wall_time = float(state["wall_time"])
         self.task = int(state["task"])
+        self.final_probed = bool(state.get("final_probed", False))
+        if self.task_end_probe is not None and "task_end_probe" in state:
+            self.task_end_probe.load_state_dict(state["task_end_probe"])
 
     def save(self, status: str = "running") -> None:
         save_checkpoint(self.checkpoint_path, self.state_dict())
@@ -183,8 +214,19 @@ class EpisodicTrainer:
         return True
 
     # --- the loop ----------------------------------------------------------------------------
+    def done(self) -> bool:
+        """Whether the episode or env-step budget is used up."""
+        s = self.settings
+        return (s.total_episodes is not None and self.episode >= s.total_episodes) or \
+            (s.total_env_steps is not None and self.env_steps >= s.total_env_steps)
+
+    def probe_task_end(self) -> None:
+        """Run the task-end probe (if any) and record its values like a measurement."""
+        if self.task_end_probe is not None:
+            self._on_intervention_log("task_end_probe", self.task_end_probe())
+
     def run(self) -> Dict[str, Any]:
-        """Train to ``total_episodes`` (resuming if a checkpoint exists); returns the result."""
+        """Train to the budget (resuming if a checkpoint exists); returns the result."""
         with RunLock(self.settings.run_dir):
             return self._run_locked()
 
@@ -198,13 +240,13 @@ class EpisodicTrainer:
         bar = self._progress_bar()
         try:
             with StopSignals() as stop:  # checked at episode ends
-                while self.episode < self.settings.total_episodes:
+                while not self.done():
                     started = time.perf_counter()
                     ret, length, info = self._play_episode()
                     self._finish_episode(ret, length, info)
                     self.wall_time += time.perf_counter() - started
                     if bar is not None:
-                        bar.update(1)
+                        bar.update(1 if self.settings.total_env_steps is None else length)
                         bar.set_postfix(ret=f"{ret:.1f}", task=self.task)
                     if stop.signum is not None:
                         self.save()
@@ -212,6 +254,9 @@ class EpisodicTrainer:
                                         f"{self.episode}; checkpoint saved in {self.checkpoint_path}")
                     if self.episode % self.settings.checkpoint_every == 0:
                         self.save()
+            if not self.final_probed:
+                self.probe_task_end()  # the end of the last task
+                self.final_probed = True
             result = self.recorder.to_dict("finished", self.wall_time)
             atomic_write_json(self.result_path, result)
             save_checkpoint(self.checkpoint_path, self.state_dict())
@@ -226,6 +271,10 @@ class EpisodicTrainer:
         if not self.settings.progress:
             return None
         from tqdm import tqdm
+        if self.settings.total_env_steps is not None:
+            return tqdm(total=self.settings.total_env_steps, initial=self.env_steps,
+                        desc=self.settings.description, unit="step", leave=False,
+                        dynamic_ncols=True)
         return tqdm(total=self.settings.total_episodes, initial=self.episode,
                     desc=self.settings.description, unit="ep", leave=False, dynamic_ncols=True)
 
@@ -235,6 +284,7 @@ class EpisodicTrainer:
         task = task_of(info)
         if task != self.task:
             if self.task >= 0:
+                self.probe_task_end()
                 agent.on_task_switch(task)
                 self.recorder.event("task_switch", task=task, episode=self.episode,
                                     env_step=self.env_steps)

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 from palr.intervention_configs import MonitorConfig
 from palr.interventions.base import Intervention, NetworkRoles, networks_with_roles
-from palr.measure import LayerMeasurement, log_key, measure_network
+from palr.measure import OUTPUT_LAYER, LayerMeasurement, log_key, measure_network
 
 Measurements = Dict[str, Dict[str, LayerMeasurement]]
 
@@ -37,6 +37,9 @@ class MeasuringIntervention(Intervention):
     def log_measurements(self, measurements: Measurements) -> None:
         self.log = {}
         for net, layers in measurements.items():
+            output_abs = getattr(layers, "output_abs", None)  # a NetworkMeasurement's
+            if output_abs is not None:
+                self.log[log_key(net, OUTPUT_LAYER, "output_abs")] = output_abs
             for layer, m in layers.items():
                 for metric, value in m.scalars().items():
                     if value is not None:

@@ -1,6 +1,10 @@
-"""Periodic full reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL"): every K training
-episodes every network is re-drawn from its initialiser, its optimizer state cleared and its target
-copies re-synced. The replay buffer is kept, as in the paper."""
+"""Periodic full reset (Nikishin et al. 2022, "The Primacy Bias in Deep RL"): every K gradient
+updates every network is re-drawn from its initialiser, its optimizer state cleared and its target
+copies re-synced. The replay buffer is kept, as in the paper.
+
+The period is counted in gradient updates, as in the paper (e.g. every 2x10^5 updates for SAC), so
+it is independent of the environment's schedule: a period in episodes equal to the phase length
+would land every reset on a silent task switch, an oracle rather than a baseline."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -22,8 +26,8 @@ class PeriodicReset(Intervention):
         self.resets = 0
 
     @torch.no_grad()
-    def on_episode_end(self, episode: int) -> None:
-        if episode == 0 or episode % self.config.reset_every_episodes != 0:
+    def after_update(self, update: int) -> None:
+        if update == 0 or update % self.config.reset_every_updates != 0:
             return
         ctx = self.context
         self.agree()  # rank 0's randomness on every rank (DD-PPO)
@@ -35,7 +39,8 @@ class PeriodicReset(Intervention):
         if ctx.reset_hook is not None:
             ctx.reset_hook(sorted(ctx.networks))
         self.resets += 1
-        self.log = {"periodic_reset/resets": float(self.resets)}
+        self.log = {"periodic_reset/resets": float(self.resets),
+                    "periodic_reset/update": float(update)}
         self.emit()
 
     def state_dict(self) -> Dict[str, Any]:
