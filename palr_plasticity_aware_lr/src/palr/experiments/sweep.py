@@ -4,11 +4,13 @@ Each job runs in its own directory ``<outdir>/runs/<agent>_seed<k>/`` (checkpoin
 result.json, tb/). A job whose result.json says ``finished`` is skipped; a killed one resumes from
 its checkpoint. Jobs run one after another or in ``jobs`` worker processes (one torch thread each).
 
-Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher or to its process group): the
-launcher passes the signal on to its workers, starts no further job, lets every running job
-finish its episode and checkpoint, and then stops like a single run
+Stopping a parallel sweep (SIGTERM, SIGINT/Ctrl-C or SIGUSR1 to the launcher or to its process
+group): the launcher passes the signal on to its workers, starts no further job, lets every running
+job finish its episode and checkpoint, and then stops like a single run
 (:class:`~palr.experiments.trainer.Preempted`, launcher exit status 75); a worker that was
-signalled starts no new job. The same command resumes.
+signalled starts no new job. Workers start with the stop signals blocked and unblock them once
+their handler is installed, so a signal while they start up is a stop too (never a broken pool).
+The same command resumes.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.experiments.files import atomic_write_json
 from palr.experiments.trainer import PREEMPTED_EXIT, RESULT_FILE, Preempted
-from palr.signals import StopSignals
+from palr.signals import StopSignals, stop_signals_blocked, unblock_stop_signals
 
 
 @dataclass
@@ -64,17 +66,22 @@ def _worker_init() -> None:
     from palr.experiments.cli import configure_torch
     configure_torch()
     _WORKER_STOP.install()
+    unblock_stop_signals()  # blocked since the worker was spawned: a pending signal lands now
+
+
+class _NotStarted(Preempted):
+    """A job that a worker told to stop did not start."""
 
 
 def _run_unless_stopped(run_one: Callable[[RunJob], Any], job: RunJob) -> Any:
     """Worker side of a parallel sweep: ``run_one(job)``, unless this worker was told to stop."""
     if _WORKER_STOP.signum is not None:
-        raise Preempted(f"{job.label}: not started (stop signal {_WORKER_STOP.signum})")
+        raise _NotStarted(f"{job.label}: not started (stop signal {_WORKER_STOP.signum})")
     return run_one(job)
 
 
 class _StopForwarder(StopSignals):
-    """In the launcher process of a parallel sweep: remembers SIGTERM/SIGUSR1 and sends it on to
+    """In the launcher process of a parallel sweep: remembers a stop signal and sends it on to
     the pool's worker processes (a signal to the launcher's PID alone, e.g. SLURM's
     ``--signal=B:USR1`` through the batch shell, would otherwise never reach the runs)."""
 
@@ -104,7 +111,10 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
     with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
                                      initializer=_worker_init) as pool, \
             _StopForwarder(pool) as stop:
-        pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
+        # the workers are spawned here: they inherit the blocked stop signals; one that comes
+        # meanwhile reaches the launcher's handler when the block ends
+        with stop_signals_blocked():
+            pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
         waiting = set(pending)
         while waiting:
             done, waiting = futures.wait(waiting, timeout=1.0,
@@ -122,7 +132,8 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
                 if err is None:
                     log(f"[sweep] {job.label}: done")
                 elif isinstance(err, Preempted):
-                    preempted.append(job.label)
+                    preempted.append(job.label + (" (not started)" if isinstance(err, _NotStarted)
+                                                  else ""))
                 else:
                     failures.append(f"{job.label}: {type(err).__name__}: {err}")
         if stop.signum is not None and not preempted:
