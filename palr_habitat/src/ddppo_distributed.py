@@ -109,6 +109,15 @@ def choose_device(preference: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def process_group_backend(preference: str, device: torch.device) -> str:
+    """``auto``: NCCL on GPU, gloo on CPU; raises ValueError for NCCL on a CPU rank."""
+    if preference == "auto":
+        return "nccl" if device.type == "cuda" else "gloo"
+    if preference == "nccl" and device.type != "cuda":
+        raise ValueError("ddppo.backend is 'nccl' but this rank runs on the CPU; use gloo or auto")
+    return preference
+
+
 def init_distributed(device_preference: str = "auto", backend_preference: str = "auto",
                      timeout_s: int = 1800) -> DistInfo:
     """Initialise torch.distributed if launched by torchrun or srun; else a single process."""
@@ -118,11 +127,7 @@ def init_distributed(device_preference: str = "auto", backend_preference: str = 
         torch.cuda.set_device(device)
     if env["world_size"] == 1 and env["launcher"] != "torchrun":
         return DistInfo(0, 1, 0, device, "none", "single")
-    backend = backend_preference
-    if backend == "auto":
-        backend = "nccl" if device.type == "cuda" else "gloo"
-    if backend == "nccl" and device.type != "cuda":
-        raise ValueError("ddppo.backend is 'nccl' but this rank runs on the CPU; use gloo or auto")
+    backend = process_group_backend(backend_preference, device)
     if env["launcher"] == "slurm":
         _slurm_rendezvous()
     dist.init_process_group(backend, init_method="env://", rank=env["rank"],

@@ -28,6 +28,7 @@ A resumed run restarts its episodes (simulator state is not checkpointed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import json
@@ -44,7 +45,8 @@ from torch.nn.parallel import DistributedDataParallel
 from palr.agent_table import resolve_agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
-from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, configure_torch
+from palr.experiments.cli import (OneLineParser, check_writable_dir, configure_torch, fail,
+                                  non_negative_int)
 from palr.experiments.records import RunRecorder
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack
@@ -55,8 +57,9 @@ from palr.signals import StopSignals
 from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
-                                            all_reduce_sum, gather_objects, init_distributed,
-                                            make_palr_sync, teardown)
+                                            all_reduce_sum, choose_device, gather_objects,
+                                            init_distributed, launch_environment, make_palr_sync,
+                                            process_group_backend, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -174,20 +177,7 @@ class DDPPOTrainer:
         }
 
     def _check_compatible(self, state: Dict[str, Any]) -> None:
-        if state.get("format") != FORMAT:
-            raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
-                             "fresh --outdir")
-        saved = state["config"]
-        mine = to_dict(self.cfg)
-        for section in ("policy", "curriculum"):
-            if saved[section] != mine[section]:
-                raise ValueError(f"the checkpoint in {self.outdir} was made with a different "
-                                 f"'{section}' config; resume with the same config or use a "
-                                 "fresh --outdir")
-        if int(state["seed"]) != self.seed or state["agent"] != self.agent_name:
-            raise ValueError(f"the checkpoint in {self.outdir} is {state['agent']} seed "
-                             f"{state['seed']}, this run {self.agent_name} seed {self.seed}; use "
-                             "another --outdir")
+        check_checkpoint_compatible(state, self.cfg, self.seed, self.agent_name, self.outdir)
 
     def state_dict(self) -> Dict[str, Any]:
         assert self.policy is not None
@@ -490,22 +480,80 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override agent.name (index or name, e.g. 4 or PALR-NoPerturb)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config value, e.g. --set ppo.num_steps=64 (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="only validate (config, agent, backend, output directory, an existing "
+                             "checkpoint) and exit: 0 if the run can start, else one line and 2; "
+                             "creates nothing (the launchers run this before torchrun)")
     return parser
+
+
+def check_checkpoint_compatible(state: Dict[str, Any], cfg: TrainConfig, seed: int,
+                                agent_name: str, outdir: pathlib.Path) -> None:
+    """Raises ValueError unless the checkpoint ``state`` in ``outdir`` can resume this run."""
+    if state.get("format") != FORMAT:
+        raise ValueError(f"{outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
+                         "fresh --outdir")
+    saved = state["config"]
+    mine = to_dict(cfg)
+    for section in ("policy", "curriculum"):
+        if saved[section] != mine[section]:
+            raise ValueError(f"the checkpoint in {outdir} was made with a different "
+                             f"'{section}' config; resume with the same config or use a "
+                             "fresh --outdir")
+    if int(state["seed"]) != int(seed) or state["agent"] != agent_name:
+        raise ValueError(f"the checkpoint in {outdir} is {state['agent']} seed "
+                         f"{state['seed']}, this run {agent_name} seed {seed}; use "
+                         "another --outdir")
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """A validated run: what :func:`main` trains."""
+
+    cfg: TrainConfig
+    seed: int
+    outdir: pathlib.Path
+    backend: str
+    agent_name: str
+    resumes: bool  # a checkpoint in outdir will be resumed
+
+
+def validate_run(args: argparse.Namespace) -> RunPlan:
+    """Everything checked before training, creating nothing: the config and its ``--set``
+    overrides, the agent and its intervention settings, the environment backend, the device and
+    process-group backend, the output directory, and whether an existing checkpoint there can
+    resume this run. Raises ValueError (ConfigError, UsageError) with the one-line message."""
+    overrides = list(args.set)
+    if args.agent is not None:  # a string even when it is an index (values are parsed as YAML)
+        overrides.append(f"agent.name={json.dumps(args.agent)}")
+    cfg = load_config(args.config, overrides)
+    spec = resolve_agent(cfg.agent.name, ALGO)
+    build_stack(spec, intervention_overrides(cfg))
+    backend = resolve_backend(cfg.env.backend)
+    process_group_backend(cfg.ddppo.backend,
+                          choose_device(cfg.run.device, launch_environment()["local_rank"]))
+    outdir = check_writable_dir(pathlib.Path(args.outdir), create=False)
+    agent_name = spec.display_name(ALGO)
+    state = load_checkpoint(outdir / CHECKPOINT)
+    if state is not None:
+        check_checkpoint_compatible(state, cfg, args.seed, agent_name, outdir)
+    return RunPlan(cfg, args.seed, outdir, backend, agent_name, state is not None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    overrides = list(args.set)
-    if args.agent is not None:
-        overrides.append(f"agent.name={args.agent}")
     try:
-        cfg = load_config(args.config, overrides)
-        resolve_agent(cfg.agent.name, ALGO)
-        backend = resolve_backend(cfg.env.backend)
-        outdir = check_writable_dir(pathlib.Path(args.outdir))
+        plan = validate_run(args)
+        if args.check:
+            start = "resumes its checkpoint" if plan.resumes else "a fresh run"
+            print(f"{PROG}: check passed: {plan.agent_name} seed {plan.seed}, backend "
+                  f"{plan.backend}, {start} in {plan.outdir}", file=sys.stderr)
+            return 0
+        outdir = check_writable_dir(plan.outdir)
     except ValueError as err:  # ConfigError, UsageError, unknown agent, missing simulator
         fail(PROG, str(err))
+    cfg = plan.cfg
     configure_torch(cfg.run.torch_threads)
     try:
         info = init_distributed(cfg.run.device, cfg.ddppo.backend, cfg.ddppo.timeout_s)
@@ -516,7 +564,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     clean = False  # every rank got here together (a barrier at teardown cannot hang)
     try:
         try:
-            trainer = DDPPOTrainer(cfg, args.seed, outdir, info, backend)
+            trainer = DDPPOTrainer(cfg, args.seed, outdir, info, plan.backend)
         except (ValueError, ConfigError) as err:  # config/checkpoint mismatch, bad phase spec
             print(f"{PROG}: error: {err}", file=sys.stderr)
             return 2

@@ -68,9 +68,21 @@ def resolve_agents(refs: Sequence[str], algo: str) -> List[AgentSpec]:
     return specs
 
 
-def check_writable_dir(path: pathlib.Path, flag: str = "--outdir") -> pathlib.Path:
+def check_writable_dir(path: pathlib.Path, flag: str = "--outdir",
+                       create: bool = True) -> pathlib.Path:
     """Create ``path`` if needed and check a file can be written there (``flag`` names the
-    option the user should change in the error)."""
+    option the user should change in the error). ``create=False`` creates nothing: ``path``, or
+    its nearest existing parent when it does not exist yet, must be a writable directory."""
+    if not create:
+        existing = path
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            problem = ("permission denied" if existing.is_dir()
+                       else f"{str(existing)!r} is not a directory")
+            raise UsageError(f"output directory {str(path)!r} is not writable ({problem}); "
+                             f"pass a writable {flag}")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=str(path), prefix=".write-test"):
