@@ -9,6 +9,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import time
 
 import pytest
 import torch
@@ -49,6 +50,7 @@ def _stop_when_checkpointed(proc, outdir: pathlib.Path, sig, to_group: bool) -> 
     wait_for(lambda: (outdir / "checkpoints" / "ckpt.pt").exists(), proc, "a checkpoint")
     trainers = processes_mentioning(str(outdir))
     assert trainers, "no trainer process found"
+    groups = {os.getpgid(pid) for pid in trainers}  # torchrun's, and each trainer's with its envs
     if to_group:
         os.killpg(proc.pid, sig)
     else:
@@ -57,8 +59,25 @@ def _stop_when_checkpointed(proc, outdir: pathlib.Path, sig, to_group: bool) -> 
     assert proc.returncode == 75, err[-3000:]
     assert not any(alive(pid) for pid in trainers), err[-3000:]
     assert processes_mentioning(str(outdir)) == []
+    assert _groups_end(groups, within=10), "a process of the run outlived its launcher"
     assert json.loads((outdir / "result.json").read_text())["status"] == "running"
     return err
+
+
+def _groups_end(groups, within: float) -> bool:
+    """True once no process of these process groups is left (a trainer's forkserver notices its
+    parent's exit within moments; everything else is gone when the launcher returns)."""
+    left = set(groups)
+    deadline = time.time() + within
+    while left and time.time() < deadline:
+        for pgid in list(left):
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                left.discard(pgid)
+        if left:
+            time.sleep(0.1)
+    return not left
 
 
 # ----------------------------------------------------------------------------- run_interactive.sh
@@ -82,9 +101,11 @@ def test_sigterm_stops_the_trainer_through_torchrun_and_the_same_command_resumes
                          ids=["ctrl-c-to-group", "SIGUSR1-to-pid"])
 def test_ctrl_c_and_sigusr1_stop_the_trainer_too(tmp_path, sig, to_group):
     """Ctrl-C (SIGINT to the launcher's process group) and SIGUSR1 (which torchrun has no handler
-    for) reach the trainer: it saves its checkpoint, exit 75, no process left."""
+    for) reach the trainer, whose environments run in worker processes of its process group (which
+    torchrun signals as a whole): it saves its checkpoint, exit 75, no process left."""
     outdir = tmp_path / "run"
-    err = _stop_when_checkpointed(_launch("run_interactive.sh", SHORT, OUTDIR=str(outdir)),
+    args = [*SHORT, "--set", "env.vector=subprocess"]
+    err = _stop_when_checkpointed(_launch("run_interactive.sh", args, OUTDIR=str(outdir)),
                                   outdir, sig, to_group)
     assert "checkpoint saved" in err
 
