@@ -11,6 +11,8 @@
 # CUDA_VISIBLE_DEVICES, plus RESULTS_DIR (default <proj>/palr_plasticity_aware_lr/results),
 # TASKS (cw20 | cw10) and EXTRA_ARGS (more run_cw_experiments.py flags, word-split).
 # SIF=none (or no apptainer/singularity on PATH) runs in the local .venv through ./run.sh.
+# SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 reach every running run, which saves its checkpoint; no
+# further run starts, and the launcher exits 75 once they have stopped (the same command resumes).
 set -euo pipefail
 
 PROJ_DIR="${PROJ_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
