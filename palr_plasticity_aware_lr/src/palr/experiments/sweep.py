@@ -108,11 +108,14 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
     failures: List[str] = []
     preempted: List[str] = []
     ctx = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
-                                     initializer=_worker_init) as pool, \
-            _StopForwarder(pool) as stop:
-        # the workers are spawned here: they inherit the blocked stop signals; one that comes
-        # meanwhile reaches the launcher's handler when the block ends
+    # Processes started with the stop signals blocked inherit the mask: the resource tracker
+    # (started with the pool) keeps SIGUSR1 blocked, so a signal to the process group cannot kill
+    # it; the workers (spawned by the first submits) unblock them in _worker_init. A signal that
+    # comes meanwhile reaches the launcher's handler when the block ends.
+    with stop_signals_blocked():
+        pool = futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
+                                           initializer=_worker_init)
+    with pool, _StopForwarder(pool) as stop:
         with stop_signals_blocked():
             pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
         waiting = set(pending)
