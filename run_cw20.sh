@@ -11,6 +11,8 @@
 # CUDA_VISIBLE_DEVICES, plus RESULTS_DIR (default <proj>/palr_plasticity_aware_lr/results),
 # TASKS (cw20 | cw10) and EXTRA_ARGS (more run_cw_experiments.py flags, word-split).
 # SIF=none (or no apptainer/singularity on PATH) runs in the local .venv through ./run.sh.
+# SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 reach every running run, which saves its checkpoint; no
+# further run starts, and the launcher exits 75 once they have stopped (the same command resumes).
 set -euo pipefail
 
 PROJ_DIR="${PROJ_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
@@ -26,31 +28,9 @@ RESULTS_DIR="${RESULTS_DIR:-$PROJ_DIR/palr_plasticity_aware_lr/results}"
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
 LOG_DIR="$RESULTS_DIR/logs"
 
-die() {
-    echo "run_cw20.sh: error: $*" >&2
-    exit 2
-}
-
-is_uint() {
-    [[ "$1" =~ ^[0-9]+$ ]]
-}
-
-check_positive() {  # name value
-    if ! is_uint "$2" || [ "$2" -le 0 ]; then
-        die "$1 must be a positive integer, got '$2'"
-    fi
-}
-
-check_list() {  # name "values" max
-    local v
-    [ -n "${2// /}" ] || die "$1 is empty; give space-separated integers, e.g. $1=\"0 1 2\""
-    for v in $2; do
-        is_uint "$v" || die "$1 must hold space-separated integers, got '$v' in \"$2\""
-        if [ -n "${3:-}" ] && [ "$v" -gt "$3" ]; then
-            die "$1 value $v is not an agent index; valid: 0-$3 (see README, agent table)"
-        fi
-    done
-}
+PROG="run_cw20.sh"
+# shellcheck source=scripts/launcher_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/scripts/launcher_lib.sh"
 
 MODE="sweep"
 case "${1:-}" in
@@ -67,28 +47,30 @@ case "$TASKS" in
     cw10) TASK_FLAG="--cw10" ;;
     *) die "TASKS must be cw20 or cw10, got '$TASKS'" ;;
 esac
-check_positive EPISODES "$EPISODES"
-check_positive BATCH_SIZE "$BATCH_SIZE"
-check_positive PARALLEL "$PARALLEL"
+check_int EPISODES "$EPISODES" 1
+check_int BATCH_SIZE "$BATCH_SIZE" 1
+check_int PARALLEL "$PARALLEL" 1
 if [ "$MODE" = "single" ]; then
     SEEDS="${SEED:-}"
     AGENTS="${AGENT:-}"
     if [ -z "$SEEDS" ] || [ -z "$AGENTS" ]; then
         die "--single needs SEED and AGENT, e.g. SEED=2 AGENT=4 bash run_cw20.sh --single"
     fi
+    check_int SEED "$SEEDS" 0
+    check_int AGENT "$AGENTS" 0 7
+else
+    check_int_list SEEDS "$SEEDS" 0
+    check_agent_list AGENTS "$AGENTS"
 fi
-check_list SEEDS "$SEEDS"
-check_list AGENTS "$AGENTS" 7
 
 # --- how to run python: container or local venv ---------------------------------------------
-# shellcheck source=scripts/container_runtime.sh
-. "$(dirname "${BASH_SOURCE[0]}")/scripts/container_runtime.sh"
 CONTAINER="$(container_runtime "$SIF")"
 if [ -n "$CONTAINER" ] && [ ! -f "$SIF" ]; then
     die "$SIF not found; build it with: $CONTAINER build palr_container.sif palr_container.def (or SIF=none for the local .venv)"
 fi
 
-# run_python DIR ARGS...: run a project script with the container's or the venv's python
+# run_python SCRIPT ARGS...: becomes (exec) a project script under the container's or the venv's
+# python; only through start_group, whose PID is then the run's own process group
 run_python() {
     if [ -n "$CONTAINER" ]; then
         # the working tree over /workspace and over the image's installed copy (/opt/palr)
@@ -100,7 +82,7 @@ run_python() {
         local script="$1"
         shift
         # shellcheck disable=SC2016  # expanded by the container's bash, not here
-        "$CONTAINER" exec --nv "${binds[@]}" "$SIF" bash -c '
+        exec "$CONTAINER" exec --nv "${binds[@]}" "$SIF" bash -c '
             cd /workspace
             export CUDA_VISIBLE_DEVICES="$0"
             export MUJOCO_GL=egl
@@ -111,9 +93,9 @@ run_python() {
             unset DISPLAY
             exec python "$@"
         ' "$CUDA_VISIBLE_DEVICES" "$script" "$@"
-    else
-        (cd "$PROJ_DIR" && exec ./run.sh python "$@")
     fi
+    cd "$PROJ_DIR"
+    exec ./run.sh python "$@"
 }
 
 results_arg() {
@@ -126,11 +108,46 @@ results_arg() {
     echo "$RESULTS_DIR"
 }
 
+trap_stop_signals
+FAILED=0
+STOPPED=0
+
+# finish_run PID LABEL LOG: wait for one run and count how it ended
+finish_run() {
+    wait_group "$1"
+    if [ "$CHILD_STATUS" = 0 ]; then
+        return
+    fi
+    if [ -n "$STOP_SIGNAL" ] || [ "$CHILD_STATUS" = 75 ]; then
+        # 75: checkpoint saved; any other status after a stop request: killed by the signal
+        # before its handler was installed, so its last (atomic) checkpoint stands
+        echo "[run_cw20] $2: stopped (status $CHILD_STATUS); log $3" >&2
+        STOPPED=$((STOPPED + 1))
+    else
+        echo "[run_cw20] FAILED: $2 (status $CHILD_STATUS); see $3" >&2
+        tail -n 5 "$3" >&2 || true
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+stopped_exit() {
+    echo "[run_cw20] stopped${STOP_SIGNAL:+ by SIG$STOP_SIGNAL}; run the same command again to resume (finished runs are skipped)" >&2
+    exit 75
+}
+
+# run_step SCRIPT ARGS...: one python step (merge, plots) that a stop signal reaches too
+run_step() {
+    start_group run_python "$@"
+    wait_group "$CHILD_PID"
+    [ -z "$STOP_SIGNAL" ] || stopped_exit
+    [ "$CHILD_STATUS" = 0 ] || exit "$CHILD_STATUS"
+}
+
 merge() {
     echo "[run_cw20] merging $TASKS checkpoints in $RESULTS_DIR"
-    run_python palr_plasticity_aware_lr/src/merge_cw_checkpoints.py --suffix "$TASKS" \
+    run_step palr_plasticity_aware_lr/src/merge_cw_checkpoints.py --suffix "$TASKS" \
         --results_dir "$(results_arg)"
-    run_python palr_plasticity_aware_lr/src/plot_cw_results.py --suffix "$TASKS" \
+    run_step palr_plasticity_aware_lr/src/plot_cw_results.py --suffix "$TASKS" \
         --results_dir "$(results_arg)" --plots_dir "$(results_arg)/../plots"
 }
 
@@ -141,8 +158,8 @@ fi
 
 mkdir -p "$LOG_DIR"
 declare -a PIDS=()
+declare -a LABELS=()
 declare -a LOGS=()
-FAILED=0
 
 launch_one() {  # seed agent
     local seed="$1" agent="$2"
@@ -154,40 +171,28 @@ launch_one() {  # seed agent
     fi
     echo "[run_cw20] seed=$seed agent=$agent -> $log"
     # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
-    run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+    start_group run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
         --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE" \
         --seed_offset "$seed" --agent_idx "$agent" --ckpt_suffix "$suffix" \
-        --outdir "$(results_arg)" --no_progress $EXTRA_ARGS >"$log" 2>&1 &
-    PIDS+=("$!")
+        --outdir "$(results_arg)" --no_progress $EXTRA_ARGS >"$log" 2>&1
+    PIDS+=("$CHILD_PID")
+    LABELS+=("seed=$seed agent=$agent")
     LOGS+=("$log")
 }
 
 wait_batch() {
     local i
     for i in "${!PIDS[@]}"; do
-        if ! wait "${PIDS[$i]}"; then
-            echo "[run_cw20] FAILED: see ${LOGS[$i]}" >&2
-            tail -n 5 "${LOGS[$i]}" >&2 || true
-            FAILED=$((FAILED + 1))
-        fi
+        finish_run "${PIDS[$i]}" "${LABELS[$i]}" "${LOGS[$i]}"
     done
     PIDS=()
+    LABELS=()
     LOGS=()
 }
 
-stop_runs() {
-    local pid
-    echo "[run_cw20] interrupted: stopping my runs" >&2
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    wait
-    exit 130
-}
-trap stop_runs INT TERM
-
 for seed in $SEEDS; do
     for agent in $AGENTS; do
+        [ -z "$STOP_SIGNAL" ] || break 2  # stopping: no further run starts
         launch_one "$seed" "$agent"
         if [ "${#PIDS[@]}" -ge "$PARALLEL" ]; then
             wait_batch
@@ -199,6 +204,9 @@ wait_batch
 if [ "$FAILED" -gt 0 ]; then
     echo "[run_cw20] $FAILED run(s) failed; fix and re-run: finished runs are skipped" >&2
     exit 1
+fi
+if [ -n "$STOP_SIGNAL" ] || [ "$STOPPED" -gt 0 ]; then
+    stopped_exit
 fi
 if [ "$MODE" = "sweep" ]; then
     merge

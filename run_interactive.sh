@@ -23,49 +23,44 @@
 #   OUTDIR   run directory, relative to the project (default palr_habitat/results/palr_seed<SEED>)
 #   SIF      container image (default <project>/palr_container.sif; "none" = local .venv)
 #   CUDA_VISIBLE_DEVICES  passed through
-# A killed or preempted run resumes from <OUTDIR>/checkpoints when started again.
+# Before torchrun starts, the trainer validates the run (palr_trainer.py --check: config, --set,
+# agent, backend, output directory, an existing checkpoint): bad input is one line and exit 2.
+# SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 (passed to torchrun as SIGTERM: it has no SIGUSR1 handler)
+# reach every trainer process, which saves its checkpoint; the launcher then exits 75, and the
+# same command resumes from <OUTDIR>/checkpoints.
 set -euo pipefail
 
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROG="run_interactive.sh"
+# shellcheck source=scripts/launcher_lib.sh
+. "$PROJ_DIR/scripts/launcher_lib.sh"
 SEED="${SEED:-0}"
 NPROC="${NPROC:-1}"
 TINY="${TINY:-auto}"
 AGENT="${AGENT:-}"
 SIF="${SIF:-$PROJ_DIR/palr_container.sif}"
-HABITAT_TORCHRUN="/opt/miniforge3/envs/palr_habitat/bin/torchrun"
+HABITAT_BIN="/opt/miniforge3/envs/palr_habitat/bin"
 FULL_CONFIG="palr_habitat/configs/ddppo_palr_fetch.yaml"
 TINY_CONFIG="palr_habitat/configs/ddppo_palr_fetch_tiny.yaml"
 
-die() {
-    echo "run_interactive.sh: error: $*" >&2
-    exit 2
-}
-
-is_uint() {
-    [[ "$1" =~ ^[0-9]+$ ]]
-}
-
-is_uint "$SEED" || die "SEED must be a non-negative integer, got '$SEED'"
-if ! is_uint "$NPROC" || [ "$NPROC" -lt 1 ]; then
-    die "NPROC must be a positive integer, got '$NPROC'"
-fi
+check_int SEED "$SEED" 0
+check_int NPROC "$NPROC" 1
 case "$TINY" in
     auto | 0 | 1) ;;
     *) die "TINY must be auto, 0 or 1, got '$TINY'" ;;
 esac
 
 # --- container or local ---------------------------------------------------------------------
-# shellcheck source=scripts/container_runtime.sh
-. "$PROJ_DIR/scripts/container_runtime.sh"
 RUNTIME="$(container_runtime "$SIF")"
 if [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then
     die "container image '$SIF' not found; build it (apptainer build palr_container.sif palr_container.def) or run locally with SIF=none"
 fi
 
+TINY_NOTE=""
 if [ -z "${CONFIG:-}" ]; then
     if [ "$TINY" = "1" ] || { [ "$TINY" = "auto" ] && [ -z "$RUNTIME" ] && ! command -v nvidia-smi >/dev/null 2>&1; }; then
         CONFIG="$TINY_CONFIG"
-        echo "run_interactive.sh: local run without a GPU: using the tiny stand-in config $CONFIG (CONFIG=... or TINY=0 to change)" >&2
+        TINY_NOTE="local run without a GPU: using the tiny stand-in config $CONFIG (CONFIG=... or TINY=0 to change)"
     else
         CONFIG="$FULL_CONFIG"
     fi
@@ -100,17 +95,43 @@ if [ -n "$AGENT" ]; then
 fi
 TRAINER_ARGS+=("$@")
 
+# IN_ENV: the prefix that runs a command in the container (from /workspace) or the local .venv
 cd "$PROJ_DIR"
 if [ -n "$RUNTIME" ]; then
-    echo "run_interactive.sh: $RUNTIME $SIF | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
-    # shellcheck disable=SC2016  # $1.. expand inside the container's bash, not here
-    exec "$RUNTIME" exec --nv \
-        --bind "$PROJ_DIR:/workspace" --bind "$PROJ_DIR:/opt/palr" \
-        "$SIF" \
-        bash -c 'cd /workspace && exec "$0" --nproc_per_node="$1" palr_habitat/src/palr_trainer.py "${@:2}"' \
-        "$HABITAT_TORCHRUN" "$NPROC" "${TRAINER_ARGS[@]}"
+    # shellcheck disable=SC2016  # $@ expands inside the container's bash, not here
+    IN_ENV=("$RUNTIME" exec --nv --bind "$PROJ_DIR:/workspace" --bind "$PROJ_DIR:/opt/palr" "$SIF"
+            bash -c 'cd /workspace && exec "$@"' palr-habitat)
+    PYTHON="$HABITAT_BIN/python"
+    TORCHRUN=("$HABITAT_BIN/torchrun")
+    WHERE="$RUNTIME $SIF"
+else
+    IN_ENV=("$PROJ_DIR/run.sh")
+    PYTHON="python"
+    TORCHRUN=(torchrun --standalone)
+    WHERE="local .venv (./run.sh)"
 fi
 
-echo "run_interactive.sh: local .venv (./run.sh) | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
-exec "$PROJ_DIR/run.sh" torchrun --standalone --nproc_per_node="$NPROC" \
+trap_stop_signals
+CHILD_USR1=TERM  # torchrun passes SIGTERM (not SIGUSR1) on to the trainers
+
+stopped() {  # the trainers saved their checkpoints (or had not started)
+    echo "$PROG: stopped by SIG$STOP_SIGNAL (status $CHILD_STATUS); run the same command again to resume from $OUTDIR/checkpoints" >&2
+    exit 75
+}
+
+# 1. validate: a bad config, --set or agent is one line and exit 2, not an error of every rank
+start_group "${IN_ENV[@]}" "$PYTHON" palr_habitat/src/palr_trainer.py --check "${TRAINER_ARGS[@]}"
+wait_group "$CHILD_PID"
+[ -z "$STOP_SIGNAL" ] || stopped
+[ "$CHILD_STATUS" = 0 ] || exit "$CHILD_STATUS"
+
+# 2. train
+[ -z "$TINY_NOTE" ] || echo "$PROG: $TINY_NOTE" >&2
+echo "$PROG: $WHERE | seed $SEED | $NPROC process(es) | $CONFIG -> $OUTDIR" >&2
+start_group "${IN_ENV[@]}" "${TORCHRUN[@]}" --nproc_per_node="$NPROC" \
     palr_habitat/src/palr_trainer.py "${TRAINER_ARGS[@]}"
+wait_group "$CHILD_PID"
+if [ -n "$STOP_SIGNAL" ] && [ "$CHILD_STATUS" != 0 ]; then
+    stopped
+fi
+exit "$CHILD_STATUS"

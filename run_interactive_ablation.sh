@@ -11,11 +11,16 @@
 # in run_interactive.sh; RESULTS (default palr_habitat/results). Runs go to
 # <RESULTS>/<config name without ddppo_ and _fetch>_seed<S> (palr, baseline, palr_lr_only,
 # palr_perturb_only). In tiny mode (local without a GPU, or TINY=1) every run uses the tiny
-# stand-in config with the agent of its experiment. The sweep stops at the first failing run; run
+# stand-in config with the agent of its experiment. The sweep stops at the first failing run (with
+# its status: 2 for bad input) or stopped one: SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 go on to the
+# running run_interactive.sh, whose trainers save their checkpoints, and the sweep exits 75. Run
 # it again to resume (finished runs end at once, interrupted ones resume from their checkpoints).
 set -euo pipefail
 
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROG="run_interactive_ablation.sh"
+# shellcheck source=scripts/launcher_lib.sh
+. "$PROJ_DIR/scripts/launcher_lib.sh"
 SEEDS="${SEEDS:-0}"
 NPROC="${NPROC:-1}"
 TINY="${TINY:-auto}"
@@ -30,19 +35,9 @@ EXPERIMENTS=(
     "palr_perturb_only:palr_habitat/configs/ddppo_palr_perturb_only_fetch.yaml:PALR-NoScale"
 )
 
-die() {
-    echo "run_interactive_ablation.sh: error: $*" >&2
-    exit 2
-}
-
+check_int_list SEEDS "$SEEDS" 0
 read -r -a SEED_LIST <<< "$SEEDS"
-[ "${#SEED_LIST[@]}" -gt 0 ] || die "SEEDS is empty; give space-separated integers, e.g. SEEDS=\"0 1 2\""
-for seed in "${SEED_LIST[@]}"; do
-    [[ "$seed" =~ ^[0-9]+$ ]] || die "SEEDS must be space-separated non-negative integers, got '$seed'"
-done
-if ! [[ "$NPROC" =~ ^[0-9]+$ ]] || [ "$NPROC" -lt 1 ]; then
-    die "NPROC must be a positive integer, got '$NPROC'"
-fi
+check_int NPROC "$NPROC" 1
 case "$TINY" in
     auto | 0 | 1) ;;
     *) die "TINY must be auto, 0 or 1, got '$TINY'" ;;
@@ -51,29 +46,30 @@ esac
 use_tiny=0
 if [ "$TINY" = "1" ]; then
     use_tiny=1
-elif [ "$TINY" = "auto" ]; then
-    has_runtime=0
-    if [ "$SIF" != "none" ] && { command -v apptainer >/dev/null 2>&1 || command -v singularity >/dev/null 2>&1; }; then
-        has_runtime=1
-    fi
-    if [ "$has_runtime" = "0" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
-        use_tiny=1
-        echo "run_interactive_ablation.sh: local run without a GPU: tiny stand-in config for every experiment (TINY=0 to change)" >&2
-    fi
+elif [ "$TINY" = "auto" ] && [ -z "$(container_runtime "$SIF")" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+    use_tiny=1
+    echo "$PROG: local run without a GPU: tiny stand-in config for every experiment (TINY=0 to change)" >&2
 fi
 
+trap_stop_signals
 for seed in "${SEED_LIST[@]}"; do
     for experiment in "${EXPERIMENTS[@]}"; do
         IFS=: read -r name config agent <<< "$experiment"
         outdir="$RESULTS/${name}_seed${seed}"
-        echo "run_interactive_ablation.sh: === $name seed $seed -> $outdir" >&2
+        echo "$PROG: === $name seed $seed -> $outdir" >&2
         if [ "$use_tiny" = "1" ]; then
-            SEED="$seed" NPROC="$NPROC" SIF="$SIF" TINY=1 CONFIG="$TINY_CONFIG" AGENT="$agent" \
-                OUTDIR="$outdir" bash "$PROJ_DIR/run_interactive.sh" "$@"
+            config="$TINY_CONFIG"
         else
-            SEED="$seed" NPROC="$NPROC" SIF="$SIF" TINY=0 CONFIG="$config" AGENT="" \
-                OUTDIR="$outdir" bash "$PROJ_DIR/run_interactive.sh" "$@"
+            agent=""
         fi
+        start_group env SEED="$seed" NPROC="$NPROC" SIF="$SIF" TINY="$use_tiny" CONFIG="$config" \
+            AGENT="$agent" OUTDIR="$outdir" bash "$PROJ_DIR/run_interactive.sh" "$@"
+        wait_group "$CHILD_PID"
+        if [ -n "$STOP_SIGNAL" ] || [ "$CHILD_STATUS" = 75 ]; then
+            echo "$PROG: stopped at $name seed $seed${STOP_SIGNAL:+ (SIG$STOP_SIGNAL)}; run the same command again to resume" >&2
+            exit 75
+        fi
+        [ "$CHILD_STATUS" = 0 ] || exit "$CHILD_STATUS"
     done
 done
-echo "run_interactive_ablation.sh: all runs finished under $RESULTS" >&2
+echo "$PROG: all runs finished under $RESULTS" >&2

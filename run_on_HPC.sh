@@ -38,11 +38,8 @@ set -euo pipefail
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROG="run_on_HPC.sh"
 HABITAT_BIN="/opt/miniforge3/envs/palr_habitat/bin"
-
-die() {
-    echo "$PROG: error: $*" >&2
-    exit 2
-}
+# shellcheck source=scripts/launcher_lib.sh
+. "$PROJ_DIR/scripts/launcher_lib.sh"
 
 info() {
     echo "[run_on_HPC] $*" >&2
@@ -104,28 +101,6 @@ HABITAT_LAUNCHER="${HABITAT_LAUNCHER:-torchrun}"
 [ -n "$GPN_OPT" ] && GPUS="$GPN_OPT"
 
 # --- validation (nothing is written before this passes) ---------------------------------------
-is_uint() {
-    [[ "$1" =~ ^[0-9]+$ ]]
-}
-
-check_int() {  # name value min
-    if ! is_uint "$2" || [ "$2" -lt "$3" ]; then
-        die "$1 must be an integer >= $3, got '$2'"
-    fi
-}
-
-check_list() {  # name "values" [max]
-    local v values
-    read -r -a values <<< "$2"
-    [ "${#values[@]}" -gt 0 ] || die "$1 is empty; give space-separated integers, e.g. $1=\"0 1 2\""
-    for v in "${values[@]}"; do
-        is_uint "$v" || die "$1 must hold space-separated integers, got '$v' in \"$2\""
-        if [ -n "${3:-}" ] && [ "$v" -gt "$3" ]; then
-            die "$1 value $v is not an agent index; valid: 0-$3 (0=SAC-FixedLR ... 4=PALR-SAC ... 7=SAC-ReDo)"
-        fi
-    done
-}
-
 check_name() {  # name value: sbatch names, no spaces or shell characters
     [[ "$2" =~ ^[A-Za-z0-9_.,+-]*$ ]] || die "$1 may hold letters, digits and _ . , + - only, got '$2'"
 }
@@ -140,7 +115,7 @@ absolute() {
 if [ "$DOMAIN" = "cw" ] && { [ -n "$NODES_OPT" ] || [ -n "$GPN_OPT" ]; }; then
     die "--nodes/--gpus-per-node are for --habitat; a CW run uses one GPU (GPUS=1)"
 fi
-check_list SEEDS "$SEEDS"
+check_int_list SEEDS "$SEEDS" 0
 check_int CPUS "$CPUS" 1
 check_int GPUS "$GPUS" 0
 check_int NODES "$NODES" 1
@@ -166,7 +141,7 @@ if [ "$DOMAIN" = "cw" ]; then
     check_int EPISODES "$EPISODES" 1
     check_int BATCH_SIZE "$BATCH_SIZE" 1
     if [ "$SWEEP" = 1 ]; then RUN_AGENTS="$AGENTS"; else RUN_AGENTS="$AGENT"; fi
-    if [ "$SWEEP" = 1 ]; then check_list AGENTS "$RUN_AGENTS" 7; else check_list AGENT "$RUN_AGENTS" 7; fi
+    if [ "$SWEEP" = 1 ]; then check_agent_list AGENTS "$RUN_AGENTS"; else check_agent_list AGENT "$RUN_AGENTS"; fi
     [ "$GPUS" -le 1 ] || die "GPUS must be 0 or 1 for a CW run (one process per task), got '$GPUS'"
     RESULTS_DIR="$(absolute "$RESULTS_DIR")"
     JOB_NAME="${JOB_NAME:-palr-$TASKS}"
@@ -226,8 +201,6 @@ check_name JOB_NAME "$JOB_NAME"
 [[ "$LOG_DIR" =~ ^[^[:space:]%]+$ ]] || die "LOG_DIR may not contain spaces or %, got '$LOG_DIR'"
 
 # --- container or local .venv -----------------------------------------------------------------
-# shellcheck source=scripts/container_runtime.sh
-. "$PROJ_DIR/scripts/container_runtime.sh"
 RUNTIME="$(container_runtime "$SIF")"
 if [ "$SIF" != "none" ] && [ -z "$RUNTIME" ]; then
     info "no apptainer/singularity on PATH: tasks run without a container, in the local .venv (./run.sh)"
@@ -353,6 +326,9 @@ fi
 export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-1}}"
 select_run "${RUNS[$TASK_ID]}"
 echo "[palr] $(date '+%F %T') $JOB_REF on $(hostname): $RUN_LABEL (start $((${SLURM_RESTART_COUNT:-0} + 1)))"
+if declare -F check_task >/dev/null; then
+    check_task || exit $?  # bad input: the task ends here (status 2), without requeue
+fi
 
 child=0
 pending=0
@@ -478,20 +454,33 @@ SCRIPT
     echo "    RUN_LABEL=\"\$name seed \$seed (\$config) -> \$outdir\""
     echo "}"
     echo
+    local trainer_flags trainer_args
+    trainer_flags="--config \"\$config\" --seed \"\$seed\" --outdir \"\$outdir\""
+    if [ -n "$AGENT_OVERRIDE" ]; then
+        trainer_flags+=" $(quote --agent "$AGENT_OVERRIDE")"
+    fi
+    if [ "${#EXTRA[@]}" -gt 0 ]; then
+        trainer_flags+=" $(quote "${EXTRA[@]}")"
+    fi
+    trainer_args="palr_habitat/src/palr_trainer.py $trainer_flags"
+    # the trainer validates the run first (one line, exit 2), not every rank under srun/torchrun
+    echo "check_task() {  # palr_trainer.py --check: config, agent, backend, outdir, checkpoint"
+    echo "    cd \"\$PROJ_DIR\" || exit 2"
+    if [ -n "$RUNTIME" ]; then
+        echo "    # shellcheck disable=SC2016  # \$@ is expanded by the container's bash"
+        echo "    $(container_prefix "$HABITAT_RESULTS") bash -c 'cd /workspace && exec \"\$@\"' palr-habitat \\"
+        echo "        $HABITAT_BIN/python palr_habitat/src/palr_trainer.py --check $trainer_flags"
+    else
+        echo "    ./run.sh python palr_habitat/src/palr_trainer.py --check $trainer_flags"
+    fi
+    echo "}"
+    echo
     echo "run_task() {"
     echo "    mkdir -p $(printf '%q' "$HABITAT_RESULTS")"
     echo "    cd \"\$PROJ_DIR\" || exit 2"
     echo "    MASTER_ADDR=\"\$(scontrol show hostnames \"\${SLURM_JOB_NODELIST:-127.0.0.1}\" 2>/dev/null | head -n 1)\""
     echo "    export MASTER_ADDR=\"\${MASTER_ADDR:-127.0.0.1}\""
     echo "    export MASTER_PORT=\"\${MASTER_PORT:-\$((20000 + \${SLURM_JOB_ID:-0} % 20000))}\""
-    local trainer_args
-    trainer_args="palr_habitat/src/palr_trainer.py --config \"\$config\" --seed \"\$seed\" --outdir \"\$outdir\""
-    if [ -n "$AGENT_OVERRIDE" ]; then
-        trainer_args+=" $(quote --agent "$AGENT_OVERRIDE")"
-    fi
-    if [ "${#EXTRA[@]}" -gt 0 ]; then
-        trainer_args+=" $(quote "${EXTRA[@]}")"
-    fi
     local srun_args="srun --kill-on-bad-exit=1 --ntasks-per-node=$tasks_per_node --cpus-per-task=\"\${SLURM_CPUS_PER_TASK:-1}\""
     if [ "$HABITAT_LAUNCHER" = "torchrun" ]; then
         launcher="torchrun --nnodes=\"\${SLURM_JOB_NUM_NODES:-1}\" --nproc_per_node=$nproc --rdzv_id=\"\$JOB_REF\" --rdzv_backend=c10d --rdzv_endpoint=\"\$MASTER_ADDR:\$MASTER_PORT\""

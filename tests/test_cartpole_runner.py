@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from processes import children_of, wait_for
+
 from palr.experiments.dqn_launcher import run_dqn_job
 from palr.experiments.sweep import RunJob
 
@@ -105,11 +107,14 @@ def _started_runs(outdir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("to_group", [False, True], ids=["launcher-pid", "process-group"])
-def test_parallel_sweep_stops_on_a_signal_and_the_same_command_resumes(tmp_path, to_group):
+@pytest.mark.parametrize("sig, to_group", [(signal.SIGUSR1, False), (signal.SIGUSR1, True),
+                                           (signal.SIGINT, True)],
+                         ids=["launcher-pid", "process-group", "ctrl-c"])
+def test_parallel_sweep_stops_on_a_signal_and_the_same_command_resumes(tmp_path, sig, to_group):
     """SIGUSR1 to a --jobs 2 launcher (its PID alone, as SLURM's batch shell forwards it, or its
-    whole process group): running jobs checkpoint, no new job starts, no worker outlives it,
-    exit 75; the same command then finishes every run."""
+    whole process group), or SIGINT to the group (Ctrl-C in a terminal): running jobs
+    checkpoint, no new job starts, no worker outlives it, exit 75; the same command then
+    finishes every run."""
     outdir = tmp_path / "out"
     args = [sys.executable, str(LAUNCHER), "--agents", "0", "4", "--seeds", "2",
             "--phase_episodes", "20", "--learning_starts", "100", "--checkpoint_every", "2",
@@ -121,12 +126,13 @@ def test_parallel_sweep_stops_on_a_signal_and_the_same_command_resumes(tmp_path,
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()
         time.sleep(0.05)
     if to_group:
-        os.killpg(proc.pid, signal.SIGUSR1)
+        os.killpg(proc.pid, sig)
     else:
-        proc.send_signal(signal.SIGUSR1)
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 75, err.decode()
     assert b"run the same command again to resume" in err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
     assert _session_ends(proc.pid, within=10), "a worker of the sweep outlived its launcher"
     started = _started_runs(outdir)
     assert 2 <= len(started) < 4
@@ -187,3 +193,25 @@ def test_unwritable_outdir_is_rejected(tmp_path):
     blocker.write_text("x")
     proc = run_launcher("--outdir", str(blocker / "sub"), cwd=tmp_path)
     assert proc.returncode == 2 and "not writable" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_workers_start_is_a_stop_not_a_failure(tmp_path, sig):
+    """A stop signal to a --jobs 2 sweep's process group while its workers are still starting
+    (spawned, importing, before any job): exit 75 with the resume hint, no job started, no
+    broken pool reported, no process left."""
+    outdir = tmp_path / "out"
+    args = [sys.executable, str(LAUNCHER), "--agents", "0", "4", "--seeds", "1",
+            "--phase_episodes", "5", "--jobs", "2", "--no_progress", "--no_tensorboard",
+            "--outdir", str(outdir)]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: children_of(proc.pid, "spawn_main"), proc, "a worker process", within=120)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 75, err.decode()
+    assert b"run the same command again to resume" in err and b"(not started)" in err
+    assert b"BrokenProcessPool" not in err and b"failed" not in err
+    assert _started_runs(outdir) == []
+    assert _session_ends(proc.pid, within=10), "a worker of the sweep outlived its launcher"

@@ -1,4 +1,5 @@
-"""Continual World launcher: a tiny sweep through run_cw20.sh without a container, resume, bad input."""
+"""Continual World launcher: a tiny sweep through run_cw20.sh without a container, resume, stop
+signals, bad input."""
 import json
 import os
 import pathlib
@@ -9,6 +10,8 @@ import sys
 import time
 
 import pytest
+
+from processes import alive, processes_mentioning, wait_for
 
 pytest.importorskip("metaworld")
 pytestmark = pytest.mark.metaworld
@@ -82,17 +85,89 @@ def test_killed_cw_run_resumes_identically(tmp_path):
         assert a[key] == b[key], key
 
 
+def _stop_a_tiny_sweep(tmp_path, sig, to_group):
+    """Start run_cw20.sh on two tiny runs, send ``sig`` to its PID (or process group) once both
+    saved a checkpoint, and check the stop: exit 75, no python left, checkpoints in place."""
+    results = tmp_path / "results"
+    env = dict(os.environ, SIF="none", RESULTS_DIR=str(results), TASKS="cw10", EPISODES="3",
+               SEEDS="0", AGENTS="0 4", PARALLEL="2", BATCH_SIZE="32",
+               EXTRA_ARGS=TINY + " --checkpoint_every 1")
+    command = ["bash", str(ROOT / "run_cw20.sh")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    runs = [results / "cw_runs" / f"cw10_seed0_agent{agent}" for agent in (0, 4)]
+    wait_for(lambda: all((run / "checkpoint.pt").exists() for run in runs), proc,
+             "a checkpoint of both runs")
+    pythons = processes_mentioning(str(results))
+    assert len(pythons) >= 2
+    if to_group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err
+    assert "run the same command again to resume" in err
+    assert not any(alive(pid) for pid in pythons) and processes_mentioning(str(results)) == []
+    statuses = [json.loads((run / "result.json").read_text())["status"] for run in runs]
+    assert "running" in statuses
+    assert all((run / "checkpoint.pt").exists() for run in runs)
+    return command, env
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_every_run_and_the_same_command_resumes(tmp_path):
+    """SIGTERM to run_cw20.sh's PID while two runs train: both checkpoint, exit 75, no python
+    process outlives the launcher; the same command then finishes both runs and merges."""
+    command, env = _stop_a_tiny_sweep(tmp_path, signal.SIGTERM, to_group=False)
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    results = tmp_path / "results"
+    runs = [json.loads((results / f"cw_checkpoint_cw10_seed0_agent{agent}.json").read_text())
+            for agent in (0, 4)]
+    assert all(run["status"] == "finished" and len(run["episodes"]["score"]) == 6 for run in runs)
+    assert any(event["kind"] == "resumed" for run in runs for event in run["events"])
+    assert (results / "cw10_raw_results.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_every_run(tmp_path):
+    """SIGINT to run_cw20.sh's process group (what Ctrl-C in its terminal sends) stops its runs
+    like SIGTERM: checkpoints, exit 75, no python process left."""
+    _stop_a_tiny_sweep(tmp_path, signal.SIGINT, to_group=True)
+
+
+HUGE = "99999999999999999999"  # beyond bash's 64-bit integers
+
+
 @pytest.mark.parametrize("env, message", [
     ({"SEEDS": "0 x"}, "SEEDS must hold space-separated integers"),
+    ({"SEEDS": f"0 {HUGE}"}, "SEEDS must hold space-separated integers"),
+    ({"SEEDS": "0 01"}, "SEEDS must hold space-separated integers"),
     ({"AGENTS": "9"}, "not an agent index"),
+    ({"AGENTS": HUGE}, "AGENTS must hold space-separated integers"),
     ({"AGENTS": " "}, "AGENTS is empty"),
-    ({"EPISODES": "-3"}, "EPISODES must be a positive integer"),
-    ({"PARALLEL": "0"}, "PARALLEL must be a positive integer"),
+    ({"EPISODES": "-3"}, "EPISODES must be an integer >= 1"),
+    ({"EPISODES": HUGE}, "EPISODES must be an integer from 1 to 2147483647"),
+    ({"BATCH_SIZE": "0128"}, "BATCH_SIZE must be an integer >= 1 written without leading zeros"),
+    ({"PARALLEL": "0"}, "PARALLEL must be an integer >= 1"),
+    ({"PARALLEL": HUGE}, "PARALLEL must be an integer from 1 to 2147483647"),
     ({"TASKS": "cw30"}, "TASKS must be cw20 or cw10"),
 ])
 def test_bad_knobs_are_rejected(tmp_path, env, message):
     proc = run_cw20(tmp_path, **env)
-    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"SEED": HUGE, "AGENT": "4"}, "SEED must be an integer from 0 to 2147483647"),
+    ({"SEED": "02", "AGENT": "4"}, "SEED must be an integer >= 0 written without leading zeros"),
+    ({"SEED": "2", "AGENT": HUGE}, "AGENT must be an integer from 0 to 7"),
+])
+def test_single_run_seed_and_agent_are_checked(tmp_path, env, message):
+    proc = run_cw20(tmp_path, "--single", **env)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "results").exists()
 

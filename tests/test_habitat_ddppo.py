@@ -208,6 +208,8 @@ def test_sigterm_saves_and_a_rerun_resumes(tmp_path):
     assert [e["kind"] for e in events] == ["start"]
     # a different policy config must not silently resume this run
     before = (outdir / "result.json").read_bytes()
-    assert main(["--config", str(TINY), "--seed", "1", "--outdir", str(outdir), *overrides,
-                 "--set", "policy.hidden_size=64"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["--config", str(TINY), "--seed", "1", "--outdir", str(outdir), *overrides,
+              "--set", "policy.hidden_size=64"])
+    assert refused.value.code == 2
     assert (outdir / "result.json").read_bytes() == before

@@ -116,6 +116,17 @@ def test_habitat_dry_run_uses_srun_and_torchrun_across_nodes(tmp_path):
     assert "exec srun --kill-on-bad-exit=1 --ntasks-per-node=2" in array
 
 
+def test_habitat_tasks_validate_the_run_before_srun_and_torchrun(tmp_path):
+    """A bad config, agent or --set ends the task in one line (exit 2, no requeue) from
+    palr_trainer.py --check, not as an error of every rank under srun and torchrun."""
+    proc = dry_run(tmp_path, "--habitat", AGENT="PALR-NoScale", EXTRA_ARGS="--set ppo.lr=0.001")
+    (array,) = scripts(proc.stdout).values()
+    check = ('./run.sh python palr_habitat/src/palr_trainer.py --check --config "$config" '
+             '--seed "$seed" --outdir "$outdir" --agent PALR-NoScale --set ppo.lr=0.001')
+    assert check in array
+    assert array.index("check_task || exit $?") < array.index("run_task &")
+
+
 def test_container_mode_builds_the_missing_image_and_binds_the_tree(tmp_path):
     sif = tmp_path / "img.sif"
     proc = dry_run(tmp_path, "--no-merge", SIF=str(sif), path_prefix=fake_apptainer(tmp_path))
@@ -176,6 +187,18 @@ def test_generated_batch_scripts_are_shellcheck_clean(tmp_path, variant):
     (("--habitat", "--gpus-per-node", "x"), {}, "GPUS must be an integer >= 0"),
     (("--habitat",), {"CONFIG": "nope.yaml"}, "config 'nope.yaml' not found"),
     (("--habitat",), {"HABITAT_LAUNCHER": "mpirun"}, "HABITAT_LAUNCHER must be torchrun or srun"),
+    ((), {"SEEDS": "0 99999999999999999999"}, "SEEDS must hold space-separated integers"),
+    ((), {"SEEDS": "007"}, "SEEDS must hold space-separated integers"),
+    ((), {"AGENT": "99999999999999999999"}, "AGENT must hold space-separated integers"),
+    (("--sweep",), {"AGENTS": "0 99999999999999999999"}, "AGENTS must hold space-separated"),
+    ((), {"CPUS": "99999999999999999999"}, "CPUS must be an integer from 1 to 2147483647"),
+    ((), {"CPUS": "04"}, "CPUS must be an integer >= 1 written without leading zeros"),
+    ((), {"EPISODES": "99999999999999999999"}, "EPISODES must be an integer from 1 to"),
+    ((), {"BATCH_SIZE": "99999999999999999999"}, "BATCH_SIZE must be an integer from 1 to"),
+    ((), {"SIGNAL_LEAD": "99999999999999999999"}, "SIGNAL_LEAD must be an integer from 1 to"),
+    ((), {"ARRAY_LIMIT": "99999999999999999999"}, "ARRAY_LIMIT must be an integer from 1 to"),
+    (("--habitat", "--nodes", "99999999999999999999"), {}, "NODES must be an integer from 1 to"),
+    (("--habitat", "--gpus-per-node", "99999999999999999999"), {}, "GPUS must be an integer from"),
     (("--bogus",), {}, "unknown option '--bogus'"),
     (("--nodes",), {}, "--nodes needs a value"),
 ])

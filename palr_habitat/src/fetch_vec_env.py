@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from palr.signals import ignore_stop_signals
+
 from palr_habitat.ddppo_config import EnvConfig, PhaseConfig
 from palr_habitat.fetch_obs import stack_observations
 
@@ -112,7 +114,9 @@ class AutoResetEnv:
 
 
 def _worker(conn: Any, args: Tuple[Any, ...]) -> None:
-    """Subprocess loop: builds its env, then serves commands until "close"."""
+    """Subprocess loop: builds its env, then serves commands until "close". Stop signals are the
+    trainer's business: a signal to the trainer's process group must not end its envs first."""
+    ignore_stop_signals()
     env: Optional[AutoResetEnv] = None
     try:
         backend, phases, env_cfg, seed, phase, gpu, index = args

@@ -37,6 +37,7 @@ run starts new episodes (README, "Habitat Fetch rearrangement").
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import json
@@ -53,9 +54,12 @@ from torch.nn.parallel import DistributedDataParallel
 from palr.agent_table import resolve_agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
-from palr.experiments.cli import OneLineParser, check_writable_dir, fail, non_negative_int, configure_torch
+from palr.experiments.cli import (OneLineParser, check_writable_dir, configure_torch, fail,
+                                  non_negative_int)
 from palr.experiments.records import RunRecorder
 from palr.experiments.run_identity import check_same_run, identity_fields, make_identity
+from palr.experiments.run_lock import RunLock, RunLocked, remove_stale_temp_files
+from palr.experiments.run_state import FINISHED, NEW, RUNNING, run_state
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
@@ -64,9 +68,9 @@ from palr.signals import StopSignals
 from palr_habitat.ddppo_config import (ConfigError, TrainConfig, intervention_overrides,
                                        load_config, to_dict)
 from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce_max,
-                                            all_reduce_sum, gather_objects, gather_to_main,
-                                            init_distributed, plan_distributed, rank0_sync,
-                                            teardown)
+                                            all_reduce_sum, broadcast_object, gather_objects,
+                                            gather_to_main, init_distributed, plan_distributed,
+                                            rank0_sync, teardown)
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -210,23 +214,7 @@ class DDPPOTrainer:
         if state.get("format") != FORMAT:
             raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
                              "fresh --outdir")
-        world = int(state["world_size"])
-        if world != self.info.world_size:
-            raise ValueError(f"the checkpoint in {self.outdir} was written with world size "
-                             f"{world}, this run has world size {self.info.world_size}; resume "
-                             f"with {world} process(es) (torchrun --nproc_per_node={world}, or "
-                             f"{world} srun tasks) or use a fresh --outdir")
-        envs = int(state["config"]["env"]["num_envs"])
-        if envs != self.cfg.env.num_envs:
-            raise ValueError(f"the checkpoint in {self.outdir} has {envs} envs per rank, this run "
-                             f"{self.cfg.env.num_envs}; resume with --set env.num_envs={envs} or "
-                             "use a fresh --outdir")
-        if state["backend"] != backend:
-            raise ValueError(f"the checkpoint in {self.outdir} ran the {state['backend']} backend, "
-                             f"this run would use {backend}; resume with --set "
-                             f"env.backend={state['backend']} or use a fresh --outdir")
-        check_same_run(state.get("identity"), self.identity,
-                       f"checkpoint {self.outdir / CHECKPOINT}")
+        check_resumable(state.get("identity"), self.identity, self.outdir)
 
     def rank_state(self) -> Dict[str, Any]:
         """This rank's own state between updates: envs (None where the backend cannot save
@@ -547,36 +535,130 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override agent.name (index or name, e.g. 4 or PALR-NoPerturb)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config value, e.g. --set ppo.num_steps=64 (repeatable)")
+    parser.add_argument("--check", action="store_true",
+                        help="only validate (config, agent, backend, output directory, an existing "
+                             "checkpoint) and exit: 0 if the run can start, else one line and 2; "
+                             "creates nothing (the launchers run this before torchrun)")
     return parser
+
+
+def check_resumable(stored: Optional[Dict[str, Any]], identity: Dict[str, Any],
+                    outdir: pathlib.Path) -> None:
+    """Raise ValueError unless a checkpoint in ``outdir`` whose identity is ``stored`` can resume
+    the run ``identity``: the settings a resume most often gets wrong (world size, envs per rank,
+    backend) are named with their fix, any other difference by
+    :func:`~palr.experiments.run_identity.check_same_run`."""
+    if stored is not None:
+        world = stored.get("world_size")
+        if world is not None and world != identity["world_size"]:
+            raise ValueError(f"the checkpoint in {outdir} was written with world size {world}, "
+                             f"this run has world size {identity['world_size']}; resume with "
+                             f"{world} process(es) (torchrun --nproc_per_node={world}, or {world} "
+                             "srun tasks) or use a fresh --outdir")
+        envs = (stored.get("env") or {}).get("num_envs")
+        if envs is not None and envs != identity["env"]["num_envs"]:
+            raise ValueError(f"the checkpoint in {outdir} has {envs} envs per rank, this run "
+                             f"{identity['env']['num_envs']}; resume with --set "
+                             f"env.num_envs={envs} or use a fresh --outdir")
+        backend = stored.get("backend")
+        if backend is not None and backend != identity["backend"]:
+            raise ValueError(f"the checkpoint in {outdir} ran the {backend} backend, this run "
+                             f"would use {identity['backend']}; resume with --set "
+                             f"env.backend={backend} or use a fresh --outdir")
+    check_same_run(stored, identity, f"checkpoint {outdir / CHECKPOINT}")
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """A validated run: what :func:`main` trains.
+
+    Attributes:
+        state: ``new``, ``running`` (a checkpoint to resume) or ``finished``
+            (:func:`palr.experiments.run_state.run_state`).
+    """
+
+    cfg: TrainConfig
+    seed: int
+    outdir: pathlib.Path
+    backend: str
+    agent_name: str
+    identity: Dict[str, Any]
+    state: str
+
+
+def validate_run(args: argparse.Namespace) -> RunPlan:
+    """Everything checked before training, creating nothing: the config and its ``--set``
+    overrides (the agent, its intervention settings and the roles they select included), the
+    environment backend and its settings, the device and process-group backend, the output
+    directory, and what is there already: a run of the same identity to resume or skip, nothing,
+    or a run of other settings or in use by another process (refused). Raises ValueError
+    (ConfigError, UsageError) with the one-line message."""
+    overrides = list(args.set)
+    if args.agent is not None:
+        overrides.append(f"agent.name={args.agent}")
+    cfg = load_config(args.config, overrides)
+    spec = resolve_agent(cfg.agent.name, ALGO)
+    backend = resolve_backend(cfg.env.backend)
+    check_backend_config(backend, cfg)
+    launch, _, _ = plan_distributed(cfg.run.device, cfg.ddppo.backend)
+    outdir = check_writable_dir(pathlib.Path(args.outdir))
+    identity = run_identity(cfg, args.seed, backend, launch["world_size"])
+    state = run_state(outdir, identity, checkpoint=str(CHECKPOINT),
+                      check_checkpoint=lambda stored, current, _what:
+                      check_resumable(stored, current, outdir))
+    return RunPlan(cfg, args.seed, outdir, backend, spec.display_name(ALGO), identity, state)
+
+
+def take_run_lock(outdir: pathlib.Path, info: DistInfo) -> Optional[RunLock]:
+    """Rank 0 takes the run directory's lock (one writer per run) and removes temporary files of
+    killed writes; every rank learns whether it succeeded. Returns the lock (rank 0) or None;
+    raises RunLocked on every rank when another process holds it."""
+    lock: Optional[RunLock] = None
+    message = ""
+    if info.is_main:
+        try:
+            lock = RunLock(outdir).acquire()
+            remove_stale_temp_files(outdir / CHECKPOINT.parent)
+        except RunLocked as err:
+            message = str(err)
+    message = broadcast_object(message, info)
+    if message:
+        raise RunLocked(message)
+    return lock
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    overrides = list(args.set)
-    if args.agent is not None:
-        overrides.append(f"agent.name={args.agent}")
-    try:  # every check before anything is created (the trainer makes --outdir)
-        cfg = load_config(args.config, overrides)  # also the agent, its settings and roles
-        backend = resolve_backend(cfg.env.backend)
-        check_backend_config(backend, cfg)
-        plan_distributed(cfg.run.device, cfg.ddppo.backend)
-        outdir = check_writable_dir(pathlib.Path(args.outdir))
+    try:
+        plan = validate_run(args)
+        if args.check:
+            start = {NEW: "a fresh run", RUNNING: "resumes its checkpoint",
+                     FINISHED: "finished already"}[plan.state]
+            print(f"{PROG}: check passed: {plan.agent_name} seed {plan.seed}, backend "
+                  f"{plan.backend}, {start} in {plan.outdir}", file=sys.stderr)
+            print(plan.state)
+            return 0
     except ValueError as err:  # ConfigError, UsageError, unknown agent or role, no simulator
         fail(PROG, str(err))
+    cfg = plan.cfg
     configure_torch(cfg.run.torch_threads)
     try:
         info = init_distributed(cfg.run.device, cfg.ddppo.backend, cfg.ddppo.timeout_s)
     except ValueError as err:
         fail(PROG, str(err))
     trainer: Optional[DDPPOTrainer] = None
+    lock: Optional[RunLock] = None
     code = 1
     clean = False  # every rank got here together (a barrier at teardown cannot hang)
     try:
         try:
-            trainer = DDPPOTrainer(cfg, args.seed, outdir, info, backend)
-        except (ValueError, ConfigError) as err:  # config/checkpoint mismatch, bad phase spec
-            print(f"{PROG}: error: {err}", file=sys.stderr)
+            lock = take_run_lock(plan.outdir, info)
+            trainer = DDPPOTrainer(cfg, args.seed, plan.outdir, info, plan.backend)
+        except (ValueError, ConfigError) as err:  # in use, checkpoint mismatch, bad phase spec
+            if info.is_main or not isinstance(err, RunLocked):
+                print(f"{PROG}: error: {err}", file=sys.stderr)
+            clean = True  # every rank meets the same refusal
             return 2
         code = trainer.train()
         clean = True
@@ -593,6 +675,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         del trainer
         gc.collect()
         teardown(info, barrier_first=clean)
+        if lock is not None:
+            lock.release()
     return code
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from palr.experiments.checkpoint import previous_path, read_checkpoint_identity
 from palr.experiments.files import PathLike
@@ -37,7 +37,9 @@ def read_result(path: PathLike) -> Optional[Dict[str, Any]]:
 
 def run_state(run_dir: PathLike, identity: Mapping[str, Any],
               checkpoint: str = CHECKPOINT_FILE, result: str = RESULT_FILE,
-              published: Optional[PathLike] = None) -> str:
+              published: Optional[PathLike] = None,
+              check_checkpoint: Callable[[Optional[Mapping[str, Any]], Mapping[str, Any], str],
+                                         None] = check_same_run) -> str:
     """``"new"``, ``"running"`` (a checkpoint to resume from) or ``"finished"``.
 
     Args:
@@ -47,6 +49,9 @@ def run_state(run_dir: PathLike, identity: Mapping[str, Any],
         checkpoint, result: file names inside ``run_dir``.
         published: an extra finished-result file that stands for the run (Continual World's
             ``cw_checkpoint<suffix>.json``).
+        check_checkpoint: ``(stored identity, identity, what)`` raising when the checkpoint's run
+            cannot be resumed as ``identity`` (default :func:`check_same_run`; a domain may name
+            its most common mismatches with their fix first).
     Raises:
         RunMismatch: what is on disk belongs to a run with other settings.
         RunLocked: another process is running this run now.
@@ -65,6 +70,6 @@ def run_state(run_dir: PathLike, identity: Mapping[str, Any],
         if candidate.is_file():
             ours, stored = read_checkpoint_identity(candidate)
             if ours:  # a damaged header is the trainer's to report (it falls back or refuses)
-                check_same_run(stored, identity, f"checkpoint {candidate}")
+                check_checkpoint(stored, identity, f"checkpoint {candidate}")
             return RUNNING
     return NEW

@@ -8,11 +8,13 @@ run directory holding another configuration's run, or in use by another process,
 launch with one line (exit status 2) before any job starts. Jobs run one after another or in
 ``jobs`` worker processes (one torch thread each).
 
-Stopping a parallel sweep (SIGTERM/SIGUSR1 to the launcher or to its process group): the
-launcher passes the signal on to its workers, starts no further job, lets every running job
-finish its episode and checkpoint, and then stops like a single run
+Stopping a parallel sweep (SIGTERM, SIGINT/Ctrl-C or SIGUSR1 to the launcher or to its process
+group): the launcher passes the signal on to its workers, starts no further job, lets every running
+job finish its episode and checkpoint, and then stops like a single run
 (:class:`~palr.experiments.trainer.Preempted`, launcher exit status 75); a worker that was
-signalled starts no new job. The same command resumes.
+signalled starts no new job. Workers start with the stop signals blocked and unblock them once
+their handler is installed, so a signal while they start up is a stop too (never a broken pool).
+The same command resumes.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from palr.experiments.files import atomic_write_json
 from palr.experiments.run_lock import remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, RESULT_FILE, run_state
 from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
-from palr.signals import StopSignals
+from palr.signals import StopSignals, stop_signals_blocked, unblock_stop_signals
 
 
 @dataclass
@@ -84,17 +86,22 @@ def _worker_init() -> None:
     from palr.experiments.cli import configure_torch
     configure_torch()
     _WORKER_STOP.install()
+    unblock_stop_signals()  # blocked since the worker was spawned: a pending signal lands now
+
+
+class _NotStarted(Preempted):
+    """A job that a worker told to stop did not start."""
 
 
 def _run_unless_stopped(run_one: Callable[[RunJob], Any], job: RunJob) -> Any:
     """Worker side of a parallel sweep: ``run_one(job)``, unless this worker was told to stop."""
     if _WORKER_STOP.signum is not None:
-        raise Preempted(f"{job.label}: not started (stop signal {_WORKER_STOP.signum})")
+        raise _NotStarted(f"{job.label}: not started (stop signal {_WORKER_STOP.signum})")
     return run_one(job)
 
 
 class _StopForwarder(StopSignals):
-    """In the launcher process of a parallel sweep: remembers SIGTERM/SIGUSR1 and sends it on to
+    """In the launcher process of a parallel sweep: remembers a stop signal and sends it on to
     the pool's worker processes (a signal to the launcher's PID alone, e.g. SLURM's
     ``--signal=B:USR1`` through the batch shell, would otherwise never reach the runs)."""
 
@@ -123,10 +130,16 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
     preempted: List[str] = []
     refused: List[str] = []
     ctx = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
-                                     initializer=_worker_init) as pool, \
-            _StopForwarder(pool) as stop:
-        pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
+    # Processes started with the stop signals blocked inherit the mask: the resource tracker
+    # (started with the pool) keeps SIGUSR1 blocked, so a signal to the process group cannot kill
+    # it; the workers (spawned by the first submits) unblock them in _worker_init. A signal that
+    # comes meanwhile reaches the launcher's handler when the block ends.
+    with stop_signals_blocked():
+        pool = futures.ProcessPoolExecutor(max_workers=parallel, mp_context=ctx,
+                                           initializer=_worker_init)
+    with pool, _StopForwarder(pool) as stop:
+        with stop_signals_blocked():
+            pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
         waiting = set(pending)
         while waiting:
             done, waiting = futures.wait(waiting, timeout=1.0,
@@ -144,7 +157,8 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
                 if err is None:
                     log(f"[sweep] {job.label}: done")
                 elif isinstance(err, Preempted):
-                    preempted.append(job.label)
+                    preempted.append(job.label + (" (not started)" if isinstance(err, _NotStarted)
+                                                  else ""))
                 elif isinstance(err, UsageError):
                     refused.append(str(err))
                 else:
