@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Production CW20 launcher: every (seed, agent) pair of run_cw_experiments.py inside
 # palr_container.sif (apptainer or singularity), PARALLEL at a time, one log per run,
-# auto-resume (a pair whose cw_checkpoint json exists is skipped), then merge + plots.
+# auto-resume (a pair that finished with the same settings is skipped; run_cw_experiments.py
+# --status decides), then merge + plots.
 #
 #   bash run_cw20.sh                      # full sweep: AGENTS x SEEDS
 #   SEED=2 AGENT=4 bash run_cw20.sh --single
@@ -37,7 +38,7 @@ case "${1:-}" in
     "") ;;
     --single) MODE="single" ;;
     --merge) MODE="merge" ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown option '$1'; valid: --single, --merge (or none for the full sweep)" ;;
 esac
 [ "$#" -le 1 ] || die "one option at most, got: $*"
@@ -156,6 +157,20 @@ if [ "$MODE" = "merge" ]; then
     exit 0
 fi
 
+# Which runs have finished: the Python side decides (same settings = same run identity), so a
+# finished run of other settings (e.g. a 2-episode smoke run) stops the launch with one line.
+declare -A STATE=()
+for seed in $SEEDS; do
+    # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
+    lines="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+        --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE" \
+        --seed_offset "$seed" --agents $AGENTS --outdir "$(results_arg)" $EXTRA_ARGS \
+        --status)" || exit 2
+    while read -r run_seed run_agent run_state _; do
+        STATE["$run_seed $run_agent"]="$run_state"
+    done <<< "$lines"
+done
+
 mkdir -p "$LOG_DIR"
 declare -a PIDS=()
 declare -a LABELS=()
@@ -165,8 +180,8 @@ launch_one() {  # seed agent
     local seed="$1" agent="$2"
     local suffix="_${TASKS}_seed${seed}_agent${agent}"
     local log="$LOG_DIR/${TASKS}_seed${seed}_agent${agent}.log"
-    if [ -f "$RESULTS_DIR/cw_checkpoint${suffix}.json" ]; then
-        echo "[run_cw20] seed=$seed agent=$agent: checkpoint exists, skipped"
+    if [ "${STATE["$seed $agent"]:-}" = finished ]; then
+        echo "[run_cw20] seed=$seed agent=$agent: finished earlier with the same settings, skipped"
         return
     fi
     echo "[run_cw20] seed=$seed agent=$agent -> $log"

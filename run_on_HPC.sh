@@ -31,8 +31,10 @@
 #            HABITAT_RESULTS (<project>/palr_habitat/results; runs in <name>_seed<S>),
 #            HABITAT_LAUNCHER (torchrun: srun starts one torchrun per node; srun: one srun task
 #            per GPU, which keeps the trainer's exit status 75), NODES (1)
-# Finished runs (CW: cw_checkpoint json; Habitat: result.json "finished") are left out of the
-# array; interrupted ones resume from their checkpoints.
+# Finished runs are left out of the array: the Python side says which (run_cw_experiments.py
+# --status, palr_trainer.py --check: the same settings, so a smoke run never passes for a
+# production run, and other settings in a run's directory stop the submission with one line);
+# interrupted ones resume from their checkpoints.
 set -euo pipefail
 
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -131,7 +133,6 @@ read -r -a EXTRA <<< "$EXTRA_ARGS"
 read -r -a SBATCH_MORE <<< "$SBATCH_EXTRA"
 
 RUNS=()      # one entry per array task
-DONE=()      # 1 when that run has finished already
 if [ "$DOMAIN" = "cw" ]; then
     case "$TASKS" in
         cw20) TASK_FLAG="--cw20" ;;
@@ -149,11 +150,6 @@ if [ "$DOMAIN" = "cw" ]; then
     for seed in $SEEDS; do
         for agent in $RUN_AGENTS; do
             RUNS+=("$seed $agent")
-            if [ -f "$RESULTS_DIR/cw_checkpoint_${TASKS}_seed${seed}_agent${agent}.json" ]; then
-                DONE+=(1)
-            else
-                DONE+=(0)
-            fi
         done
     done
 else
@@ -189,11 +185,6 @@ else
         [ -f "$PROJ_DIR/$config" ] || die "config '$config' not found (paths are relative to $PROJ_DIR)"
         for seed in $SEEDS; do
             RUNS+=("$name $seed $config")
-            if grep -qs '"status": *"finished"' "$HABITAT_RESULTS/${name}_seed${seed}/result.json"; then
-                DONE+=(1)
-            else
-                DONE+=(0)
-            fi
         done
     done
 fi
@@ -209,11 +200,87 @@ if [ -n "$RUNTIME" ]; then
     SIF="$(absolute "$SIF")"
 fi
 
+# --- image ------------------------------------------------------------------------------------
+if [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then
+    BUILD=("$RUNTIME" build)
+    [ "$RUNTIME" = "singularity" ] && BUILD+=(--fakeroot)
+    BUILD+=("$SIF" palr_container.def)
+    if [ "$DRY_RUN" = 1 ]; then
+        echo "# ---- would run (in $PROJ_DIR): ${BUILD[*]}"
+    else
+        info "$SIF not found: building it (30-60 minutes): ${BUILD[*]}"
+        (cd "$PROJ_DIR" && "${BUILD[@]}") || { echo "$PROG: error: image build failed" >&2; exit 1; }
+    fi
+fi
+
+# --- which runs have finished: asked of the Python side (same settings = same run identity) ---
+# status_python ARGS...: a project script run with the tasks' python (container or local .venv)
+status_python() {
+    if [ -n "$RUNTIME" ]; then
+        local python="python"
+        [ "$DOMAIN" = cw ] || python="$HABITAT_BIN/python"
+        # shellcheck disable=SC2016  # $@ is expanded by the container's bash
+        "$RUNTIME" exec --bind "$PROJ_DIR:/workspace" --bind "$PROJ_DIR:/opt/palr" \
+            --bind "$RESULTS_ROOT:$RESULTS_ROOT" "$SIF" \
+            bash -c 'cd /workspace && exec "$0" "$@"' "$python" "$@"
+    else
+        (cd "$PROJ_DIR" && exec ./run.sh python "$@")
+    fi
+}
+
+# finished_runs: prints the indices of RUNS that finished with these settings (exits 2, after the
+# one-line error, when a run's directory holds a run of other settings)
+finished_runs() {
+    local i
+    if [ "$DOMAIN" = cw ]; then
+        local seed lines run_seed run_agent state
+        declare -A state_of=()
+        for seed in $SEEDS; do  # one query per seed, for all its agents
+            # shellcheck disable=SC2086  # the agent list is word-split on purpose
+            lines="$(status_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+                --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE" \
+                --seed_offset "$seed" --agents $RUN_AGENTS --outdir "$RESULTS_DIR" "${EXTRA[@]}" \
+                --status)" || exit 2
+            while read -r run_seed run_agent state _; do
+                state_of["$run_seed $run_agent"]="$state"
+            done <<< "$lines"
+        done
+        for i in "${!RUNS[@]}"; do
+            [ "${state_of["${RUNS[$i]}"]:-}" != finished ] || echo "$i"
+        done
+        return
+    fi
+    local name seed config agent_args=() log state
+    [ -z "$AGENT_OVERRIDE" ] || agent_args=(--agent "$AGENT_OVERRIDE")
+    log="$(mktemp)"
+    for i in "${!RUNS[@]}"; do
+        read -r name seed config <<< "${RUNS[$i]}"
+        # as the array task will run it (the world size of one run); the device is not part of a
+        # run's settings, and the login node may have no GPU
+        state="$(WORLD_SIZE="$((NODES * (GPUS > 0 ? GPUS : 1)))" RANK=0 LOCAL_RANK=0 \
+            status_python palr_habitat/src/palr_trainer.py --config "$config" --seed "$seed" \
+            --outdir "$HABITAT_RESULTS/${name}_seed${seed}" "${agent_args[@]}" "${EXTRA[@]}" \
+            --set run.device=auto --check 2>"$log")" || { cat "$log" >&2; rm -f "$log"; exit 2; }
+        [ "$state" != finished ] || echo "$i"
+    done
+    rm -f "$log"
+}
+
 # --- the array --------------------------------------------------------------------------------
 TODO=()
-for i in "${!RUNS[@]}"; do
-    if [ "${DONE[$i]}" = 0 ]; then TODO+=("$i"); fi
-done
+RESULTS_ROOT="$RESULTS_DIR"
+[ "$DOMAIN" = cw ] || RESULTS_ROOT="$HABITAT_RESULTS"
+if [ ! -d "$RESULTS_ROOT" ]; then  # nothing has run yet
+    TODO=("${!RUNS[@]}")
+elif [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then  # a dry run before the image exists
+    info "no image yet: cannot ask which runs have finished; every run is listed"
+    TODO=("${!RUNS[@]}")
+else
+    FINISHED="$(finished_runs)" || exit 2
+    for i in "${!RUNS[@]}"; do
+        grep -qx "$i" <<< "$FINISHED" || TODO+=("$i")
+    done
+fi
 if [ "${#TODO[@]}" -eq 0 ]; then
     info "all ${#RUNS[@]} runs have finished already; nothing to submit"
     if [ "$DOMAIN" = "cw" ]; then
@@ -523,19 +590,6 @@ merge_script() {
     echo "    SEEDS=$(squote "$SEEDS") AGENTS=$(squote "$RUN_AGENTS") EPISODES=$EPISODES BATCH_SIZE=$BATCH_SIZE PARALLEL=1 \\"
     echo "    exec bash ./run_cw20.sh --merge"
 }
-
-# --- image ------------------------------------------------------------------------------------
-if [ -n "$RUNTIME" ] && [ ! -f "$SIF" ]; then
-    BUILD=("$RUNTIME" build)
-    [ "$RUNTIME" = "singularity" ] && BUILD+=(--fakeroot)
-    BUILD+=("$SIF" palr_container.def)
-    if [ "$DRY_RUN" = 1 ]; then
-        echo "# ---- would run (in $PROJ_DIR): $(quote "${BUILD[@]}")"
-    else
-        info "$SIF not found: building it (30-60 minutes): ${BUILD[*]}"
-        (cd "$PROJ_DIR" && "${BUILD[@]}") || { echo "$PROG: error: image build failed" >&2; exit 1; }
-    fi
-fi
 
 # --- write, print, submit ---------------------------------------------------------------------
 STAMP="$(date '+%Y%m%d-%H%M%S')_$$"

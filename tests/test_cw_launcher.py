@@ -51,7 +51,12 @@ def test_tiny_sweep_without_container_merges_and_plots(tmp_path):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
     # a second sweep skips the finished pairs (auto-resume) and merges again
     again = run_cw20(tmp_path)
-    assert again.returncode == 0 and again.stdout.count("checkpoint exists, skipped") == 2
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished earlier with the same settings, skipped") == 2
+    # runs of other settings (here: fewer episodes) never pass for finished production runs
+    other = run_cw20(tmp_path, EPISODES="3")
+    assert other.returncode == 2 and "episodes_per_task 2 -> 3" in other.stderr, other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def dry_run(tmp_path, *options, path_prefix=None, **env):
         full_env["PATH"] = f"{path_prefix}{os.pathsep}{full_env['PATH']}"
     full_env.update(env)
     return subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--dry-run", *options],
-                          env=full_env, capture_output=True, text=True, timeout=60)
+                          env=full_env, capture_output=True, text=True, timeout=300)
 
 
 def scripts(stdout):
@@ -77,6 +77,17 @@ def test_cw_dry_run_prints_the_array_script_and_merge_job(tmp_path):
     assert not (tmp_path / "results").exists(), "a dry run wrote files"
 
 
+def publish_finished(results, seed, agent, episodes=200):
+    """A finished CW result as run_cw_experiments.py publishes it, with the run identity the
+    launcher's defaults give (CW20, batch 2048, ``episodes`` per task)."""
+    from palr.experiments.continual_world import build_parser, checkpoint_json, make_jobs
+    (job,) = make_jobs(build_parser().parse_args(
+        ["--cw20", "--episodes_per_task", str(episodes), "--batch_size", "2048", "--seeds", "1",
+         "--seed_offset", str(seed), "--agent_idx", str(agent), "--outdir", str(results)]))
+    checkpoint_json(job).write_text(json.dumps({"status": "finished", "identity": job.identity}))
+
+
+@pytest.mark.slow
 def test_sweep_covers_agents_times_seeds_and_leaves_finished_runs_out(tmp_path):
     proc = dry_run(tmp_path, "--sweep", "--no-merge", ARRAY_LIMIT="4")
     (array,) = scripts(proc.stdout).values()
@@ -85,12 +96,18 @@ def test_sweep_covers_agents_times_seeds_and_leaves_finished_runs_out(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
     for agent in (0, 3, 4, 5, 6):
-        (results / f"cw_checkpoint_cw20_seed1_agent{agent}.json").write_text(json.dumps({"status": "finished"}))
-    (array,) = scripts(dry_run(tmp_path, "--sweep", "--no-merge").stdout).values()
-    assert "#SBATCH --array=0-4,10-14" in array
+        publish_finished(results, 1, agent)
+    proc = dry_run(tmp_path, "--sweep", "--no-merge")
+    (array,) = scripts(proc.stdout).values()
+    assert "#SBATCH --array=0-4,10-14" in array, proc.stderr
+    # a finished smoke run (2 episodes per task) is not a finished production run: refused
+    publish_finished(results, 0, 4, episodes=2)
+    smoke = dry_run(tmp_path, "--sweep", "--no-merge")
+    assert smoke.returncode == 2 and "episodes_per_task 2 -> 200" in smoke.stderr, smoke.stderr
+    assert smoke.stdout == ""
     for seed in (0, 1, 2):
         for agent in (0, 3, 4, 5, 6):
-            (results / f"cw_checkpoint_cw20_seed{seed}_agent{agent}.json").write_text("{}")
+            publish_finished(results, seed, agent)
     proc = dry_run(tmp_path, "--sweep")
     assert proc.returncode == 0 and "nothing to submit" in proc.stderr and proc.stdout == ""
 
