@@ -134,3 +134,39 @@ def test_resume_with_another_world_size_or_env_count_is_refused(tmp_path):
         assert proc.returncode == 2
         assert stderr.count("\n") == 1 and "world size 1, this run has world size 2" in stderr
     assert {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()} == saved
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_its_settings_and_one_writer_holds_it(tmp_path):
+    """--check reports a finished run with the same settings; other settings in its directory
+    are refused in one line (exit 2, nothing changed); a second launch while one runs is
+    refused naming the holder's PID."""
+    outdir = tmp_path / "run"
+    first = subprocess.run(_command(outdir, 1, "--set", "run.max_updates=1"), env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    result = json.loads((outdir / "result.json").read_text())
+    assert len(result["fingerprint"]) == 16 and result["identity"]["ppo"]["lr"] == 3e-4
+    saved = {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file() and p.name != ".lock"}
+    check = subprocess.run(_command(outdir, 1, "--set", "run.max_updates=1", "--check"),
+                           env=_env(), capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and check.stdout.split() == ["running"], check.stderr
+    other = subprocess.run(_command(outdir, 1, "--set", "ppo.lr=0.001"), env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "ppo.lr 0.0003 -> 0.001" in other.stderr and "--outdir" in other.stderr
+    assert {p: p.read_bytes() for p in outdir.rglob("*")
+            if p.is_file() and p.name != ".lock"} == saved
+    longer = subprocess.Popen(_command(outdir, 1, "--set", "run.max_updates=40"), env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while _updates_saved(outdir) < 2:  # the first run holds the lock and trains
+            assert time.time() < deadline and longer.poll() is None, longer.stderr.read()
+            time.sleep(0.2)
+        second = subprocess.run(_command(outdir, 1, "--set", "run.max_updates=40"), env=_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"in use by process {longer.pid}" in second.stderr
+    finally:
+        _kill_run(longer)
