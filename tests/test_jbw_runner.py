@@ -63,7 +63,6 @@ def _episodes_saved(run_dir):
 
 
 def _q_network(run_dir):
-    import torch
     return load_checkpoint(run_dir / "checkpoint.pt")["agent"]["q"]
 
 

@@ -255,9 +255,9 @@ def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
     verdict = format_verdict(sweep.get("verdict") or compute_verdict(sweep))
     reference = run_dir / REFERENCE_DIR / part.merged_name
     if part.reference_args is not None and reference.exists():
-        (target / REFERENCE_DIR).mkdir(exist_ok=True)
         for name in ("RESULTS_SUMMARY.txt", part.merged_name):
-            shutil.copyfile(run_dir / REFERENCE_DIR / name, target / REFERENCE_DIR / name)
+            atomic_write_bytes(target / REFERENCE_DIR / name,
+                               (run_dir / REFERENCE_DIR / name).read_bytes())
         lines = reference_comparison(sweep, json.loads(reference.read_text()), part.reference_label)
         verdict += "\n" + "\n".join(f"- {line}" for line in lines) + "\n"
     atomic_write_text(target / "VERDICT.txt", verdict)
