@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from palr_habitat.ddppo_config import CONFIG_DIR, ConfigError, PhaseConfig, load_config
+from palr_habitat.ddppo_config import (CONFIG_DIR, ConfigError, PhaseConfig, PolicyConfig,
+                                       load_config)
 from palr_habitat.fetch_curriculum import EVENTS_FILE, FetchCurriculum
 from palr_habitat.palr_trainer import main
 
@@ -25,12 +26,13 @@ def test_shipped_configs_load(name, agent):
     assert cfg.agent.name == agent
     assert [p.name for p in cfg.curriculum.phases] == ["pick_apple", "pick_bowl", "open_fridge",
                                                        "place_sink"]
-    if "tiny" not in name:  # the seed's settings come from rearrange_base.yaml
+    if "tiny" not in name:  # the original settings come from rearrange_base.yaml
         assert cfg.env.resolution == 128 and cfg.curriculum.steps_per_phase == 50_000_000
-        assert cfg.policy.base_width == 64 and cfg.policy.blocks == [2, 2, 2, 2]
+        assert cfg.policy == PolicyConfig()  # habitat-baselines' PointNavResNetPolicy values
+        assert cfg.policy.norm == "group" and cfg.policy.rnn_type == "LSTM"
         assert cfg.total_steps == 200_000_000
     else:
-        assert cfg.env.backend == "standin" and cfg.policy.base_width == 4
+        assert cfg.env.backend == "standin" and cfg.policy.baseplanes == 4
         assert cfg.agent.interventions["perturb_threshold"] == 0.05  # merged from its base
 
 

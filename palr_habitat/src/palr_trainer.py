@@ -28,8 +28,8 @@ preemption): finish the update, checkpoint, exit with status 75; run the same co
 Checkpoints are taken between updates (a rollout boundary). Besides the weights, optimizers,
 interventions, curriculum and records, they hold every rank's own state, gathered to rank 0:
 its envs (stand-in: each env's physics and running episode, its return, length and success so
-far), the first step of its next rollout (observations, GRU state, masks) and its diagnostic,
-action and minibatch generators. Each rank takes its own back on resume, so on CPU a resumed run
+far), the first step of its next rollout (observations, recurrent state, previous actions,
+masks) and its diagnostic, action and minibatch generators. Each rank takes its own back on resume, so on CPU a resumed run
 ends with exactly the numbers of an uninterrupted one; resuming with another world size or
 ``env.num_envs`` is refused. The habitat-sim backend cannot save its episodes: there a resumed
 run starts new episodes (README, "Habitat Fetch rearrangement").
@@ -81,9 +81,9 @@ PROG = "palr_trainer.py"
 ALGO = "PPO"
 DOMAIN = "habitat_fetch"
 CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
-FORMAT = "palr_habitat.ddppo/2"
-#: checkpoints of the earlier format (no per-rank state: episodes restarted on resume)
-OLD_FORMATS = ("palr_habitat.ddppo/1",)
+FORMAT = "palr_habitat.ddppo/3"
+#: checkpoints of earlier formats: /1 without per-rank state, /2 with the GRU policy
+OLD_FORMATS = ("palr_habitat.ddppo/1", "palr_habitat.ddppo/2")
 
 
 class Preempted(RuntimeError):
@@ -147,7 +147,7 @@ class DDPPOTrainer:
             backend, cfg.curriculum.phases, cfg.env, seed, info.rank, self.curriculum.phase, gpu)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds["init"])
-            policy = FetchPolicy(self.envs.action_dim, cfg.policy)
+            policy = FetchPolicy(self.envs.action_dim, cfg.env.resolution, cfg.policy)
         self.policy: Optional[FetchPolicy] = policy.to(self.device)
         self.optimizers: Dict[str, torch.optim.Optimizer] = {
             "encoder": torch.optim.Adam(layerwise_param_groups(policy.encoder), lr=cfg.ppo.lr,
@@ -168,7 +168,7 @@ class DDPPOTrainer:
             diagnostic_inputs=self.diagnostic_inputs, sync=rank0_sync(info)))
         self.stack.subscribe(self._on_intervention_log)
         self.storage = RolloutStorage(cfg.ppo.num_steps, cfg.env.num_envs, cfg.env.resolution,
-                                      self.envs.action_dim, policy.hidden_size, self.device)
+                                      self.envs.action_dim, policy.hidden_shape, self.device)
         self.ddp: Optional[torch.nn.Module] = None
         self.updater = PPOUpdater(policy, policy, self.optimizers, self.stack, cfg.ppo,
                                   advantage_stats=lambda v: all_reduce_sum(v, info))
@@ -209,8 +209,8 @@ class DDPPOTrainer:
     def _check_compatible(self, state: Dict[str, Any], backend: str) -> None:
         if state.get("format") in OLD_FORMATS:
             raise ValueError(f"{self.outdir / CHECKPOINT} was written by an earlier version of "
-                             "this trainer (without the envs' state); finish it with that version "
-                             "or use a fresh --outdir")
+                             "this trainer (another policy or checkpoint layout); finish it with "
+                             "that version or use a fresh --outdir")
         if state.get("format") != FORMAT:
             raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
                              "fresh --outdir")
@@ -333,7 +333,7 @@ class DDPPOTrainer:
         minibatches, from this rank's own generator)."""
         assert self.policy is not None
         t, e = self.storage.sample_indices(n, self.diag_generator)
-        visual, state, hidden, _ = self.storage.gather(t, e)
+        visual, state, prev_actions, hidden, _ = self.storage.gather(t, e)
         encoder = self.policy.encoder
         was_training = encoder.training
         encoder.eval()
@@ -342,7 +342,7 @@ class DDPPOTrainer:
         finally:
             encoder.train(was_training)
         images = visual[:min(len(visual), self.cfg.agent.encoder_diag_images)]
-        return {"encoder": (images,), "trunk": (features, state, hidden)}
+        return {"encoder": (images,), "trunk": (features, state, prev_actions, hidden)}
 
     # --- training loop -----------------------------------------------------------------------
     def _reset_storage(self, obs: Dict[str, np.ndarray]) -> None:
@@ -356,10 +356,12 @@ class DDPPOTrainer:
         episodes: List[Dict[str, float]] = []
         self.policy.eval()
         for step in range(self.cfg.ppo.num_steps):
-            visual, state, hidden, masks = self.storage.current()
-            actions, log_probs, values, h = self.policy.act(visual, state, hidden, masks,
-                                                            self.action_generator)
-            obs, rewards, dones, finished = self.envs.step(actions.clamp(-1.0, 1.0).cpu().numpy())
+            visual, state, prev_actions, hidden, masks = self.storage.current()
+            actions, log_probs, values, h = self.policy.act(visual, state, prev_actions, hidden,
+                                                            masks, self.action_generator)
+            # each backend clips the actions to its own action space (habitat-baselines clips
+            # to the env's bounds); the unclipped sample is what PPO scores
+            obs, rewards, dones, finished = self.envs.step(actions.cpu().numpy())
             self.storage.insert(obs, h, actions, log_probs, values, rewards, dones)
             episodes.extend(finished)
             if step + 1 == self.cfg.ppo.num_steps:
@@ -373,9 +375,9 @@ class DDPPOTrainer:
         assert self.policy is not None
         cfg = self.cfg.ppo
         with torch.no_grad():
-            visual, state, hidden, masks = self.storage.current()
+            visual, state, prev_actions, hidden, masks = self.storage.current()
             self.policy.eval()
-            next_value = self.policy.value(visual, state, hidden, masks)
+            next_value = self.policy.value(visual, state, prev_actions, hidden, masks)
             self.policy.train()
         self.storage.compute_returns(next_value, cfg.gamma, cfg.gae_lambda)
         if cfg.use_linear_lr_decay:
