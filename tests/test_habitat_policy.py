@@ -233,8 +233,8 @@ def _context(policy: FetchPolicy):
         visual, state = batch(n, seed=6)
         with torch.no_grad():
             feats = policy.encoder(visual)
-        return {"encoder": (visual[:8],),
-                "trunk": (feats, state, torch.zeros(n, ACT), policy.initial_hidden(n, feats.device))}
+        hidden = policy.initial_hidden(n, feats.device)
+        return {"encoder": (visual[:8],), "trunk": (feats, state, torch.zeros(n, ACT), hidden)}
 
     nets = {k: NetworkSlot(k, getattr(policy, k), opts[k], FetchPolicy.NETWORK_ROLES[k])
             for k in opts}

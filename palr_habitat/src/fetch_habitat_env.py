@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from palr_habitat.ddppo_config import EnvConfig, PhaseConfig
+from palr_habitat.fetch_obs import STATE_SIZES
 
 OBS_KEYS_HABITAT = ("head_rgb", "head_depth", "joint", "is_holding", "obj_start_sensor",
                     "obj_goal_sensor", "ee_pos", "relative_resting_position")
@@ -145,6 +146,19 @@ def phase_slices(union: ActionLayout, layout: ActionLayout) -> List[slice]:
         starts[key] = offset
         offset += size
     return [slice(starts[key], starts[key] + size) for key, size in layout]
+
+
+def habitat_observation(obs: Dict[str, Any], resolution: int) -> Dict[str, np.ndarray]:
+    """habitat-lab's observation (the :data:`OBS_KEYS_HABITAT` sensors) as the backends'
+    common one (:mod:`palr_habitat.fetch_obs`)."""
+    rgb = np.asarray(obs["head_rgb"])[..., :3]
+    depth = np.asarray(obs["head_depth"], np.float32).reshape(resolution, resolution, 1)
+    out = {"rgb": np.ascontiguousarray(rgb, dtype=np.uint8), "depth": np.clip(depth, 0.0, 1.0),
+           "obj_goal_gps": np.concatenate([_padded(obs["obj_start_sensor"], 3),
+                                           _padded(obs["obj_goal_sensor"], 3)])}
+    for key in ("joint", "is_holding", "ee_pos", "relative_resting_position"):
+        out[key] = _padded(obs[key], STATE_SIZES[key])
+    return out
 
 
 def _matches(episode: Any, phase: PhaseConfig) -> bool:
@@ -264,25 +278,10 @@ class HabitatFetchEnv:
         self.phase = phase
 
     # --- stepping ----------------------------------------------------------------------------
-    def _observation(self, obs: Dict[str, Any]) -> Dict[str, np.ndarray]:
-        res = int(self.env_cfg.resolution)
-        rgb = np.asarray(obs["head_rgb"])[..., :3]
-        depth = np.asarray(obs["head_depth"], np.float32).reshape(res, res, 1)
-        return {
-            "rgb": np.ascontiguousarray(rgb, dtype=np.uint8),
-            "depth": np.clip(depth, 0.0, 1.0),
-            "joint": _padded(obs["joint"], 7),
-            "is_holding": _padded(obs["is_holding"], 1),
-            "obj_goal_gps": np.concatenate([_padded(obs["obj_start_sensor"], 3),
-                                            _padded(obs["obj_goal_sensor"], 3)]),
-            "ee_pos": _padded(obs["ee_pos"], 3),
-            "relative_resting_position": _padded(obs["relative_resting_position"], 3),
-        }
-
     def reset(self) -> Dict[str, np.ndarray]:
         out = self.env.reset()
         obs = out[0] if isinstance(out, tuple) else out
-        return self._observation(obs)
+        return habitat_observation(obs, self.env_cfg.resolution)
 
     def step(self, action: np.ndarray) -> Tuple[Dict[str, np.ndarray], float, bool, bool,
                                                   Dict[str, Any]]:
@@ -300,8 +299,8 @@ class HabitatFetchEnv:
             obs, reward, done, info = out
             terminated, truncated = bool(done), False
         success = bool(info.get(self.success_key, False))
-        return (self._observation(obs), float(reward), bool(terminated), bool(truncated),
-                {"success": success, "phase": self.phase})
+        return (habitat_observation(obs, self.env_cfg.resolution), float(reward),
+                bool(terminated), bool(truncated), {"success": success, "phase": self.phase})
 
     def state_dict(self) -> None:
         """None: a habitat-sim episode (scene, physics, dataset iterator) is not saved, so a
@@ -323,5 +322,6 @@ def _padded(value: Any, size: int) -> np.ndarray:
 
 
 __all__ = ["HabitatFetchEnv", "habitat_available", "habitat_task_config", "action_layout",
+           "habitat_observation",
            "union_action_layout", "phase_slices", "filter_episodes", "OBS_KEYS_HABITAT",
            "ACTION_KEYS_HABITAT", "LAB_SENSORS"]

@@ -29,10 +29,10 @@ Checkpoints are taken between updates (a rollout boundary). Besides the weights,
 interventions, curriculum and records, they hold every rank's own state, gathered to rank 0:
 its envs (stand-in: each env's physics and running episode, its return, length and success so
 far), the first step of its next rollout (observations, recurrent state, previous actions,
-masks) and its diagnostic, action and minibatch generators. Each rank takes its own back on resume, so on CPU a resumed run
-ends with exactly the numbers of an uninterrupted one; resuming with another world size or
-``env.num_envs`` is refused. The habitat-sim backend cannot save its episodes: there a resumed
-run starts new episodes (README, "Habitat Fetch rearrangement").
+masks) and its diagnostic, action and minibatch generators. Each rank takes its own back on
+resume, so on CPU a resumed run ends with exactly the numbers of an uninterrupted one; resuming
+with another world size or ``env.num_envs`` is refused. The habitat-sim backend cannot save its
+episodes: there a resumed run starts new episodes (README, "Habitat Fetch rearrangement").
 """
 from __future__ import annotations
 
