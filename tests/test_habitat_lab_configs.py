@@ -33,8 +33,8 @@ import pytest
 from palr_habitat.ddppo_config import (CONFIG_DIR, PhaseConfig, PolicyConfig, PPOConfig,
                                        default_phases, load_config)
 from palr_habitat.fetch_habitat_env import (ACTION_KEYS_HABITAT, LAB_SENSORS, OBS_KEYS_HABITAT,
-                                            action_layout, filter_episodes, habitat_task_config,
-                                            union_action_layout)
+                                            action_layout, compose_phases, filter_episodes,
+                                            habitat_task_config, union_action_layout)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "palr_habitat" / "habitat-config-requirements.txt"
@@ -194,6 +194,28 @@ def test_curriculum_actions_stop_call_and_episode_limits(habitat_lab):
     shorter, _ = _compose(CURRICULUM[0], max_episode_steps=50, resolution=64)
     assert shorter.habitat.environment.max_episode_steps == 50
     assert shorter.habitat.simulator.agents.main_agent.sim_sensors.head_rgb_sensor.height == 64
+
+
+def test_the_curriculum_composes_and_bad_phases_are_one_line_errors(habitat_lab):
+    """What palr_trainer.py --check runs for the habitat backend (before torchrun)."""
+    cfg = load_config(CONFIG_DIR / "ddppo_palr_fetch.yaml")
+    configs, layouts, union = compose_phases(cfg.curriculum.phases, cfg.env, seed=0)
+    assert len(configs) == 4 and sum(size for _, size in union) == 11
+    assert [c.habitat.task.type for c in configs] == [
+        "RearrangePickTask-v0", "RearrangePickTask-v0", "RearrangeOpenFridgeTask-v0",
+        "RearrangePlaceTask-v0"]
+    bad = [PhaseConfig(name="pick", habitat_config="benchmark/rearrange/skills/pick.yaml"),
+           PhaseConfig(name="typo", habitat_config="benchmark/rearrange/skills/pik.yaml")]
+    with pytest.raises(ValueError) as err:
+        compose_phases(bad, cfg.env, seed=0)
+    assert str(err.value).startswith("curriculum.phases[1].habitat_config "
+                                     "'benchmark/rearrange/skills/pik.yaml': ")
+    assert "\n" not in str(err.value)
+    env = load_config(CONFIG_DIR / "ddppo_palr_fetch.yaml",
+                      ["env.habitat_overrides=[habitat.task.no_such_key=1]"]).env
+    with pytest.raises(ValueError, match=r"^curriculum.phases\[0\]") as err:
+        compose_phases(bad[:1], env, seed=0)
+    assert "\n" not in str(err.value)
 
 
 def test_policy_defaults_are_habitat_baselines(habitat_lab):

@@ -138,6 +138,27 @@ def union_action_layout(layouts: Sequence[ActionLayout]) -> ActionLayout:
     return [(key, sizes[key]) for key in ACTION_KEYS_HABITAT if key in sizes]
 
 
+def compose_phases(phases: Sequence[PhaseConfig], env_cfg: EnvConfig, seed: int,
+                   gpu_device_id: int = 0) -> Tuple[List[Any], List[ActionLayout], ActionLayout]:
+    """Every phase's config and action layout, and their union; raises ValueError (one line,
+    naming the phase) for a config habitat-lab cannot compose or the backend cannot map."""
+    configs, layouts = [], []
+    for i, phase in enumerate(phases):
+        where = f"curriculum.phases[{i}].habitat_config {phase.habitat_config!r}"
+        if not phase.habitat_config:
+            raise ValueError(f"{where} is empty; name a habitat-lab benchmark config (e.g. "
+                             "benchmark/rearrange/skills/pick.yaml)")
+        try:
+            cfg = habitat_task_config(phase, env_cfg, seed, gpu_device_id)
+            layouts.append(action_layout(cfg, phase))
+        except Exception as err:  # hydra/omegaconf errors: unknown file, key or override
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"{where}: {first}; check the path (inside habitat-lab's config "
+                             "tree) and env.habitat_overrides") from None
+        configs.append(cfg)
+    return configs, layouts, union_action_layout(layouts)
+
+
 def phase_slices(union: ActionLayout, layout: ActionLayout) -> List[slice]:
     """The slices of a union action vector that form one phase's action vector."""
     starts: Dict[str, int] = {}
@@ -212,20 +233,13 @@ class HabitatFetchEnv:
             raise ValueError("habitat_sim/habitat are not importable; run inside the container "
                              "(/opt/miniforge3/envs/palr_habitat/bin/python) or set "
                              "env.backend: standin")
-        for i, p in enumerate(phases):
-            if not p.habitat_config:
-                raise ValueError(f"curriculum.phases[{i}].habitat_config is empty; name a "
-                                 "habitat-lab benchmark config (e.g. "
-                                 "benchmark/rearrange/skills/pick.yaml)")
         self.phases = list(phases)
         self.env_cfg = env_cfg
         self.seed = int(seed)
         self.gpu_device_id = int(gpu_device_id)
         self.log = bool(log)
-        self.configs = [habitat_task_config(p, env_cfg, self.seed, self.gpu_device_id)
-                        for p in self.phases]
-        self.layouts = [action_layout(c, p) for c, p in zip(self.configs, self.phases)]
-        self.union = union_action_layout(self.layouts)
+        self.configs, self.layouts, self.union = compose_phases(self.phases, env_cfg, self.seed,
+                                                                self.gpu_device_id)
         self.action_dim = sum(size for _, size in self.union)
         self.env: Any = None
         self.phase = -1
@@ -322,6 +336,7 @@ def _padded(value: Any, size: int) -> np.ndarray:
 
 
 __all__ = ["HabitatFetchEnv", "habitat_available", "habitat_task_config", "action_layout",
+           "compose_phases",
            "habitat_observation",
            "union_action_layout", "phase_slices", "filter_episodes", "OBS_KEYS_HABITAT",
            "ACTION_KEYS_HABITAT", "LAB_SENSORS"]

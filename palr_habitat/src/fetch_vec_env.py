@@ -44,6 +44,9 @@ def check_backend_config(backend: str, cfg: Any) -> None:
     if backend == "standin":
         from palr_habitat.fetch_standin_env import check_standin_config
         check_standin_config(cfg.curriculum.phases, cfg.env)
+    elif backend == "habitat":  # every phase's habitat-lab config composes and maps
+        from palr_habitat.fetch_habitat_env import compose_phases
+        compose_phases(cfg.curriculum.phases, cfg.env, seed=0)
 
 
 def env_seed(seed: int, rank: int, index: int) -> int:

@@ -59,7 +59,7 @@ from palr.experiments.cli import (OneLineParser, check_writable_dir, configure_t
 from palr.experiments.records import RunRecorder
 from palr.experiments.run_identity import check_same_run, identity_fields, make_identity
 from palr.experiments.run_lock import RunLock, RunLocked, remove_stale_temp_files
-from palr.experiments.run_state import FINISHED, NEW, RUNNING, run_state
+from palr.experiments.run_state import FINISHED, NEW, RESULT_FILE, RUNNING, read_result, run_state
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
@@ -545,11 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_resumable(stored: Optional[Dict[str, Any]], identity: Dict[str, Any],
-                    outdir: pathlib.Path) -> None:
-    """Raise ValueError unless a checkpoint in ``outdir`` whose identity is ``stored`` can resume
-    the run ``identity``: the settings a resume most often gets wrong (world size, envs per rank,
-    backend) are named with their fix, any other difference by
-    :func:`~palr.experiments.run_identity.check_same_run`."""
+                    outdir: pathlib.Path, what: str = "") -> None:
+    """Raise ValueError unless the run in ``outdir`` whose identity is ``stored`` (its checkpoint
+    or ``what``, e.g. its result.json) can be resumed as the run ``identity``: the settings a
+    resume most often gets wrong (world size, envs per rank, backend) are named with their fix,
+    any other difference by :func:`~palr.experiments.run_identity.check_same_run`."""
     if stored is not None:
         world = stored.get("world_size")
         if world is not None and world != identity["world_size"]:
@@ -567,7 +567,7 @@ def check_resumable(stored: Optional[Dict[str, Any]], identity: Dict[str, Any],
             raise ValueError(f"the checkpoint in {outdir} ran the {backend} backend, this run "
                              f"would use {identity['backend']}; resume with --set "
                              f"env.backend={backend} or use a fresh --outdir")
-    check_same_run(stored, identity, f"checkpoint {outdir / CHECKPOINT}")
+    check_same_run(stored, identity, what or f"checkpoint {outdir / CHECKPOINT}")
 
 
 @dataclasses.dataclass
@@ -605,6 +605,9 @@ def validate_run(args: argparse.Namespace) -> RunPlan:
     launch, _, _ = plan_distributed(cfg.run.device, cfg.ddppo.backend)
     outdir = check_writable_dir(pathlib.Path(args.outdir))
     identity = run_identity(cfg, args.seed, backend, launch["world_size"])
+    result = read_result(outdir / RESULT_FILE)  # checked first by run_state, without the fixes
+    if result is not None:
+        check_resumable(result.get("identity"), identity, outdir, str(outdir / RESULT_FILE))
     state = run_state(outdir, identity, checkpoint=str(CHECKPOINT),
                       check_checkpoint=lambda stored, current, _what:
                       check_resumable(stored, current, outdir))
