@@ -3,9 +3,10 @@
 Used when ``habitat_sim`` and ``habitat`` import (the container's ``palr_habitat`` conda env,
 Python 3.9, habitat-lab 0.3.2). Each curriculum phase is a habitat-lab benchmark config
 (``benchmark/rearrange/skills/pick.yaml``, ``open_fridge.yaml``, ``place.yaml``; any rearrange
-skill whose actions are a subset of :data:`ACTION_KEYS_HABITAT` works, ``nav_to_obj.yaml``
-included) composed by :func:`habitat_task_config` with only ``habitat.config`` (hydra + omegaconf,
-no simulator), then changed programmatically:
+config whose actions are among :data:`ACTION_KEYS_HABITAT` composes, ``nav_to_obj.yaml`` and the
+``rearrange_easy`` multi-task included, though only the keys below are observed: nav_to_obj's own
+navigation-goal sensor is not) composed by :func:`habitat_task_config` with only
+``habitat.config`` (hydra + omegaconf, no simulator), then changed programmatically:
 
 - a head RGB camera is added next to the skill's head depth camera (``HeadRGBSensorConfig``),
   both at ``env.resolution``;
