@@ -40,6 +40,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "palr_habitat" / "habitat-config-requirements.txt"
 #: packages registered without running their __init__ (it imports habitat_sim or the trainers)
 BARE_PACKAGES = ("habitat", "habitat_baselines", "habitat_baselines.rl.ddppo.policy")
+#: top-level packages of the requirements file (removed from sys.modules after the tests)
+LOADED_PACKAGES = ("habitat", "habitat_baselines", "hydra", "omegaconf", "antlr4")
 CURRICULUM = sorted({p.habitat_config for p in default_phases()})
 OTHER_SKILLS = ["benchmark/rearrange/skills/nav_to_obj.yaml",
                 "benchmark/rearrange/multi_task/rearrange_easy.yaml"]
@@ -89,10 +91,11 @@ def habitat_lab(request) -> Iterator[pathlib.Path]:
             sys.modules[name] = importlib.util.module_from_spec(spec)  # __init__ not run
         assert importlib.metadata.version("habitat-lab") == pins["habitat-lab"]
         yield pathlib.Path(sys.modules["habitat"].__path__[0])
-    finally:
+    finally:  # forget the packages loaded here (and nothing else: torch keeps its submodules)
         sys.path[:] = saved_path
         for name in set(sys.modules) - saved_modules:
-            del sys.modules[name]
+            if name.split(".")[0] in LOADED_PACKAGES:
+                del sys.modules[name]
 
 
 def sensor_uuids(source: str) -> Dict[str, str]:
