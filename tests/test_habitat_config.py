@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from palr_habitat.ddppo_config import CONFIG_DIR, ConfigError, PhaseConfig, load_config
+from palr_habitat.ddppo_config import (CONFIG_DIR, ConfigError, PhaseConfig, PolicyConfig,
+                                       load_config)
 from palr_habitat.fetch_curriculum import EVENTS_FILE, FetchCurriculum
 from palr_habitat.palr_trainer import main
 
@@ -25,12 +26,13 @@ def test_shipped_configs_load(name, agent):
     assert cfg.agent.name == agent
     assert [p.name for p in cfg.curriculum.phases] == ["pick_apple", "pick_bowl", "open_fridge",
                                                        "place_sink"]
-    if "tiny" not in name:  # the seed's settings come from rearrange_base.yaml
+    if "tiny" not in name:  # the original settings come from rearrange_base.yaml
         assert cfg.env.resolution == 128 and cfg.curriculum.steps_per_phase == 50_000_000
-        assert cfg.policy.base_width == 64 and cfg.policy.blocks == [2, 2, 2, 2]
+        assert cfg.policy == PolicyConfig()  # habitat-baselines' PointNavResNetPolicy values
+        assert cfg.policy.norm == "group" and cfg.policy.rnn_type == "LSTM"
         assert cfg.total_steps == 200_000_000
     else:
-        assert cfg.env.backend == "standin" and cfg.policy.base_width == 4
+        assert cfg.env.backend == "standin" and cfg.policy.baseplanes == 4
         assert cfg.agent.interventions["perturb_threshold"] == 0.05  # merged from its base
 
 
@@ -148,6 +150,29 @@ def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path, capsy
         assert len(err.splitlines()) == 1 and text in err, err
         assert err.startswith("palr_trainer.py: error:")
     assert not outdir.exists()
+
+
+#: another valid value for every policy setting (the tiny config's policy otherwise)
+POLICY_ALTERNATIVES = {
+    "baseplanes": 8, "blocks": "[1, 1, 1, 1]", "norm": "group", "groups": 4, "input_pool": 1,
+    "compression_size": 32, "hidden_size": 64, "rnn_type": "GRU", "num_recurrent_layers": 1,
+    "prev_action_size": 16, "action_activation": "none", "log_std_init": -1.0,
+    "log_std_min": -4.0, "log_std_max": 1.0,
+}
+
+
+def test_every_policy_setting_is_part_of_the_run_identity():
+    """A run with any other policy setting is another run (a resume would be refused)."""
+    import dataclasses
+
+    from palr_habitat.palr_trainer import run_identity
+    assert set(POLICY_ALTERNATIVES) == {f.name for f in dataclasses.fields(PolicyConfig)}
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    base = run_identity(load_config(tiny), 0, "standin", 1)
+    for key, value in POLICY_ALTERNATIVES.items():
+        other = load_config(tiny, [f"policy.{key}={value}"])
+        assert getattr(other.policy, key) != getattr(load_config(tiny).policy, key), key
+        assert run_identity(other, 0, "standin", 1) != base, key
 
 
 def test_curriculum_switches_after_each_phase_budget(tmp_path):

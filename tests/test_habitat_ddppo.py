@@ -17,6 +17,7 @@ import torch
 
 from palr.experiments.checkpoint import load_checkpoint
 from palr_habitat.ddppo_config import CONFIG_DIR
+from palr_habitat.ddppo_ppo import value_loss
 from palr_habitat.ddppo_rollout import RolloutStorage, build_minibatch, segment_minibatches
 from palr_habitat.fetch_obs import zero_observation
 
@@ -44,14 +45,14 @@ def _free_port() -> int:
 # ----------------------------------------------------------------------------- rollout / GAE
 def _filled_storage(steps: int, envs: int, seed: int = 0) -> RolloutStorage:
     g = torch.Generator().manual_seed(seed)
-    storage = RolloutStorage(steps, envs, 16, 4, 8, torch.device("cpu"))
+    storage = RolloutStorage(steps, envs, 16, 4, (2, 8), torch.device("cpu"))
     storage.set_first({k: np.stack([v] * envs) for k, v in zero_observation(16).items()},
-                      torch.zeros(envs, 8), torch.zeros(envs))
+                      torch.zeros(envs, 2, 8), torch.zeros(envs))
     for t in range(steps):
         obs = {k: np.stack([v] * envs) for k, v in zero_observation(16).items()}
         obs["joint"][:, 0] = t + 1
         dones = (torch.rand(envs, generator=g) < 0.3).numpy()
-        storage.insert(obs, torch.randn(envs, 8, generator=g), torch.randn(envs, 4, generator=g),
+        storage.insert(obs, torch.randn(envs, 2, 8, generator=g), torch.randn(envs, 4, generator=g),
                        torch.randn(envs, generator=g), torch.randn(envs, generator=g),
                        torch.randn(envs, generator=g).numpy(), dones)
     return storage
@@ -75,6 +76,26 @@ def test_gae_matches_a_reference_implementation():
     assert np.allclose(storage.returns.numpy(), adv + v[:steps], atol=1e-5)
 
 
+def test_value_loss_is_habitat_baselines_clipped_loss():
+    """habitat-baselines' use_clipped_value_loss: a value that moved clip or more from the one
+    predicted at collection is replaced by that prediction moved by exactly clip (no gradient);
+    PPO2's max(unclipped, clipped) would give 0.5 * (1 + 4 + 1 + 3.24) / 4 = 1.155 here."""
+    values = torch.tensor([1.0, 2.0, 0.5, -1.0, 7.0], requires_grad=True)
+    old = torch.tensor([0.9, 1.0, 0.5, 0.0, 0.0])
+    returns = torch.tensor([2.0, 0.0, 1.5, -2.0, 0.0])
+    valid = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0])  # the last step is padding
+    loss = value_loss(values, old, returns, valid, 0.2)
+    # squared errors 1 (moved 0.1), 1.2^2 (moved 1.0: 1.2), 1 (moved 0), 1.8^2 (moved -1: -0.2)
+    assert float(loss.detach()) == pytest.approx(0.5 * (1.0 + 1.44 + 1.0 + 3.24) / 4)
+    loss.backward()
+    assert values.grad.tolist() == pytest.approx([-0.25, 0.0, -0.25, 0.0, 0.0])
+    edge = value_loss(torch.tensor([1.2]), torch.tensor([1.0]), torch.tensor([0.0]),
+                      torch.ones(1), 0.2)  # moved exactly clip: taken as clipped, 1.2 either way
+    assert float(edge) == pytest.approx(0.5 * 1.2 ** 2)
+    plain = value_loss(values.detach(), old, returns, valid, None)
+    assert float(plain) == pytest.approx(0.5 * (1.0 + 4.0 + 1.0 + 1.0) / 4)
+
+
 @pytest.mark.parametrize("steps, envs, groups", [(16, 1, 2), (5, 3, 2), (9, 2, 4), (4, 4, 4)])
 def test_segment_minibatches_cover_every_step_once(steps, envs, groups):
     minibatches = segment_minibatches(steps, envs, groups, torch.Generator().manual_seed(0))
@@ -92,6 +113,10 @@ def test_minibatch_gathers_segments_with_padding():
     assert torch.equal(batch.hidden0, torch.stack([storage.hidden[0, 0], storage.hidden[3, 1]]))
     assert torch.equal(batch.actions[:, 0], storage.actions[0:3, 0])
     assert torch.equal(batch.actions[:2, 1], storage.actions[3:5, 1])
+    # the action before each step: none before the first, then the previous step's
+    assert torch.equal(batch.prev_actions[0, 0], torch.zeros(4))
+    assert torch.equal(batch.prev_actions[1:, 0], storage.actions[0:2, 0])
+    assert torch.equal(batch.prev_actions[0, 1], storage.actions[2, 1])
     assert batch.state.reshape(3, 2, -1)[1, 1, 0] == storage.obs["joint"][4, 1, 0]
 
 
@@ -110,8 +135,8 @@ if info.rank == 1:
 barrier(info)
 out = {"launcher": info.launcher, "rank": info.rank, "world": info.world_size, "total": total,
        "early": early, "too_soon": tracker.should_stop(0, 1), "stop": tracker.should_stop(0, 4),
-       "mask": rank0_sync(info)({"trunk": {"fuse1": torch.tensor([info.rank == 0, False])}}
-                                )["trunk"]["fuse1"].tolist()}
+       "mask": rank0_sync(info)({"trunk": {"visual_fc": torch.tensor([info.rank == 0, False])}}
+                                )["trunk"]["visual_fc"].tolist()}
 print(json.dumps(out))
 tracker.close()
 teardown(info)

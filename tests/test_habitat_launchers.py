@@ -168,7 +168,10 @@ def test_check_passes_a_good_run_and_creates_nothing(tmp_path, capsys):
     (["--set", "ddppo.backend=nccl"], "ddppo.backend is 'nccl' but this rank runs on the CPU"),
     (["--set", "agent.interventions.bogus=1"], "unknown intervention setting"),
 ])
-def test_check_rejects_bad_input_in_one_line(tmp_path, capsys, args, message):
+def test_check_rejects_bad_input_in_one_line(tmp_path, capsys, monkeypatch, args, message):
+    # as torchrun starts a rank (a single process needs no process-group backend)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
     with pytest.raises(SystemExit) as stop:
         trainer_main(["--config", str(TINY), "--outdir", str(tmp_path / "run"), "--check", *args])
     assert stop.value.code == 2
@@ -194,8 +197,8 @@ def test_check_tells_whether_an_existing_checkpoint_can_resume(tmp_path, capsys)
     before = {p: p.stat().st_mtime_ns for p in outdir.rglob("*")}
     assert trainer_main([*base, "--check"]) == 0
     assert "resumes its checkpoint" in capsys.readouterr().err
-    for args, message in ((["--set", "policy.hidden_size=64"], "different 'policy' config"),
-                          (["--agent", "PALR-NoScale"], "this run PALR-NoScale seed 1")):
+    for args, message in ((["--set", "policy.hidden_size=64"], "policy.hidden_size 32 -> 64"),
+                          (["--agent", "PALR-NoScale"], "agent_idx 4 -> 6")):
         with pytest.raises(SystemExit) as stop:
             trainer_main([*base, "--check", *args])
         assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("metaworld")
 
 from palr_habitat.ddppo_config import EnvConfig, default_phases  # noqa: E402
+from palr_habitat.fetch_habitat_env import OBS_KEYS_HABITAT, habitat_observation  # noqa: E402
 from palr_habitat.fetch_obs import check_observation, observation_shapes  # noqa: E402
 from palr_habitat.fetch_standin_env import MetaWorldPhase, StandInFetchEnv  # noqa: E402
 from palr_habitat.fetch_vec_env import FetchVecEnv, resolve_backend  # noqa: E402
@@ -39,6 +40,34 @@ def test_every_phase_exposes_the_habitat_observation_contract():
             env.step(np.zeros(3))
     finally:
         env.close()
+
+
+def test_standin_gives_the_habitat_backends_keys_and_resting_position():
+    """The stand-in's observation has the keys, shapes and dtypes the habitat backend makes of a
+    habitat-lab observation; ee_pos is the hand in the robot base's frame and
+    relative_resting_position the resting (initial) hand position minus it."""
+    sizes = {"joint": 7, "is_holding": 1, "obj_start_sensor": 3, "obj_goal_sensor": 3,
+             "ee_pos": 3, "relative_resting_position": 3}
+    raw = {"head_rgb": np.zeros((RES, RES, 3), np.uint8),
+           "head_depth": np.zeros((RES, RES, 1), np.float32),
+           **{k: np.zeros(n, np.float32) for k, n in sizes.items()}}
+    assert sorted(raw) == sorted(OBS_KEYS_HABITAT)
+    habitat = habitat_observation(raw, RES)
+    phase = MetaWorldPhase("door-open-v3", 0, EnvConfig(resolution=RES))
+    try:
+        first = phase.reset()
+        assert {k: (v.shape, v.dtype) for k, v in first.items()} == \
+            {k: (v.shape, v.dtype) for k, v in habitat.items()}
+        resting = np.asarray(phase.task.mw.hand_init_pos, np.float32)  # base frame = world here
+        assert np.allclose(first["ee_pos"] + first["relative_resting_position"], resting,
+                           atol=1e-5)
+        assert np.linalg.norm(first["relative_resting_position"]) < 0.05  # starts at rest
+        for _ in range(10):
+            obs = phase.step(np.array([1.0, 0.0, 0.0, 0.0]))[0]
+        assert obs["ee_pos"][0] > first["ee_pos"][0] + 0.02  # the hand moved along +x
+        assert np.allclose(obs["ee_pos"] + obs["relative_resting_position"], resting, atol=1e-5)
+    finally:
+        phase.close()
 
 
 def test_depth_and_orientation_match_mujocos_own_renderer():

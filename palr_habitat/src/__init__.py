@@ -6,7 +6,8 @@ Modules (one job each):
 - ``ddppo_config``: validated YAML configs (``palr_habitat/configs``).
 - ``ddppo_distributed``: process group, straggler preemption, rank 0's decisions, teardown.
 - ``ddppo_rollout`` / ``ddppo_ppo``: rollout storage, GAE, recurrent minibatches, clipped PPO.
-- ``palr_fetch_policy`` / ``palr_resnet_encoder``: ResNet-18 + GRU actor-critic, probe-friendly.
+- ``palr_fetch_policy`` / ``palr_resnet_encoder``: habitat-baselines' PointNavResNetPolicy
+  (GroupNorm ResNet, LSTM), probe-friendly.
 - ``plasticity_metrics_cnn``: dead filter fraction and conv effective rank (on ``palr.plasticity``).
 - ``fetch_curriculum``: the phases and ``curriculum_events.json``.
 - ``fetch_obs``, ``fetch_vec_env``, ``fetch_habitat_env``, ``fetch_standin_env``: the observation

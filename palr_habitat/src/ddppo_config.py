@@ -27,6 +27,8 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 BACKENDS = ("auto", "habitat", "standin")
 VECTOR_MODES = ("auto", "inline", "subprocess")
 NORMS = ("none", "batch", "group")
+RNN_TYPES = ("LSTM", "GRU")
+ACTION_ACTIVATIONS = ("tanh", "none")
 DEVICES = ("auto", "cpu", "cuda")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 ALGO = "PPO"  # agent display names: PALR-PPO, PPO-FixedLR, ...
@@ -118,30 +120,41 @@ class CurriculumConfig:
 
 @dataclass
 class PolicyConfig:
-    """ResNet-18 + GRU actor-critic (:mod:`palr_habitat.palr_fetch_policy`).
+    """habitat-baselines' PointNavResNetPolicy as its rearrange skills use it
+    (:mod:`palr_habitat.palr_fetch_policy`); the defaults are its values.
 
     Attributes:
-        base_width: channels of the first ResNet stage (ResNet-18: 64; tests use 4).
-        blocks: basic blocks per stage (ResNet-18: 2, 2, 2, 2).
-        norm: ``none`` (default; every block's inner conv is then recyclable by PALR),
-            ``batch`` or ``group`` (GroupNorm mixes channels: no conv unit is recyclable).
-        groups: groups of GroupNorm.
-        hidden_size: width of the fusion MLP and of the GRU (habitat-baselines: 512).
-        head_hidden: width of the hidden layer of the actor and critic heads.
-        log_std_init: initial log standard deviation of the Gaussian actions.
-        log_std_min: lower clamp of the log standard deviation.
-        log_std_max: upper clamp of the log standard deviation.
+        baseplanes: channels of the first ResNet stage (``resnet_baseplanes``: 32; tests use 4).
+        blocks: basic blocks per stage (resnet18: 2, 2, 2, 2).
+        norm: ``group`` (habitat-baselines' GroupNorm; no conv unit is then recyclable by PALR's
+            perturbation or ReDo), ``none`` (every block's inner conv is recyclable) or ``batch``.
+        groups: GroupNorm groups (habitat-baselines: baseplanes // 2 = 16).
+        input_pool: average-pooling factor applied to the images first (habitat-baselines: 2).
+        compression_size: target size of the flattened compressed ResNet output (2048).
+        hidden_size: width of the visual projection and the recurrent layers (512).
+        rnn_type: ``LSTM`` (rl_skill.yaml) or ``GRU``.
+        num_recurrent_layers: stacked recurrent layers (rl_skill.yaml: 2).
+        prev_action_size: width of the previous-action embedding (32).
+        action_activation: ``tanh`` on the action mean (habitat-baselines' default) or ``none``.
+        log_std_init: initial log standard deviation of the Gaussian actions (0).
+        log_std_min: lower clamp of the log standard deviation (-5).
+        log_std_max: upper clamp of the log standard deviation (2).
     """
 
-    base_width: int = 64
+    baseplanes: int = 32
     blocks: List[int] = field(default_factory=lambda: [2, 2, 2, 2])
-    norm: str = "none"
+    norm: str = "group"
     groups: int = 16
+    input_pool: int = 2
+    compression_size: int = 2048
     hidden_size: int = 512
-    head_hidden: int = 256
-    log_std_init: float = -1.0
+    rnn_type: str = "LSTM"
+    num_recurrent_layers: int = 2
+    prev_action_size: int = 32
+    action_activation: str = "tanh"
+    log_std_init: float = 0.0
     log_std_min: float = -5.0
-    log_std_max: float = 1.0
+    log_std_max: float = 2.0
 
 
 @dataclass
@@ -473,15 +486,20 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     _choice(where, "env.backend", cfg.env.backend, BACKENDS)
     _choice(where, "env.vector", cfg.env.vector, VECTOR_MODES)
     _choice(where, "policy.norm", cfg.policy.norm, NORMS)
+    _choice(where, "policy.rnn_type", cfg.policy.rnn_type, RNN_TYPES)
+    _choice(where, "policy.action_activation", cfg.policy.action_activation, ACTION_ACTIVATIONS)
     _choice(where, "run.device", cfg.run.device, DEVICES)
     _choice(where, "ddppo.backend", cfg.ddppo.backend, DIST_BACKENDS)
     for path, value in (("env.resolution", cfg.env.resolution), ("env.num_envs", cfg.env.num_envs),
                         ("env.max_depth", cfg.env.max_depth),
                         ("curriculum.steps_per_phase", cfg.curriculum.steps_per_phase),
-                        ("policy.base_width", cfg.policy.base_width),
+                        ("policy.baseplanes", cfg.policy.baseplanes),
                         ("policy.hidden_size", cfg.policy.hidden_size),
-                        ("policy.head_hidden", cfg.policy.head_hidden),
                         ("policy.groups", cfg.policy.groups),
+                        ("policy.input_pool", cfg.policy.input_pool),
+                        ("policy.compression_size", cfg.policy.compression_size),
+                        ("policy.num_recurrent_layers", cfg.policy.num_recurrent_layers),
+                        ("policy.prev_action_size", cfg.policy.prev_action_size),
                         ("ppo.num_steps", cfg.ppo.num_steps), ("ppo.ppo_epoch", cfg.ppo.ppo_epoch),
                         ("ppo.num_mini_batch", cfg.ppo.num_mini_batch), ("ppo.lr", cfg.ppo.lr),
                         ("ppo.eps", cfg.ppo.eps), ("ppo.clip_param", cfg.ppo.clip_param),
@@ -500,11 +518,14 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     if cfg.env.resolution < 16:
         raise ConfigError(f"{where}env.resolution: the ResNet needs at least 16 pixels, got "
                           f"{cfg.env.resolution}")
+    if cfg.env.resolution // cfg.policy.input_pool < 8:
+        raise ConfigError(f"{where}policy.input_pool: {cfg.env.resolution}-pixel images pooled "
+                          f"by {cfg.policy.input_pool} leave fewer than 8 pixels; lower it")
     if not cfg.policy.blocks or any(b <= 0 for b in cfg.policy.blocks):
         raise ConfigError(f"{where}policy.blocks: expected positive block counts per stage, "
                           f"got {cfg.policy.blocks}")
-    if cfg.policy.norm == "group" and cfg.policy.base_width % cfg.policy.groups != 0:
-        raise ConfigError(f"{where}policy.groups: base_width {cfg.policy.base_width} is not "
+    if cfg.policy.norm == "group" and cfg.policy.baseplanes % cfg.policy.groups != 0:
+        raise ConfigError(f"{where}policy.groups: baseplanes {cfg.policy.baseplanes} is not "
                           f"divisible by groups {cfg.policy.groups}")
     if cfg.policy.log_std_min >= cfg.policy.log_std_max:
         raise ConfigError(f"{where}policy.log_std_min: must be below log_std_max")
@@ -602,5 +623,6 @@ def to_dict(cfg: TrainConfig) -> Dict[str, Any]:
 __all__ = [
     "ConfigError", "PhaseConfig", "EnvConfig", "CurriculumConfig", "PolicyConfig", "PPOConfig",
     "DDPPOConfig", "AgentConfig", "RunConfig", "TrainConfig", "load_config", "config_from_dict",
-    "validate", "intervention_overrides", "to_dict", "default_phases", "CONFIG_DIR",
+    "validate", "intervention_overrides", "to_dict", "default_phases", "CONFIG_DIR", "NORMS",
+    "RNN_TYPES", "ACTION_ACTIVATIONS",
 ]

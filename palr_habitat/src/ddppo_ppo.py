@@ -10,8 +10,8 @@ One gradient step per minibatch::
     stack.before_step(net); optimizer[net].step(); stack.after_step(net)   for net in encoder, trunk
     stack.after_update(gradient_steps)
 
-The value loss is PPO2's clipped one (habitat-baselines' ``use_clipped_value_loss``). Losses are
-means over the valid (non-padded) steps of the minibatch.
+The value loss is habitat-baselines' clipped one (``use_clipped_value_loss``,
+:func:`value_loss`). Losses are means over the valid (non-padded) steps of the minibatch.
 """
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ NETWORKS = tuple(FetchPolicy.NETWORK_ROLES)  # encoder, trunk
 
 def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (x * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
+               valid: torch.Tensor, clip: Optional[float]) -> torch.Tensor:
+    """``0.5 * mean((V - R)^2)`` over the valid steps; with ``clip``, habitat-baselines' clipping
+    (its PPO ``_update_from_batch``): where the new value moved ``clip`` or more from the value
+    predicted at collection, the prediction is replaced by that value moved by exactly ``clip``,
+    a constant, so those steps add loss but no gradient. (PPO2's variant, the larger of the
+    clipped and unclipped losses, would keep a gradient there.)"""
+    if clip is not None:
+        delta = values.detach() - old_values
+        clipped = old_values + delta.clamp(-clip, clip)
+        values = torch.where(delta.abs() < clip, values, clipped)
+    return 0.5 * masked_mean((values - returns) ** 2, valid)
 
 
 class PPOUpdater:
@@ -84,22 +98,18 @@ class PPOUpdater:
             for segments in groups:
                 batch = build_minibatch(storage, segments, advantages)
                 log_probs, values, entropy = self.train_module(
-                    batch.visual, batch.state, batch.hidden0, batch.masks, batch.actions)
+                    batch.visual, batch.state, batch.prev_actions, batch.hidden0, batch.masks,
+                    batch.actions)
                 valid = batch.valid
                 log_ratio = log_probs - batch.old_log_probs
                 ratio = torch.exp(log_ratio)
                 surr1 = ratio * batch.advantages
                 surr2 = torch.clamp(ratio, 1.0 - cfg.clip_param, 1.0 + cfg.clip_param) * batch.advantages
                 policy_loss = -masked_mean(torch.min(surr1, surr2), valid)
-                if cfg.use_clipped_value_loss:
-                    clipped = batch.old_values + (values - batch.old_values).clamp(
-                        -cfg.clip_param, cfg.clip_param)
-                    value_loss = 0.5 * masked_mean(torch.max((values - batch.returns) ** 2,
-                                                             (clipped - batch.returns) ** 2), valid)
-                else:
-                    value_loss = 0.5 * masked_mean((values - batch.returns) ** 2, valid)
+                v_loss = value_loss(values, batch.old_values, batch.returns, valid,
+                                    cfg.clip_param if cfg.use_clipped_value_loss else None)
                 entropy_mean = masked_mean(entropy, valid)
-                loss = policy_loss + cfg.value_loss_coef * value_loss - cfg.entropy_coef * entropy_mean
+                loss = policy_loss + cfg.value_loss_coef * v_loss - cfg.entropy_coef * entropy_mean
                 for net in NETWORKS:
                     penalty = self.stack.loss_penalty(net)
                     if penalty is not None:
@@ -119,7 +129,7 @@ class PPOUpdater:
                 self.stack.after_update(self.gradient_steps)
                 with torch.no_grad():
                     sums["ppo/policy_loss"] += float(policy_loss)
-                    sums["ppo/value_loss"] += float(value_loss)
+                    sums["ppo/value_loss"] += float(v_loss)
                     sums["ppo/entropy"] += float(entropy_mean)
                     sums["ppo/approx_kl"] += float(masked_mean((ratio - 1) - log_ratio, valid))
                     sums["ppo/clip_fraction"] += float(masked_mean(
@@ -141,4 +151,4 @@ class PPOUpdater:
         self.gradient_steps = int(state["gradient_steps"])
 
 
-__all__ = ["PPOUpdater", "masked_mean", "NETWORKS"]
+__all__ = ["PPOUpdater", "masked_mean", "value_loss", "NETWORKS"]

@@ -1,17 +1,29 @@
-"""The observation both Fetch backends expose (the seed's sensors), and batching helpers.
+"""The observation both Fetch backends expose, and batching helpers.
 
-======================  ==================  ===============================================
-key                     shape, dtype        habitat-lab source / Meta-World stand-in source
-======================  ==================  ===============================================
-``rgb``                 (H, W, 3) uint8     ``head_rgb`` / MuJoCo offscreen render
-``depth``               (H, W, 1) float32   ``head_depth`` (normalised to [0, 1]) / the same
-                                            render's depth buffer, metres / ``max_depth``
-``joint``               (7,) float32        ``joint`` (arm joint angles) / Sawyer qpos[:7]
-``is_holding``          (1,) float32        ``is_holding`` / both gripper pads touch the object
-``obj_goal_gps``        (6,) float32        ``obj_start_sensor`` ++ ``obj_goal_sensor``
-                                            (object and goal relative to the end effector) /
-                                            object - gripper ++ goal - gripper
-======================  ==================  ===============================================
+Every phase observes the same keys (one policy learns the whole curriculum): the sensors of
+habitat-lab's rearrange skills (``benchmark/rearrange/skills``: head depth, joint, is_holding,
+relative_resting_position, and ee_pos, which the open-fridge skill observes), a head RGB camera and
+the object and goal positions of the original rlBigWorld layout. A sensor one skill observes is
+given to every phase.
+
+=============================  ==================  ============================================
+key                            shape, dtype        habitat-lab source / Meta-World stand-in source
+=============================  ==================  ============================================
+``rgb``                        (H, W, 3) uint8     ``head_rgb`` / MuJoCo offscreen render
+``depth``                      (H, W, 1) float32   ``head_depth`` (normalised to [0, 1]) / the same
+                                                   render's depth buffer, metres / ``max_depth``
+``joint``                      (7,) float32        ``joint`` (arm joint angles) / Sawyer qpos[:7]
+``is_holding``                 (1,) float32        ``is_holding`` / both gripper pads touch the
+                                                   object
+``obj_goal_gps``               (6,) float32        ``obj_start_sensor`` ++ ``obj_goal_sensor``
+                                                   (object and goal relative to the end effector) /
+                                                   object - gripper ++ goal - gripper
+``ee_pos``                     (3,) float32        ``ee_pos`` (end effector in the robot base's
+                                                   frame) / the Sawyer hand in its base's frame
+``relative_resting_position``  (3,) float32        ``relative_resting_position`` (resting position
+                                                   minus end effector, base frame) / Meta-World's
+                                                   initial hand position minus the hand, base frame
+=============================  ==================  ============================================
 """
 from __future__ import annotations
 
@@ -20,9 +32,10 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-OBS_KEYS: Tuple[str, ...] = ("rgb", "depth", "joint", "is_holding", "obj_goal_gps")
-STATE_KEYS: Tuple[str, ...] = ("joint", "is_holding", "obj_goal_gps")
-STATE_SIZES: Dict[str, int] = {"joint": 7, "is_holding": 1, "obj_goal_gps": 6}
+STATE_SIZES: Dict[str, int] = {"joint": 7, "is_holding": 1, "obj_goal_gps": 6, "ee_pos": 3,
+                               "relative_resting_position": 3}
+STATE_KEYS: Tuple[str, ...] = tuple(STATE_SIZES)
+OBS_KEYS: Tuple[str, ...] = ("rgb", "depth") + STATE_KEYS
 STATE_DIM = sum(STATE_SIZES.values())
 VISUAL_CHANNELS = 4  # RGB + depth
 
@@ -32,9 +45,7 @@ def observation_shapes(resolution: int) -> Dict[str, Tuple[Tuple[int, ...], np.d
     return {
         "rgb": ((resolution, resolution, 3), np.dtype(np.uint8)),
         "depth": ((resolution, resolution, 1), np.dtype(np.float32)),
-        "joint": ((7,), np.dtype(np.float32)),
-        "is_holding": ((1,), np.dtype(np.float32)),
-        "obj_goal_gps": ((6,), np.dtype(np.float32)),
+        **{key: ((size,), np.dtype(np.float32)) for key, size in STATE_SIZES.items()},
     }
 
 
@@ -78,7 +89,7 @@ def visual_tensor(rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
 
 
 def state_tensor(parts: Dict[str, torch.Tensor]) -> torch.Tensor:
-    """Concatenate the low-dimensional sensors in :data:`STATE_KEYS` order -> (N, 14)."""
+    """Concatenate the low-dimensional sensors in :data:`STATE_KEYS` order -> (N, STATE_DIM)."""
     return torch.cat([parts[k].reshape(-1, STATE_SIZES[k]).float() for k in STATE_KEYS], dim=-1)
 
 

@@ -1,6 +1,9 @@
 """The CPU stand-in for habitat's Fetch rearrangement: Meta-World v3 Sawyer tasks rendered
 offscreen with MuJoCo to RGB + depth, exposing the habitat backend's observation keys and shapes
-(:mod:`palr_habitat.fetch_obs`).
+(:mod:`palr_habitat.fetch_obs`). ``ee_pos`` is the Sawyer hand in its base body's frame and
+``relative_resting_position`` Meta-World's initial hand position (the task's ``hand_init_pos``,
+where every episode starts the arm) minus the hand, in the same frame, as habitat-lab's sensors
+give the Fetch end effector and its resting position.
 
 Phases (configurable, ``curriculum.phases[i].standin_task``): pick-place (pick apple),
 pick-out-of-hole (pick bowl: another object and goal), door-open (open fridge: a hinged door with
@@ -168,6 +171,7 @@ class MetaWorldPhase:
         self.left_pad = model.geom("leftpad_geom").id
         self.right_pad = model.geom("rightpad_geom").id
         robot_root = int(model.body_rootid[model.geom_bodyid[self.left_pad]])
+        self.robot_base = model.body("base").id
         self.ignored_roots = {0, robot_root}
         self.end_on_success = env_cfg.end_on_success
         # the running episode: the position generator at its start and its actions so far
@@ -187,15 +191,25 @@ class MetaWorldPhase:
                         touched[pad].add(root)
         return bool(touched[self.left_pad] & touched[self.right_pad])
 
+    def in_base_frame(self, point: np.ndarray) -> np.ndarray:
+        """A world-frame point in the frame of the robot's base body."""
+        data = self.task.mw.data
+        rotation = data.xmat[self.robot_base].reshape(3, 3)
+        return rotation.T @ (np.asarray(point, np.float64) - data.xpos[self.robot_base])
+
     def observation(self, state: np.ndarray) -> Dict[str, np.ndarray]:
         rgb, depth = self.renderer.render(self.task.mw.data)
         hand, obj, goal = state[0:3], state[4:7], state[36:39]
+        ee_pos = self.in_base_frame(hand)
+        resting = self.in_base_frame(self.task.mw.hand_init_pos)
         return {
             "rgb": rgb,
             "depth": depth,
             "joint": self.task.mw.data.qpos[self.qpos_index].astype(np.float32),
             "is_holding": np.array([float(self.holding())], np.float32),
             "obj_goal_gps": np.concatenate([obj - hand, goal - hand]).astype(np.float32),
+            "ee_pos": ee_pos.astype(np.float32),
+            "relative_resting_position": (resting - ee_pos).astype(np.float32),
         }
 
     def reset(self) -> Dict[str, np.ndarray]:

@@ -44,6 +44,9 @@ def check_backend_config(backend: str, cfg: Any) -> None:
     if backend == "standin":
         from palr_habitat.fetch_standin_env import check_standin_config
         check_standin_config(cfg.curriculum.phases, cfg.env)
+    elif backend == "habitat":  # every phase's habitat-lab config composes and maps
+        from palr_habitat.fetch_habitat_env import compose_phases
+        compose_phases(cfg.curriculum.phases, cfg.env, seed=0)
 
 
 def env_seed(seed: int, rank: int, index: int) -> int:
@@ -53,10 +56,11 @@ def env_seed(seed: int, rank: int, index: int) -> int:
 
 
 def make_env(backend: str, phases: Sequence[PhaseConfig], env_cfg: EnvConfig, seed: int,
-             phase: int, gpu_device_id: int) -> Any:
+             phase: int, gpu_device_id: int, log: bool = False) -> Any:
+    """One backend env; ``log``: it reports its phases' episode filters (habitat)."""
     if backend == "habitat":
         from palr_habitat.fetch_habitat_env import HabitatFetchEnv
-        return HabitatFetchEnv(phases, env_cfg, seed, phase, gpu_device_id)
+        return HabitatFetchEnv(phases, env_cfg, seed, phase, gpu_device_id, log)
     from palr_habitat.fetch_standin_env import StandInFetchEnv
     return StandInFetchEnv(phases, env_cfg, seed, phase)
 
@@ -119,8 +123,8 @@ def _worker(conn: Any, args: Tuple[Any, ...]) -> None:
     ignore_stop_signals()
     env: Optional[AutoResetEnv] = None
     try:
-        backend, phases, env_cfg, seed, phase, gpu, index = args
-        env = AutoResetEnv(make_env(backend, phases, env_cfg, seed, phase, gpu), index)
+        backend, phases, env_cfg, seed, phase, gpu, index, log = args
+        env = AutoResetEnv(make_env(backend, phases, env_cfg, seed, phase, gpu, log), index)
         conn.send(("ok", env.info()))
         while True:
             command, data = conn.recv()
@@ -204,14 +208,14 @@ class FetchVecEnv:
             if mode == "inline":
                 for i in range(self.num_envs):
                     env = make_env(backend, phases, env_cfg, env_seed(seed, rank, i), phase,
-                                   gpu_device_id)
+                                   gpu_device_id, log=rank == 0 and i == 0)
                     self.envs.append(AutoResetEnv(env, i))
             else:
                 ctx = mp.get_context("forkserver")
                 for i in range(self.num_envs):
                     self.envs.append(_Remote(ctx, (backend, list(phases), env_cfg,
                                                    env_seed(seed, rank, i), phase, gpu_device_id,
-                                                   i)))
+                                                   i, rank == 0 and i == 0)))
         except BaseException:
             self.close()
             raise

@@ -1,25 +1,33 @@
-"""ResNet-18 + GRU actor-critic for Fetch rearrangement (the DD-PPO policy of Wijmans et al. 2020,
-with habitat-baselines' rearrange observation fusion).
+"""The actor-critic of habitat-baselines' PointNavResNetPolicy as its rearrange skills configure it
+(``rl_skill.yaml``: resnet18, baseplanes 32, LSTM with 2 layers of 512, Gaussian actions with a
+state-independent clamped log standard deviation; Wijmans et al. 2020, DD-PPO).
 
 ::
 
-    rgb+depth (N,4,H,W) --ResNetEncoder ("encoder")--> (N, 8*base_width) --+
-    joint(7) ++ is_holding(1) ++ obj_goal_gps(6) -------------------------+--> cat
-      --> fuse1 -> ReLU -> fuse2 -> ReLU -> GRUCell --> actor_fc -> ReLU -> actor_mean
-                                                    +-> critic_fc -> ReLU -> critic_out
-                                                    (FetchTrunk, "trunk")
+    rgb+depth (N,4,H,W) --ResNetEncoder ("encoder")--> (N, ~2048 compressed features) --+
+                                                                                       |
+      visual_fc -> ReLU (512) ++ joint, is_holding, obj_goal_gps, ee_pos,              |
+      relative_resting_position (raw, 20) ++ prev_action_embedding(mask * a_{t-1}) (32)
+      --> LSTM (2 layers x 512) --> actor_mean -> tanh  (action mean)
+                                +-> critic              (value)
+                                (FetchTrunk, "trunk")
 
-Actions are continuous: a diagonal Gaussian with a state-independent, clamped log standard
-deviation (habitat-baselines' ``use_std_param`` + ``clamp_std``, std_init -1). The sampled action
-is what PPO scores; the environment receives it clipped to [-1, 1]. The action dimension comes from
-the backend: the habitat-lab Fetch skills take arm joint deltas (7) + grip (1) + base velocity
-(2); the Meta-World stand-in takes end-effector deltas (3) + gripper (1).
+As upstream: the 1-D sensors enter the recurrent layers unembedded; the previous action (zero at an
+episode start) passes a Linear embedding of 32; the recurrent state starts at zero and is reset
+where an episode starts; the LSTM has orthogonal weights and zero biases, the action mean an
+orthogonal Linear of gain 0.01 followed by tanh, the critic an orthogonal Linear of gain 1; the
+log standard deviation is a parameter drawn as 0.01 N(0, 1) + ``log_std_init`` (0), clamped to
+[``log_std_min``, ``log_std_max``] ([-5, 2]) before ``exp``. The sampled action is what PPO
+scores; each backend clips it to its own action space before stepping. Smaller sizes of the same
+layout serve the CPU tests.
 
-The two trained networks the interventions see are ``encoder`` (role ``encoder``) and ``trunk``
-(roles ``policy`` + ``value``: it holds both heads): each has its own optimizer built with
-:func:`palr.optim.layerwise_param_groups`, so a PALR learning-rate scale is a per-layer learning
-rate, and ``trunk.forward(features, state, hidden)`` (one recurrent step) is what the activation
-probes trace.
+Recurrent state: (N, R, hidden) with R = 2 x layers for the LSTM (h then c, as habitat-baselines
+packs them) or layers for a GRU. The two trained networks the interventions see are ``encoder``
+(role ``encoder``) and ``trunk`` (roles ``policy`` + ``value``: it holds both heads): each has its
+own optimizer built with :func:`palr.optim.layerwise_param_groups`, so a PALR learning-rate scale
+is a per-layer learning rate, and ``trunk.forward(features, state, prev_actions, hidden)`` (one
+recurrent step) is what the activation probes trace. The trunk's only probed layer is
+``visual_fc``: it feeds a concatenation, so it is measured and LR-scaled, never re-initialised.
 """
 from __future__ import annotations
 
@@ -31,7 +39,7 @@ from torch import nn
 
 from palr.network_roles import ALGO_ROLES
 
-from palr_habitat.ddppo_config import PolicyConfig
+from palr_habitat.ddppo_config import ACTION_ACTIVATIONS, RNN_TYPES, PolicyConfig
 from palr_habitat.fetch_obs import STATE_DIM, VISUAL_CHANNELS
 from palr_habitat.palr_resnet_encoder import ResNetEncoder
 
@@ -39,48 +47,78 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class FetchTrunk(nn.Module):
-    """Fusion MLP, GRU and the actor/critic heads (everything after the visual encoder)."""
+    """Visual projection, previous-action embedding, recurrent layers and the actor/critic heads
+    (everything after the visual encoder)."""
 
     def __init__(self, visual_dim: int, state_dim: int, act_dim: int, hidden_size: int = 512,
-                 head_hidden: int = 256, log_std_init: float = -1.0, log_std_min: float = -5.0,
-                 log_std_max: float = 1.0) -> None:
+                 rnn_type: str = "LSTM", num_recurrent_layers: int = 2,
+                 prev_action_size: int = 32, action_activation: str = "tanh",
+                 log_std_init: float = 0.0, log_std_min: float = -5.0,
+                 log_std_max: float = 2.0) -> None:
         super().__init__()
-        self.fuse1 = nn.Linear(visual_dim + state_dim, hidden_size)
-        self.fuse1_relu = nn.ReLU()
-        self.fuse2 = nn.Linear(hidden_size, hidden_size)
-        self.fuse2_relu = nn.ReLU()
-        self.gru = nn.GRUCell(hidden_size, hidden_size)
-        self.actor_fc = nn.Linear(hidden_size, head_hidden)
-        self.actor_relu = nn.ReLU()
-        self.actor_mean = nn.Linear(head_hidden, act_dim)
-        self.critic_fc = nn.Linear(hidden_size, head_hidden)
-        self.critic_relu = nn.ReLU()
-        self.critic_out = nn.Linear(head_hidden, 1)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+        if rnn_type not in RNN_TYPES or action_activation not in ACTION_ACTIVATIONS:
+            raise ValueError(f"rnn_type must be one of {RNN_TYPES} and action_activation one of "
+                             f"{ACTION_ACTIVATIONS}, got {rnn_type!r}, {action_activation!r}")
+        self.visual_fc = nn.Linear(visual_dim, hidden_size)
+        self.visual_relu = nn.ReLU()
+        self.prev_action_embedding = nn.Linear(act_dim, prev_action_size)
+        rnn_class = nn.LSTM if rnn_type == "LSTM" else nn.GRU
+        self.rnn = rnn_class(hidden_size + state_dim + prev_action_size, hidden_size,
+                             num_recurrent_layers)
+        self.actor_mean = nn.Linear(hidden_size, act_dim)
+        self.critic = nn.Linear(hidden_size, 1)
+        self.log_std = nn.Parameter(torch.randn(act_dim) * 0.01 + float(log_std_init))
+        self.is_lstm = rnn_type == "LSTM"
+        self.tanh_mean = action_activation == "tanh"
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
         self.hidden_size = int(hidden_size)
-        with torch.no_grad():  # small initial policy output, unit-scale value (habitat, CleanRL)
+        self.num_recurrent_layers = int(num_recurrent_layers) * (2 if self.is_lstm else 1)
+        with torch.no_grad():
+            for name, param in self.rnn.named_parameters():
+                if "weight" in name:
+                    nn.init.orthogonal_(param)
+                else:
+                    param.zero_()
             nn.init.orthogonal_(self.actor_mean.weight, gain=0.01)
             self.actor_mean.bias.zero_()
-            nn.init.orthogonal_(self.critic_out.weight, gain=1.0)
-            self.critic_out.bias.zero_()
+            nn.init.orthogonal_(self.critic.weight, gain=1.0)
+            self.critic.bias.zero_()
 
-    def fuse(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([features, state], dim=1)
-        return self.fuse2_relu(self.fuse2(self.fuse1_relu(self.fuse1(x))))
+    def inputs(self, features: torch.Tensor, state: torch.Tensor, prev_actions: torch.Tensor
+               ) -> torch.Tensor:
+        """The recurrent layers' input; ``prev_actions`` already zero at episode starts."""
+        visual = self.visual_relu(self.visual_fc(features))
+        return torch.cat([visual, state, self.prev_action_embedding(prev_actions)], dim=1)
 
-    def heads(self, h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        mean = self.actor_mean(self.actor_relu(self.actor_fc(h)))
-        value = self.critic_out(self.critic_relu(self.critic_fc(h)))
-        return mean, value.squeeze(-1)
+    def recurrent(self, x: torch.Tensor, hidden: torch.Tensor
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One step: x (N, input), hidden (N, R, hidden_size) -> output (N, hidden_size), next
+        hidden (N, R, hidden_size)."""
+        layers_first = hidden.permute(1, 0, 2)
+        if self.is_lstm:
+            h, c = torch.chunk(layers_first, 2, 0)
+            result = self.rnn(x.unsqueeze(0), (h.contiguous(), c.contiguous()))
+            state = result[1]
+            packed = torch.cat([state[0], state[1]], 0)
+        else:
+            result = self.rnn(x.unsqueeze(0), layers_first.contiguous())
+            packed = result[1]
+        return result[0].squeeze(0), packed.permute(1, 0, 2)
 
-    def forward(self, features: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor
-                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads(self, out: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(action mean, value) from the recurrent output."""
+        mean = self.actor_mean(out)
+        if self.tanh_mean:
+            mean = torch.tanh(mean)
+        return mean, self.critic(out).squeeze(-1)
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor, prev_actions: torch.Tensor,
+                hidden: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One recurrent step: (action mean, value, next hidden)."""
-        h = self.gru(self.fuse(features, state), hidden)
-        mean, value = self.heads(h)
-        return mean, value, h
+        out, hidden = self.recurrent(self.inputs(features, state, prev_actions), hidden)
+        mean, value = self.heads(out)
+        return mean, value, hidden
 
     def log_std_clamped(self) -> torch.Tensor:
         return self.log_std.clamp(self.log_std_min, self.log_std_max)
@@ -104,35 +142,42 @@ class FetchPolicy(nn.Module):
     #: the trained networks (attributes of the policy) and their roles for the interventions
     NETWORK_ROLES = ALGO_ROLES["PPO"]
 
-    def __init__(self, act_dim: int, config: Optional[PolicyConfig] = None) -> None:
+    def __init__(self, act_dim: int, resolution: int, config: Optional[PolicyConfig] = None
+                 ) -> None:
         super().__init__()
         config = config if config is not None else PolicyConfig()
         if act_dim <= 0:
             raise ValueError(f"act_dim must be positive, got {act_dim}")
         self.act_dim = int(act_dim)
-        self.encoder = ResNetEncoder(VISUAL_CHANNELS, config.base_width, config.blocks,
-                                     config.norm, config.groups)
+        self.encoder = ResNetEncoder(VISUAL_CHANNELS, resolution, config.baseplanes,
+                                     config.blocks, config.norm, config.groups,
+                                     config.input_pool, config.compression_size)
         self.trunk = FetchTrunk(self.encoder.output_dim, STATE_DIM, act_dim, config.hidden_size,
-                                config.head_hidden, config.log_std_init, config.log_std_min,
-                                config.log_std_max)
+                                config.rnn_type, config.num_recurrent_layers,
+                                config.prev_action_size, config.action_activation,
+                                config.log_std_init, config.log_std_min, config.log_std_max)
 
     @property
-    def hidden_size(self) -> int:
-        return self.trunk.hidden_size
+    def hidden_shape(self) -> Tuple[int, int]:
+        """Shape of one env's recurrent state: (R, hidden_size)."""
+        return self.trunk.num_recurrent_layers, self.trunk.hidden_size
 
     def initial_hidden(self, n: int, device: torch.device) -> torch.Tensor:
-        return torch.zeros(n, self.hidden_size, device=device)
+        return torch.zeros((n,) + self.hidden_shape, device=device)
 
     @torch.no_grad()
-    def act(self, visual: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
-            masks: torch.Tensor, generator: Optional[torch.Generator] = None, deterministic: bool = False
+    def act(self, visual: torch.Tensor, state: torch.Tensor, prev_actions: torch.Tensor,
+            hidden: torch.Tensor, masks: torch.Tensor, generator: Optional[torch.Generator] = None,
+            deterministic: bool = False
             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One step for a batch of envs: (actions, log-probs, values, next hidden).
 
-        ``masks`` is 0 where an env starts a new episode (its hidden state is reset).
+        ``masks`` is 0 where an env starts a new episode (its recurrent state and previous action
+        are reset to zero).
         """
         features = self.encoder(visual)
-        mean, value, h = self.trunk(features, state, hidden * masks[:, None])
+        mean, value, h = self.trunk(features, state, prev_actions * masks[:, None],
+                                    hidden * masks[:, None, None])
         log_std = self.trunk.log_std_clamped()
         if deterministic:
             actions = mean
@@ -142,31 +187,34 @@ class FetchPolicy(nn.Module):
         return actions, gaussian_log_prob(actions, mean, log_std), value, h
 
     @torch.no_grad()
-    def value(self, visual: torch.Tensor, state: torch.Tensor, hidden: torch.Tensor,
-              masks: torch.Tensor) -> torch.Tensor:
+    def value(self, visual: torch.Tensor, state: torch.Tensor, prev_actions: torch.Tensor,
+              hidden: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         features = self.encoder(visual)
-        _, value, _ = self.trunk(features, state, hidden * masks[:, None])
+        _, value, _ = self.trunk(features, state, prev_actions * masks[:, None],
+                                 hidden * masks[:, None, None])
         return value
 
-    def forward(self, visual: torch.Tensor, state: torch.Tensor, hidden0: torch.Tensor,
-                masks: torch.Tensor, actions: torch.Tensor
+    def forward(self, visual: torch.Tensor, state: torch.Tensor, prev_actions: torch.Tensor,
+                hidden0: torch.Tensor, masks: torch.Tensor, actions: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Evaluate B stored segments of L steps (time-major).
 
         Args:
-            visual: (L*B, 4, H, W); state: (L*B, 14); hidden0: (B, hidden) at each segment start;
+            visual: (L*B, 4, H, W); state: (L*B, STATE_DIM); prev_actions: (L, B, act_dim), the
+            action before each step; hidden0: (B, R, hidden) at each segment start;
             masks: (L, B), 0 where a new episode starts; actions: (L, B, act_dim).
 
         Returns:
             log-probabilities, values and entropies, each (L, B).
         """
         steps, batch = masks.shape
-        x = self.trunk.fuse(self.encoder(visual), state).reshape(steps, batch, -1)
+        previous = (prev_actions * masks[..., None]).reshape(steps * batch, -1)
+        x = self.trunk.inputs(self.encoder(visual), state, previous).reshape(steps, batch, -1)
         h = hidden0
         outputs = []
         for t in range(steps):
-            h = self.trunk.gru(x[t], h * masks[t, :, None])
-            outputs.append(h)
+            out, h = self.trunk.recurrent(x[t], h * masks[t, :, None, None])
+            outputs.append(out)
         mean, value = self.trunk.heads(torch.stack(outputs).reshape(steps * batch, -1))
         log_std = self.trunk.log_std_clamped()
         logp = gaussian_log_prob(actions.reshape(steps * batch, -1), mean, log_std)

@@ -1,35 +1,44 @@
-"""ResNet-18 visual encoder over RGB + depth (He et al. 2016), written for activation probes.
+"""The visual encoder of habitat-baselines' PointNavResNetPolicy (Wijmans et al. 2020, DD-PPO):
+a ResNet over RGB + depth followed by a spatial compression, written for activation probes.
 
-Layout (ResNet-18 at ``base_width`` 64, ``blocks`` 2-2-2-2; narrower widths for CPU tests)::
+Layout (``norm="group"``, ``baseplanes`` 32, ``blocks`` 2-2-2-2 is habitat-baselines' resnet18
+with GroupNorm of ``baseplanes // 2`` groups; narrower widths for CPU tests)::
 
+    input (N, 4, H, W) -> input_pool (2x2 average: habitat-baselines halves the images first)
     stem_conv 7x7/2 -> stem_norm -> stem_relu -> stem_pool 3x3/2
     layer1..layer4: BasicBlocks (conv1 -> norm1 -> relu1 -> conv2 -> norm2 [+ shortcut] -> relu2),
-                    stride 2 at the first block of layers 2-4 (1x1 conv shortcut there)
-    pool (global average) -> flatten  -> (N, 8 * base_width)
+                    widths baseplanes x 1, 2, 4, 8; stride 2 at the first block of layers 2-4
+                    (1x1 conv + norm shortcut there)
+    compression: conv 3x3 -> GroupNorm(1 group) -> ReLU with round(compression_size / (h * w))
+                 channels over the last stage's h x w grid -> flatten (about compression_size,
+                 habitat-baselines: 2048, features)
 
 Every ReLU is its own non-in-place ``nn.ReLU`` module, so :class:`palr.probes.ActivationProbes`
-sees each use separately and nothing in-place overwrites a probed output. With ``norm="none"``
-(default) or ``"batch"`` the inner ReLU of every block (``layerX.Y.conv1``) is *recyclable*: its
-only consumer is ``conv2``, so PALR can re-initialise dead filters there without changing the
-network's output. Block outputs (after the residual add), the stem (it feeds a residual add) and
-the last stage (the network output) are measured and LR-scaled but never re-initialised.
-``norm="group"`` (habitat-baselines' choice) mixes channels, so no conv filter is recyclable.
+sees each use separately and nothing in-place overwrites a probed output.
 
-Without normalisation, the last conv of every residual branch starts at zero (Goyal et al. 2017's
-zero-init residual / Fixup, Zhang et al. 2019): every block starts as the identity, which keeps
-the 17-layer plain-ReLU network trainable without batch statistics (batch statistics would
-differ between acting and learning in PPO).
+What the probes make of it: with ``norm="group"`` every ReLU follows a GroupNorm, which normalises
+each channel with the statistics of its group, so re-drawing one filter would change its group
+neighbours' outputs: every conv layer is measured and LR-scaled but none is re-initialised (PALR's
+perturbation and ReDo change nothing here). With ``norm="none"`` (or ``"batch"``) the inner ReLU of
+every block (``layerX.Y.conv1``) is recyclable: its only consumer is ``conv2``. Block outputs
+(after the residual add), the stem (it feeds a residual add) and the compression (the network
+output) are metrics-only either way.
+
+Initialisation: with GroupNorm, PyTorch's defaults (habitat-baselines never re-initialises its
+ResNet). Without normalisation, He-normal convs and the last conv of every residual branch at
+zero (Goyal et al. 2017's zero-init residual, Fixup, Zhang et al. 2019): every block starts as the
+identity, which keeps the plain-ReLU network trainable without batch statistics.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from palr.probes import ActivationProbes
 
-NORMS = ("none", "batch", "group")
+from palr_habitat.ddppo_config import NORMS
 
 
 def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
@@ -68,39 +77,57 @@ class BasicBlock(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
-    """ResNet over (N, in_channels, H, W) images in [0, 1] -> (N, output_dim) features."""
+    """(N, in_channels, resolution, resolution) images in [0, 1] -> (N, output_dim) features."""
 
-    def __init__(self, in_channels: int = 4, base_width: int = 64,
-                 blocks: Sequence[int] = (2, 2, 2, 2), norm: str = "none", groups: int = 16
-                 ) -> None:
+    def __init__(self, in_channels: int = 4, resolution: int = 128, baseplanes: int = 32,
+                 blocks: Sequence[int] = (2, 2, 2, 2), norm: str = "group", groups: int = 16,
+                 input_pool: int = 2, compression_size: int = 2048) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
-        if base_width <= 0 or not blocks or any(b <= 0 for b in blocks):
-            raise ValueError(f"base_width and blocks must be positive, got {base_width}, "
-                             f"{list(blocks)}")
+        if min(baseplanes, resolution, input_pool, compression_size) <= 0 or not blocks or \
+                any(b <= 0 for b in blocks):
+            raise ValueError(f"baseplanes, resolution, input_pool, compression_size and blocks "
+                             f"must be positive, got {baseplanes}, {resolution}, {input_pool}, "
+                             f"{compression_size}, {list(blocks)}")
         self.norm = norm
-        self.stem_conv = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=norm == "none")
-        self.stem_norm = make_norm(norm, base_width, groups)
+        self.input_pool: nn.Module = nn.AvgPool2d(input_pool) if input_pool > 1 else nn.Identity()
+        self.stem_conv = nn.Conv2d(in_channels, baseplanes, 7, 2, 3, bias=norm == "none")
+        self.stem_norm = make_norm(norm, baseplanes, groups)
         self.stem_relu = nn.ReLU()
         self.stem_pool = nn.MaxPool2d(3, 2, 1)
-        stages: List[nn.Module] = []
-        channels = base_width
-        in_ch = base_width
+        self.stage_names: List[str] = []
+        in_ch = channels = baseplanes
         for i, count in enumerate(blocks):
-            channels = base_width * (2 ** i)
+            channels = baseplanes * (2 ** i)
             stride = 1 if i == 0 else 2
             layer = [BasicBlock(in_ch, channels, stride, norm, groups)]
             layer += [BasicBlock(channels, channels, 1, norm, groups) for _ in range(count - 1)]
-            stages.append(nn.Sequential(*layer))
+            self.add_module(f"layer{i + 1}", nn.Sequential(*layer))
+            self.stage_names.append(f"layer{i + 1}")
             in_ch = channels
-        self.stage_names: List[str] = []
-        for i, stage in enumerate(stages, start=1):
-            self.add_module(f"layer{i}", stage)
-            self.stage_names.append(f"layer{i}")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.output_dim = channels
-        self.reset_parameters()
+        height, width = self._backbone_grid(in_channels, resolution)
+        compressed = max(1, int(round(compression_size / (height * width))))
+        self.compression_conv = nn.Conv2d(channels, compressed, 3, padding=1,
+                                          bias=norm == "none")
+        self.compression_norm = make_norm(norm, compressed, 1)
+        self.compression_relu = nn.ReLU()
+        self.output_shape: Tuple[int, int, int] = (compressed, height, width)
+        self.output_dim = compressed * height * width
+        if norm != "group":
+            self.reset_parameters()
+
+    @torch.no_grad()
+    def _backbone_grid(self, in_channels: int, resolution: int) -> Tuple[int, int]:
+        """Height and width of the last stage's output for square ``resolution`` images (one
+        forward pass in eval mode: no batch statistics are touched)."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = self.backbone(torch.zeros(1, in_channels, resolution, resolution))
+        finally:
+            self.train(was_training)
+        return int(out.shape[-2]), int(out.shape[-1])
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -120,11 +147,16 @@ class ResNetEncoder(nn.Module):
                 else:
                     module.conv2.weight.zero_()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem_pool(self.stem_relu(self.stem_norm(self.stem_conv(x))))
+    def backbone(self, x: torch.Tensor) -> torch.Tensor:
+        """Input pooling, stem and residual stages: (N, C, H, W) -> (N, 8 baseplanes, h, w)."""
+        x = self.stem_pool(self.stem_relu(self.stem_norm(self.stem_conv(self.input_pool(x)))))
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        return torch.flatten(self.pool(x), 1)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.compression_relu(self.compression_norm(self.compression_conv(self.backbone(x))))
+        return torch.flatten(x, 1)
 
 
 def encoder_probes(encoder: ResNetEncoder) -> ActivationProbes:

@@ -28,11 +28,11 @@ preemption): finish the update, checkpoint, exit with status 75; run the same co
 Checkpoints are taken between updates (a rollout boundary). Besides the weights, optimizers,
 interventions, curriculum and records, they hold every rank's own state, gathered to rank 0:
 its envs (stand-in: each env's physics and running episode, its return, length and success so
-far), the first step of its next rollout (observations, GRU state, masks) and its diagnostic,
-action and minibatch generators. Each rank takes its own back on resume, so on CPU a resumed run
-ends with exactly the numbers of an uninterrupted one; resuming with another world size or
-``env.num_envs`` is refused. The habitat-sim backend cannot save its episodes: there a resumed
-run starts new episodes (README, "Habitat Fetch rearrangement").
+far), the first step of its next rollout (observations, recurrent state, previous actions,
+masks) and its diagnostic, action and minibatch generators. Each rank takes its own back on
+resume, so on CPU a resumed run ends with exactly the numbers of an uninterrupted one; resuming
+with another world size or ``env.num_envs`` is refused. The habitat-sim backend cannot save its
+episodes: there a resumed run starts new episodes (README, "Habitat Fetch rearrangement").
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ from palr.experiments.cli import (OneLineParser, check_writable_dir, configure_t
 from palr.experiments.records import RunRecorder
 from palr.experiments.run_identity import check_same_run, identity_fields, make_identity
 from palr.experiments.run_lock import RunLock, RunLocked, remove_stale_temp_files
-from palr.experiments.run_state import FINISHED, NEW, RUNNING, run_state
+from palr.experiments.run_state import FINISHED, NEW, RESULT_FILE, RUNNING, read_result, run_state
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
@@ -81,9 +81,9 @@ PROG = "palr_trainer.py"
 ALGO = "PPO"
 DOMAIN = "habitat_fetch"
 CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
-FORMAT = "palr_habitat.ddppo/2"
-#: checkpoints of the earlier format (no per-rank state: episodes restarted on resume)
-OLD_FORMATS = ("palr_habitat.ddppo/1",)
+FORMAT = "palr_habitat.ddppo/3"
+#: checkpoints of earlier formats: /1 without per-rank state, /2 with the GRU policy
+OLD_FORMATS = ("palr_habitat.ddppo/1", "palr_habitat.ddppo/2")
 
 
 class Preempted(RuntimeError):
@@ -147,7 +147,7 @@ class DDPPOTrainer:
             backend, cfg.curriculum.phases, cfg.env, seed, info.rank, self.curriculum.phase, gpu)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds["init"])
-            policy = FetchPolicy(self.envs.action_dim, cfg.policy)
+            policy = FetchPolicy(self.envs.action_dim, cfg.env.resolution, cfg.policy)
         self.policy: Optional[FetchPolicy] = policy.to(self.device)
         self.optimizers: Dict[str, torch.optim.Optimizer] = {
             "encoder": torch.optim.Adam(layerwise_param_groups(policy.encoder), lr=cfg.ppo.lr,
@@ -168,7 +168,7 @@ class DDPPOTrainer:
             diagnostic_inputs=self.diagnostic_inputs, sync=rank0_sync(info)))
         self.stack.subscribe(self._on_intervention_log)
         self.storage = RolloutStorage(cfg.ppo.num_steps, cfg.env.num_envs, cfg.env.resolution,
-                                      self.envs.action_dim, policy.hidden_size, self.device)
+                                      self.envs.action_dim, policy.hidden_shape, self.device)
         self.ddp: Optional[torch.nn.Module] = None
         self.updater = PPOUpdater(policy, policy, self.optimizers, self.stack, cfg.ppo,
                                   advantage_stats=lambda v: all_reduce_sum(v, info))
@@ -209,8 +209,8 @@ class DDPPOTrainer:
     def _check_compatible(self, state: Dict[str, Any], backend: str) -> None:
         if state.get("format") in OLD_FORMATS:
             raise ValueError(f"{self.outdir / CHECKPOINT} was written by an earlier version of "
-                             "this trainer (without the envs' state); finish it with that version "
-                             "or use a fresh --outdir")
+                             "this trainer (another policy or checkpoint layout); finish it with "
+                             "that version or use a fresh --outdir")
         if state.get("format") != FORMAT:
             raise ValueError(f"{self.outdir / CHECKPOINT} is not a DD-PPO Fetch checkpoint; use a "
                              "fresh --outdir")
@@ -333,7 +333,7 @@ class DDPPOTrainer:
         minibatches, from this rank's own generator)."""
         assert self.policy is not None
         t, e = self.storage.sample_indices(n, self.diag_generator)
-        visual, state, hidden, _ = self.storage.gather(t, e)
+        visual, state, prev_actions, hidden, _ = self.storage.gather(t, e)
         encoder = self.policy.encoder
         was_training = encoder.training
         encoder.eval()
@@ -342,7 +342,7 @@ class DDPPOTrainer:
         finally:
             encoder.train(was_training)
         images = visual[:min(len(visual), self.cfg.agent.encoder_diag_images)]
-        return {"encoder": (images,), "trunk": (features, state, hidden)}
+        return {"encoder": (images,), "trunk": (features, state, prev_actions, hidden)}
 
     # --- training loop -----------------------------------------------------------------------
     def _reset_storage(self, obs: Dict[str, np.ndarray]) -> None:
@@ -356,10 +356,12 @@ class DDPPOTrainer:
         episodes: List[Dict[str, float]] = []
         self.policy.eval()
         for step in range(self.cfg.ppo.num_steps):
-            visual, state, hidden, masks = self.storage.current()
-            actions, log_probs, values, h = self.policy.act(visual, state, hidden, masks,
-                                                            self.action_generator)
-            obs, rewards, dones, finished = self.envs.step(actions.clamp(-1.0, 1.0).cpu().numpy())
+            visual, state, prev_actions, hidden, masks = self.storage.current()
+            actions, log_probs, values, h = self.policy.act(visual, state, prev_actions, hidden,
+                                                            masks, self.action_generator)
+            # each backend clips the actions to its own action space (habitat-baselines clips
+            # to the env's bounds); the unclipped sample is what PPO scores
+            obs, rewards, dones, finished = self.envs.step(actions.cpu().numpy())
             self.storage.insert(obs, h, actions, log_probs, values, rewards, dones)
             episodes.extend(finished)
             if step + 1 == self.cfg.ppo.num_steps:
@@ -373,9 +375,9 @@ class DDPPOTrainer:
         assert self.policy is not None
         cfg = self.cfg.ppo
         with torch.no_grad():
-            visual, state, hidden, masks = self.storage.current()
+            visual, state, prev_actions, hidden, masks = self.storage.current()
             self.policy.eval()
-            next_value = self.policy.value(visual, state, hidden, masks)
+            next_value = self.policy.value(visual, state, prev_actions, hidden, masks)
             self.policy.train()
         self.storage.compute_returns(next_value, cfg.gamma, cfg.gae_lambda)
         if cfg.use_linear_lr_decay:
@@ -543,11 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_resumable(stored: Optional[Dict[str, Any]], identity: Dict[str, Any],
-                    outdir: pathlib.Path) -> None:
-    """Raise ValueError unless a checkpoint in ``outdir`` whose identity is ``stored`` can resume
-    the run ``identity``: the settings a resume most often gets wrong (world size, envs per rank,
-    backend) are named with their fix, any other difference by
-    :func:`~palr.experiments.run_identity.check_same_run`."""
+                    outdir: pathlib.Path, what: str = "") -> None:
+    """Raise ValueError unless the run in ``outdir`` whose identity is ``stored`` (its checkpoint
+    or ``what``, e.g. its result.json) can be resumed as the run ``identity``: the settings a
+    resume most often gets wrong (world size, envs per rank, backend) are named with their fix,
+    any other difference by :func:`~palr.experiments.run_identity.check_same_run`."""
     if stored is not None:
         world = stored.get("world_size")
         if world is not None and world != identity["world_size"]:
@@ -565,7 +567,7 @@ def check_resumable(stored: Optional[Dict[str, Any]], identity: Dict[str, Any],
             raise ValueError(f"the checkpoint in {outdir} ran the {backend} backend, this run "
                              f"would use {identity['backend']}; resume with --set "
                              f"env.backend={backend} or use a fresh --outdir")
-    check_same_run(stored, identity, f"checkpoint {outdir / CHECKPOINT}")
+    check_same_run(stored, identity, what or f"checkpoint {outdir / CHECKPOINT}")
 
 
 @dataclasses.dataclass
@@ -603,6 +605,9 @@ def validate_run(args: argparse.Namespace) -> RunPlan:
     launch, _, _ = plan_distributed(cfg.run.device, cfg.ddppo.backend)
     outdir = check_writable_dir(pathlib.Path(args.outdir))
     identity = run_identity(cfg, args.seed, backend, launch["world_size"])
+    result = read_result(outdir / RESULT_FILE)  # checked first by run_state, without the fixes
+    if result is not None:
+        check_resumable(result.get("identity"), identity, outdir, str(outdir / RESULT_FILE))
     state = run_state(outdir, identity, checkpoint=str(CHECKPOINT),
                       check_checkpoint=lambda stored, current, _what:
                       check_resumable(stored, current, outdir))
