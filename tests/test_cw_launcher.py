@@ -7,11 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from processes import alive, processes_mentioning, wait_for
+from processes import alive, kill_after_episodes, processes_mentioning, wait_for
 
 pytest.importorskip("metaworld")
 pytestmark = pytest.mark.metaworld
@@ -69,17 +68,7 @@ def test_killed_cw_run_resumes_identically(tmp_path):
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(base + ["--outdir", str(tmp_path / "b")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    live = tmp_path / "b" / "cw_runs" / "cw10first2_seed0_agent4" / "result.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if len(json.loads(live.read_text())["episodes"]["score"]) >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_episodes(proc, tmp_path / "b" / "cw_runs" / "cw10first2_seed0_agent4" / "result.json", 3)
     assert not (tmp_path / "b" / "cw_checkpoint_cw10first2_seed0_agent4.json").exists()
     resumed = subprocess.run(base + ["--outdir", str(tmp_path / "b")], capture_output=True,
                              text=True, timeout=300)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ import torch
 
 from palr.experiments.continual_world import SACContinualLearner, build_parser, make_jobs
 from palr.experiments.run_identity import differing_keys
+from processes import kill_after_episodes
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SRC = ROOT / "palr_plasticity_aware_lr" / "src"
@@ -312,17 +311,8 @@ def test_a_killed_cw_paper_run_resumes_identically(tmp_path):
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen([*base, "--outdir", str(tmp_path / "b")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    live = tmp_path / "b" / "cw_runs" / "cw10first2_seed0_agent4" / "result.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:   # killed in task 1, after the switch's resets
-        try:
-            if len(json.loads(live.read_text())["episodes"]["score"]) >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # killed in task 1, after the switch's resets
+    kill_after_episodes(proc, tmp_path / "b" / "cw_runs" / "cw10first2_seed0_agent4" / "result.json", 3)
     resumed = run(*base, "--outdir", str(tmp_path / "b"))
     assert resumed.returncode == 0, resumed.stderr
     a, b = (json.loads((tmp_path / d / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())

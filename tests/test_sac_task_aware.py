@@ -14,7 +14,6 @@ import torch
 from palr.agent_table import resolve_agent
 from palr.agents.sac import SACAgent, SACConfig
 from palr.interventions import build_stack, config_fields
-from palr.interventions.base import InterventionStack
 from palr.probes import ActivationProbes
 from palr.reinit import reinitialize_units
 
