@@ -5,9 +5,10 @@ Four parts, each a sweep through the project's own launchers, then published:
 - ``cartpole``: continual CartPole (4 silent physics phases, default phase length), ALL eight
   agents of the table x 10 seeds, DQN;
 - ``cw``: a reduced Continual World: the ten MT10 tasks in the original launcher's order
-  (``--sequence mt10``) with 25 episodes of 200 steps per task, SAC-FixedLR (0) and PALR-SAC (4), 3 seeds. Continual World's protocol is 1M steps
-  per task (Wolczyk et al. 2021); this budget (5k) is ~200x smaller, so success rates are low
-  and the part mainly shows the plasticity measurements;
+  (``--sequence mt10``) with 25 episodes of 200 steps per task, SAC-FixedLR (0) and PALR-SAC (4),
+  3 seeds. Continual World's protocol is 1M steps per task (Wolczyk et al. 2021); this budget
+  (5k) is ~200x smaller, so success rates are low and the part mainly shows the plasticity
+  measurements;
 - ``permuted``: the plasticity-loss testbed (:mod:`palr.experiments.permuted_cartpole`: 12 phases
   of 15k env steps, a new signed permutation of the observation each), all eight agents x 5 seeds;
 - ``priming``: the primacy-bias check (Nikishin et al. 2022): CartPole without switches for 50k env
