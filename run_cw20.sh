@@ -10,7 +10,8 @@
 #
 # Knobs (environment): SIF, PROJ_DIR, EPISODES, BATCH_SIZE, SEEDS, AGENTS, PARALLEL,
 # CUDA_VISIBLE_DEVICES, plus RESULTS_DIR (default <proj>/palr_plasticity_aware_lr/results),
-# TASKS (cw20 | cw10) and EXTRA_ARGS (more run_cw_experiments.py flags, word-split).
+# TASKS (cw20 | cw10: Continual World's sequences; mt10 | mt10x2: the original MT10 ones) and
+# EXTRA_ARGS (more run_cw_experiments.py flags, word-split; e.g. "--preset cw-paper").
 # SIF=none (or no apptainer/singularity on PATH) runs in the local .venv through ./run.sh.
 # SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 reach every running run, which saves its checkpoint; no
 # further run starts, and the launcher exits 75 once they have stopped (the same command resumes).
@@ -46,7 +47,8 @@ esac
 case "$TASKS" in
     cw20) TASK_FLAG="--cw20" ;;
     cw10) TASK_FLAG="--cw10" ;;
-    *) die "TASKS must be cw20 or cw10, got '$TASKS'" ;;
+    mt10|mt10x2) TASK_FLAG="--sequence=$TASKS" ;;
+    *) die "TASKS must be cw20, cw10, mt10 or mt10x2, got '$TASKS'" ;;
 esac
 check_int EPISODES "$EPISODES" 1
 check_int BATCH_SIZE "$BATCH_SIZE" 1
@@ -144,11 +146,17 @@ run_step() {
     [ "$CHILD_STATUS" = 0 ] || exit "$CHILD_STATUS"
 }
 
+# The runs' sequence label, which names their files, logs and merge: TASKS, or <TASKS>first<N>
+# when EXTRA_ARGS keeps only the first N tasks (a file named cw20 always holds CW20).
+# shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
+LABEL="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+    --episodes_per_task "$EPISODES" --batch_size "$BATCH_SIZE" $EXTRA_ARGS --label)" || exit 2
+
 merge() {
-    echo "[run_cw20] merging $TASKS checkpoints in $RESULTS_DIR"
-    run_step palr_plasticity_aware_lr/src/merge_cw_checkpoints.py --suffix "$TASKS" \
+    echo "[run_cw20] merging $LABEL checkpoints in $RESULTS_DIR"
+    run_step palr_plasticity_aware_lr/src/merge_cw_checkpoints.py --suffix "$LABEL" \
         --results_dir "$(results_arg)"
-    run_step palr_plasticity_aware_lr/src/plot_cw_results.py --suffix "$TASKS" \
+    run_step palr_plasticity_aware_lr/src/plot_cw_results.py --suffix "$LABEL" \
         --results_dir "$(results_arg)" --plots_dir "$(results_arg)/../plots"
 }
 
@@ -178,8 +186,8 @@ declare -a LOGS=()
 
 launch_one() {  # seed agent
     local seed="$1" agent="$2"
-    local suffix="_${TASKS}_seed${seed}_agent${agent}"
-    local log="$LOG_DIR/${TASKS}_seed${seed}_agent${agent}.log"
+    local suffix="_${LABEL}_seed${seed}_agent${agent}"
+    local log="$LOG_DIR/${LABEL}_seed${seed}_agent${agent}.log"
     if [ "${STATE["$seed $agent"]:-}" = finished ]; then
         echo "[run_cw20] seed=$seed agent=$agent: finished earlier with the same settings, skipped"
         return

@@ -25,8 +25,8 @@
 #   JOB_NAME     (default palr-<tasks> / palr-habitat)   SBATCH_EXTRA  more #SBATCH flags
 #   LOG_DIR      task logs <JOB_NAME>_<array job>_<task>.out and the generated .sbatch files
 #                (default <results>/logs/slurm)
-#   CW:      TASKS (cw20 | cw10), EPISODES (200), BATCH_SIZE (2048), AGENT (4), AGENTS (sweep:
-#            "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results)
+#   CW:      TASKS (cw20 | cw10 | mt10 | mt10x2), EPISODES (200), BATCH_SIZE (2048), AGENT (4),
+#            AGENTS (sweep: "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results)
 #   Habitat: CONFIG (palr_habitat/configs/ddppo_palr_fetch.yaml), AGENT (optional override),
 #            HABITAT_RESULTS (<project>/palr_habitat/results; runs in <name>_seed<S>),
 #            HABITAT_LAUNCHER (torchrun: srun starts one torchrun per node; srun: one srun task
@@ -137,7 +137,8 @@ if [ "$DOMAIN" = "cw" ]; then
     case "$TASKS" in
         cw20) TASK_FLAG="--cw20" ;;
         cw10) TASK_FLAG="--cw10" ;;
-        *) die "TASKS must be cw20 or cw10, got '$TASKS'" ;;
+        mt10|mt10x2) TASK_FLAG="--sequence=$TASKS" ;;
+        *) die "TASKS must be cw20, cw10, mt10 or mt10x2, got '$TASKS'" ;;
     esac
     check_int EPISODES "$EPISODES" 1
     check_int BATCH_SIZE "$BATCH_SIZE" 1
@@ -284,7 +285,7 @@ fi
 if [ "${#TODO[@]}" -eq 0 ]; then
     info "all ${#RUNS[@]} runs have finished already; nothing to submit"
     if [ "$DOMAIN" = "cw" ]; then
-        info "merge them with: TASKS=$TASKS RESULTS_DIR=$RESULTS_DIR SIF=$SIF bash run_cw20.sh --merge"
+        info "merge them with: TASKS=$TASKS EXTRA_ARGS='$EXTRA_ARGS' RESULTS_DIR=$RESULTS_DIR SIF=$SIF bash run_cw20.sh --merge"
     fi
     exit 0
 fi
@@ -462,8 +463,7 @@ cw_script() {
     echo
     echo "select_run() {  # \"seed agent\""
     echo "    read -r seed agent <<< \"\$1\""
-    echo "    suffix=\"_${TASKS}_seed\${seed}_agent\${agent}\""
-    echo "    RUN_LABEL=\"$TASKS seed \$seed agent \$agent -> $(printf '%q' "$RESULTS_DIR")/cw_checkpoint\${suffix}.json\""
+    echo "    RUN_LABEL=\"$TASKS seed \$seed agent \$agent -> $(printf '%q' "$RESULTS_DIR")\""
     echo "}"
     echo
     echo "run_task() {"
@@ -472,7 +472,8 @@ cw_script() {
     local python_args
     python_args="$(quote palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
         --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE")"
-    python_args+=" --seed_offset \"\$seed\" --agent_idx \"\$agent\" --ckpt_suffix \"\$suffix\""
+    # no --ckpt_suffix: the run names its file cw_checkpoint_<sequence label>_seed<S>_agent<A>.json
+    python_args+=" --seed_offset \"\$seed\" --agent_idx \"\$agent\""
     python_args+=" $(quote --outdir "$results" --no_progress "${device[@]}" "${EXTRA[@]}")"
     if [ -n "$RUNTIME" ]; then
         echo "    # shellcheck disable=SC2016  # \$@ is expanded by the container's bash"
@@ -587,6 +588,7 @@ merge_script() {
     echo "set -euo pipefail"
     echo "cd $(printf '%q' "$PROJ_DIR")"
     echo "SIF=$(printf '%q' "$SIF") TASKS=$TASKS RESULTS_DIR=$(printf '%q' "$RESULTS_DIR") \\"
+    echo "    EXTRA_ARGS=$(printf '%q' "$EXTRA_ARGS") \\"
     echo "    SEEDS=$(squote "$SEEDS") AGENTS=$(squote "$RUN_AGENTS") EPISODES=$EPISODES BATCH_SIZE=$BATCH_SIZE PARALLEL=1 \\"
     echo "    exec bash ./run_cw20.sh --merge"
 }

@@ -1,8 +1,10 @@
 """Process listings for the launcher tests, read from /proc (Linux): which processes still run."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import signal
 import time
 from typing import Callable, List
 
@@ -55,3 +57,18 @@ def wait_for(condition: Callable[[], bool], proc, what: str, within: float = 300
         if time.time() > deadline:
             raise AssertionError(f"no {what} within {within:.0f} s")
         time.sleep(0.1)
+
+
+def recorded_episodes(result_json: pathlib.Path) -> int:
+    """Episodes in a run's live ``result.json`` (0 while it is missing or being replaced)."""
+    try:
+        return len(json.loads(result_json.read_text())["episodes"]["score"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def kill_after_episodes(proc, result_json: pathlib.Path, episodes: int) -> None:
+    """SIGKILL the run ``proc`` (a Popen) once its live result holds ``episodes`` episodes."""
+    wait_for(lambda: recorded_episodes(result_json) >= episodes, proc, f"{episodes} episodes")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

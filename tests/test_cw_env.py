@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from palr.envs.continual_world import (CW10_SEQUENCE, ENV_ID, MT10_SEQUENCE, ContinualWorldEnv,
-                                       make_task_env, task_seed, task_sequence, task_windows)
+                                       MetaWorldTask, describe_sequence, make_task_env,
+                                       parse_sequence_label, sequence_label, task_seed,
+                                       task_sequence, task_windows)
 
 _HAS_MW = importlib.util.find_spec("metaworld") is not None
 
@@ -42,6 +44,37 @@ def test_cw20_orders():
     assert seeded == task_sequence("mt10", 20, seed=0)  # deterministic under the seed
     assert seeded != task_sequence("mt10", 20, seed=1)  # and shuffled by it
     assert seeded != list(MT10_SEQUENCE) * 2
+
+
+def test_named_sequences_cw20_is_cw10_twice_and_mt10x2_is_the_original_shuffle():
+    assert task_sequence("cw20") == list(CW10_SEQUENCE) * 2 == task_sequence("cw10", 20)
+    assert task_sequence("cw10") == list(CW10_SEQUENCE)
+    assert task_sequence("mt10") == list(MT10_SEQUENCE)
+    for seed in (0, 7):  # the original launcher's "cw20": MT10 doubled, shuffled by the seed
+        assert task_sequence("mt10x2", seed=seed) == task_sequence("mt10", 20, seed=seed)
+    assert task_sequence("mt10x2", 5, seed=3) == task_sequence("mt10x2", seed=3)[:5]
+    assert task_sequence("mt10x2", 5, seed=3) != list(MT10_SEQUENCE[:5])
+
+
+@pytest.mark.parametrize("sequence, num_tasks, label", [
+    ("cw10", None, "cw10"), ("cw20", None, "cw20"), ("cw10", 20, "cw20"), ("mt10", None, "mt10"),
+    ("mt10", 20, "mt10x2"), ("mt10x2", None, "mt10x2"), ("cw10", 3, "cw10first3"),
+    ("cw10", 15, "cw20first15"), ("cw20", 5, "cw20first5"), ("mt10x2", 4, "mt10x2first4"),
+    ("mt10", 1, "mt10first1"),
+])
+def test_sequence_labels_name_what_runs(sequence, num_tasks, label):
+    assert sequence_label(sequence, num_tasks) == label
+    name, n = parse_sequence_label(label)
+    assert task_sequence(name, n, seed=2) == task_sequence(sequence, num_tasks, seed=2)
+
+
+def test_only_whole_or_first_n_labels_parse_and_descriptions_say_what_runs():
+    for text in ("cw30", "cw10first0", "cw10first10", "cw10first11", "mt10x2first20", "first3",
+                 "cw20_seed0", "CW20", ""):
+        assert parse_sequence_label(text) is None, text
+    assert "CW10 twice in the same order" in describe_sequence("cw20")
+    assert "shuffled with the run's seed" in describe_sequence("mt10x2")
+    assert describe_sequence("cw10first3").startswith("the first 3 tasks of cw10")
 
 
 def test_bad_sequence_arguments():
@@ -187,3 +220,54 @@ def test_registered_with_gymnasium():
     obs, info = env.reset()
     assert obs.shape == (39,) and info["task_name"] == "hammer-v3"
     env.close()
+
+
+@metaworld
+def test_task_id_appends_the_positions_one_hot_to_training_and_evaluation_observations():
+    kwargs = dict(sequence="cw10", num_tasks=2, episodes_per_task=1, max_episode_steps=3, seed=0)
+    plain, tagged = ContinualWorldEnv(**kwargs), ContinualWorldEnv(task_id=True, **kwargs)
+    assert tagged.observation_space.shape == (41,) and plain.observation_space.shape == (39,)
+    for task in (0, 1):
+        obs, info = tagged.reset()
+        reference, _ = plain.reset()
+        assert info["task_index"] == task and obs.dtype == np.float32
+        assert np.array_equal(obs[:39], reference)                  # the env itself is unchanged
+        assert obs[39:].tolist() == [float(task == 0), float(task == 1)]
+        step_obs = tagged.step(np.zeros(4, np.float32))[0]
+        assert step_obs[39:].tolist() == obs[39:].tolist()
+    evaluation = make_task_env(CW10_SEQUENCE[1], seed=0, task_id=(1, 2))
+    assert evaluation.observation_space.shape == (41,)
+    obs, _ = evaluation.reset()
+    assert obs[39:].tolist() == [0.0, 1.0]
+    assert evaluation.step(np.zeros(4, np.float32))[0][39:].tolist() == [0.0, 1.0]
+
+
+@metaworld
+def test_reward_versions_change_the_reward_only():
+    """Meta-World v3's reward_function_version: v1 (the original release's reward functions) and
+    v2 (its default) give other rewards for the same trajectory, the same observations and the
+    same success flags."""
+    from metaworld.policies import SawyerReachV3Policy
+
+    runs = {}
+    for version in ("v1", "v2"):
+        env = MetaWorldTask("reach", seed=3, reward_version=version)
+        assert env.mw.reward_function_version == version
+        obs, _ = env.reset()
+        observations, rewards, successes = [obs], [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(120):
+                obs, reward, _, _, info = env.step(SawyerReachV3Policy().get_action(obs))
+                observations.append(obs)
+                rewards.append(reward)
+                successes.append(info["success"])
+        runs[version] = (np.array(observations), np.array(rewards), successes)
+    assert np.array_equal(runs["v1"][0], runs["v2"][0])
+    assert runs["v1"][2] == runs["v2"][2] and any(runs["v1"][2])
+    assert not np.allclose(runs["v1"][1], runs["v2"][1])
+    assert runs["v2"][1].max() <= 10.0 < runs["v1"][1].max()   # v2 rewards live in [0, 10]
+    with pytest.raises(ValueError, match="reward version"):
+        MetaWorldTask("reach", reward_version="v3")
+    assert ContinualWorldEnv("cw10", 1, 1, reward_version="v1")._train_env("hammer-v3") \
+        .mw.reward_function_version == "v1"

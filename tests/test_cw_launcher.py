@@ -7,11 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from processes import alive, processes_mentioning, wait_for
+from processes import alive, kill_after_episodes, processes_mentioning, wait_for
 
 pytest.importorskip("metaworld")
 pytestmark = pytest.mark.metaworld
@@ -36,13 +35,13 @@ def test_tiny_sweep_without_container_merges_and_plots(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = tmp_path / "results"
     for agent in (0, 4):
-        run = json.loads((results / f"cw_checkpoint_cw10_seed0_agent{agent}.json").read_text())
+        run = json.loads((results / f"cw_checkpoint_cw10first2_seed0_agent{agent}.json").read_text())
         assert run["status"] == "finished" and len(run["episodes"]["score"]) == 4
         assert [e["after_task"] for e in run["evaluations"]] == [0, 1]
         assert all(len(e["task_scores"]) == 2 for e in run["evaluations"])
         assert run["plasticity"]["update"], "no plasticity measurement logged"
-        assert (results / "logs" / f"cw10_seed0_agent{agent}.log").exists()
-    merged = json.loads((results / "cw10_raw_results.json").read_text())
+        assert (results / "logs" / f"cw10first2_seed0_agent{agent}.log").exists()
+    merged = json.loads((results / "cw10first2_raw_results.json").read_text())
     assert merged["agents"] == ["SAC-FixedLR", "PALR-SAC"]
     for agent in merged["agents"]:
         assert {"cw_performance", "cw_forgetting", "final_performance"} <= set(merged["summary"][agent])
@@ -69,23 +68,13 @@ def test_killed_cw_run_resumes_identically(tmp_path):
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(base + ["--outdir", str(tmp_path / "b")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    live = tmp_path / "b" / "cw_runs" / "cw10_seed0_agent4" / "result.json"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if len(json.loads(live.read_text())["episodes"]["score"]) >= 3:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (tmp_path / "b" / "cw_checkpoint_cw10_seed0_agent4.json").exists()
+    kill_after_episodes(proc, tmp_path / "b" / "cw_runs" / "cw10first2_seed0_agent4" / "result.json", 3)
+    assert not (tmp_path / "b" / "cw_checkpoint_cw10first2_seed0_agent4.json").exists()
     resumed = subprocess.run(base + ["--outdir", str(tmp_path / "b")], capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    a = json.loads((tmp_path / "a" / "cw_checkpoint_cw10_seed0_agent4.json").read_text())
-    b = json.loads((tmp_path / "b" / "cw_checkpoint_cw10_seed0_agent4.json").read_text())
+    a = json.loads((tmp_path / "a" / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())
+    b = json.loads((tmp_path / "b" / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())
     for key in ("episodes", "plasticity", "evaluations"):
         assert a[key] == b[key], key
 
@@ -100,7 +89,7 @@ def _stop_a_tiny_sweep(tmp_path, sig, to_group):
     command = ["bash", str(ROOT / "run_cw20.sh")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    runs = [results / "cw_runs" / f"cw10_seed0_agent{agent}" for agent in (0, 4)]
+    runs = [results / "cw_runs" / f"cw10first2_seed0_agent{agent}" for agent in (0, 4)]
     wait_for(lambda: all((run / "checkpoint.pt").exists() for run in runs), proc,
              "a checkpoint of both runs")
     pythons = processes_mentioning(str(results))
@@ -127,11 +116,11 @@ def test_sigterm_checkpoints_every_run_and_the_same_command_resumes(tmp_path):
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     results = tmp_path / "results"
-    runs = [json.loads((results / f"cw_checkpoint_cw10_seed0_agent{agent}.json").read_text())
+    runs = [json.loads((results / f"cw_checkpoint_cw10first2_seed0_agent{agent}.json").read_text())
             for agent in (0, 4)]
     assert all(run["status"] == "finished" and len(run["episodes"]["score"]) == 6 for run in runs)
     assert any(event["kind"] == "resumed" for run in runs for event in run["events"])
-    assert (results / "cw10_raw_results.json").exists()
+    assert (results / "cw10first2_raw_results.json").exists()
 
 
 @pytest.mark.slow
@@ -156,7 +145,7 @@ HUGE = "99999999999999999999"  # beyond bash's 64-bit integers
     ({"BATCH_SIZE": "0128"}, "BATCH_SIZE must be an integer >= 1 written without leading zeros"),
     ({"PARALLEL": "0"}, "PARALLEL must be an integer >= 1"),
     ({"PARALLEL": HUGE}, "PARALLEL must be an integer from 1 to 2147483647"),
-    ({"TASKS": "cw30"}, "TASKS must be cw20 or cw10"),
+    ({"TASKS": "cw30"}, "TASKS must be cw20, cw10, mt10 or mt10x2"),
 ])
 def test_bad_knobs_are_rejected(tmp_path, env, message):
     proc = run_cw20(tmp_path, **env)

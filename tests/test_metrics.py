@@ -7,7 +7,8 @@ import pytest
 
 from palr.experiments.metrics import (bootstrap_ci, cw_average_performance, cw_final_scores,
                                       cw_forgetting, cw_forward_transfer, cw_task_auc,
-                                      final_performance, iqm, moving_average, recovery_episodes)
+                                      cw_window_evaluations, final_performance, iqm,
+                                      moving_average, recovery_episodes)
 
 
 def windows(*lengths):
@@ -183,6 +184,50 @@ def test_cw_forward_transfer_hand_computed():
     assert math.isnan(ft[2])            # reference always succeeds: undefined
     assert cw_forward_transfer(0.6, 0.2) == pytest.approx(0.5)
     assert cw_forward_transfer(0.2, 0.2) == 0.0
+
+
+def paper_protocol_curve():
+    """Continual World's protocol on two tasks: 10 evaluations per task window (every 20k of
+    200k steps; the last one at the task end), each of both tasks' stochastic success (plus the
+    deterministic policy's, which no metric reads). Piecewise constant, so every answer is known:
+
+    task 0: 0.0 (evals 1-5), 0.8 (6-10) in its window; 0.6 (11-15), 0.2 (16-20) afterwards;
+    task 1: 0.1 throughout window 0; 0.5 (11-15), 1.0 (16-20) in its own window.
+    """
+    evals = []
+    for k in range(1, 21):
+        task = 0 if k <= 10 else 1
+        s0 = [0.0, 0.8, 0.6, 0.2][(k - 1) // 5]
+        s1 = 0.1 if task == 0 else (0.5 if k <= 15 else 1.0)
+        entry = {"env_step": 20_000 * k, "task_scores": [s0, s1],
+                 "task_scores_deterministic": [1.0 - s0, 0.0]}
+        if k % 10 == 0:
+            entry["after_task"] = task
+        else:
+            entry.update(after_task=task, during_task=task)
+        evals.append(entry)
+    return evals
+
+
+def test_cw_metrics_on_the_paper_protocol_curve_known_answers():
+    evals = shuffled(paper_protocol_curve(), 3)
+    # the end = the last 5 evaluations (evals 16-20): task 0 at 0.2, task 1 at 1.0
+    assert cw_final_scores(evals) == pytest.approx([0.2, 1.0])
+    assert cw_average_performance(evals) == pytest.approx(0.6)
+    # Continual World's tail(5) of the whole log is the same here: the final window has 10
+    rows = np.array([e["task_scores"] for e in sorted(evals, key=lambda e: e["env_step"])])
+    assert cw_final_scores(evals) == pytest.approx(rows[-5:].mean(axis=0).tolist())
+    # forgetting: last 5 inside each own window minus the end: 0.8 - 0.2, 1.0 - 1.0
+    assert cw_forgetting(evals) == pytest.approx([0.6, 0.0])
+    # AUC: mean own success over the window's 10 evaluations: (5 x 0 + 5 x 0.8) / 10, (5 x 0.5 +
+    # 5 x 1.0) / 10; forward transfer against references of AUC 0.2 and 0.5
+    assert cw_task_auc(evals) == pytest.approx([0.4, 0.75])
+    assert cw_window_evaluations(evals) == [10, 10]
+    ft = cw_forward_transfer(cw_task_auc(evals), [0.2, 0.5])
+    assert ft.tolist() == pytest.approx([(0.4 - 0.2) / 0.8, (0.75 - 0.5) / 0.5])
+    # the deterministic policy's scores are recorded, never a metric
+    flipped = [dict(e, task_scores_deterministic=[0.5, 0.5]) for e in evals]
+    assert cw_average_performance(flipped) == pytest.approx(0.6)
 
 
 def test_cw_metrics_reject_bad_evaluations():

@@ -68,10 +68,13 @@ def test_cw_dry_run_prints_the_array_script_and_merge_job(tmp_path):
     command = re.search(r"exec \./run\.sh python \\\n(.*)\n", array).group(1)
     for flag in ("run_cw_experiments.py --cw20", "--episodes_per_task 200", "--seeds 1",
                  "--batch_size 2048", '--seed_offset "$seed"', '--agent_idx "$agent"',
-                 '--ckpt_suffix "$suffix"', "--no_progress", "--num_tasks 3 --set max_lr_scale=3"):
+                 "--no_progress", "--num_tasks 3 --set max_lr_scale=3"):
         assert flag in command, flag
+    # no suffix: the run names its file by what it trains (here cw20first3, not cw20)
+    assert "--ckpt_suffix" not in command
     merge = next(t for p, t in found.items() if "merge" in p)
     assert "bash ./run_cw20.sh --merge" in merge and "TASKS=cw20" in merge
+    assert "EXTRA_ARGS=--num_tasks\\ 3\\ --set\\ max_lr_scale=3" in merge
     assert f"sbatch --parsable {array_path}" in proc.stdout
     assert "--dependency=afterany:<array job id>" in proc.stdout
     assert not (tmp_path / "results").exists(), "a dry run wrote files"
@@ -198,7 +201,7 @@ def test_generated_batch_scripts_are_shellcheck_clean(tmp_path, variant):
     ((), {"MEM": "lots"}, "MEM must be like 32G"),
     ((), {"PARTITION": "gpu; rm -rf /"}, "PARTITION may hold letters"),
     ((), {"ARRAY_LIMIT": "0"}, "ARRAY_LIMIT must be an integer >= 1"),
-    ((), {"TASKS": "cw30"}, "TASKS must be cw20 or cw10"),
+    ((), {"TASKS": "cw30"}, "TASKS must be cw20, cw10, mt10 or mt10x2"),
     (("--nodes", "2"), {}, "--nodes/--gpus-per-node are for --habitat"),
     (("--habitat", "--nodes", "0"), {}, "NODES must be an integer >= 1"),
     (("--habitat", "--gpus-per-node", "x"), {}, "GPUS must be an integer >= 0"),

@@ -108,20 +108,20 @@ def test_cw_status_reuse_and_merges_follow_the_settings(tmp_path):
     assert status.stdout.split()[:3] == ["0", "0", "finished"]
     before = snapshot(tmp_path)
     for extra, fragment in ((["--batch_size", "32"], "sac.batch_size 16 -> 32"),
-                            (["--eval_episodes", "2"], "evaluation.eval_episodes 1 -> 2")):
+                            (["--eval_episodes", "2"], "evaluation.episodes 1 -> 2")):
         for mode in ([], ["--status"]):
             proc = subprocess.run(CW + extra + ["--outdir", str(tmp_path)] + mode,
                                   capture_output=True, text=True, timeout=120)
-            one_line_error(proc, "cw_checkpoint_cw10_seed0_agent0.json", fragment)
+            one_line_error(proc, "cw_checkpoint_cw10first1_seed0_agent0.json", fragment)
     assert snapshot(tmp_path) == before
     # a second seed made with another batch size cannot be pooled with the first
-    published = json.loads((tmp_path / "cw_checkpoint_cw10_seed0_agent0.json").read_text())
+    published = json.loads((tmp_path / "cw_checkpoint_cw10first1_seed0_agent0.json").read_text())
     published["seed"] = 1
     published["identity"]["seed"] = 1
     published["identity"]["sac"]["batch_size"] = 32
-    (tmp_path / "cw_checkpoint_cw10_seed1_agent0.json").write_text(json.dumps(published))
+    (tmp_path / "cw_checkpoint_cw10first1_seed1_agent0.json").write_text(json.dumps(published))
     merge = subprocess.run([sys.executable, str(SRC / "merge_cw_checkpoints.py"), "--suffix",
-                            "cw10", "--results_dir", str(tmp_path)], capture_output=True,
+                            "cw10first1", "--results_dir", str(tmp_path)], capture_output=True,
                            text=True, timeout=120)
     one_line_error(merge, "SAC-FixedLR were made with different settings", "sac.batch_size")
-    assert not (tmp_path / "cw10_raw_results.json").exists()
+    assert not (tmp_path / "cw10first1_raw_results.json").exists()

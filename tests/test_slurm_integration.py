@@ -303,13 +303,13 @@ def test_tiny_cw_sweep_runs_as_an_array_with_logs_results_and_merge(cluster, tmp
     wait_done(cluster, array, merge)
     logs = results / "logs" / "slurm"
     for task, seed in enumerate((0, 1)):
-        run = json.loads((results / f"cw_checkpoint_cw10_seed{seed}_agent4.json").read_text())
+        run = json.loads((results / f"cw_checkpoint_cw10first2_seed{seed}_agent4.json").read_text())
         assert run["status"] == "finished" and len(run["episodes"]["score"]) == 4
         assert run["seed"] == seed
         log = (logs / f"palr-cw10_{array}_{task}.out").read_text()
         assert f"{array}_{task} on" in log and f"seed {seed} agent 4" in log
         assert "run exited with status 0" in log
-    merged = json.loads((results / "cw10_raw_results.json").read_text())
+    merged = json.loads((results / "cw10first2_raw_results.json").read_text())
     assert merged["agents"] == ["PALR-SAC"]
     done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array or r["JobId"] == merge]
     assert sorted(r.get("ArrayTaskId", "merge") for r in done) == ["0", "1", "merge"]
@@ -325,7 +325,7 @@ def test_usr1_makes_the_task_checkpoint_requeue_and_resume(cluster, tmp_path):
     results = tmp_path / "results"
     array, _, out = submit(cluster, "--no-merge", RESULTS_DIR=str(results), TASKS="cw10",
                            EPISODES="4", BATCH_SIZE="32", SEEDS="0", AGENT="4", EXTRA_ARGS=TINY_CW)
-    wait_for_episodes(results / "cw_runs" / "cw10_seed0_agent4", 2)
+    wait_for_episodes(results / "cw_runs" / "cw10first2_seed0_agent4", 2)
     # what --signal=B:USR1@<lead> does before the time limit
     cluster.run("scancel", "--signal=USR1", "--batch", f"{array}_0")
     wait_done(cluster, array)
@@ -333,7 +333,7 @@ def test_usr1_makes_the_task_checkpoint_requeue_and_resume(cluster, tmp_path):
     assert "got SIGUSR1" in log and "run exited with status 75" in log, log
     assert f"requeueing {array}_0" in log and "(start 2)" in log, log
     assert log.rstrip().endswith("run exited with status 0"), log
-    run = json.loads((results / "cw_checkpoint_cw10_seed0_agent4.json").read_text())
+    run = json.loads((results / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())
     assert run["status"] == "finished" and len(run["episodes"]["score"]) == 8
     info = job_info(cluster, f"{array}_0")[0]
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
@@ -344,7 +344,7 @@ def test_scancel_is_reported_cancelled_and_not_requeued(cluster, tmp_path):
     array, _, out = submit(cluster, "--no-merge", RESULTS_DIR=str(results), TASKS="cw10",
                            EPISODES="500", BATCH_SIZE="32", SEEDS="3", AGENT="0",
                            EXTRA_ARGS=TINY_CW)
-    wait_for_episodes(results / "cw_runs" / "cw10_seed3_agent0", 1)
+    wait_for_episodes(results / "cw_runs" / "cw10first2_seed3_agent0", 1)
     assert live_jobs(cluster)[array] == ["RUNNING"]
     cluster.run("scancel", array)
     wait_done(cluster, array, timeout=120)
@@ -354,8 +354,8 @@ def test_scancel_is_reported_cancelled_and_not_requeued(cluster, tmp_path):
     assert states == ["CANCELLED"], states
     log = (results / "logs" / "slurm" / f"palr-cw10_{array}_0.out").read_text()
     assert "got SIGTERM" in log and "requeueing" not in log, log
-    assert (results / "cw_runs" / "cw10_seed3_agent0" / "checkpoint.pt").exists()
-    assert not (results / "cw_checkpoint_cw10_seed3_agent0.json").exists()
+    assert (results / "cw_runs" / "cw10first2_seed3_agent0" / "checkpoint.pt").exists()
+    assert not (results / "cw_checkpoint_cw10first2_seed3_agent0.json").exists()
 
 
 def test_usr1_stops_the_habitat_trainer_through_srun_and_torchrun_and_requeues(cluster, tmp_path):

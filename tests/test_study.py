@@ -16,7 +16,7 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
     assert status == 0
     assert (publish / "cartpole" / "NOTES.md").read_text() == "kept"
     for part, merged, runs in (("cartpole", "cartpole_raw_results.json", 2),
-                               ("cw", "cw10_raw_results.json", 2),
+                               ("cw", "mt10first2_raw_results.json", 2),
                                ("permuted", "permuted_cartpole_raw_results.json", 4),
                                ("priming", "permuted_cartpole_raw_results.json", 2)):
         target = publish / part

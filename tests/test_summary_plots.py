@@ -175,9 +175,67 @@ def test_merge_cw_metrics_with_reference_runs():
     # AUC from evaluations: task 0 (0.4+0.8)/2 = 0.6, task 1 (0.5+0.9)/2 = 0.7
     ft = [(0.6 - 0.2) / 0.8, (0.7 - 0.5) / 0.5]
     assert s["cw_forward_transfer"]["mean"] == pytest.approx(np.mean(ft))
-    assert sweep["per_run"][0]["auc_source"] == "evaluations"
+    assert sweep["per_run"][0]["cw_evaluations_per_task"] == [2, 2]
     text = format_summary(sweep)
     assert "CW forward transfer" in text and "CW forgetting" in text
+
+
+def cw_identity(agent_idx, seed, sequence, episodes_per_task=200):
+    return {"domain": "cw", "agent_idx": agent_idx, "seed": seed, "sequence": sequence,
+            "env": {"task_id": True, "reward_version": "v1"},
+            "episodes_per_task": episodes_per_task, "max_episode_steps": 200,
+            "sac": {"network": "cw", "multi_head": True}, "interventions": {"palr": {}}
+            if agent_idx == 4 else {"monitor": {}}}
+
+
+def paper_run(seed):
+    """A cw-paper-protocol run on two tasks (the curve of test_metrics' known answers)."""
+    from test_metrics import paper_protocol_curve
+    run = make_run("PALR-SAC", 4, seed, [0], evaluations=paper_protocol_curve(),
+                   task_names=["hammer", "push-wall"], domain="cw")
+    run.update(score_name="success", score_threshold=0.9, sequence="cw10first2",
+               sequence_description="the first 2 tasks of cw10 (Continual World's CW10)",
+               identity=cw_identity(4, seed, {"name": "cw10", "num_tasks": 2}))
+    return run
+
+
+def reference_run(name, auc, seed=7, **identity_changes):
+    evals = [{"env_step": 20_000 * k, "during_task": 0, "after_task": 0,
+              "task_scores": [auc + (0.1 if k % 2 else -0.1)]} for k in range(1, 11)]
+    ref = make_run("SAC-FixedLR", 0, seed, [], evaluations=evals, task_names=[name], domain="cw")
+    identity = cw_identity(0, seed, {"reference_task": name})
+    identity.update(identity_changes)
+    ref.update(reference=True, identity=identity)
+    return ref
+
+
+def test_cw_sweep_on_the_evaluation_curve_with_checked_references():
+    refs = [reference_run("hammer", 0.2), reference_run("push-wall", 0.5, seed=8)]
+    sweep = merge_runs([paper_run(0), paper_run(1)], reference_runs=refs)
+    s = sweep["summary"]["PALR-SAC"]
+    assert s["cw_performance"]["mean"] == pytest.approx(0.6)
+    assert s["cw_forgetting"]["mean"] == pytest.approx(0.3)
+    assert s["cw_forward_transfer"]["mean"] == pytest.approx((0.25 + 0.5) / 2)
+    assert sweep["per_run"][0]["cw_evaluations_per_task"] == [10, 10]
+    assert sweep["sequence"] == "cw10first2"
+    assert "task sequence: cw10first2 (the first 2 tasks of cw10" in format_summary(sweep)
+
+
+def test_references_made_with_other_settings_are_refused():
+    runs = [paper_run(0)]
+    other = reference_run("hammer", 0.2, episodes_per_task=5)
+    with pytest.raises(ValueError, match=r"reference run hammer seed 7 was made with other "
+                                         r"settings than the main runs \(episodes_per_task 200 -> 5\)"):
+        merge_runs(runs, reference_runs=[other])
+    silent = reference_run("hammer", 0.2, env={"task_id": False, "reward_version": "v2"})
+    with pytest.raises(ValueError, match="env.reward_version 'v1' -> 'v2'"):
+        merge_runs(runs, reference_runs=[silent])
+    unlabelled = reference_run("hammer", 0.2)
+    del unlabelled["identity"]
+    with pytest.raises(ValueError, match="carries no run settings"):
+        merge_runs(runs, reference_runs=[unlabelled])
+    # the sequence, the seed and the agent may differ: that is what a reference run is
+    merge_runs(runs, reference_runs=[reference_run("hammer", 0.2, seed=99)])
 
 
 def assert_png(path):

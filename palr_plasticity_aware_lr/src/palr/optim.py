@@ -33,6 +33,17 @@ def reset_optimizer_state(optimizer: Any) -> None:
     optimizer.state.clear()
 
 
+@torch.no_grad()
+def reset_optimizer_moments(optimizer: torch.optim.Optimizer) -> None:
+    """Zero every moment estimate (Adam's ``exp_avg``, ``exp_avg_sq``, ...) but keep the step
+    counts, so bias correction carries on: Continual World's ``reset_optimizer`` at a task change
+    (awarelab/continual_world, ``utils/utils.py``: every optimizer variable but the step count)."""
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if key != "step" and torch.is_tensor(value):
+                value.zero_()
+
+
 # torch's fused Adam kernel (CPU since torch 2.4, CUDA before); None on builds without it
 _FUSED_ADAM_KERNEL = getattr(torch, "_fused_adam_", None)
 _ADAM_FLAGS_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")

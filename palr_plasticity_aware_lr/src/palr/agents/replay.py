@@ -44,6 +44,11 @@ class ReplayBuffer:
         self.size = 0
         self.rng = np.random.default_rng(seed)
 
+    def clear(self) -> None:
+        """Forget every stored transition (a new empty buffer; the sampling generator goes on)."""
+        self.pos = 0
+        self.size = 0
+
     def __len__(self) -> int:
         return self.size
 

@@ -13,6 +13,18 @@ gamma 0.99, polyak 0.995, target entropy -action_dim, tanh-Gaussian policy with 
   is reported as not applicable and PALR uses the tau-dormant fraction instead (DESIGN.md
   section 2); the first layer (LayerNorm mixes units) is metrics/LR-scaling only, not recyclable.
 
+Task-aware settings (Continual World's continual-learning SAC, awarelab/continual_world
+``sac.py``/``models.py``; off by default, where task switches are silent). They need the task's
+one-hot at the end of every observation (``num_tasks`` entries, :class:`SACAgent`):
+
+- ``multi_head``: one output head per task (actor: mean and log-std, critics: Q), the head picked
+  by the one-hot; ``hide_task_id`` keeps the one-hot out of the hidden layers (Continual World's
+  default), so it only picks the head;
+- ``per_task_alpha``: one entropy temperature per task, picked by the one-hot;
+- ``reset_replay_on_task`` / ``reset_optimizer_on_task``: at every task switch the replay buffer is
+  emptied and every Adam moment zeroed, the step counts kept (Continual World's
+  ``reset_optimizer``).
+
 The update is written for speed without changing the algorithm: fused Adam (stepped by
 :func:`palr.optim.step_adam`, bit-identical to ``Adam.step``), the actor's backward
 restricted to the actor's parameters (no critic weight gradients are computed for the actor loss),
@@ -40,7 +52,7 @@ from palr.agents.replay import ReplayBuffer
 from palr.checks import check_finite_fields, check_positive, check_range
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
-from palr.optim import layerwise_param_groups, step_adam
+from palr.optim import layerwise_param_groups, reset_optimizer_moments, step_adam
 
 NETWORKS: Tuple[str, ...] = ("relu", "cw")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -72,6 +84,13 @@ class SACConfig:
         fused_adam: use the fused Adam kernel where the device supports it.
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:1"``, ...).
         seed: seeds every generator of the agent.
+        multi_head: one output head per task, picked by the observation's task one-hot.
+        hide_task_id: the hidden layers do not see the task one-hot (it only picks heads and
+            temperatures); ``False`` feeds it to the first layer too.
+        per_task_alpha: one entropy temperature per task, picked by the task one-hot.
+        reset_replay_on_task: empty the replay buffer at every task switch.
+        reset_optimizer_on_task: zero every optimizer moment at every task switch (step counts
+            kept).
     """
 
     network: str = "relu"
@@ -93,6 +112,16 @@ class SACConfig:
     fused_adam: bool = True
     device: str = "cpu"
     seed: int = 0
+    multi_head: bool = False
+    hide_task_id: bool = True
+    per_task_alpha: bool = False
+    reset_replay_on_task: bool = False
+    reset_optimizer_on_task: bool = False
+
+    @property
+    def needs_task_id(self) -> bool:
+        """Whether the agent needs a task one-hot in its observations (heads or temperatures)."""
+        return self.multi_head or self.per_task_alpha
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -139,35 +168,83 @@ def mlp(in_dim: int, out_dim: int, hidden_sizes: Sequence[int], network: str = "
     return nn.Sequential(*layers)
 
 
+@dataclass(frozen=True)
+class TaskInput:
+    """How a network reads the task one-hot at the end of its observations.
+
+    Attributes:
+        num_tasks: length of the one-hot (0: the observations carry none).
+        heads: output heads, 1 or ``num_tasks`` (the head of each sample picked by its one-hot).
+        hide: keep the one-hot out of the hidden layers (Continual World's ``hide_task_id``).
+    """
+
+    num_tasks: int = 0
+    heads: int = 1
+    hide: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_tasks < 0 or self.heads not in (1, max(self.num_tasks, 1)):
+            raise ValueError(f"heads must be 1 or num_tasks ({self.num_tasks}), got {self.heads}")
+
+    def trunk_dim(self, obs_dim: int) -> int:
+        """Inputs of the first layer from an observation of ``obs_dim`` entries."""
+        return obs_dim - self.num_tasks if self.hide else obs_dim
+
+
+def select_head(out: torch.Tensor, one_hot: torch.Tensor, heads: int) -> torch.Tensor:
+    """``out`` (N, heads * k) -> (N, k): the block of the head each sample's one-hot picks
+    (Continual World's ``_choose_head``; head h owns columns ``h*k:(h+1)*k``)."""
+    blocks = out.unflatten(-1, (heads, -1))
+    return (one_hot.unsqueeze(-1) * blocks).sum(-2)
+
+
 class Actor(nn.Module):
     """Gaussian policy head: ``forward(obs) -> (mean, log_std)`` with log_std clamped; actions are
-    ``tanh(mean + exp(log_std) * eps)`` (the agent samples, with its own generator)."""
+    ``tanh(mean + exp(log_std) * eps)`` (the agent samples, with its own generator). With a
+    :class:`TaskInput`, the last ``num_tasks`` observation entries are the task one-hot."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int],
                  network: str = "relu", leaky_slope: float = 0.2, log_std_min: float = -20.0,
-                 log_std_max: float = 2.0) -> None:
+                 log_std_max: float = 2.0, task: TaskInput = TaskInput()) -> None:
         super().__init__()
-        self.net = mlp(obs_dim, 2 * act_dim, hidden_sizes, network, leaky_slope)
+        self.task = task
+        self.trunk_dim = task.trunk_dim(obs_dim)
+        self.net = mlp(self.trunk_dim, 2 * act_dim * task.heads, hidden_sizes, network,
+                       leaky_slope)
         self.log_std_min = float(log_std_min)
         self.log_std_max = float(log_std_max)
 
     def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        out = self.net(obs[..., :self.trunk_dim] if self.task.hide and self.task.num_tasks
+                       else obs)
+        if self.task.heads > 1:
+            out = select_head(out, obs[..., -self.task.num_tasks:], self.task.heads)
+        mean, log_std = out.chunk(2, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
 
 class TwinQ(nn.Module):
-    """Both critics in one module: ``forward(obs, act) -> (q1, q2)``, each of shape (N,)."""
+    """Both critics in one module: ``forward(obs, act) -> (q1, q2)``, each of shape (N,); task
+    one-hot and heads as in :class:`Actor`."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int],
-                 network: str = "relu", leaky_slope: float = 0.2) -> None:
+                 network: str = "relu", leaky_slope: float = 0.2,
+                 task: TaskInput = TaskInput()) -> None:
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, 1, hidden_sizes, network, leaky_slope)
-        self.q2 = mlp(obs_dim + act_dim, 1, hidden_sizes, network, leaky_slope)
+        self.task = task
+        self.trunk_dim = task.trunk_dim(obs_dim)
+        self.q1 = mlp(self.trunk_dim + act_dim, task.heads, hidden_sizes, network, leaky_slope)
+        self.q2 = mlp(self.trunk_dim + act_dim, task.heads, hidden_sizes, network, leaky_slope)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, act], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        trunk = obs[..., :self.trunk_dim] if self.task.hide and self.task.num_tasks else obs
+        x = torch.cat([trunk, act], dim=-1)
+        q1, q2 = self.q1(x), self.q2(x)
+        if self.task.heads > 1:
+            one_hot = obs[..., -self.task.num_tasks:]
+            q1 = select_head(q1, one_hot, self.task.heads)
+            q2 = select_head(q2, one_hot, self.task.heads)
+        return q1.squeeze(-1), q2.squeeze(-1)
 
 
 def tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
@@ -200,22 +277,31 @@ class SACAgent:
         obs_dim / act_dim: flat observation size and action size (actions in [-1, 1]).
         config: hyper-parameters.
         stack: interventions (PALR, L2Reg, ...); ``None`` = plain SAC.
+        num_tasks: the last ``num_tasks`` entries of every observation are the task one-hot
+            (0: none); needed by ``multi_head`` and ``per_task_alpha``.
 
     Seams (palr/interventions/base.py): ``on_optimizer_created`` at construction;
     ``loss_penalty("critic"/"actor")`` added to each loss; ``before_step``/``after_step`` around
     each ``optimizer.step()``; ``after_update(n)`` once per gradient update with ``n`` the number of
-    updates done so far (1, 2, ...); :meth:`on_episode_end` and :meth:`on_task_switch` pass through.
+    updates done so far (1, 2, ...); :meth:`on_episode_end` and :meth:`on_task_switch` pass through
+    (:meth:`on_task_switch` also applies the config's task-switch resets).
     """
 
     #: the trained networks' roles (interventions select networks by role)
     NETWORK_ROLES = ALGO_ROLES["SAC"]
 
     def __init__(self, obs_dim: int, act_dim: int, config: Optional[SACConfig] = None,
-                 stack: Optional[InterventionStack] = None) -> None:
+                 stack: Optional[InterventionStack] = None, num_tasks: int = 0) -> None:
         if obs_dim <= 0 or act_dim <= 0:
             raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim}, {act_dim}")
         self.config = cfg = config if config is not None else SACConfig()
+        if not 0 <= num_tasks < obs_dim or (cfg.needs_task_id and num_tasks == 0):
+            raise ValueError(f"num_tasks (task one-hot length) must be in 0..{obs_dim - 1} and "
+                             f">= 1 with multi_head or per_task_alpha, got {num_tasks}")
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.num_tasks = int(num_tasks)
+        task = TaskInput(self.num_tasks, self.num_tasks if cfg.multi_head else 1,
+                         cfg.hide_task_id)
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")
@@ -226,15 +312,17 @@ class SACAgent:
         with torch.random.fork_rng(devices=[]):  # PyTorch's default init, without touching the global RNG
             torch.manual_seed(init_seed)
             self.actor = Actor(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope,
-                               cfg.log_std_min, cfg.log_std_max)
-            self.critic = TwinQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope)
+                               cfg.log_std_min, cfg.log_std_max, task)
+            self.critic = TwinQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope,
+                                task)
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
 
         self.actor_opt = _make_adam(layerwise_param_groups(self.actor), cfg.lr, cfg.fused_adam)
         self.critic_opt = _make_adam(layerwise_param_groups(self.critic), cfg.lr, cfg.fused_adam)
-        self.log_alpha = torch.full((1,), math.log(cfg.init_alpha), device=self.device,
+        alphas = self.num_tasks if cfg.per_task_alpha else 1
+        self.log_alpha = torch.full((alphas,), math.log(cfg.init_alpha), device=self.device,
                                     requires_grad=True)
         self.alpha_opt = _make_adam([self.log_alpha], cfg.lr, cfg.fused_adam)
         self._actor_params = list(self.actor.parameters())
@@ -299,7 +387,14 @@ class SACAgent:
     # --- learning ----------------------------------------------------------------------------
     @property
     def alpha(self) -> torch.Tensor:
+        """Every entropy temperature (one, or one per task)."""
         return self.log_alpha.detach().exp()
+
+    def _log_alpha(self, obs: torch.Tensor) -> torch.Tensor:
+        """log alpha for a batch: the one temperature (1,), or each sample's task's (N,)."""
+        if not self.config.per_task_alpha:
+            return self.log_alpha
+        return obs[:, -self.num_tasks:] @ self.log_alpha
 
     def _sample(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.actor(obs)
@@ -327,7 +422,8 @@ class SACAgent:
         obs, act = batch["obs"], batch["actions"]
         rew, next_obs, term = batch["rewards"], batch["next_obs"], batch["terminated"]
         stack = self.stack
-        alpha = self.log_alpha.detach().exp()
+        log_alpha = self._log_alpha(obs)
+        alpha = log_alpha.detach().exp()
 
         # critics: soft Bellman backup with clipped double Q (Fujimoto et al. 2018)
         with torch.no_grad():
@@ -358,7 +454,7 @@ class SACAgent:
 
         # temperature (Haarnoja et al. 2018b, eq. 18; log-alpha form as Continual World / SB3)
         logp_d = logp.detach()
-        alpha_loss = -(self.log_alpha * (logp_d + self.target_entropy)).mean()
+        alpha_loss = -(log_alpha * (logp_d + self.target_entropy)).mean()
         self.alpha_opt.zero_grad()
         alpha_loss.backward()
         step_adam(self.alpha_opt)
@@ -370,13 +466,13 @@ class SACAgent:
         stack.after_update(self.num_updates)
         if self.num_updates % cfg.log_every != 0:
             return {}
-        return self._scalars(critic_loss, actor_loss, alpha_loss, q1, logp_d)
+        return self._scalars(critic_loss, actor_loss, alpha_loss, alpha, q1, logp_d)
 
     def _scalars(self, critic_loss: torch.Tensor, actor_loss: torch.Tensor,
-                 alpha_loss: torch.Tensor, q1: torch.Tensor, logp: torch.Tensor) -> Dict[str, float]:
+                 alpha_loss: torch.Tensor, alpha: torch.Tensor, q1: torch.Tensor,
+                 logp: torch.Tensor) -> Dict[str, float]:
         values = torch.stack([critic_loss.detach(), actor_loss.detach(), alpha_loss.detach(),
-                              self.log_alpha.detach().exp()[0], q1.detach().mean(),
-                              -logp.mean()]).tolist()
+                              alpha.mean(), q1.detach().mean(), -logp.mean()]).tolist()
         out = dict(zip(("sac/critic_loss", "sac/actor_loss", "sac/alpha_loss", "sac/alpha",
                         "sac/q", "sac/entropy"), values))
         bad = [k for k, v in out.items() if not math.isfinite(v)]
@@ -392,8 +488,15 @@ class SACAgent:
         self.stack.on_episode_end(self.num_episodes)
 
     def on_task_switch(self, task: int) -> None:
-        """Pass a (silent) task switch to the stack, for logging only."""
+        """Pass a task switch to the stack (for logging only), then apply the config's resets:
+        an empty replay buffer and zeroed optimizer moments (Continual World's
+        ``_handle_task_change``)."""
         self.stack.on_task_switch(task)
+        if self.config.reset_replay_on_task:
+            self.replay.clear()
+        if self.config.reset_optimizer_on_task:
+            for optimizer in (self.actor_opt, self.critic_opt, self.alpha_opt):
+                reset_optimizer_moments(optimizer)
 
     def diagnostic_inputs(self, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
         """A fresh replay batch for plasticity measurements, drawn with the agent's own diagnostic
@@ -421,6 +524,7 @@ class SACAgent:
         state: Dict[str, Any] = {
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
+            "num_tasks": self.num_tasks,
             "config": {k: (list(v) if isinstance(v, tuple) else v)
                        for k, v in asdict(self.config).items()},
             "actor": self.actor.state_dict(),
@@ -444,15 +548,17 @@ class SACAgent:
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         saved = state["config"]
-        for key in ("network", "hidden_sizes"):
+        for key in ("network", "hidden_sizes", "multi_head", "hide_task_id", "per_task_alpha"):
             mine = getattr(self.config, key)
-            theirs = tuple(saved[key]) if isinstance(mine, tuple) else saved[key]
+            theirs = saved.get(key, SACConfig.__dataclass_fields__[key].default)
+            theirs = tuple(theirs) if isinstance(mine, tuple) else theirs
             if theirs != mine:
                 raise ValueError(f"checkpoint has {key}={theirs!r}, this agent {mine!r}; build the "
                                  "agent with the checkpoint's config")
-        if (state["obs_dim"], state["act_dim"]) != (self.obs_dim, self.act_dim):
-            raise ValueError(f"checkpoint is for obs/act dims {state['obs_dim']}/{state['act_dim']}, "
-                             f"this agent has {self.obs_dim}/{self.act_dim}")
+        dims = (state["obs_dim"], state["act_dim"], state.get("num_tasks", 0))
+        if dims != (self.obs_dim, self.act_dim, self.num_tasks):
+            raise ValueError(f"checkpoint is for obs/act dims and tasks {dims}, this agent has "
+                             f"{(self.obs_dim, self.act_dim, self.num_tasks)}")
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
@@ -472,4 +578,5 @@ class SACAgent:
             self.replay.load_state_dict(state["replay"])
 
 
-__all__ = ["SACConfig", "SACAgent", "Actor", "TwinQ", "mlp", "tanh_gaussian", "NETWORKS"]
+__all__ = ["SACConfig", "SACAgent", "Actor", "TwinQ", "TaskInput", "select_head", "mlp",
+           "tanh_gaussian", "NETWORKS"]

@@ -10,13 +10,23 @@ instead of their Meta-World v1 + mujoco-py. Conventions kept from Continual Worl
 - object and goal positions re-drawn at every reset;
 - success = ``info["success"]`` at ANY step of the episode.
 
-Our continual setting differs on purpose (DESIGN.md section 4): switches are silent (no task id in
-the observation, single head; the runner keeps the replay buffer), and the task changes every
-``episodes_per_task`` episodes.
+By default switches are silent (no task id in the observation; the runner keeps one head and the
+replay buffer) and the task changes every ``episodes_per_task`` episodes. ``task_id=True``
+appends the one-hot of the task's position in the sequence to every observation, as Continual
+World's ``OneHotAdder`` does (the ``cw-paper`` preset of the runner).
 
-Sequences: ``"mt10"`` is the seed's MT10 order; ``"cw10"`` is the canonical CW10. With 20 tasks,
-``"mt10"`` uses every task twice shuffled with the run's seed (the seed's CW20), ``"cw10"`` uses CW10
-twice in the same order (Continual World's CW20).
+Sequences (:data:`SEQUENCES`, :func:`sequence_label` names every run by what it trains):
+
+- ``"cw10"``: Continual World's CW10 (Wolczyk et al. 2021, Table 1); ``"cw20"``: CW10 twice in
+  the same order (Continual World's CW20);
+- ``"mt10"``: the original rlBigWorld launcher's MT10 order; ``"mt10x2"``: every MT10 task twice,
+  shuffled with the run's seed (what that launcher called CW20; it is not Continual World's CW20).
+
+Rewards: Meta-World v3 keeps two reward functions per task, ``reward_function_version="v2"`` (its
+default: the shaped rewards in [0, 10] introduced with Meta-World v2) and ``"v1"`` (the reward
+functions of the original Meta-World release, which Continual World's published runs were
+trained on, through Meta-World v1). :data:`REWARD_VERSIONS`; the success flag is Meta-World's
+``info["success"]`` in both.
 
 Seeding: Meta-World v3 ignores ``reset(seed=)`` (metaworld issue #555), so every task env is seeded
 through its constructor / ``env.seed()`` and set to ``_freeze_rand_vec = False``,
@@ -28,6 +38,7 @@ initial states as that task's first window of the continual run.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -38,7 +49,7 @@ MT10_SEQUENCE: Tuple[str, ...] = (
     "reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3", "drawer-close-v3",
     "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3", "window-close-v3",
 )
-"""The seed's MT10 task order."""
+"""The original rlBigWorld launcher's MT10 task order."""
 
 CW10_SEQUENCE: Tuple[str, ...] = (
     "hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-pull-v3",
@@ -46,7 +57,21 @@ CW10_SEQUENCE: Tuple[str, ...] = (
 )
 """Continual World's canonical CW10 (Wolczyk et al. 2021, Table 1), Meta-World v3 names."""
 
-SEQUENCES: Dict[str, Tuple[str, ...]] = {"mt10": MT10_SEQUENCE, "cw10": CW10_SEQUENCE}
+#: base orders; a sequence of 11-20 tasks runs the base order twice (see :func:`task_sequence`)
+BASE_ORDERS: Dict[str, Tuple[str, ...]] = {"cw10": CW10_SEQUENCE, "mt10": MT10_SEQUENCE}
+#: every sequence offered by name: its base order and length
+SEQUENCES: Dict[str, Tuple[str, int]] = {
+    "cw10": ("cw10", 10), "cw20": ("cw10", 20), "mt10": ("mt10", 10), "mt10x2": ("mt10", 20),
+}
+#: what each named sequence runs (README, summaries)
+SEQUENCE_DESCRIPTIONS: Dict[str, str] = {
+    "cw10": "Continual World's CW10 (Wolczyk et al. 2021)",
+    "cw20": "Continual World's CW20: CW10 twice in the same order",
+    "mt10": "MT10 in the original rlBigWorld launcher's order",
+    "mt10x2": "every MT10 task twice, shuffled with the run's seed (the original launcher's "
+              "'CW20')",
+}
+REWARD_VERSIONS: Tuple[str, ...] = ("v1", "v2")
 OBS_DIM = 39
 ACT_DIM = 4
 DEFAULT_MAX_EPISODE_STEPS = 200
@@ -78,41 +103,87 @@ def canonical_task_name(name: str) -> str:
     return full
 
 
-def task_sequence(sequence: Union[str, Sequence[str]] = "mt10", num_tasks: Optional[int] = None,
+def _named(sequence: str, num_tasks: Optional[int]) -> Tuple[str, int]:
+    """(the named sequence a run of ``num_tasks`` tasks takes a prefix of, that number): a
+    10-task sequence asked for 11-20 tasks continues into its doubled one (cw10 -> cw20,
+    mt10 -> mt10x2)."""
+    key = sequence.lower()
+    if key not in SEQUENCES:
+        raise ValueError(f"unknown task sequence {sequence!r}; valid: {', '.join(SEQUENCES)} "
+                         "or a list of Meta-World task names")
+    base, length = SEQUENCES[key]
+    n = length if num_tasks is None else int(num_tasks)
+    most = 2 * len(BASE_ORDERS[base])
+    if not 1 <= n <= max(length, most):
+        raise ValueError(f"num_tasks must be in 1..{most} (10 = CW10, 20 = CW20), got {n}")
+    if n > length:
+        key = next(k for k, (b, size) in SEQUENCES.items() if b == base and size == most)
+    return key, n
+
+
+def task_sequence(sequence: Union[str, Sequence[str]] = "cw10", num_tasks: Optional[int] = None,
                   seed: int = 0) -> List[str]:
     """The ordered task names of a run.
 
     Args:
-        sequence: ``"mt10"`` (the seed's), ``"cw10"`` (canonical Continual World) or an explicit
-            list of task names (used as given, repeated in order when ``num_tasks`` is larger).
-        num_tasks: 1 .. 2 x the sequence length (default: the sequence length). Up to the base
-            length it is a prefix of the base order; above it, a prefix of the doubled order:
-            ``"mt10"`` = every task twice shuffled with ``seed`` (the seed's CW20), ``"cw10"`` and
-            explicit lists = the base order twice (Continual World's CW20).
-        seed: the run's seed (only the shuffled ``"mt10"`` doubling depends on it).
+        sequence: a name of :data:`SEQUENCES` or an explicit list of task names (used as given,
+            repeated in order when ``num_tasks`` is larger).
+        num_tasks: the first ``num_tasks`` tasks (default: all). A 10-task name asked for 11-20
+            tasks runs its doubled sequence (``cw10`` -> ``cw20``, ``mt10`` -> ``mt10x2``).
+        seed: the run's seed (only ``mt10x2``'s shuffle depends on it).
     """
-    if isinstance(sequence, str):
-        key = sequence.lower()
-        if key not in SEQUENCES:
-            raise ValueError(f"unknown task sequence {sequence!r}; valid: {', '.join(SEQUENCES)} "
-                             "or a list of Meta-World task names")
-        base = list(SEQUENCES[key])
-        shuffle_double = key == "mt10"
-    else:
+    if not isinstance(sequence, str):
         base = [canonical_task_name(str(n)) for n in sequence]
         if not base:
             raise ValueError("an explicit task sequence needs at least one task name")
-        shuffle_double = False
-    n = len(base) if num_tasks is None else int(num_tasks)
-    if not 1 <= n <= 2 * len(base):
-        raise ValueError(f"num_tasks must be in 1..{2 * len(base)} (10 = CW10, 20 = CW20), got {n}")
-    if n <= len(base):
-        return base[:n]
-    doubled = base + base
-    if shuffle_double:
-        order = np.random.default_rng(np.random.SeedSequence([int(seed), 20])).permutation(len(doubled))
-        doubled = [doubled[i] for i in order]
-    return doubled[:n]
+        n = len(base) if num_tasks is None else int(num_tasks)
+        if not 1 <= n <= 2 * len(base):
+            raise ValueError(f"num_tasks must be in 1..{2 * len(base)}, got {n}")
+        return (base + base)[:n]
+    key, n = _named(sequence, num_tasks)
+    base_key, length = SEQUENCES[key]
+    tasks = list(BASE_ORDERS[base_key]) * (length // len(BASE_ORDERS[base_key]))
+    if key == "mt10x2":
+        order = np.random.default_rng(np.random.SeedSequence([int(seed), 20])).permutation(len(tasks))
+        tasks = [tasks[i] for i in order]
+    return tasks[:n]
+
+
+def sequence_label(sequence: str, num_tasks: Optional[int] = None) -> str:
+    """The name of what a run trains, used in its file names, results and summaries.
+
+    A whole named sequence is its name (``("cw10", 20)`` -> ``"cw20"``, ``("mt10", 20)`` ->
+    ``"mt10x2"``); a shorter prefix is ``<sequence>first<N>`` (``("cw10", 3)`` ->
+    ``"cw10first3"``, ``("mt10x2", 5)`` -> ``"mt10x2first5"``), so a file named ``cw20`` always
+    holds CW20.
+    """
+    key, n = _named(sequence, num_tasks)
+    return key if SEQUENCES[key][1] == n else f"{key}first{n}"
+
+
+_LABEL = re.compile(r"^(?P<name>[a-z0-9]+?)(?:first(?P<n>[0-9]+))?$")
+
+
+def parse_sequence_label(text: str) -> Optional[Tuple[str, int]]:
+    """``(sequence name, number of tasks)`` of a :func:`sequence_label`, or None when ``text`` is
+    not one (``"cw20"`` -> ``("cw20", 20)``, ``"cw10first3"`` -> ``("cw10", 3)``)."""
+    match = _LABEL.match(text)
+    if match is None or match["name"] not in SEQUENCES:
+        return None
+    n = int(match["n"]) if match["n"] else SEQUENCES[match["name"]][1]
+    if not 1 <= n <= SEQUENCES[match["name"]][1] or sequence_label(match["name"], n) != text:
+        return None
+    return match["name"], n
+
+
+def describe_sequence(label: str) -> str:
+    """What a :func:`sequence_label` trains, in words (README, summaries)."""
+    parsed = parse_sequence_label(label)
+    if parsed is None:
+        return "a custom task list"
+    name, n = parsed
+    text = SEQUENCE_DESCRIPTIONS[name]
+    return text if SEQUENCES[name][1] == n else f"the first {n} tasks of {name} ({text})"
 
 
 def task_windows(num_tasks: int, episodes_per_task: int) -> List[Tuple[int, int]]:
@@ -131,9 +202,32 @@ def task_seed(seed: int, task_name: str, stream: str = "train") -> int:
     return int(np.random.SeedSequence(int(seed), spawn_key=key).generate_state(1)[0])
 
 
-def _observation_space() -> gym.spaces.Box:
-    # Meta-World's own bounds for the goal entries are wrong (ANCHORS.md); the shape is right.
-    return gym.spaces.Box(-np.inf, np.inf, shape=(OBS_DIM,), dtype=np.float32)
+def _observation_space(task_id_len: int = 0) -> gym.spaces.Box:
+    # Meta-World's own bounds for the goal entries are wrong; the shape is right.
+    return gym.spaces.Box(-np.inf, np.inf, shape=(OBS_DIM + task_id_len,), dtype=np.float32)
+
+
+def append_task_id(obs: np.ndarray, index: int, length: int) -> np.ndarray:
+    """``obs`` with the one-hot of task position ``index`` (of ``length``) appended (float32),
+    as Continual World's ``OneHotAdder``."""
+    one_hot = np.zeros(length, dtype=np.float32)
+    one_hot[index] = 1.0
+    return np.concatenate([np.asarray(obs, dtype=np.float32), one_hot])
+
+
+class TaskIdObservation(gym.ObservationWrapper):
+    """Appends the one-hot of the task's position in the sequence to a single-task env's
+    observations (the evaluation envs of a run whose training env has ``task_id=True``)."""
+
+    def __init__(self, env: gym.Env, index: int, length: int) -> None:
+        super().__init__(env)
+        if not 0 <= index < length:
+            raise ValueError(f"task index must be in 0..{length - 1}, got {index}")
+        self.index, self.length = int(index), int(length)
+        self.observation_space = _observation_space(self.length)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return append_task_id(observation, self.index, self.length)
 
 
 def _action_space() -> gym.spaces.Box:
@@ -147,15 +241,20 @@ class MetaWorldTask(gym.Env):
     truncated after ``max_episode_steps`` steps (never terminated). ``info["success"]`` is
     Meta-World's per-step flag; at the last step ``info["episode_success"]`` is 1.0 if it was set
     at ANY step. ``reset(seed=s)`` re-seeds the task's position generator with ``s``.
+    ``reward_version`` picks Meta-World v3's reward function (:data:`REWARD_VERSIONS`).
     """
 
     metadata: Dict[str, Any] = {"render_modes": []}
 
     def __init__(self, task_name: str, seed: int = 0,
-                 max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, stream: str = "train") -> None:
+                 max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, stream: str = "train",
+                 reward_version: str = "v2") -> None:
         super().__init__()
         if max_episode_steps <= 0:
             raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
+        if reward_version not in REWARD_VERSIONS:
+            raise ValueError(f"unknown reward version {reward_version!r}; valid: "
+                             f"{', '.join(REWARD_VERSIONS)}")
         self.task_name = canonical_task_name(task_name)
         self.max_episode_steps = int(max_episode_steps)
         self.seed_value = task_seed(seed, self.task_name, stream)
@@ -165,6 +264,10 @@ class MetaWorldTask(gym.Env):
         env.seeded_rand_vec = True  # ... from env.np_random (seeded), not the global NumPy RNG
         # Meta-World refuses to step past its own horizon (500); allow longer episodes if asked.
         env.max_path_length = max(int(env.max_path_length), self.max_episode_steps)
+        # the goal-observable constructor takes no reward_function_version; every v3 task reads
+        # the attribute in compute_reward() at each step
+        env.reward_function_version = reward_version
+        self.reward_version = reward_version
         self.mw = env
         self.observation_space = _observation_space()
         self.action_space = _action_space()
@@ -217,11 +320,17 @@ class MetaWorldTask(gym.Env):
 
 def make_task_env(task_name: str, seed: int = 0,
                   max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
-                  stream: str = "eval") -> MetaWorldTask:
+                  stream: str = "eval", reward_version: str = "v2",
+                  task_id: Optional[Tuple[int, int]] = None) -> gym.Env:
     """A single-task env: ``stream="eval"`` for evaluations, ``stream="train"`` for single-task
     reference runs (forward transfer's baseline; same initial states as the continual run's
-    training stream of that task)."""
-    return MetaWorldTask(task_name, seed=seed, max_episode_steps=max_episode_steps, stream=stream)
+    training stream of that task). ``task_id=(index, length)`` appends that one-hot
+    (:class:`TaskIdObservation`)."""
+    env: gym.Env = MetaWorldTask(task_name, seed=seed, max_episode_steps=max_episode_steps,
+                                 stream=stream, reward_version=reward_version)
+    if task_id is not None:
+        env = TaskIdObservation(env, *task_id)
+    return env
 
 
 class ContinualWorldEnv(gym.Env):
@@ -229,9 +338,10 @@ class ContinualWorldEnv(gym.Env):
 
     Every ``reset()`` starts the next training episode; episode ``e`` (0-based) runs task position
     ``min(e // episodes_per_task, num_tasks - 1)`` (after the last window the env stays on the last
-    task and :attr:`finished` is true). The observation carries no task id. ``info`` holds
-    ``task_index`` and ``task_name`` (for logging only: agents must not use them) and, at the last
-    step of an episode, ``episode_success``.
+    task and :attr:`finished` is true). The observation carries no task id unless ``task_id`` is
+    set (then the one-hot of the task's position is appended: :func:`append_task_id`). ``info``
+    holds ``task_index`` and ``task_name`` (for logging only: agents must not use them) and, at
+    the last step of an episode, ``episode_success``.
 
     Per-task envs are built on first use and cached (one per task name; a task that appears twice
     in CW20 continues its stream). :meth:`eval_env` gives a cached single-task evaluation env for
@@ -239,18 +349,22 @@ class ContinualWorldEnv(gym.Env):
     counter and every generator so a resumed run continues identically.
 
     Args:
-        sequence: ``"mt10"``, ``"cw10"`` or a list of task names (see :func:`task_sequence`).
-        num_tasks: tasks in the run (10 = CW10, 20 = CW20; any of 1 .. 20).
-        episodes_per_task: episodes before the next (silent) switch.
+        sequence: a name of :data:`SEQUENCES` or a list of task names (see :func:`task_sequence`).
+        num_tasks: tasks in the run (default: the sequence's length; any of 1 .. 20).
+        episodes_per_task: episodes before the next switch.
         max_episode_steps: time limit per episode (Continual World: 200).
-        seed: the run's seed (task order of the shuffled CW20 and all position generators).
+        seed: the run's seed (task order of the shuffled MT10 doubling and all position
+            generators).
+        task_id: append the one-hot of the task position to every observation.
+        reward_version: Meta-World v3's reward function, ``"v2"`` or ``"v1"``.
     """
 
     metadata: Dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, sequence: Union[str, Sequence[str]] = "mt10", num_tasks: Optional[int] = 10,
-                 episodes_per_task: int = 200,
-                 max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, seed: int = 0) -> None:
+    def __init__(self, sequence: Union[str, Sequence[str]] = "cw10",
+                 num_tasks: Optional[int] = None, episodes_per_task: int = 200,
+                 max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, seed: int = 0,
+                 task_id: bool = False, reward_version: str = "v2") -> None:
         super().__init__()
         if episodes_per_task <= 0:
             raise ValueError(f"episodes_per_task must be positive, got {episodes_per_task}")
@@ -258,11 +372,18 @@ class ContinualWorldEnv(gym.Env):
             raise ValueError(f"max_episode_steps must be positive, got {max_episode_steps}")
         self.seed_value = int(seed)
         self.tasks: List[str] = task_sequence(sequence, num_tasks, self.seed_value)
-        self.sequence_name = sequence if isinstance(sequence, str) else "custom"
         self.num_tasks = len(self.tasks)
+        #: what the run trains (:func:`sequence_label`), ``"custom"`` for an explicit task list
+        self.sequence_name = sequence_label(sequence, self.num_tasks) \
+            if isinstance(sequence, str) else "custom"
         self.episodes_per_task = int(episodes_per_task)
         self.max_episode_steps = int(max_episode_steps)
-        self.observation_space = _observation_space()
+        if reward_version not in REWARD_VERSIONS:
+            raise ValueError(f"unknown reward version {reward_version!r}; valid: "
+                             f"{', '.join(REWARD_VERSIONS)}")
+        self.task_id = bool(task_id)
+        self.reward_version = reward_version
+        self.observation_space = _observation_space(self.num_tasks if self.task_id else 0)
         self.action_space = _action_space()
         self._train: Dict[str, MetaWorldTask] = {}
         self._eval: Dict[str, MetaWorldTask] = {}
@@ -304,20 +425,26 @@ class ContinualWorldEnv(gym.Env):
     def _train_env(self, name: str) -> MetaWorldTask:
         env = self._train.get(name)
         if env is None:
-            env = MetaWorldTask(name, self.seed_value, self.max_episode_steps, stream="train")
+            env = MetaWorldTask(name, self.seed_value, self.max_episode_steps, stream="train",
+                                reward_version=self.reward_version)
             self._train[name] = env
         return env
 
     def eval_env(self, task_index: int) -> MetaWorldTask:
-        """Cached single-task evaluation env (``"eval"`` stream) for a position of the sequence."""
+        """Cached single-task evaluation env (``"eval"`` stream) for a position of the sequence
+        (without the task id: wrap it in :class:`TaskIdObservation` where needed)."""
         if not 0 <= task_index < self.num_tasks:
             raise ValueError(f"task_index must be in 0..{self.num_tasks - 1}, got {task_index}")
         name = self.tasks[task_index]
         env = self._eval.get(name)
         if env is None:
-            env = MetaWorldTask(name, self.seed_value, self.max_episode_steps, stream="eval")
+            env = MetaWorldTask(name, self.seed_value, self.max_episode_steps, stream="eval",
+                                reward_version=self.reward_version)
             self._eval[name] = env
         return env
+
+    def _observe(self, obs: np.ndarray, index: int) -> np.ndarray:
+        return append_task_id(obs, index, self.num_tasks) if self.task_id else obs
 
     # --- gymnasium API ------------------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
@@ -335,14 +462,14 @@ class ContinualWorldEnv(gym.Env):
         self._current = self._train_env(self.tasks[index])
         obs, info = self._current.reset()
         info.update(task_index=index, episode=self._episode)
-        return obs, info
+        return self._observe(obs, index), info
 
     def step(self, action: np.ndarray) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
         if self._current is None:
             raise RuntimeError("call reset() before step()")
         obs, reward, terminated, truncated, info = self._current.step(action)
         info["task_index"] = self.task_index
-        return obs, reward, terminated, truncated, info
+        return self._observe(obs, self.task_index), reward, terminated, truncated, info
 
     def close(self) -> None:
         for env in list(self._train.values()) + list(self._eval.values()):
@@ -384,7 +511,10 @@ def register_env() -> None:
 register_env()
 
 __all__ = [
-    "MT10_SEQUENCE", "CW10_SEQUENCE", "SEQUENCES", "OBS_DIM", "ACT_DIM",
-    "DEFAULT_MAX_EPISODE_STEPS", "ENV_ID", "canonical_task_name", "task_sequence", "task_windows",
-    "task_seed", "MetaWorldTask", "make_task_env", "ContinualWorldEnv", "register_env",
+    "MT10_SEQUENCE", "CW10_SEQUENCE", "BASE_ORDERS", "SEQUENCES", "SEQUENCE_DESCRIPTIONS",
+    "REWARD_VERSIONS", "OBS_DIM", "ACT_DIM", "DEFAULT_MAX_EPISODE_STEPS", "ENV_ID",
+    "canonical_task_name", "task_sequence", "sequence_label", "parse_sequence_label",
+    "describe_sequence", "task_windows", "task_seed",
+    "append_task_id", "TaskIdObservation", "MetaWorldTask", "make_task_env", "ContinualWorldEnv",
+    "register_env",
 ]

@@ -1,23 +1,29 @@
-"""Continual World (CW10/CW20 on Meta-World v3) with SAC: the seed's ``run_cw_experiments.py``.
+"""Continual World (Meta-World v3 task sequences) with SAC: the original ``run_cw_experiments.py``.
 
-Each (seed, agent) pair trains one SAC agent through the task sequence with silent switches
-(single head, replay kept). Outputs, under ``--outdir`` (default
+Each (seed, agent) pair trains one SAC agent through a task sequence. What it trains is named
+everywhere by its sequence label (:func:`palr.envs.continual_world.sequence_label`: ``cw10``,
+``cw20``, ``mt10``, ``mt10x2``, ``<name>first<N>`` for a prefix), and how by its preset
+(:mod:`palr.experiments.cw_presets`: ``silent`` switches by default, ``cw-paper`` for Continual
+World's published setup). Outputs, under ``--outdir`` (default
 ``palr_plasticity_aware_lr/results``):
 
-- ``cw_checkpoint<suffix>.json``: the finished run's result (schema ``palr.run/1``, with the
-  evaluations of ALL tasks at the end of every task). If it exists the pair is skipped entirely.
+- ``cw_checkpoint<suffix>.json``: the finished run's result (schema ``palr.run/1``, with its
+  ``sequence`` label and the evaluations of ALL tasks every ``--eval_every`` env steps and at
+  every task end). If it exists the pair is skipped entirely.
 - ``cw_runs/<suffix>/``: ``checkpoint.pt`` (mid-run, for resuming a killed run), a live
   ``result.json`` and ``tb/``.
 
-The suffix is ``--ckpt_suffix`` (the seed's launcher passes ``_cw20_seed<S>_agent<A>``), or
-``_<cw10|cw20>_seed<S>_agent<A>`` by default. ``--reference`` instead trains single-task SAC
-runs from scratch on every task of the sequence (``cw_checkpoint_reference_<task>_seed<S>.json``),
-the baselines of Wolczyk et al.'s forward transfer.
+The suffix is ``--ckpt_suffix`` (the original launcher passes ``_cw20_seed<S>_agent<A>``; a
+suffix that starts with another sequence's label than the run's is refused), or
+``_<label>_seed<S>_agent<A>`` by default. ``--reference`` instead trains single-task SAC-FixedLR
+runs from scratch on every task of the sequence, with the same settings
+(``cw_checkpoint_reference_<task>_seed<S>.json``): the baselines of Wolczyk et al.'s forward
+transfer.
 
 Training schedule (Wolczyk et al. 2021): uniform random actions for the first ``start_steps``
-env steps of the run, then, from ``update_after`` on, ``update_every`` gradient updates after
-every ``update_every`` env steps. Unlike Continual World's CL defaults there is no replay or
-optimizer reset and no warm-up at task switches: the switches are silent.
+env steps, then, from ``update_after`` on, ``update_every`` gradient updates after every
+``update_every`` env steps; counted from the start of the run (``silent``) or of every task
+(``cw-paper``).
 """
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args
                                   configure_torch, create_dir, fail, file_name_part,
                                   intervention_overrides, non_negative_int, output_failure,
                                   positive_int, resolve_agents, torch_threads)
+from palr.experiments.cw_evaluation import EvaluationProtocol, evaluate_all
+from palr.experiments.cw_presets import (DEFAULT_PRESET, FLAG_DEFAULTS, PRESETS, TaskProtocol,
+                                         cw_target_entropy)
 from palr.experiments.files import atomic_write_json
 from palr.experiments.run_identity import identity_fields, make_identity
 from palr.experiments.run_lock import remove_stale_temp_files
@@ -53,23 +62,33 @@ class SACContinualLearner:
 
     Gives the SAC agent the interface :class:`palr.experiments.trainer.EpisodicTrainer` drives
     (``act(obs, explore)``, ``observe``, ``updates``, ``on_episode_end``, ``on_task_switch``,
-    ``state_dict`` with the replay buffer).
+    ``state_dict`` with the replay buffer). With ``per_task`` the warm-up (``start_steps``
+    random actions) and ``update_after`` restart at every task switch (Continual World's
+    ``current_task_timestep``).
     """
 
-    def __init__(self, sac: Any, start_steps: int, update_after: int, update_every: int) -> None:
+    def __init__(self, sac: Any, start_steps: int, update_after: int, update_every: int,
+                 per_task: bool = False) -> None:
         self.sac = sac
         self.stack = sac.stack
         self.start_steps = start_steps
         self.update_after = update_after
         self.update_every = update_every
+        self.per_task = per_task
         self.env_steps = 0
+        self.task_steps = 0
 
     @property
     def updates(self) -> int:
         return self.sac.num_updates
 
+    @property
+    def schedule_steps(self) -> int:
+        """Env steps the schedule counts: of the current task (``per_task``) or of the run."""
+        return self.task_steps if self.per_task else self.env_steps
+
     def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
-        if explore and self.env_steps < self.start_steps:
+        if explore and self.schedule_steps < self.start_steps:
             return self.sac.random_action()
         return self.sac.act(obs, deterministic=not explore)
 
@@ -77,7 +96,9 @@ class SACContinualLearner:
                 terminated: bool) -> Optional[Dict[str, float]]:
         self.sac.observe(obs, action, reward, next_obs, terminated)
         self.env_steps += 1
-        if self.env_steps < self.update_after or self.env_steps % self.update_every != 0:
+        self.task_steps += 1
+        steps = self.schedule_steps
+        if steps < self.update_after or steps % self.update_every != 0:
             return None
         logged: Optional[Dict[str, float]] = None
         for _ in range(self.update_every):
@@ -90,78 +111,122 @@ class SACContinualLearner:
         self.sac.on_episode_end()
 
     def on_task_switch(self, task: int) -> None:
+        """The agent's task-switch seam (and its configured resets); the task clock restarts."""
         self.sac.on_task_switch(task)
+        self.task_steps = 0
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"sac": self.sac.state_dict(include_replay=True), "env_steps": self.env_steps}
+        return {"sac": self.sac.state_dict(include_replay=True), "env_steps": self.env_steps,
+                "task_steps": self.task_steps}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.sac.load_state_dict(state["sac"])
         self.env_steps = int(state["env_steps"])
-
-
-def evaluate_task(agent: SACContinualLearner, env: Any, episodes: int, seed: int) -> float:
-    """Mean success of ``episodes`` stochastic episodes (Continual World's metric).
-
-    The first reset is seeded with ``seed`` and the policy noise comes from the agent's
-    evaluation generator (checkpointed), so evaluating never changes training and a resumed run
-    evaluates exactly as an uninterrupted one.
-    """
-    successes = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed) if k == 0 else env.reset()
-        done, info = False, {}
-        while not done:
-            obs, _, terminated, truncated, info = env.step(
-                agent.sac.act(obs, deterministic=False, evaluation=True))
-            done = terminated or truncated
-        successes.append(float(info.get("episode_success", 0.0)))
-    return float(np.mean(successes))
+        self.task_steps = int(state["task_steps"])
 
 
 # --- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="run_cw_experiments.py",
-        description="Continual World (Meta-World v3 task sequences, silent switches) with SAC. "
+        description="Continual World (Meta-World v3 task sequences) with SAC. "
                     "Agents: " + ", ".join(f"{s.index}={s.display_name(ALGO)}" for s in AGENTS))
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--cw20", action="store_true", help="20 tasks (each task twice)")
-    length.add_argument("--cw10", action="store_true", help="10 tasks (default)")
-    parser.add_argument("--cw_order", choices=("mt10", "cw10"), default="mt10",
-                        help="mt10: the seed's MT10 tasks (CW20 shuffled with the seed); cw10: "
-                             "canonical CW10 of Wolczyk et al. 2021 (CW20 = twice in order)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sequence", choices=("cw10", "cw20", "mt10", "mt10x2"), default=None,
+                       help="cw10/cw20: Continual World's CW10/CW20 (default cw10); mt10: the "
+                            "original launcher's MT10 order; mt10x2: every MT10 task twice, "
+                            "shuffled with the seed")
+    which.add_argument("--cw20", action="store_true", help="20 tasks: --sequence cw20 (with "
+                       "--cw_order mt10: mt10x2)")
+    which.add_argument("--cw10", action="store_true", help="10 tasks: --sequence cw10 (default)")
+    parser.add_argument("--cw_order", choices=("cw10", "mt10"), default=None,
+                        help="base order for --cw10/--cw20 (default cw10); mt10 gives mt10/mt10x2")
     parser.add_argument("--num_tasks", type=positive_int, default=None,
-                        help="use only the first N tasks of the sequence (small runs, tests)")
-    parser.add_argument("--episodes_per_task", type=positive_int, default=200)
-    parser.add_argument("--max_episode_steps", type=positive_int, default=200)
+                        help="use only the first N tasks of the sequence (small runs, tests; the "
+                             "run is labelled <sequence>first<N>)")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                        help="silent: switches not told to the agent (default); cw-paper: "
+                             "Continual World's published setup (task one-hot, one head and "
+                             "alpha per task, resets and warm-up at every task, 1M steps per "
+                             "task). Flags below override the preset's values")
+    parser.add_argument("--episodes_per_task", type=positive_int, default=None,
+                        help="episodes per task (silent 200, cw-paper 5000 = 1M steps)")
+    parser.add_argument("--max_episode_steps", type=positive_int, default=None,
+                        help="episode length (200)")
     parser.add_argument("--agent_idx", default=None,
                         help="a single agent (index or name); default: agents 0 3 4 5 6")
     parser.add_argument("--agent", dest="agent_name", default=None,
                         help="a single agent by name (e.g. PALR-SAC)")
     parser.add_argument("--agents", nargs="+", default=None, help="several agents")
-    parser.add_argument("--batch_size", type=positive_int, default=128)
-    parser.add_argument("--network", choices=("relu", "cw"), default="relu",
-                        help="relu: 4x256 ReLU MLP; cw: Continual World's LayerNorm+tanh, leaky ReLU")
-    parser.add_argument("--start_steps", type=non_negative_int, default=10_000)
-    parser.add_argument("--update_after", type=non_negative_int, default=1000)
-    parser.add_argument("--update_every", type=positive_int, default=50)
-    parser.add_argument("--eval_episodes", type=non_negative_int, default=10,
-                        help="stochastic evaluation episodes per task at every task end (0: none)")
-    parser.add_argument("--eval_every", type=non_negative_int, default=0,
-                        help="also evaluate all tasks every N training episodes (0: only at task ends)")
+    parser.add_argument("--batch_size", type=positive_int, default=None, help="SAC batch (128)")
+    parser.add_argument("--network", choices=("relu", "cw"), default=None,
+                        help="relu: 4x256 ReLU MLP (silent); cw: Continual World's LayerNorm+tanh, "
+                             "leaky ReLU (cw-paper)")
+    parser.add_argument("--reward_version", choices=("v1", "v2"), default=None,
+                        help="Meta-World v3 reward functions: v2 (its default; silent) or v1 (the "
+                             "original release's, as Continual World; cw-paper)")
+    parser.add_argument("--start_steps", type=non_negative_int, default=None,
+                        help="uniform-random actions first (10000)")
+    parser.add_argument("--update_after", type=non_negative_int, default=None,
+                        help="env steps before the first update (1000)")
+    parser.add_argument("--update_every", type=positive_int, default=None,
+                        help="env steps between bursts of as many updates (50)")
+    parser.add_argument("--eval_episodes", type=non_negative_int, default=None,
+                        help="stochastic evaluation episodes of EVERY task per evaluation, the "
+                             "metric (10; 0: no evaluation)")
+    parser.add_argument("--eval_deterministic_episodes", type=non_negative_int, default=None,
+                        help="deterministic evaluation episodes per task, recorded (1)")
+    parser.add_argument("--eval_every", type=non_negative_int, default=None,
+                        help="evaluate every N env steps (20000) and at every task end "
+                             "(0: only at task ends)")
     parser.add_argument("--ckpt_suffix", type=file_name_part, default=None,
                         help="checkpoint name suffix, a plain file-name part (default "
-                             "_<cw10|cw20>_seed<S>_agent<A>)")
+                             "_<sequence label>_seed<S>_agent<A>)")
     parser.add_argument("--reference", action="store_true",
                         help="train single-task SAC-FixedLR reference runs (forward transfer)")
     parser.add_argument("--outdir", type=pathlib.Path, default=results_dir())
     parser.add_argument("--status", action="store_true",
                         help="train nothing: print '<seed> <agent> <new|running|finished> <file>' "
                              "for every run these flags name (exit 2 if one holds other settings)")
+    parser.add_argument("--label", action="store_true",
+                        help="train nothing: print the sequence label these flags run (cw20, "
+                             "cw10first2, ...), which names their files")
     add_common_run_args(parser)
     parser.set_defaults(seeds=1)
     return parser
+
+
+def apply_preset(args: argparse.Namespace) -> None:
+    """Fill every flag left unset with the preset's value (:data:`FLAG_DEFAULTS`)."""
+    for key, value in FLAG_DEFAULTS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def resolve_sequence(args: argparse.Namespace) -> tuple:
+    """``(sequence name, number of tasks, label)`` the flags ask for (the name of the sequence
+    the tasks are a prefix of: ``--cw10 --num_tasks 15`` is ``cw20``); UsageError if invalid."""
+    from palr.envs.continual_world import parse_sequence_label, sequence_label, task_sequence
+    if args.sequence is not None and args.cw_order is not None:
+        raise UsageError("--cw_order only goes with --cw10/--cw20; --sequence names the whole "
+                         "sequence (cw10, cw20, mt10, mt10x2)")
+    name = args.sequence or sequence_label(args.cw_order or "cw10", 20 if args.cw20 else 10)
+    try:
+        label = sequence_label(name, args.num_tasks)
+        tasks = task_sequence(name, args.num_tasks, seed=args.seed_offset)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return parse_sequence_label(label)[0], len(tasks), label
+
+
+def check_suffix_label(suffix: str, label: str) -> None:
+    """Refuse a ``--ckpt_suffix`` that names another sequence than the run's (a file named
+    cw20 holds Continual World's CW20)."""
+    from palr.envs.continual_world import parse_sequence_label
+    first = suffix.lstrip("_").split("_")[0]
+    if parse_sequence_label(first) is not None and first != label:
+        raise UsageError(f"--ckpt_suffix {suffix} names sequence {first}, but this run trains "
+                         f"{label}; start the suffix with _{label}_ (or leave --ckpt_suffix out)")
 
 
 def _agent_refs(args: argparse.Namespace) -> List[str]:
@@ -173,12 +238,8 @@ def _agent_refs(args: argparse.Namespace) -> List[str]:
 
 def make_jobs(args: argparse.Namespace) -> List[RunJob]:
     from palr.envs.continual_world import task_sequence
-    num_tasks = args.num_tasks or (20 if args.cw20 else 10)
-    label = "cw20" if num_tasks > 10 else "cw10"
-    try:
-        task_sequence(args.cw_order, num_tasks, seed=args.seed_offset)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    apply_preset(args)
+    sequence, num_tasks, label = resolve_sequence(args)
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
     overrides = intervention_overrides(args)
     check_agent_settings(specs, overrides, ALGO)
@@ -186,13 +247,13 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
     pairs = [(spec, seed) for seed in seeds for spec in specs]
     if args.ckpt_suffix is not None and len(pairs) > 1 and not args.reference:
         raise UsageError("--ckpt_suffix names ONE run; with several seeds/agents leave it out "
-                         "(each run gets _<cw10|cw20>_seed<S>_agent<A>)")
+                         f"(each run gets _{label}_seed<S>_agent<A>)")
+    if args.ckpt_suffix is not None and not args.reference:
+        check_suffix_label(args.ckpt_suffix, label)
     common = {
-        "cw_order": args.cw_order, "num_tasks": num_tasks, "label": label,
-        "episodes_per_task": args.episodes_per_task, "max_episode_steps": args.max_episode_steps,
-        "batch_size": args.batch_size, "network": args.network, "start_steps": args.start_steps,
-        "update_after": args.update_after, "update_every": args.update_every,
-        "eval_episodes": args.eval_episodes, "eval_every": args.eval_every,
+        "sequence": sequence, "num_tasks": num_tasks, "label": label, "preset": args.preset,
+        "protocol": PRESETS[args.preset].to_dict(),
+        **{key: getattr(args, key) for key in FLAG_DEFAULTS[args.preset]},
         "overrides": overrides, "device": args.device, "checkpoint_every": args.checkpoint_every,
         "progress": not args.no_progress, "tensorboard": not args.no_tensorboard,
         "outdir": str(args.outdir),
@@ -200,7 +261,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
     jobs = []
     for spec, seed in pairs:
         if args.reference:
-            for task in dict.fromkeys(task_sequence(args.cw_order, num_tasks, seed=seed)):
+            for task in dict.fromkeys(task_sequence(sequence, num_tasks, seed=seed)):
                 suffix = f"_reference_{task}_seed{seed}"
                 jobs.append(_job(spec, seed, suffix, args.outdir, dict(common, reference_task=task)))
         else:
@@ -220,65 +281,87 @@ def _job(spec: Any, seed: int, suffix: str, outdir: pathlib.Path, options: Dict[
     return job
 
 
+def _protocol(job: RunJob) -> TaskProtocol:
+    return TaskProtocol(**job.options["protocol"])
+
+
+def _evaluation(job: RunJob) -> EvaluationProtocol:
+    opts = job.options
+    return EvaluationProtocol(opts["eval_episodes"], opts["eval_deterministic_episodes"],
+                              opts["eval_every"])
+
+
 def _sac_config(job: RunJob) -> Any:
     from palr.agents.sac import SACConfig
-    opts = job.options
+    from palr.envs.continual_world import ACT_DIM
+    opts, protocol = job.options, _protocol(job)
+    target_entropy = None if protocol.target_entropy_std is None else \
+        cw_target_entropy(ACT_DIM, protocol.target_entropy_std)
     return SACConfig(network=opts["network"], batch_size=opts["batch_size"], seed=job.seed,
-                     device=opts["device"])
+                     device=opts["device"], multi_head=protocol.multi_head,
+                     hide_task_id=protocol.hide_task_id, per_task_alpha=protocol.per_task_alpha,
+                     reset_replay_on_task=protocol.reset_replay,
+                     reset_optimizer_on_task=protocol.reset_optimizer,
+                     init_alpha=protocol.init_alpha, target_entropy=target_entropy)
 
 
 def cw_identity(job: RunJob) -> Dict[str, Any]:
     """The run identity of a Continual World job (:mod:`palr.experiments.run_identity`): the task
-    sequence (or the single reference task), episode budget, SAC config, training schedule,
-    evaluation protocol and every intervention's resolved config."""
+    sequence (or the single reference task), environment (task id, reward functions), episode
+    budget, SAC config (heads, temperatures, resets), training schedule, evaluation protocol and
+    every intervention's resolved config."""
     from palr.interventions import build_stack, stack_settings
     opts = job.options
     spec = resolve_agent(job.agent_index, ALGO)
     reference = opts.get("reference_task")
     sequence = {"reference_task": reference} if reference is not None else \
-        {"order": opts["cw_order"], "num_tasks": opts["num_tasks"]}
+        {"name": opts["sequence"], "num_tasks": opts["num_tasks"]}
     unread = ("seed", "start_steps", "update_after", "update_every")  # the schedule is below
     sac = {k: v for k, v in dataclasses.asdict(_sac_config(job)).items() if k not in unread}
+    evaluation = _evaluation(job)
     return make_identity({
         "domain": DOMAIN, "agent_idx": spec.index, "seed": job.seed, "sequence": sequence,
+        "env": {"task_id": _protocol(job).task_id, "reward_version": opts["reward_version"]},
         "episodes_per_task": opts["episodes_per_task"],
         "max_episode_steps": opts["max_episode_steps"],
-        "schedule": {k: opts[k] for k in ("start_steps", "update_after", "update_every")},
-        "evaluation": {k: opts[k] for k in ("eval_episodes", "eval_every")},
+        "schedule": {**{k: opts[k] for k in ("start_steps", "update_after", "update_every")},
+                     "per_task": _protocol(job).per_task_schedule},
+        "evaluation": {"episodes": evaluation.episodes,
+                       "deterministic_episodes": evaluation.deterministic_episodes,
+                       "every_steps": evaluation.every_steps},
         "sac": sac, "interventions": stack_settings(build_stack(spec, opts["overrides"])),
     })
 
 
 def checkpoint_json(job: RunJob) -> pathlib.Path:
-    """The seed's per-(seed, agent) result file ``cw_checkpoint<suffix>.json``."""
+    """The original per-(seed, agent) result file ``cw_checkpoint<suffix>.json``."""
     return pathlib.Path(job.options["outdir"]) / f"cw_checkpoint{job.options['suffix']}.json"
 
 
 def run_cw_job(job: RunJob) -> Dict[str, Any]:
     """Train (or resume) one Continual World run and publish ``cw_checkpoint<suffix>.json``."""
     from palr.agents.sac import SACAgent
-    from palr.envs.continual_world import ContinualWorldEnv, make_task_env
+    from palr.envs.continual_world import ContinualWorldEnv, describe_sequence, make_task_env
     from palr.experiments.records import RunRecorder
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
     from palr.interventions import build_stack
 
     configure_torch()
     opts = job.options
+    protocol, evaluation = _protocol(job), _evaluation(job)
     reference = opts.get("reference_task")
-    if reference is not None:
-        env = ContinualWorldEnv(sequence=[reference], num_tasks=1,
-                                episodes_per_task=opts["episodes_per_task"],
-                                max_episode_steps=opts["max_episode_steps"], seed=job.seed)
-    else:
-        env = ContinualWorldEnv(sequence=opts["cw_order"], num_tasks=opts["num_tasks"],
-                                episodes_per_task=opts["episodes_per_task"],
-                                max_episode_steps=opts["max_episode_steps"], seed=job.seed)
+    env = ContinualWorldEnv(sequence=[reference] if reference is not None else opts["sequence"],
+                            num_tasks=1 if reference is not None else opts["num_tasks"],
+                            episodes_per_task=opts["episodes_per_task"],
+                            max_episode_steps=opts["max_episode_steps"], seed=job.seed,
+                            task_id=protocol.task_id, reward_version=opts["reward_version"])
     spec = resolve_agent(job.agent_index, ALGO)
     config = _sac_config(job)
     sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], config,
-                   build_stack(spec, opts["overrides"]))
+                   build_stack(spec, opts["overrides"]),
+                   num_tasks=env.num_tasks if protocol.task_id else 0)
     learner = SACContinualLearner(sac, opts["start_steps"], opts["update_after"],
-                                  opts["update_every"])
+                                  opts["update_every"], per_task=protocol.per_task_schedule)
     tasks = [{"index": i, "name": name, "start_episode": start, "end_episode": end}
              for i, (name, (start, end)) in enumerate(zip(env.tasks, env.windows))]
     header: Dict[str, Any] = {
@@ -289,26 +372,34 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         **identity_fields(job.identity if job.identity is not None else cw_identity(job)),
     }
     if reference is not None:
-        header["reference"] = True
+        header.update(reference=True, reference_task=reference)
+    else:
+        header.update(sequence=opts["label"], sequence_description=describe_sequence(opts["label"]))
     recorder = RunRecorder(header)
-    eval_envs = [make_task_env(name, job.seed, opts["max_episode_steps"], stream="eval")
-                 for name in env.tasks]
+    eval_envs = [make_task_env(name, job.seed, opts["max_episode_steps"], stream="eval",
+                               reward_version=opts["reward_version"],
+                               task_id=(i, env.num_tasks) if protocol.task_id else None)
+                 for i, name in enumerate(env.tasks)]
     ends = {end: i for i, (_, end) in enumerate(env.windows)}
 
     def evaluate(trainer: EpisodicTrainer, _info: Dict[str, Any]) -> None:
-        episode = trainer.episode
+        episode, steps = trainer.episode, trainer.env_steps
+        ended = trainer.recorder.episodes["env_step"]
+        previous = ended[-2] if len(ended) > 1 else 0
         at_task_end = episode in ends
-        periodic = opts["eval_every"] and episode % opts["eval_every"] == 0
-        if opts["eval_episodes"] == 0 or not (at_task_end or periodic):
+        if not evaluation.due(steps, previous, at_task_end):
             return
-        scores = [evaluate_task(learner, e, opts["eval_episodes"], seed=job.seed * 1_000_003 + episode)
-                  for e in eval_envs]
-        current = ends.get(episode, trainer.task)
-        recorder.evaluation(trainer.env_steps, current, scores,
-                            during_task=None if at_task_end else trainer.task)
+        scores, deterministic = evaluate_all(learner, eval_envs, evaluation,
+                                             seed=job.seed * 1_000_003 + episode)
+        recorder.evaluation(steps, ends.get(episode, trainer.task), scores,
+                            during_task=None if at_task_end else trainer.task,
+                            deterministic_scores=deterministic)
         if trainer.writer is not None:
-            for name, score in zip(env.tasks, scores):
-                trainer.writer.add_scalar(f"eval/{name}", score, trainer.env_steps)
+            for i, name in enumerate(env.tasks):
+                trainer.writer.add_scalar(f"eval/{i:02d}_{name}", scores[i], steps)
+                if deterministic is not None:
+                    trainer.writer.add_scalar(f"eval_deterministic/{i:02d}_{name}",
+                                              deterministic[i], steps)
 
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=env.total_episodes,
                                checkpoint_every=opts["checkpoint_every"],
@@ -349,6 +440,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_device(args.device)
         torch_threads()
         jobs = make_jobs(args)
+        if args.label:  # creates nothing
+            print(jobs[0].options["label"])
+            return 0
         if args.status:  # creates nothing
             print_status(jobs)
             return 0
@@ -370,5 +464,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["SACContinualLearner", "build_parser", "make_jobs", "cw_identity", "run_cw_job",
-           "publish_finished", "print_status", "main"]
+__all__ = ["SACContinualLearner", "build_parser", "apply_preset", "resolve_sequence",
+           "check_suffix_label", "make_jobs", "cw_identity", "run_cw_job", "publish_finished",
+           "print_status", "main"]

@@ -12,7 +12,8 @@ Per-run result JSON (``palr.run/1``, written by the runners; every domain uses i
      "tasks": [{"index": 0, "name": "default", "start_episode": 0, "end_episode": 100}, ...],  # task windows in episodes, end exclusive
      "episodes": {"return": [...], "score": [...], "task": [...], "env_step": [...]},
      "plasticity": {"update": [...], "env_step": [...], "layers": {"q.0": {"dead": [...], "dormant": [...], "erank": [...], "srank": [...], "weight_norm": [...], "grad_norm": [...], "lr_scale": [...], "reinit": [...]}, ...}},
-     "evaluations": [{"env_step": 1234, "after_task": 0, "task_scores": [0.8, 0.1, ...]}],   # optional (CW): mean score of EVERY task of the sequence, evaluated at the end of task `after_task` (and possibly more often: key "during_task")
+     "evaluations": [{"env_step": 1234, "after_task": 0, "task_scores": [0.8, 0.1, ...],
+                      "task_scores_deterministic": [1.0, 0.0, ...]}],   # optional (CW): mean success of EVERY task of the sequence (stochastic policy; the deterministic one's optional), evaluated at the end of task `after_task` or, with key "during_task", while that task was trained
      "status": "finished" | "running", "wall_time_s": 12.3
     }
 
@@ -30,8 +31,12 @@ Metrics (DESIGN.md section 5):
 - across seeds: percentile-bootstrap CI of the mean (Efron & Tibshirani 1993) and the
   interquartile mean (Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice");
 - Continual World (Wolczyk et al. 2021, repo awarelab/continual_world,
-  ``continualworld/results_processing/tables.py``): average performance, forgetting, forward
-  transfer.
+  ``continualworld/results_processing/tables.py``), on the evaluation curve (every task's
+  stochastic success at every evaluation): average performance (mean over tasks of the last 5
+  evaluations at the end), forgetting (per task: the last 5 evaluations inside its own window
+  minus the last 5 at the end) and forward transfer ``(AUC - AUC^b) / (1 - AUC^b)`` with AUC the
+  task's mean success over the evaluations inside its own window and ``AUC^b`` that of a
+  single-task reference run from scratch.
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ import numpy as np
 __all__ = [
     "RUN_SCHEMA", "moving_average", "Recovery", "recovery_episodes", "final_performance",
     "bootstrap_ci", "iqm", "evaluation_task", "cw_final_scores", "cw_average_performance",
-    "cw_forgetting", "cw_task_auc", "cw_forward_transfer",
+    "cw_forgetting", "cw_task_auc", "cw_window_evaluations", "cw_forward_transfer",
 ]
 
 RUN_SCHEMA = "palr.run/1"
@@ -264,9 +269,11 @@ def _nanmean_columns(rows: np.ndarray) -> np.ndarray:
 def cw_final_scores(evals: Sequence[Mapping[str, Any]], last_k: int = 5) -> List[float]:
     """Score of every task at the end of training (Wolczyk et al. 2021, ``calculate_data_at_the_end``).
 
-    The mean of the last ``last_k`` evaluations, taken among those of the final training window
-    (the task active at the chronologically last evaluation) so that, with evaluations only at
-    task ends, "the end" is the final evaluation and not the ends of earlier tasks.
+    The mean of the last ``last_k`` evaluations (Continual World: ``tail(5)`` of the evaluation
+    log), taken among those of the final training window (the task active at the chronologically
+    last evaluation). With Continual World's protocol (50 evaluations per task) that is exactly
+    ``tail(5)``; with fewer than ``last_k`` evaluations in the final window (short runs), "the
+    end" stays the final window instead of reaching back into earlier tasks.
     """
     if last_k < 1:
         raise ValueError(f"last_k must be >= 1, got {last_k}")
@@ -302,9 +309,10 @@ def cw_task_auc(evals: Sequence[Mapping[str, Any]]) -> List[float]:
     """Per-task AUC of Continual World's forward transfer (``calculate_forward_transfer``).
 
     The mean of task i's own score over every evaluation made while task i was trained (the area
-    under its training curve, normalised by the window length). NaN for a task never evaluated
-    in its window. With only end-of-task evaluations this degenerates to the final score of the
-    window; :mod:`palr.experiments.summary` then uses the training episodes' scores instead.
+    under its curve, normalised by the window length): Continual World's ``current_success``
+    averaged over the rows whose active task is i. NaN for a task never evaluated in its window.
+    With evaluations only at task ends it is that one evaluation
+    (:func:`cw_window_evaluations` says how many points each AUC has).
     """
     active, scores = _evaluation_matrix(evals)
     out: List[float] = []
@@ -312,6 +320,12 @@ def cw_task_auc(evals: Sequence[Mapping[str, Any]]) -> List[float]:
         rows = scores[active == i, i]
         out.append(float(_nanmean_columns(rows[:, None])[0]) if rows.size else float("nan"))
     return out
+
+
+def cw_window_evaluations(evals: Sequence[Mapping[str, Any]]) -> List[int]:
+    """How many evaluations were made inside each task's window (the points of its AUC)."""
+    active, scores = _evaluation_matrix(evals)
+    return [int((active == i).sum()) for i in range(scores.shape[1])]
 
 
 def cw_forward_transfer(auc_task: Union[float, ArrayLike],

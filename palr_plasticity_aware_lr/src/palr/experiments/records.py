@@ -138,11 +138,16 @@ class RunRecorder:
         return True
 
     def evaluation(self, env_step: int, after_task: int, task_scores: List[float],
-                   during_task: Optional[int] = None) -> None:
+                   during_task: Optional[int] = None,
+                   deterministic_scores: Optional[List[float]] = None) -> None:
+        """One evaluation of every task: ``task_scores`` (the metric) and optionally the
+        deterministic policy's ``task_scores_deterministic``."""
         entry: Dict[str, Any] = {"env_step": int(env_step), "after_task": int(after_task),
                                  "task_scores": [float(s) for s in task_scores]}
         if during_task is not None:
             entry["during_task"] = int(during_task)
+        if deterministic_scores is not None:
+            entry["task_scores_deterministic"] = [float(s) for s in deterministic_scores]
         self.evaluations.append(entry)
 
     def event(self, kind: str, **fields: Any) -> None:

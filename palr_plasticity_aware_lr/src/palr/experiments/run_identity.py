@@ -29,9 +29,9 @@ COSMETIC_KEYS = frozenset({
 #: identity keys that belong to one agent of a sweep (the rest is shared by all its agents)
 AGENT_KEYS = frozenset({"agent_idx", "agent", "interventions", "seed"})
 
-__all__ = ["COSMETIC_KEYS", "RunMismatch", "canonical", "make_identity", "fingerprint",
-           "settings_fingerprint", "identity_fields", "differing_keys", "check_same_run",
-           "check_poolable"]
+__all__ = ["COSMETIC_KEYS", "REFERENCE_KEYS", "RunMismatch", "canonical", "make_identity",
+           "fingerprint", "settings_fingerprint", "identity_fields", "differing_keys",
+           "check_same_run", "check_poolable", "check_references"]
 
 
 class RunMismatch(UsageError):
@@ -171,3 +171,31 @@ def check_poolable(runs: Sequence[Mapping[str, Any]]) -> None:
                 f"{agents[0].get('agent')} and {run.get('agent')} ran different experiments "
                 f"({_describe(keys, agents[0]['identity'], run['identity'])}); summarise one "
                 "experiment at a time (separate output directories)")
+
+
+#: identity keys in which a single-task reference run may differ from the runs it is the
+#: baseline of: its agent (plain SAC), its seed and its sequence (one task)
+REFERENCE_KEYS = AGENT_KEYS | {"sequence"}
+
+
+def check_references(runs: Sequence[Mapping[str, Any]],
+                     references: Sequence[Mapping[str, Any]]) -> None:
+    """Raise ValueError unless every reference run was made with the settings of ``runs`` (the
+    main runs of a sweep): their identities must be equal except for :data:`REFERENCE_KEYS`, so
+    a forward transfer compares the same budget, network, schedule, evaluation and protocol
+    (Wolczyk et al. 2021 train the reference with the continual run's SAC settings)."""
+    main = next((r for r in runs if r.get("identity") is not None), None)
+    if main is None:
+        return
+    for ref in references:
+        name = (ref.get("tasks") or [{}])[0].get("name")
+        where = f"reference run {name} seed {ref.get('seed')}"
+        ways_out = ("rerun the references with the main runs' flags plus --reference, or keep "
+                    "runs of other settings in another --results_dir")
+        if ref.get("identity") is None:
+            raise ValueError(f"{where} carries no run settings, so it cannot be checked against "
+                             f"the main runs; {ways_out}")
+        keys = differing_keys(main["identity"], ref["identity"], ignore=REFERENCE_KEYS)
+        if keys:
+            raise ValueError(f"{where} was made with other settings than the main runs "
+                             f"({_describe(keys, main['identity'], ref['identity'])}); {ways_out}")

@@ -4,10 +4,11 @@ Four parts, each a sweep through the project's own launchers, then published:
 
 - ``cartpole``: continual CartPole (4 silent physics phases, default phase length), ALL eight
   agents of the table x 10 seeds, DQN;
-- ``cw``: a reduced Continual World: CW10 (the seed's MT10 order) with 25 episodes of 200 steps
-  per task, SAC-FixedLR (0) and PALR-SAC (4), 3 seeds. Continual World's protocol is 1M steps
-  per task (Wolczyk et al. 2021); this budget (5k) is ~200x smaller, so success rates are low
-  and the part mainly shows the plasticity measurements;
+- ``cw``: a reduced Continual World: the ten MT10 tasks in the original launcher's order
+  (``--sequence mt10``) with 25 episodes of 200 steps per task, SAC-FixedLR (0) and PALR-SAC (4),
+  3 seeds. Continual World's protocol is 1M steps per task (Wolczyk et al. 2021); this budget
+  (5k) is ~200x smaller, so success rates are low and the part mainly shows the plasticity
+  measurements;
 - ``permuted``: the plasticity-loss testbed (:mod:`palr.experiments.permuted_cartpole`: 12 phases
   of 15k env steps, a new signed permutation of the observation each), all eight agents x 5 seeds;
 - ``priming``: the primacy-bias check (Nikishin et al. 2022): CartPole without switches for 50k env
@@ -101,9 +102,10 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
                                          "--agents", "0", "2", "4", "7", "--seeds", "5"],
                              "permuted_cartpole_raw_results.json",
                              [*PRIMING_ARGS, "--agents", "0", "--seeds", "5"], "unprimed"),
-        "cw": StudyPart("cw", ["--cw10", "--episodes_per_task", "25", "--agents", "0", "4",
-                               "--seeds", "3", "--start_steps", "2000", "--eval_episodes", "5"],
-                        "cw10_raw_results.json"),
+        "cw": StudyPart("cw", ["--sequence", "mt10", "--episodes_per_task", "25", "--agents",
+                               "0", "4", "--seeds", "3", "--start_steps", "2000",
+                               "--eval_episodes", "5"],
+                        "mt10_raw_results.json"),
     },
     # Seconds-long version of the same pipeline, for the test suite.
     "smoke": {
@@ -119,11 +121,12 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
                              "permuted_cartpole_raw_results.json",
                              ["--num_phases", "1", "--phase_steps", "300", "--agents", "0",
                               "--seeds", "1", *SMOKE_DQN], "unprimed"),
-        "cw": StudyPart("cw", ["--cw10", "--num_tasks", "2", "--episodes_per_task", "1",
-                               "--max_episode_steps", "20", "--agents", "0", "4", "--seeds", "1",
-                               "--start_steps", "10", "--update_after", "10", "--update_every",
-                               "10", "--eval_episodes", "1", "--batch_size", "16"],
-                        "cw10_raw_results.json"),
+        "cw": StudyPart("cw", ["--sequence", "mt10", "--num_tasks", "2", "--episodes_per_task",
+                               "1", "--max_episode_steps", "20", "--agents", "0", "4", "--seeds",
+                               "1", "--start_steps", "10", "--update_after", "10",
+                               "--update_every", "10", "--eval_episodes", "1", "--batch_size",
+                               "16"],
+                        "mt10first2_raw_results.json"),
     },
     # The pilot of the permuted testbed: FixedLR and PALR x 2 seeds at the full size.
     "pilot": {
@@ -208,7 +211,8 @@ def _cw_run(part: StudyPart, run_dir: pathlib.Path, jobs: int) -> List[List[str]
     from palr.experiments.cw_merge import merge_main, plot_main
     train = [*part.launcher_args, "--outdir", str(run_dir), "--jobs", str(jobs), "--no_progress"]
     _check_status("run_cw_experiments.py", cw_main(train))
-    merge = ["--suffix", "cw10", "--results_dir", str(run_dir)]
+    label = part.merged_name[:-len("_raw_results.json")]  # the runs' sequence label
+    merge = ["--suffix", label, "--results_dir", str(run_dir)]
     _check_status("merge_cw_checkpoints.py", merge_main(merge))
     plot = [*merge, "--plots_dir", str(run_dir / "plots")]
     _check_status("plot_cw_results.py", plot_main(plot))
@@ -315,7 +319,7 @@ def run_part(part: StudyPart, workdir: pathlib.Path, publish_dir: pathlib.Path, 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m palr.experiments.study",
                            description="PALR evidence study: continual CartPole (8 agents x 10 "
-                                       "seeds), a reduced CW10 (agents 0, 4 x 3 seeds), the "
+                                       "seeds), a reduced MT10 (agents 0, 4 x 3 seeds), the "
                                        "permuted-CartPole testbed (8 agents x 5 seeds) and the "
                                        "priming check (agents 0, 2, 4, 7 x 5 seeds)")
     parser.add_argument("--part", choices=("all",) + PART_NAMES, default="all",

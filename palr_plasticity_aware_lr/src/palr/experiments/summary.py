@@ -27,10 +27,14 @@ Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
   networks); ``output_abs_final/<net>``: the network's last mean |output| (|Q| for a Q-network);
   ``probe_ratio_final/<net>``: its last capacity-probe residual over a fresh network's;
 - with evaluations (Continual World): ``cw_performance``, ``cw_forgetting`` (mean over tasks) and,
-  when single-task reference runs cover the tasks, ``cw_forward_transfer``. Reference runs are
-  passed as ``reference_runs`` or carry ``"reference": true``; the AUC is the mean evaluation
-  score during the task's window when the run has ``during_task`` evaluations (Continual World's
-  definition), else the mean training-episode score in the window (recorded as ``auc_source``).
+  when single-task reference runs cover the tasks, ``cw_forward_transfer``, all on the evaluation
+  curve as Continual World's ``results_processing/tables.py`` computes them
+  (:mod:`palr.experiments.metrics`). Reference runs are passed as ``reference_runs`` or carry
+  ``"reference": true``; they must have been made with the main runs' settings (their run
+  identities equal but for the sequence, the seed and the agent:
+  :func:`~palr.experiments.run_identity.check_references`). Per run, ``cw_evaluations_per_task``
+  counts the evaluations inside each task's window that its AUC averages.
+- a sweep of Continual World runs names its task sequence (``sequence``, from the runs).
 """
 from __future__ import annotations
 
@@ -44,10 +48,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from palr.experiments.files import PathLike, atomic_write_text, json_safe
-from palr.experiments.run_identity import check_poolable
+from palr.experiments.run_identity import check_poolable, check_references
 from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_performance,
-                                      cw_forgetting, cw_forward_transfer, cw_task_auc, final_performance,
-                                      iqm, recovery_episodes)
+                                      cw_forgetting, cw_forward_transfer, cw_task_auc,
+                                      cw_window_evaluations, final_performance, iqm,
+                                      recovery_episodes)
 from palr.experiments.records import is_network_level
 from palr.experiments.verdict import compute_verdict, format_verdict
 
@@ -230,23 +235,6 @@ def _plasticity_final(run: Mapping[str, Any]) -> Dict[str, float]:
     return out
 
 
-def _episode_auc(run: Mapping[str, Any]) -> List[float]:
-    """Mean training-episode score inside each task window."""
-    scores = run["episodes"]["score"]
-    out = []
-    for task in run["tasks"]:
-        start, end = int(task["start_episode"]), min(int(task["end_episode"]), len(scores))
-        out.append(_nanmean(scores[start:end]) if end > start else float("nan"))
-    return out
-
-
-def _task_auc(run: Mapping[str, Any]) -> Tuple[List[float], str]:
-    evals = run.get("evaluations") or []
-    if any(e.get("during_task") is not None for e in evals):
-        return cw_task_auc(evals), "evaluations"
-    return _episode_auc(run), "episodes"
-
-
 def _reference_auc(reference_runs: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
     """Task name -> AUC^b averaged over the single-task reference runs of that task."""
     by_task: Dict[str, List[float]] = {}
@@ -254,8 +242,11 @@ def _reference_auc(reference_runs: Sequence[Mapping[str, Any]]) -> Dict[str, flo
         if len(ref["tasks"]) != 1:
             raise ValueError(f"reference run (agent {ref.get('agent')}, seed {ref.get('seed')}) has "
                              f"{len(ref['tasks'])} tasks; a single-task reference run has exactly 1")
-        auc, _ = _task_auc(ref)
-        by_task.setdefault(str(ref["tasks"][0].get("name")), []).append(auc[0])
+        if not ref.get("evaluations"):
+            raise ValueError(f"reference run {ref['tasks'][0].get('name')} seed {ref.get('seed')} "
+                             "has no evaluations; rerun it with --eval_episodes > 0")
+        by_task.setdefault(str(ref["tasks"][0].get("name")), []).append(
+            cw_task_auc(ref["evaluations"])[0])
     return {name: _nanmean(values) for name, values in by_task.items()}
 
 
@@ -287,8 +278,9 @@ def run_metrics(run: Mapping[str, Any], reference_auc: Optional[Mapping[str, flo
         metrics["cw_performance"] = cw_average_performance(evals)
         metrics["cw_forgetting"] = _nanmean(forgetting)
         out["cw_forgetting_per_task"] = forgetting
-        auc, source = _task_auc(run)
-        out["cw_auc_per_task"], out["auc_source"] = auc, source
+        auc = cw_task_auc(evals)
+        out["cw_auc_per_task"] = auc
+        out["cw_evaluations_per_task"] = cw_window_evaluations(evals)
         if reference_auc:
             ref = [reference_auc.get(str(t.get("name")), float("nan")) for t in tasks]
             ft = cw_forward_transfer(auc, ref)
@@ -332,7 +324,9 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
     Runs carrying ``"reference": true`` join ``reference_runs``. Raises ValueError on mixed
     domains, on two runs of the same (agent, seed), on runs that may not be pooled (one agent
     with different settings, or agents of different experiments:
-    :func:`palr.experiments.run_identity.check_poolable`), or on no runs.
+    :func:`palr.experiments.run_identity.check_poolable`), on reference runs made with other
+    settings than the main runs (:func:`~palr.experiments.run_identity.check_references`), or
+    on no runs.
     """
     for k, run in enumerate(runs):
         validate_run(run, f"run #{k}")
@@ -344,6 +338,8 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
     if len(domains) != 1:
         raise ValueError(f"runs of several domains {domains}; merge one domain at a time")
     check_poolable(main)
+    if references:
+        check_references(main, references)
     seen = set()
     for run in main:
         pair = (run["agent"], run["seed"])
@@ -375,8 +371,12 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
                           "running": sum(p["agent"] == agent and p["status"] != "finished"
                                          for p in per_run)} for agent in agents}
     first = main[0]
+    sequences = {r.get("sequence") for r in main}
+    sequence = {"sequence": first["sequence"],
+                "sequence_description": first.get("sequence_description")} \
+        if len(sequences) == 1 and first.get("sequence") else {}
     return {
-        "schema": SWEEP_SCHEMA, "domain": first["domain"],
+        "schema": SWEEP_SCHEMA, "domain": first["domain"], **sequence,
         "score_name": first.get("score_name", "score"), "score_threshold": first.get("score_threshold"),
         "confidence": confidence, "n_resamples": n_resamples, "iqm": IQM_METHOD,
         "agents": agents, "runs": [dict(r) for r in main], "reference_runs": [dict(r) for r in references],
@@ -469,6 +469,8 @@ def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
         f"PALR results summary: domain {sweep['domain']}, score '{sweep.get('score_name')}'"
         + (f", recovery threshold {threshold:g} on the 10-episode moving average"
            if threshold is not None else ""),
+        *([f"task sequence: {sweep['sequence']} ({sweep.get('sequence_description')})"]
+          if sweep.get("sequence") else []),
         f"{len(sweep['runs'])} run(s): {len(agents)} agent(s) x seeds {seeds}"
         + (f"; {len(sweep.get('reference_runs') or [])} single-task reference run(s)"
            if sweep.get("reference_runs") else ""),
