@@ -8,7 +8,7 @@ import pytest
 
 from palr.envs import jbw_sim as js
 from palr.envs.jbw import (ENV_ID, JellyBeanWorldConfig, JellyBeanWorldEnv, jbw_available,
-                           split_flat_observation)
+                           jbw_simulator_config, split_flat_observation)
 
 R = 5  # vision range of the presets: 11 x 11 view
 BANANA, ONION, JELLYBEAN, WALL = 0, 1, 2, 3  # jbw-v0 item order
@@ -637,16 +637,14 @@ def test_real_jbw_backend_config_is_upstreams(world, upstream):
     items, energies, required counts (jbw-v0: a banana for a banana, an onion for an onion),
     allowed moves and turns, and every simulator setting."""
     import jbw.environments
-    from palr.envs.jbw import _RealJBWBackend
-    ours = _RealJBWBackend(js.make_world_config(world), "jbw", seed=0).sim_config
+    ours = jbw_simulator_config(js.make_world_config(world), "jbw", seed=0)
     assert _jbw_config_fields(ours) == _jbw_config_fields(getattr(jbw.environments, upstream)())
 
 
 @needs_jbw
 def test_real_jbw_backend_paper_config_is_v1_with_the_papers_settings():
     import jbw.environments
-    from palr.envs.jbw import _RealJBWBackend
-    ours = _jbw_config_fields(_RealJBWBackend(js.make_world_config("jbw-paper"), "jbw", 0).sim_config)
+    ours = _jbw_config_fields(jbw_simulator_config(js.make_world_config("jbw-paper"), "jbw", 0))
     v1 = _jbw_config_fields(jbw.environments.make_v1_config())
     v1.update(vision_range=8, patch_size=64, mcmc_num_iter=10_000, agent_color=[0.0, 0.0, 0.0])
     assert ours == v1

@@ -280,6 +280,45 @@ class _BuiltinBackend:
             self.sim.load_state_dict(state)
 
 
+def jbw_simulator_config(world: WorldConfig, action_set: str, seed: int) -> Any:
+    """The real ``jbw.SimulatorConfig`` of a world and action set: items, energies, required
+    counts and costs, the allowed moves and turns of the action set, one step per move, no
+    no-op, field of view 2 pi (for the upstream presets and 3 actions, upstream's
+    ``make_config()`` / ``make_v1_config()``). Needs the ``jbw`` package."""
+    import jbw
+    names = world.item_names
+    items = []
+    for it in world.items:
+        interactions = []
+        for other in names:
+            spec = it.interactions.get(other, ("zero",))
+            interactions.append([getattr(jbw.InteractionFunction, spec[0].upper())]
+                                + [float(a) for a in spec[1:]])
+        items.append(jbw.Item(
+            it.name, [float(v) for v in it.scent], [float(v) for v in it.color],
+            [int(it.required_item_counts.get(n, 0)) for n in names],
+            [int(it.required_item_costs.get(n, 0)) for n in names],
+            bool(it.blocks_movement), float(it.visual_occlusion),
+            intensity_fn=getattr(jbw.IntensityFunction, it.intensity_fn.upper()),
+            intensity_fn_args=[float(a) for a in it.intensity_args],
+            interaction_fns=interactions))
+    # policies are indexed by relative direction: FORWARD, BACKWARD, LEFT, RIGHT
+    moves = [jbw.ActionPolicy.DISALLOWED] * 4
+    turns = [jbw.ActionPolicy.DISALLOWED] * 4
+    for kind, rel in ACTION_SETS[action_set]:
+        (moves if kind == "move" else turns)[rel] = jbw.ActionPolicy.ALLOWED
+    return jbw.SimulatorConfig(
+        max_steps_per_movement=1, allowed_movement_directions=moves,
+        allowed_turn_directions=turns, no_op_allowed=False,
+        vision_range=int(world.vision_range), patch_size=int(world.patch_size),
+        mcmc_num_iter=int(world.mcmc_iterations), items=items,
+        agent_color=[float(v) for v in world.agent_color],
+        collision_policy=jbw.MovementConflictPolicy.FIRST_COME_FIRST_SERVED,
+        agent_field_of_view=2 * math.pi, decay_param=float(world.decay_param),
+        diffusion_param=float(world.diffusion_param),
+        deleted_item_lifetime=int(world.deleted_item_lifetime), seed=int(seed) % (2 ** 32))
+
+
 class _RealJBWBackend:
     """The real simulator through the ``jbw`` Python API (one agent, actions issued by step)."""
 
@@ -290,7 +329,7 @@ class _RealJBWBackend:
 
         self._jbw = jbw
         self.actions = ACTION_SETS[action_set]
-        self.sim_config = self._to_jbw_config(world, action_set, seed)
+        self.sim_config = jbw_simulator_config(world, action_set, seed)
         self.sim = jbw.Simulator(sim_config=self.sim_config)
 
         class _Agent(jbw.Agent):  # actions are issued by step(), not by do_next_action
@@ -307,40 +346,6 @@ class _RealJBWBackend:
                 pass
 
         self.agent = _Agent(self.sim)
-
-    def _to_jbw_config(self, world: WorldConfig, action_set: str, seed: int) -> Any:
-        jbw = self._jbw
-        names = world.item_names
-        items = []
-        for it in world.items:
-            interactions = []
-            for other in names:
-                spec = it.interactions.get(other, ("zero",))
-                interactions.append([getattr(jbw.InteractionFunction, spec[0].upper())]
-                                    + [float(a) for a in spec[1:]])
-            items.append(jbw.Item(
-                it.name, [float(v) for v in it.scent], [float(v) for v in it.color],
-                [int(it.required_item_counts.get(n, 0)) for n in names],
-                [int(it.required_item_costs.get(n, 0)) for n in names],
-                bool(it.blocks_movement), float(it.visual_occlusion),
-                intensity_fn=getattr(jbw.IntensityFunction, it.intensity_fn.upper()),
-                intensity_fn_args=[float(a) for a in it.intensity_args],
-                interaction_fns=interactions))
-        # policies are indexed by relative direction: FORWARD, BACKWARD, LEFT, RIGHT
-        moves = [jbw.ActionPolicy.DISALLOWED] * 4
-        turns = [jbw.ActionPolicy.DISALLOWED] * 4
-        for kind, rel in ACTION_SETS[action_set]:
-            (moves if kind == "move" else turns)[rel] = jbw.ActionPolicy.ALLOWED
-        return jbw.SimulatorConfig(
-            max_steps_per_movement=1, allowed_movement_directions=moves,
-            allowed_turn_directions=turns, no_op_allowed=False,
-            vision_range=int(world.vision_range), patch_size=int(world.patch_size),
-            mcmc_num_iter=int(world.mcmc_iterations), items=items,
-            agent_color=[float(v) for v in world.agent_color],
-            collision_policy=jbw.MovementConflictPolicy.FIRST_COME_FIRST_SERVED,
-            agent_field_of_view=2 * math.pi, decay_param=float(world.decay_param),
-            diffusion_param=float(world.diffusion_param),
-            deleted_item_lifetime=int(world.deleted_item_lifetime), seed=int(seed) % (2 ** 32))
 
     def step(self, action: int) -> np.ndarray:
         jbw = self._jbw
@@ -580,5 +585,5 @@ register_env()
 
 __all__ = ["ENV_ID", "BACKENDS", "OBS_MODES", "WORLD_MODES", "DEFAULT_ITEM_REWARDS",
            "WORLD_OVERRIDE_KEYS", "JellyBeanWorldConfig", "JellyBeanWorldEnv", "jbw_available",
-           "backend_description",
+           "backend_description", "jbw_simulator_config",
            "split_flat_observation", "register_env", "FORWARD", "BACKWARD", "LEFT", "RIGHT"]
