@@ -1,9 +1,13 @@
 """Speed of the built-in Jelly Bean World simulator (palr.envs.jbw_sim) on one thread.
 
-Measures, with uniformly random actions (action set ``turn4``):
-  * simulator steps/s including the observation (11x11x3 vision + 3-d scent) and the lazy map
-    generation the walk triggers, for the ``jbw-v1`` (env default) and ``jbw-v0`` worlds;
-  * the same through the gymnasium env (flat observation, reward, info, a reset every 200 steps);
+Measures, with uniformly random actions:
+  * simulator steps/s including the observation (vision + 3-d scent) and the lazy map
+    generation the walk triggers, for the ``jbw-v1`` (env default) and ``jbw-v0`` worlds with the
+    4-action set ``turn4`` (the figures measured before upstream's 3 actions became the
+    default, so they stay comparable), and for the ``jbw-paper`` world (17x17 view, 64-cell
+    patches, 10,000 MCMC iterations) with upstream's 3 actions;
+  * the same through the gymnasium env (jbw-v1, default 3 actions, flat observation, reward,
+    info, a reset every 200 steps);
   * the first-neighbourhood generation time (paid once per world);
   * a reference measured in the same run: gymnasium's CartPole-v1 with random actions;
   * the real ``jbw`` backend through the same env, when that package is installed.
@@ -46,11 +50,13 @@ def _rate(step: Callable[[int], Any], n_actions: int, seconds: float, seed: int 
             return n / (now - start)
 
 
-def bench_simulator(world: str, seconds: float) -> Dict[str, float]:
+def bench_simulator(world: str, seconds: float, action_set: str = "turn4") -> Dict[str, float]:
     t0 = time.perf_counter()
-    sim = JBWSimulator(make_world_config(world), seed=0, action_set="turn4")
+    config = make_world_config(world)
+    sim = JBWSimulator(config, seed=0, action_set=action_set)
     init_s = time.perf_counter() - t0
-    vision = np.empty((11, 11, 3), dtype=np.float32)
+    side = 2 * config.vision_range + 1
+    vision = np.empty((side, side, config.color_dim), dtype=np.float32)
 
     def step(a: int) -> None:
         sim.step(a)
@@ -88,8 +94,8 @@ def bench_cartpole(seconds: float) -> float:
 def run(seconds: float = 3.0) -> Dict[str, Any]:
     """All figures as a flat dict (steps/s, seconds, ratios)."""
     out: Dict[str, Any] = {}
-    for world in ("jbw-v1", "jbw-v0"):
-        r = bench_simulator(world, seconds)
+    for world, action_set in (("jbw-v1", "turn4"), ("jbw-v0", "turn4"), ("jbw-paper", "jbw")):
+        r = bench_simulator(world, seconds, action_set)
         key = world.replace("-", "_")
         out[f"sim_{key}_steps_per_s"] = r["steps_per_s"]
         out[f"sim_{key}_first_world_s"] = r["first_world_s"]
@@ -117,8 +123,8 @@ def main() -> None:
     r = run(args.seconds)
     print(f"Jelly Bean World built-in simulator, random actions, 1 thread "
           f"({args.seconds:g} s each)")
-    for world in ("jbw_v1", "jbw_v0"):
-        print(f"  sim {world:7s}: {r[f'sim_{world}_steps_per_s']:10,.0f} steps/s (vision+scent, "
+    for world in ("jbw_v1", "jbw_v0", "jbw_paper"):
+        print(f"  sim {world:9s}: {r[f'sim_{world}_steps_per_s']:10,.0f} steps/s (vision+scent, "
               f"{r[f'sim_{world}_patches_generated']:.0f} patches generated); first world "
               f"{r[f'sim_{world}_first_world_s']:.2f} s")
     print(f"  env (gymnasium, flat obs): {r['env_builtin_steps_per_s']:10,.0f} steps/s")

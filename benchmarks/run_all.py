@@ -122,7 +122,8 @@ def settings() -> List[str]:
         f"PALR measurement: PALR-SAC's stack on the same networks, diag batch "
         f"{palr.diag_batch_size}; median of repeated measurements and updates",
         "JBW: built-in simulator, jbw-v1 world, random turn4 actions, observation included; "
-        "env row: gymnasium env (flat obs, reset every 200 steps) vs CartPole-v1 random steps",
+        "env row: gymnasium env (3 actions, flat obs, reset every 200 steps) vs CartPole-v1 "
+        "random steps",
         "Habitat stand-in: one env, random actions, RGB-D rendered offscreen with MuJoCo (EGL)",
         "figures: medians over interleaved blocks; ratios: medians of same-round ratios "
         "(benchmarks/timing.py)",

@@ -84,7 +84,8 @@ def _cases() -> List[Case]:
                                        "--diag_batch_size", "--phase_episodes",
                                        "--exploration_steps", "--learning_starts", "--cycles"],
                      ["--seed_offset"])
-    cases += _numeric("jbw", out, ["--episodes", "--episode_steps", "--phase_episodes"])
+    cases += _numeric("jbw", out, ["--episodes", "--episode_steps", "--phase_episodes",
+                                   "--phase_steps", "--total_steps", "--reward_rate_window"])
     cases += [
         Case("cartpole", out + ["--agents", "9"], "valid agents: 0=DQN-FixedLR"),
         Case("cartpole", out + ["--agents", "-1"], "valid agents: 0=DQN-FixedLR"),
@@ -134,6 +135,16 @@ def _cases() -> List[Case]:
         Case("jbw", ["--outdir", "{out}", "--score_threshold", "high"], "expected a finite number"),
         Case("jbw", ["--outdir", "{out}", "--world", "jbw-v9"], "invalid choice"),
         Case("jbw", ["--outdir", "{out}", "--backend", "jbw"], "use --backend builtin"),
+        Case("jbw", ["--outdir", "{out}", "--action_set", "wasd"], "invalid choice"),
+        Case("jbw", out + ["--phase_steps", "150"],
+             "--phase_steps 150 is not a multiple of --episode_steps 200"),
+        Case("jbw", out + ["--world", "jbw-paper", "--episode_steps", "300"],
+             "--phase_steps 100000 is not a multiple of --episode_steps 300"),
+        Case("jbw", out + ["--reward_rate_window", "300"],
+             "--reward_rate_window 300 is not a multiple of --episode_steps 200"),
+        Case("jbw", out + ["--episodes", "4", "--phase_steps", "200"], "give one pair"),
+        Case("jbw", out + ["--world", "jbw-paper", "--phase_episodes", "5", "--total_steps", "9"],
+             "give one pair"),
     ]
 
     # --- Continual World (SAC) ---

@@ -8,7 +8,7 @@ import pytest
 from palr.experiments.metrics import (bootstrap_ci, cw_average_performance, cw_final_scores,
                                       cw_forgetting, cw_forward_transfer, cw_task_auc,
                                       cw_window_evaluations, final_performance, iqm,
-                                      moving_average, recovery_episodes)
+                                      moving_average, recovery_episodes, reward_rate)
 
 
 def windows(*lengths):
@@ -238,3 +238,35 @@ def test_cw_metrics_reject_bad_evaluations():
                        {"env_step": 1, "after_task": 1, "task_scores": [1.0, 0.0]}])
     with pytest.raises(ValueError, match="after_task"):
         cw_task_auc([{"env_step": 0, "task_scores": [1.0]}])
+
+
+# ----------------------------------------------------------------------------- reward rate
+
+
+def test_reward_rate_is_reward_per_step_over_the_trailing_window():
+    """Episodes of 100 steps, window 200 steps: the last two episodes' returns over 200, the
+    divisor 200 from the first episode on (upstream JBW's moving sum over its period)."""
+    returns = [2.0, 4.0, -1.0, 0.0, 6.0]
+    steps = [100, 200, 300, 400, 500]
+    np.testing.assert_allclose(reward_rate(returns, steps, 200),
+                               [2 / 200, 6 / 200, 3 / 200, -1 / 200, 6 / 200])
+    np.testing.assert_allclose(reward_rate(returns, steps, 100), np.array(returns) / 100)
+    np.testing.assert_allclose(reward_rate(returns, steps, 10_000), np.cumsum(returns) / 10_000)
+
+
+def test_reward_rate_leaves_out_an_episode_straddling_the_window_start():
+    # window 250 at step 500 covers steps 251..500: episodes (300, 400] and (400, 500] only
+    out = reward_rate([1.0, 1.0, 1.0, 1.0, 1.0], [100, 200, 300, 400, 500], 250)
+    np.testing.assert_allclose(out, [1 / 250, 2 / 250, 2 / 250, 2 / 250, 2 / 250])
+    assert reward_rate([], [], 5).size == 0
+
+
+@pytest.mark.parametrize("returns, steps, window, match", [
+    ([1.0], [100], 0, "positive integer"),
+    ([1.0], [100], 2.5, "positive integer"),
+    ([1.0, 2.0], [100], 100, "differ in length"),
+    ([1.0, 2.0], [100, 100], 100, "increasing"),
+])
+def test_reward_rate_rejects_bad_input(returns, steps, window, match):
+    with pytest.raises(ValueError, match=match):
+        reward_rate(returns, steps, window)

@@ -280,3 +280,35 @@ def test_plots_single_seed_single_task_and_null_dead(tmp_path):
     assert_png(plot_recovery(one, out))
     with pytest.raises(ValueError, match="palr.sweep/1"):
         plot_all({"schema": "palr.run/1"}, out)
+
+
+def test_runs_with_a_reward_rate_get_its_metrics_table_and_plot(tmp_path):
+    """JBW runs carry their reward rate (records.RunRecorder with a reward_rate header): the sweep
+    reports the whole run's reward per step, the last window's and each task end's; the summary
+    has a reward-rate table and the plots a reward_rate.png."""
+    from palr.experiments.records import RunRecorder
+    runs = []
+    for seed in range(2):
+        rec = RunRecorder({"domain": "jbw", "agent": "DQN-FixedLR", "agent_idx": 0, "seed": seed,
+                           "score_name": "return", "score_threshold": 5.0,
+                           "reward_rate": {"window": 200},
+                           "tasks": [{"index": k, "name": f"t{k}", "start_episode": 2 * k,
+                                      "end_episode": 2 * k + 2} for k in range(2)]})
+        for i, ret in enumerate([1.0, 3.0, -2.0, -2.0 + seed]):
+            rec.episode(ret, ret, i // 2, 100 * (i + 1), 100)
+        runs.append(rec.to_dict("finished", 1.0))
+    assert runs[0]["reward_rate"] == {"window": 200, "value": [0.005, 0.02, 0.005, -0.02]}
+    sweep = merge_runs(runs)
+    per_run = sweep["per_run"][0]
+    assert per_run["metrics"]["reward_rate"] == pytest.approx(0.0 / 400)
+    assert per_run["metrics"]["reward_rate_final"] == pytest.approx(-0.02)
+    assert per_run["reward_rate_per_task"] == pytest.approx([0.02, -0.02])
+    entry = sweep["summary"]["DQN-FixedLR"]["reward_rate_final"]
+    assert entry["values"] == pytest.approx([-0.02, -0.015]) and entry["n"] == 2
+    text = format_summary(sweep)
+    assert "reward rate (last window) mean" in text and "last 200 env steps" in text
+    assert any(p.endswith("reward_rate.png") for p in plot_all(sweep, tmp_path))
+    assert_png(tmp_path / "reward_rate.png")
+    bad = dict(runs[0], reward_rate={"window": 200, "value": [0.1]})
+    with pytest.raises(ValueError, match="reward_rate"):
+        merge_runs([bad])

@@ -18,14 +18,19 @@ counted by ``reset()``) is in task segment ``k // phase_episodes`` and phase
 ``segment % len(phase_signs)``; with the default ``phase_signs=(1, -1)`` the sign flips every
 ``phase_episodes`` episodes. Nothing in the observation reveals the phase; ``info["phase"]``,
 ``info["task_index"]`` (the segment) and ``info["reward_sign"]`` are for logging only. Episodes
-are truncated after ``episode_steps`` steps (never terminated).
+are truncated after ``episode_steps`` steps (never terminated), so every episode has exactly
+``episode_steps`` steps and phases can be counted in env steps: ``phase_steps`` (a multiple of
+``episode_steps``) replaces ``phase_episodes`` by ``phase_steps / episode_steps``, and the sign
+then flips after exactly every ``phase_steps`` steps. The paper's cyclical schedule
+(Platanios et al. 2020, section 5: jellybeans +1 and onions -1, the reverse every 100,000 steps)
+is ``world="jbw-paper", phase_steps=100_000`` with the default rewards and signs.
 
 World across episodes (``world_mode``): ``"continuing"`` (default) keeps one infinite world for
 the whole run, and each episode continues where the last one stopped (Jelly Bean World is a
 never-ending world; a new world costs a 10x-long first sampling). ``"fresh"`` starts every
-episode in a new world with the agent at the origin facing up, like
-the real ``JBWEnv.reset`` (which builds a new simulator); the k-th world after a seeding is
-seeded by ``(seed, k)``. ``reset(seed=s)`` always builds a new world from ``s`` (gymnasium's
+episode in a new world with the agent at the origin facing up, as the real ``JBWEnv.reset``
+builds a new simulator (upstream's from the same seed every time; here the k-th world after a
+seeding is seeded by ``(seed, k)``). ``reset(seed=s)`` always builds a new world from ``s`` (gymnasium's
 seeding contract: the same seed gives the same episode).
 
 Observation (``obs_mode``):
@@ -38,16 +43,43 @@ Observation (``obs_mode``):
     colours (0 for empty cells); scent values are the raw diffused scent (0 to about 25x the
     largest item scent; typically below 3).
 
-Actions (``action_set``, :data:`palr.envs.jbw_sim.ACTION_SETS`): default ``"turn4"`` = 0 move
-forward, 1 turn left, 2 turn right, 3 move backward. ``"jbw"`` = the real gym environment's 3
-actions (forward, left, right); ``"move4"`` = forward/left/right/backward moves without turning.
+Actions (``action_set``, :data:`palr.envs.jbw_sim.ACTION_SETS`): default ``"jbw"`` = upstream's
+3 actions, 0 move forward, 1 turn left, 2 turn right (every preset). ``"turn4"`` adds 3 = move
+backward; ``"move4"`` = forward/left/right/backward moves without turning.
 
-World presets (``world``): ``"jbw-v1"`` (default: the paper's six item types, onions plentiful,
-so both reward signs have something to collect) and ``"jbw-v0"`` (the Python package's default
-``JBW-v0``: banana, onion, jellybean, wall; its energies leave almost no onions).
+World presets (``world``): ``"jbw-v1"`` (default: upstream ``JBW-v1``, the paper's six item types,
+onions plentiful, so both reward signs have something to collect), ``"jbw-v0"`` (upstream
+``JBW-v0``: banana, onion, jellybean, wall; a banana needs a banana and an onion an onion in
+the inventory, so only jellybeans can be collected) and ``"jbw-paper"`` (the paper's
+experiments: ``jbw-v1``'s items, vision range 8, patch size 64, 10,000 MCMC iterations, agent
+colour 0); see :mod:`palr.envs.jbw_sim`.
+
+Where this environment differs from upstream's (the gym ``JBWEnv`` of ``api/python`` and the
+Swift environment of the paper's experiments), besides the simulator differences listed in
+:mod:`palr.envs.jbw_sim`:
+
+1. Rewards. Upstream's gym ``JBW-v0`` computes its reward as ``len(items) - len(prev_items)``,
+   which is always 0; ``JBW-v1`` gives jellybean +1 and onion -1. Here every preset uses
+   ``item_rewards`` times the phase's sign (default jellybean +1, onion -1: ``JBW-v1``'s and the
+   paper's first phase).
+2. Episodes. Upstream's gym environment never ends an episode and its ``reset`` builds a new
+   simulator from the same seed (the same world every time); the paper's runs are one
+   never-ending stream. Here episodes are truncated after ``episode_steps`` steps; in the
+   default ``"continuing"`` mode the world and the agent carry on across the truncation, so a
+   run is the paper's never-ending stream cut into equal chunks for bookkeeping (the DQN
+   bootstraps through truncations); ``"fresh"`` builds a new world per episode from a new seed.
+3. Sign flips. The paper's schedule is evaluated at the simulator time after each step, so each
+   of its flips comes one step earlier than here (its first phase has 99,999 steps); here every
+   phase is exactly ``phase_steps`` steps long.
+4. Observation. Upstream's observation also holds ``moved`` (whether the last action moved the
+   agent; the paper's networks take it as an extra input) and, in the Swift environment, the
+   inventory and the current reward function; here it is the vision and the scent only, flat or
+   as a dict.
 
 Registered with gymnasium as ``palr/JellyBeanWorld-v0``:
-``gymnasium.make("palr/JellyBeanWorld-v0", phase_episodes=50, episode_steps=200)``.
+``gymnasium.make("palr/JellyBeanWorld-v0", phase_episodes=50, episode_steps=200)``, or the
+paper's setting ``gymnasium.make("palr/JellyBeanWorld-v0", world="jbw-paper",
+phase_steps=100_000, episode_steps=1000)``.
 """
 from __future__ import annotations
 
@@ -60,9 +92,9 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from palr.envs.jbw_sim import (ACTION_SETS, BACKWARD, FORWARD, LEFT, RIGHT, JBWSimulator,
-                               WorldConfig, diffusion_table, make_world_config, native_to_image,
-                               WORLD_PRESETS)
+from palr.envs.jbw_sim import (ACTION_SETS, BACKWARD, DEFAULT_ACTION_SET, FORWARD, LEFT, RIGHT,
+                               JBWSimulator, WorldConfig, diffusion_table, make_world_config,
+                               native_to_image, WORLD_PRESETS)
 
 ENV_ID = "palr/JellyBeanWorld-v0"
 BACKENDS = ("auto", "builtin", "jbw")
@@ -81,6 +113,16 @@ def jbw_available() -> bool:
     except Exception:  # ImportError, or a broken build of the C extension
         return False
     return hasattr(jbw, "Simulator") and hasattr(jbw, "Agent")
+
+
+def backend_description(backend: str) -> str:
+    """One line naming the simulator behind ``backend`` (``"jbw"`` or ``"builtin"``)."""
+    if backend == "jbw":
+        import jbw
+        return f"real jbw simulator (the jbw package, {getattr(jbw, '__file__', 'jbw')})"
+    why = ("chosen although the jbw package is installed" if jbw_available()
+           else "the jbw package does not import")
+    return f"built-in NumPy simulator palr.envs.jbw_sim ({why})"
 
 
 def _positive_int(name: str, value: Any, what: str) -> int:
@@ -102,12 +144,14 @@ class JellyBeanWorldConfig:
     Attributes:
         phase_episodes: episodes per task segment; the reward sign changes after this many resets.
         episode_steps: steps per episode (then ``truncated=True``).
+        phase_steps: if set, env steps per task segment, a multiple of ``episode_steps``; it
+            replaces ``phase_episodes`` (by ``phase_steps // episode_steps``).
         item_rewards: reward per collected item by item name (missing items: 0).
         phase_signs: the sign (any non-zero factor) of each phase, cycled; ``(1, -1)`` = flips.
-        world: world preset, ``"jbw-v1"`` or ``"jbw-v0"``.
+        world: world preset, ``"jbw-v1"``, ``"jbw-v0"`` or ``"jbw-paper"``.
         world_overrides: changes to the preset's :class:`~palr.envs.jbw_sim.WorldConfig`
             (e.g. ``{"sampler": "gibbs"}`` or ``{"mcmc_iterations": 1000}``).
-        action_set: ``"turn4"``, ``"jbw"`` or ``"move4"``.
+        action_set: ``"jbw"`` (upstream's 3 actions), ``"turn4"`` or ``"move4"``.
         obs_mode: ``"flat"`` or ``"dict"``.
         world_mode: ``"continuing"`` or ``"fresh"`` (module docstring).
         backend: ``"auto"`` (real ``jbw`` if importable), ``"builtin"`` or ``"jbw"``.
@@ -120,17 +164,26 @@ class JellyBeanWorldConfig:
     phase_signs: Sequence[float] = (1.0, -1.0)
     world: str = "jbw-v1"
     world_overrides: Mapping[str, Any] = field(default_factory=dict)
-    action_set: str = "turn4"
+    action_set: str = DEFAULT_ACTION_SET
     obs_mode: str = "flat"
     world_mode: str = "continuing"
     backend: str = "auto"
     seed: int = 0
+    phase_steps: Optional[int] = None
 
     def __post_init__(self) -> None:
-        self.phase_episodes = _positive_int("phase_episodes", self.phase_episodes,
-                                            "episodes between reward-sign flips")
         self.episode_steps = _positive_int("episode_steps", self.episode_steps,
                                            "steps per episode")
+        if self.phase_steps is not None:
+            self.phase_steps = _positive_int("phase_steps", self.phase_steps,
+                                             "env steps between reward-sign flips")
+            if self.phase_steps % self.episode_steps:
+                raise ValueError(f"phase_steps ({self.phase_steps}) must be a multiple of "
+                                 f"episode_steps ({self.episode_steps}) so that the sign flips "
+                                 f"exactly every phase_steps steps")
+            self.phase_episodes = self.phase_steps // self.episode_steps
+        self.phase_episodes = _positive_int("phase_episodes", self.phase_episodes,
+                                            "episodes between reward-sign flips")
         _choice("world", self.world, tuple(WORLD_PRESETS))
         _choice("action_set", self.action_set, tuple(ACTION_SETS))
         _choice("obs_mode", self.obs_mode, OBS_MODES)
@@ -227,6 +280,45 @@ class _BuiltinBackend:
             self.sim.load_state_dict(state)
 
 
+def jbw_simulator_config(world: WorldConfig, action_set: str, seed: int) -> Any:
+    """The real ``jbw.SimulatorConfig`` of a world and action set: items, energies, required
+    counts and costs, the allowed moves and turns of the action set, one step per move, no
+    no-op, field of view 2 pi (for the upstream presets and 3 actions, upstream's
+    ``make_config()`` / ``make_v1_config()``). Needs the ``jbw`` package."""
+    import jbw
+    names = world.item_names
+    items = []
+    for it in world.items:
+        interactions = []
+        for other in names:
+            spec = it.interactions.get(other, ("zero",))
+            interactions.append([getattr(jbw.InteractionFunction, spec[0].upper())]
+                                + [float(a) for a in spec[1:]])
+        items.append(jbw.Item(
+            it.name, [float(v) for v in it.scent], [float(v) for v in it.color],
+            [int(it.required_item_counts.get(n, 0)) for n in names],
+            [int(it.required_item_costs.get(n, 0)) for n in names],
+            bool(it.blocks_movement), float(it.visual_occlusion),
+            intensity_fn=getattr(jbw.IntensityFunction, it.intensity_fn.upper()),
+            intensity_fn_args=[float(a) for a in it.intensity_args],
+            interaction_fns=interactions))
+    # policies are indexed by relative direction: FORWARD, BACKWARD, LEFT, RIGHT
+    moves = [jbw.ActionPolicy.DISALLOWED] * 4
+    turns = [jbw.ActionPolicy.DISALLOWED] * 4
+    for kind, rel in ACTION_SETS[action_set]:
+        (moves if kind == "move" else turns)[rel] = jbw.ActionPolicy.ALLOWED
+    return jbw.SimulatorConfig(
+        max_steps_per_movement=1, allowed_movement_directions=moves,
+        allowed_turn_directions=turns, no_op_allowed=False,
+        vision_range=int(world.vision_range), patch_size=int(world.patch_size),
+        mcmc_num_iter=int(world.mcmc_iterations), items=items,
+        agent_color=[float(v) for v in world.agent_color],
+        collision_policy=jbw.MovementConflictPolicy.FIRST_COME_FIRST_SERVED,
+        agent_field_of_view=2 * math.pi, decay_param=float(world.decay_param),
+        diffusion_param=float(world.diffusion_param),
+        deleted_item_lifetime=int(world.deleted_item_lifetime), seed=int(seed) % (2 ** 32))
+
+
 class _RealJBWBackend:
     """The real simulator through the ``jbw`` Python API (one agent, actions issued by step)."""
 
@@ -237,7 +329,7 @@ class _RealJBWBackend:
 
         self._jbw = jbw
         self.actions = ACTION_SETS[action_set]
-        self.sim_config = self._to_jbw_config(world, action_set, seed)
+        self.sim_config = jbw_simulator_config(world, action_set, seed)
         self.sim = jbw.Simulator(sim_config=self.sim_config)
 
         class _Agent(jbw.Agent):  # actions are issued by step(), not by do_next_action
@@ -254,40 +346,6 @@ class _RealJBWBackend:
                 pass
 
         self.agent = _Agent(self.sim)
-
-    def _to_jbw_config(self, world: WorldConfig, action_set: str, seed: int) -> Any:
-        jbw = self._jbw
-        names = world.item_names
-        items = []
-        for it in world.items:
-            interactions = []
-            for other in names:
-                spec = it.interactions.get(other, ("zero",))
-                interactions.append([getattr(jbw.InteractionFunction, spec[0].upper())]
-                                    + [float(a) for a in spec[1:]])
-            items.append(jbw.Item(
-                it.name, [float(v) for v in it.scent], [float(v) for v in it.color],
-                [int(it.required_item_counts.get(n, 0)) for n in names],
-                [int(it.required_item_costs.get(n, 0)) for n in names],
-                bool(it.blocks_movement), float(it.visual_occlusion),
-                intensity_fn=getattr(jbw.IntensityFunction, it.intensity_fn.upper()),
-                intensity_fn_args=[float(a) for a in it.intensity_args],
-                interaction_fns=interactions))
-        # policies are indexed by relative direction: FORWARD, BACKWARD, LEFT, RIGHT
-        moves = [jbw.ActionPolicy.DISALLOWED] * 4
-        turns = [jbw.ActionPolicy.DISALLOWED] * 4
-        for kind, rel in ACTION_SETS[action_set]:
-            (moves if kind == "move" else turns)[rel] = jbw.ActionPolicy.ALLOWED
-        return jbw.SimulatorConfig(
-            max_steps_per_movement=1, allowed_movement_directions=moves,
-            allowed_turn_directions=turns, no_op_allowed=False,
-            vision_range=int(world.vision_range), patch_size=int(world.patch_size),
-            mcmc_num_iter=int(world.mcmc_iterations), items=items,
-            agent_color=[float(v) for v in world.agent_color],
-            collision_policy=jbw.MovementConflictPolicy.FIRST_COME_FIRST_SERVED,
-            agent_field_of_view=2 * math.pi, decay_param=float(world.decay_param),
-            diffusion_param=float(world.diffusion_param),
-            deleted_item_lifetime=int(world.deleted_item_lifetime), seed=int(seed) % (2 ** 32))
 
     def step(self, action: int) -> np.ndarray:
         jbw = self._jbw
@@ -330,9 +388,10 @@ class JellyBeanWorldEnv(gymnasium.Env):
     def __init__(self, phase_episodes: int = 100, episode_steps: int = 200,
                  item_rewards: Optional[Mapping[str, float]] = None,
                  phase_signs: Sequence[float] = (1.0, -1.0), world: str = "jbw-v1",
-                 world_overrides: Optional[Mapping[str, Any]] = None, action_set: str = "turn4",
-                 obs_mode: str = "flat", world_mode: str = "continuing", backend: str = "auto",
-                 seed: int = 0, render_mode: Optional[str] = None) -> None:
+                 world_overrides: Optional[Mapping[str, Any]] = None,
+                 action_set: str = DEFAULT_ACTION_SET, obs_mode: str = "flat",
+                 world_mode: str = "continuing", backend: str = "auto", seed: int = 0,
+                 render_mode: Optional[str] = None, phase_steps: Optional[int] = None) -> None:
         super().__init__()
         self.config = JellyBeanWorldConfig(
             phase_episodes=phase_episodes, episode_steps=episode_steps,
@@ -340,7 +399,7 @@ class JellyBeanWorldEnv(gymnasium.Env):
             phase_signs=phase_signs, world=world,
             world_overrides={} if world_overrides is None else world_overrides,
             action_set=action_set, obs_mode=obs_mode, world_mode=world_mode, backend=backend,
-            seed=seed)
+            seed=seed, phase_steps=phase_steps)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: rgb_array or None")
         self.render_mode = render_mode
@@ -526,4 +585,5 @@ register_env()
 
 __all__ = ["ENV_ID", "BACKENDS", "OBS_MODES", "WORLD_MODES", "DEFAULT_ITEM_REWARDS",
            "WORLD_OVERRIDE_KEYS", "JellyBeanWorldConfig", "JellyBeanWorldEnv", "jbw_available",
+           "backend_description", "jbw_simulator_config",
            "split_flat_observation", "register_env", "FORWARD", "BACKWARD", "LEFT", "RIGHT"]

@@ -39,8 +39,17 @@ What is the same as the real simulator
   decaying smell of ``compute_scent_contribution``).
 * Presets: ``jbw-v0`` = the Python package's ``jbw.environments.make_config()`` (gym id
   ``JBW-v0``: banana, onion, jellybean, wall; patch 32; vision 5; decay 0.4; diffusion 0.14;
-  lifetime 2000; 4000 MCMC iterations); ``jbw-v1`` = ``make_v1_config()`` (gym id ``JBW-v1``:
-  the paper's six item types and energies with the same simulator settings).
+  lifetime 2000; 4000 MCMC iterations). Its required item counts are upstream's: a banana needs
+  one banana in the inventory and an onion one onion, so neither can ever be collected (only
+  jellybeans are; walls block). ``jbw-v1`` = ``make_v1_config()`` (gym id ``JBW-v1``: the
+  paper's six item types and energies with the same simulator settings; every item but walls
+  and trees is collectable). ``jbw-paper`` = the world of the paper's experiments
+  (``JellyBeanWorldExperiments/Configurations.swift`` with ``rebuttal = false``): ``jbw-v1``'s
+  items with vision range 8 (17 x 17 view), patch size 64, 10,000 MCMC iterations and agent
+  colour 0; field of view 360 degrees and no visual occlusion, as in its cyclical-reward runs
+  (``scripts/experiments/cyclical.sh``).
+* Actions: the upstream set (:data:`ACTION_SETS` ``"jbw"``, the default): move forward, turn
+  left, turn right; the real config allows exactly those moves and turns.
 
 Where it differs from the real simulator (and why)
 --------------------------------------------------
@@ -55,8 +64,10 @@ Where it differs from the real simulator (and why)
    Python loop at about 1 microsecond per proposal: a fixing event costs about 40 ms
    (``jbw-v0``) or 110 ms (``jbw-v1``, whose items churn more). Random actions rarely trigger one
    (15,000-27,000 steps/s); an agent walking straight meets one every ~32 steps (about 1,100
-   steps/s for ``jbw-v0``, 540 for ``jbw-v1``). Lower ``mcmc_iterations`` trades fidelity for
-   speed.
+   steps/s for ``jbw-v0``, 540 for ``jbw-v1``). ``jbw-paper`` (64-cell patches, 10,000
+   iterations): first world about 5 s (the real simulator took about 40 s here), then about
+   12,000 steps/s with random 3-action steps and about 1,000 walking straight. Lower
+   ``mcmc_iterations`` trades fidelity for speed.
    ``sampler="gibbs"`` is a faster alternative: a chromatic single-site Gibbs sampler (the real
    source also has a Gibbs sampler, compiled out) resampling all cells ``K + 1`` apart (K =
    interaction reach) in parallel, ``gibbs_sweeps`` sweeps per fixing event. It targets the same
@@ -79,10 +90,10 @@ Where it differs from the real simulator (and why)
    defaults). ``cross_hash`` interactions are not supported. No no-op action, no multi-cell
    moves (``max_steps_per_movement`` = 1 as in the defaults), no server/MPI mode, no files in the
    real save format (see :meth:`JBWSimulator.state_dict`).
-6. Actions. The real gym environment has 3 actions (move forward, turn left, turn right; the
-   simulator config allows only those). Action set ``turn4`` (the default of
-   :mod:`palr.envs.jbw`) adds "move backward" (``RelativeDirection.BACKWARD``, allowed by
-   enabling that movement direction in the real config); see :data:`ACTION_SETS`.
+6. Optional action sets. Besides upstream's 3 actions (the default), ``turn4`` adds "move
+   backward" (``RelativeDirection.BACKWARD``, allowed by enabling that movement direction in the
+   real config) and ``move4`` moves in 4 relative directions without turning; upstream's gym
+   environment offers neither (see :data:`ACTION_SETS`).
 
 Checked against the real simulator
 ----------------------------------
@@ -93,7 +104,12 @@ computed from the real map (exactly), and its scent equals the ``D`` rule above 
 lingering scent of collected items (relative error ~1e-6). Items per fixed patch, real vs this
 simulator (``sampler="mh"``, 20-40 patches): ``jbw-v0`` banana/onion/jellybean/wall 10.9/0.0/
 10.7/30.2 vs 11.2/0.0/11.1/29.4; ``jbw-v1`` banana/onion/jellybean/wall/tree/truffle 15.4/41.5/
-14.8/2.6/43.6/4.0 vs 15.6/42.4/15.3/3.1/40.4/4.7.
+14.8/2.6/43.6/4.0 vs 15.6/42.4/15.3/3.1/40.4/4.7; ``jbw-paper`` (64 x 64 patches, 3 seeds, 300
+steps straight ahead) 60.6/175.0/64.7/10.3/173.8/20.6 (28 patches) vs 64.6/180.9/61.3/11.2/
+176.9/20.6 (40 patches). With the corrected ``jbw-v0`` (upstream's required counts) and the
+``jbw-paper`` world the real agent's moves, vision and scent again matched these rules
+(``tests/test_jbw_env.py``, 4 actions), and the jbw backend's config equals upstream's
+``make_config()`` / ``make_v1_config()`` field by field.
 
 Layout of the observations produced here
 ----------------------------------------
@@ -131,9 +147,10 @@ _TURN = {
 _TURN.update({(d, FORWARD): d for d in range(4)})
 
 #: Discrete action sets: name -> tuple of ("move" | "turn", relative direction).
-#: ``jbw``: the real Python/Swift gym default (``JBWEnv``: 0 forward, 1 turn left, 2 turn right).
-#: ``turn4`` (default of :mod:`palr.envs.jbw`): ``jbw`` plus 3 = move backward (facing kept),
-#: giving the seed's "4 discrete actions" while keeping the rotating egocentric view.
+#: ``jbw`` (the default): upstream's 3 actions (the gym ``JBWEnv`` and the paper's Swift
+#: environment: 0 move forward, 1 turn left, 2 turn right).
+#: ``turn4``: ``jbw`` plus 3 = move backward (facing kept): the original rlBigWorld layout's
+#: "4 discrete actions" with the rotating egocentric view kept.
 #: ``move4``: four relative moves and no turning (the agent always faces up, so the view never
 #: rotates), the action set of the continual-RL JBW of Anand & Precup (2023).
 ACTION_SETS: Dict[str, Tuple[Tuple[str, int], ...]] = {
@@ -141,6 +158,8 @@ ACTION_SETS: Dict[str, Tuple[Tuple[str, int], ...]] = {
     "turn4": (("move", FORWARD), ("turn", LEFT), ("turn", RIGHT), ("move", BACKWARD)),
     "move4": (("move", FORWARD), ("move", LEFT), ("move", RIGHT), ("move", BACKWARD)),
 }
+#: The action set of every preset unless another is asked for: upstream's 3 actions.
+DEFAULT_ACTION_SET = "jbw"
 
 INTENSITY_FNS = ("zero", "constant", "radial_hash")
 INTERACTION_FNS = ("zero", "piecewise_box", "cross")
@@ -326,7 +345,7 @@ class WorldConfig:
 
 
 def _preset_config(items: List[ItemSpec], overrides: Dict[str, Any]) -> WorldConfig:
-    """The world settings both presets share (the jbw package's ``make_v0/v1_config``)."""
+    """The world settings every preset starts from (the jbw package's ``make_v0/v1_config``)."""
     kwargs: Dict[str, Any] = dict(items=items, patch_size=32, vision_range=5,
                                   agent_color=(0.0, 0.0, 1.0), decay_param=0.4,
                                   diffusion_param=0.14, deleted_item_lifetime=2000,
@@ -336,14 +355,17 @@ def _preset_config(items: List[ItemSpec], overrides: Dict[str, Any]) -> WorldCon
 
 
 def jbw_v0_config(**overrides: Any) -> WorldConfig:
-    """``jbw.environments.make_config()`` (gym id ``JBW-v0``; the paper's rebuttal setting)."""
+    """``jbw.environments.make_config()`` (gym id ``JBW-v0``; the paper's rebuttal setting).
+
+    As upstream, a banana requires one banana and an onion one onion in the inventory, so only
+    jellybeans can be collected (walls block movement)."""
     items = [
-        ItemSpec("banana", (0.0, 1.0, 0.0), (0.0, 1.0, 0.0),
+        ItemSpec("banana", (0.0, 1.0, 0.0), (0.0, 1.0, 0.0), required_item_counts={"banana": 1},
                  intensity_fn="constant", intensity_args=(-5.3,),
                  interactions={"banana": ("piecewise_box", 10.0, 200.0, 0.0, -6.0),
                                "onion": ("piecewise_box", 200.0, 0.0, -6.0, -6.0),
                                "jellybean": ("piecewise_box", 10.0, 200.0, 2.0, -100.0)}),
-        ItemSpec("onion", (1.0, 0.0, 0.0), (1.0, 0.0, 0.0),
+        ItemSpec("onion", (1.0, 0.0, 0.0), (1.0, 0.0, 0.0), required_item_counts={"onion": 1},
                  intensity_fn="constant", intensity_args=(-5.0,),
                  interactions={"banana": ("piecewise_box", 200.0, 0.0, -6.0, -6.0),
                                "jellybean": ("piecewise_box", 200.0, 0.0, -100.0, -100.0)}),
@@ -361,7 +383,23 @@ def jbw_v0_config(**overrides: Any) -> WorldConfig:
 
 def jbw_v1_config(**overrides: Any) -> WorldConfig:
     """``jbw.environments.make_v1_config()`` (gym id ``JBW-v1``; the paper's six item types)."""
-    items = [
+    return _preset_config(_paper_items(), overrides)
+
+
+def jbw_paper_config(**overrides: Any) -> WorldConfig:
+    """The world of the paper's experiments (Platanios et al. 2020, section 5; upstream
+    ``JellyBeanWorldExperiments/Configurations.swift`` with ``rebuttal = false``): ``jbw-v1``'s
+    six item types with vision range 8, patch size 64, 10,000 MCMC iterations and agent colour 0
+    (field of view 360 degrees, no visual occlusion: the cyclical-reward runs)."""
+    paper: Dict[str, Any] = dict(vision_range=8, patch_size=64, mcmc_iterations=10_000,
+                                 agent_color=(0.0, 0.0, 0.0))
+    paper.update(overrides)
+    return _preset_config(_paper_items(), paper)
+
+
+def _paper_items() -> List[ItemSpec]:
+    """The paper's six item types (identical in ``make_v1_config`` and the Swift experiments)."""
+    return [
         ItemSpec("banana", (1.92, 1.76, 0.40), (0.96, 0.88, 0.20),
                  intensity_fn="constant", intensity_args=(1.5,),
                  interactions={"banana": ("piecewise_box", 10.0, 100.0, 0.0, -6.0),
@@ -385,11 +423,11 @@ def jbw_v1_config(**overrides: Any) -> WorldConfig:
                  interactions={"tree": ("piecewise_box", 4.0, 200.0, 2.0, 0.0),
                                "truffle": ("piecewise_box", 30.0, 1000.0, -0.3, -1.0)}),
     ]
-    return _preset_config(items, overrides)
 
 
 #: Named world presets.
-WORLD_PRESETS = {"jbw-v0": jbw_v0_config, "jbw-v1": jbw_v1_config}
+WORLD_PRESETS = {"jbw-v0": jbw_v0_config, "jbw-v1": jbw_v1_config,
+                 "jbw-paper": jbw_paper_config}
 
 
 def make_world_config(preset: str = "jbw-v0", **overrides: Any) -> WorldConfig:
@@ -584,7 +622,8 @@ class JBWSimulator:
         action_set: name in :data:`ACTION_SETS`.
     """
 
-    def __init__(self, config: WorldConfig, seed: int = 0, action_set: str = "turn4") -> None:
+    def __init__(self, config: WorldConfig, seed: int = 0,
+                 action_set: str = DEFAULT_ACTION_SET) -> None:
         if action_set not in ACTION_SETS:
             raise ValueError(f"unknown action_set {action_set!r}; valid: {', '.join(ACTION_SETS)}")
         self.config = config
@@ -1096,7 +1135,7 @@ class JBWSimulator:
 
 __all__ = [
     "UP", "DOWN", "LEFT", "RIGHT", "FORWARD", "BACKWARD", "DIRECTION_NAMES", "DIRECTION_VECTORS",
-    "ACTION_SETS", "INTENSITY_FNS", "INTERACTION_FNS", "ItemSpec", "WorldConfig", "jbw_v0_config",
-    "jbw_v1_config", "WORLD_PRESETS", "make_world_config", "diffusion_table", "JBWSimulator",
-    "move_vector", "native_to_image",
+    "ACTION_SETS", "DEFAULT_ACTION_SET", "INTENSITY_FNS", "INTERACTION_FNS", "ItemSpec",
+    "WorldConfig", "jbw_v0_config", "jbw_v1_config", "jbw_paper_config", "WORLD_PRESETS",
+    "make_world_config", "diffusion_table", "JBWSimulator", "move_vector", "native_to_image",
 ]

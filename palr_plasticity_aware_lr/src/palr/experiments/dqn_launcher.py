@@ -52,6 +52,8 @@ class DQNDomain:
         dqn_defaults: DQNConfig fields that differ from its defaults for this domain.
         max_reward: the largest reward of one env step; with gamma it gives the bound on true
             values, ``max_reward / (1 - gamma)``, that the verdict checks |Q| against.
+        describe_env: a line about the built environment (e.g. which simulator runs it),
+            printed on stderr when a run starts.
     """
 
     name: str
@@ -64,6 +66,7 @@ class DQNDomain:
     make_env: EnvFactory
     dqn_defaults: Dict[str, Any] = dataclasses.field(default_factory=dict)
     max_reward: Optional[float] = None
+    describe_env: Optional[Callable[[Any], str]] = None
 
 
 DOMAINS: Dict[str, DQNDomain] = {}
@@ -231,6 +234,9 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     opts = job.options
     identity = job.identity if job.identity is not None else dqn_identity(job)
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
+    if domain.describe_env is not None:
+        print(f"[{domain.name}] {job.label}: {domain.describe_env(env)}", file=sys.stderr,
+              flush=True)
     config = _dqn_config(job)
     spec = resolve_agent(job.agent_index, ALGO)
     stack = build_stack(spec, opts["overrides"])
@@ -238,7 +244,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     by_steps = "end_step" in tasks[-1]  # phases counted in env steps
     total = None if by_steps else tasks[-1]["end_episode"]
     total_steps = tasks[-1]["end_step"] if by_steps else None
-    recorder = RunRecorder({
+    header = {
         "domain": domain.name, "agent": job.agent_name, "agent_idx": job.agent_index,
         "seed": job.seed, "score_name": "return", "score_threshold": threshold, "tasks": tasks,
         "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
@@ -247,7 +253,10 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
                    "probe": opts.get("probe"), "max_reward": opts.get("max_reward"),
                    "intervention_settings": stack_settings(stack)},
         **identity_fields(identity),
-    })
+    }
+    if opts["env"].get("reward_rate_window"):  # the run records its reward rate (JBW)
+        header["reward_rate"] = {"window": int(opts["env"]["reward_rate_window"])}
+    recorder = RunRecorder(header)
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
                                progress=opts["progress"], tensorboard=opts["tensorboard"],

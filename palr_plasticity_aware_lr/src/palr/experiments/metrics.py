@@ -14,6 +14,7 @@ Per-run result JSON (``palr.run/1``, written by the runners; every domain uses i
      "plasticity": {"update": [...], "env_step": [...], "layers": {"q.0": {"dead": [...], "dormant": [...], "erank": [...], "srank": [...], "weight_norm": [...], "grad_norm": [...], "lr_scale": [...], "reinit": [...]}, ...}},
      "evaluations": [{"env_step": 1234, "after_task": 0, "task_scores": [0.8, 0.1, ...],
                       "task_scores_deterministic": [1.0, 0.0, ...]}],   # optional (CW): mean success of EVERY task of the sequence (stochastic policy; the deterministic one's optional), evaluated at the end of task `after_task` or, with key "during_task", while that task was trained
+     "reward_rate": {"window": 100000, "value": [...]},   # optional (JBW): reward per step over the trailing window, after every episode (reward_rate)
      "status": "finished" | "running", "wall_time_s": 12.3
     }
 
@@ -30,6 +31,8 @@ Metrics (DESIGN.md section 5):
 - final performance: mean score over the last 10% (at least 10 episodes) of each task window;
 - across seeds: percentile-bootstrap CI of the mean (Efron & Tibshirani 1993) and the
   interquartile mean (Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice");
+- reward rate (Jelly Bean World, Platanios et al. 2020): reward per env step over a trailing
+  window of steps (:func:`reward_rate`);
 - Continual World (Wolczyk et al. 2021, repo awarelab/continual_world,
   ``continualworld/results_processing/tables.py``), on the evaluation curve (every task's
   stochastic success at every evaluation): average performance (mean over tasks of the last 5
@@ -51,6 +54,7 @@ __all__ = [
     "RUN_SCHEMA", "moving_average", "Recovery", "recovery_episodes", "final_performance",
     "bootstrap_ci", "iqm", "evaluation_task", "cw_final_scores", "cw_average_performance",
     "cw_forgetting", "cw_task_auc", "cw_window_evaluations", "cw_forward_transfer",
+    "reward_rate",
 ]
 
 RUN_SCHEMA = "palr.run/1"
@@ -88,6 +92,33 @@ def moving_average(values: ArrayLike, window: int = 10, min_periods: int = 1) ->
     ok = count >= min_periods
     out[ok] = total[ok] / count[ok]
     return out
+
+
+def reward_rate(returns: ArrayLike, env_steps: ArrayLike, window: int) -> np.ndarray:
+    """Reward per env step over the trailing ``window`` steps, after every episode.
+
+    The reward rate of the Jelly Bean World paper (Platanios et al. 2020, section 5; upstream
+    ``JellyBeanWorldExperiments`` plots the moving sum of the rewards over its reward-rate period,
+    100,000 steps by default, divided by that period). Episode ``i`` ends at cumulative env step
+    ``env_steps[i]`` and its return holds the rewards of steps ``(env_steps[i-1], env_steps[i]]``;
+    ``out[i]`` is the sum of the returns of the episodes whose steps all lie in
+    ``(env_steps[i] - window, env_steps[i]]``, divided by ``window``. As upstream, the divisor is
+    always ``window``: before a whole window has passed, the missing steps count as zero reward.
+    An episode that straddles the window's start is left out, so the rate is exact when
+    ``window`` is a multiple of the episode length (the launchers require it).
+    """
+    if isinstance(window, bool) or int(window) != window or window < 1:
+        raise ValueError(f"window must be a positive integer (env steps), got {window!r}")
+    r = _as_float_array(returns)
+    steps = np.asarray(env_steps, dtype=np.int64)
+    if steps.shape != r.shape:
+        raise ValueError(f"returns and env_steps differ in length ({len(r)} vs {steps.size})")
+    starts = np.concatenate([[0], steps[:-1]])
+    if np.any(steps <= starts):
+        raise ValueError("env_steps must be increasing positive step counts (one per episode)")
+    csum = np.concatenate([[0.0], np.cumsum(r)])
+    first = np.searchsorted(starts, steps - int(window), side="left")  # first episode inside
+    return (csum[1:] - csum[first]) / float(window)
 
 
 def _task_window(task: Mapping[str, Any], n_episodes: int) -> Tuple[int, int]:

@@ -11,6 +11,9 @@ global state, no display needed) and written atomically as PNG:
   (mean, CI band) per agent;
 - ``value_and_capacity.png``: the value network's mean |Q| over env steps (log scale, the reward
   bound dashed) and the capacity-probe ratio trained/fresh at every task end;
+- ``reward_rate.png`` (runs with a reward rate, Jelly Bean World): reward per env step over the
+  trailing window against env steps, per agent (mean, CI band), task switches dashed: the
+  paper's learning curves (Platanios et al. 2020);
 - ``recovery.png``: recovery episodes per agent, bars = mean, error bars = CI, dots = seeds;
 - ``cw_matrix.png`` (runs with evaluations): task x evaluation heatmap of the score, per agent.
 
@@ -35,7 +38,7 @@ from palr.experiments.summary import validate_sweep
 from palr.experiments.verdict import reward_bound, value_network
 
 __all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix",
-           "plot_value_and_capacity", "plot_all"]
+           "plot_value_and_capacity", "plot_reward_rate", "plot_all"]
 
 _MAX_POINTS = 1500
 _BAND_RESAMPLES = 1000
@@ -93,6 +96,17 @@ def _thin(x: np.ndarray) -> np.ndarray:
     return np.unique(np.linspace(0, len(x) - 1, _MAX_POINTS).astype(int))
 
 
+def _mean_line(ax: Any, grid: np.ndarray, stack: np.ndarray, confidence: float, color: Any,
+               label: str) -> None:
+    """One agent's curve: the mean of the seeds' rows of ``stack`` over ``grid`` (thinned) and
+    its bootstrap band."""
+    idx = _thin(grid)
+    mean, low, high = _mean_band(stack[:, idx], confidence)
+    ax.plot(grid[idx], mean, color=color, lw=1.6, label=label)
+    if low is not None:
+        ax.fill_between(grid[idx], low, high, color=color, alpha=0.2, lw=0)
+
+
 def _per_task_moving_average(scores: Sequence[Optional[float]], tasks: Sequence[Mapping[str, Any]],
                              window: int) -> np.ndarray:
     x = np.asarray([np.nan if v is None else v for v in scores], dtype=float)
@@ -138,11 +152,7 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
         else:
             length = min(len(y) for _, y in curves)
             grid, stack = np.arange(length, dtype=float), np.vstack([y[:length] for _, y in curves])
-        idx = _thin(grid)
-        mean, low, high = _mean_band(stack[:, idx], confidence)
-        ax.plot(grid[idx], mean, color=colors[agent], lw=1.6, label=f"{agent} (n={len(runs)})")
-        if low is not None:
-            ax.fill_between(grid[idx], low, high, color=colors[agent], alpha=0.2, lw=0)
+        _mean_line(ax, grid, stack, confidence, colors[agent], f"{agent} (n={len(runs)})")
         drawn = True
     if not drawn:
         return None
@@ -158,15 +168,50 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
     threshold = sweep.get("score_threshold")
     if threshold is not None:
         ax.axhline(float(threshold), color="0.5", ls=":", lw=1, label=f"threshold {threshold:g}")
-    pct = int(round(100 * confidence))
     ax.set_xlabel("env step" if by_steps else "episode")
     ax.set_ylabel(f"{sweep.get('score_name', 'score')} ({window}-episode moving average)")
-    ax.set_title(f"{sweep['domain']}: learning curves (mean across seeds, {pct}% bootstrap CI; "
-                 f"dashed = task switch)", fontsize=10)
+    return _save_curves(fig, ax, f"{sweep['domain']}: learning curves", confidence, out_dir,
+                        "learning_curves.png")
+
+
+def _save_curves(fig: Figure, ax: Any, title: str, confidence: float, out_dir: PathLike,
+                 name: str) -> str:
+    """Title (with what the lines and bands are), grid and legend of a curves figure; saved."""
+    pct = int(round(100 * confidence))
+    ax.set_title(f"{title} (mean across seeds, {pct}% bootstrap CI; dashed = task switch)",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save(fig, out_dir, "learning_curves.png")
+    return _save(fig, out_dir, name)
+
+
+def plot_reward_rate(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
+    """Reward rate over env steps per agent (mean across seeds, CI band), switches dashed."""
+    _check(sweep)
+    colors, confidence = _colors(sweep), float(sweep.get("confidence", 0.95))
+    fig = Figure(figsize=(10, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    windows = set()
+    for agent in sweep["agents"]:
+        runs = [r for r in _runs_of(sweep, agent) if (r.get("reward_rate") or {}).get("value")]
+        if not runs:
+            continue
+        windows.update(int(r["reward_rate"]["window"]) for r in runs)
+        grid, stack = _on_common_grid([(np.asarray(r["episodes"]["env_step"], dtype=float),
+                                        np.asarray(r["reward_rate"]["value"], dtype=float))
+                                       for r in runs])
+        _mean_line(ax, grid, stack, confidence, colors[agent], f"{agent} (n={len(runs)})")
+    if not windows:
+        return None
+    for step in _switch_steps(sweep["runs"][0]):
+        ax.axvline(step, color="0.35", ls="--", lw=1)
+    ax.axhline(0.0, color="0.5", ls=":", lw=1)
+    ax.set_xlabel("env step")
+    ax.set_ylabel(f"reward per step over the last {' / '.join(f'{w:,}' for w in sorted(windows))}"
+                  " steps")
+    return _save_curves(fig, ax, f"{sweep['domain']}: reward rate", confidence, out_dir,
+                        "reward_rate.png")
 
 
 def _layer_names(sweep: Mapping[str, Any]) -> List[str]:
@@ -437,7 +482,7 @@ def _rect(col: int, row: int) -> Rectangle:
 def plot_all(sweep: Mapping[str, Any], out_dir: PathLike) -> List[str]:
     """Every figure that has something to show; returns the paths written."""
     paths: List[str] = []
-    for path in (plot_learning_curves(sweep, out_dir),):
+    for path in (plot_learning_curves(sweep, out_dir), plot_reward_rate(sweep, out_dir)):
         if path:
             paths.append(path)
     paths += plot_plasticity(sweep, out_dir)

@@ -6,6 +6,9 @@ intervention's published log, or the capacity probe at a task end): update, env 
 logged by that measurement). Network-level values (:data:`NETWORK_METRICS`: the mean absolute
 output and the capacity probe) are stored under the pseudo-layer ``<net>.output``.
 
+A run whose header holds ``"reward_rate": {"window": W}`` (Jelly Bean World) also records the
+reward rate after every episode (:func:`palr.experiments.metrics.reward_rate`).
+
 Task windows: a run whose phases are counted in episodes knows its windows in advance. A run
 whose phases are counted in env steps gets windows with ``start_step``/``end_step`` (the plan);
 their ``start_episode``/``end_episode`` are then filled from where the switches actually happened
@@ -17,6 +20,8 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+
+from palr.experiments.metrics import reward_rate
 
 SCHEMA = "palr.run/1"
 #: per-layer values of a network
@@ -161,11 +166,25 @@ class RunRecorder:
             return observed_task_windows(planned, self.episodes["task"])
         return planned
 
+    def reward_rate(self) -> Optional[Dict[str, Any]]:
+        """``{"window", "value"}``: the reward rate after every episode
+        (:func:`~palr.experiments.metrics.reward_rate`) when the header asks for it with
+        ``"reward_rate": {"window": W}``; else None."""
+        asked = self.header.get("reward_rate")
+        if not asked:
+            return None
+        window = int(asked["window"])
+        values = reward_rate(self.episodes["return"], self.episodes["env_step"], window)
+        return {"window": window, "value": [float(v) for v in values]}
+
     def to_dict(self, status: str, wall_time_s: float) -> Dict[str, Any]:
         out = {"schema": SCHEMA, **self.header, "tasks": self.task_windows(),
                "episodes": self.episodes,
                "plasticity": self.plasticity, "evaluations": self.evaluations,
                "events": self.events, "status": status, "wall_time_s": float(wall_time_s)}
+        rate = self.reward_rate()
+        if rate is not None:
+            out["reward_rate"] = rate
         return out
 
     def state_dict(self) -> Dict[str, Any]:

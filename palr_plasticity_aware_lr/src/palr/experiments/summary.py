@@ -26,6 +26,10 @@ Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
   first dot: ``q``, ``actor``...); absent when no layer has a value (dead fraction of non-ReLU
   networks); ``output_abs_final/<net>``: the network's last mean |output| (|Q| for a Q-network);
   ``probe_ratio_final/<net>``: its last capacity-probe residual over a fresh network's;
+- with a reward rate (Jelly Bean World, :func:`~palr.experiments.metrics.reward_rate`):
+  ``reward_rate``, the run's total reward per env step (the figure upstream JBW logs), and
+  ``reward_rate_final``, the reward rate over the last window of the run; per run also the
+  reward rate at the end of each task (``reward_rate_per_task``);
 - with evaluations (Continual World): ``cw_performance``, ``cw_forgetting`` (mean over tasks) and,
   when single-task reference runs cover the tasks, ``cw_forward_transfer``, all on the evaluation
   curve as Continual World's ``results_processing/tables.py`` computes them
@@ -122,6 +126,12 @@ def validate_run(run: Mapping[str, Any], source: str = "run") -> None:
     for i, evaluation in enumerate(evaluations):
         _check(isinstance(evaluation, Mapping) and _is_scores(evaluation.get("task_scores")),
                f"{source}: evaluations[{i}]", "a mapping with a 'task_scores' list", evaluation)
+    rate = run.get("reward_rate")
+    if rate is not None:
+        _check(isinstance(rate, Mapping) and _is_int(rate.get("window"))
+               and _is_scores(rate.get("value"))
+               and len(rate["value"]) == len(episodes["score"]), f"{source}: reward_rate",
+               "a mapping with a 'window' and one 'value' per episode", rate)
     plasticity = run.get("plasticity") or {}
     layers = plasticity.get("layers") or {} if isinstance(plasticity, Mapping) else None
     _check(isinstance(layers, Mapping) and all(isinstance(v, Mapping) for v in layers.values()),
@@ -250,6 +260,22 @@ def _reference_auc(reference_runs: Sequence[Mapping[str, Any]]) -> Dict[str, flo
     return {name: _nanmean(values) for name, values in by_task.items()}
 
 
+def _reward_rate_metrics(run: Mapping[str, Any], metrics: Dict[str, float]) -> List[float]:
+    """Add ``reward_rate`` (total reward per env step) and ``reward_rate_final`` (the last
+    window's) to ``metrics``; returns the reward rate at the end of each task window."""
+    values = run["reward_rate"]["value"]
+    steps = run["episodes"].get("env_step") or []
+    returns = run["episodes"].get("return") or []
+    if values and steps and returns:
+        metrics["reward_rate"] = float(np.sum(returns)) / float(steps[-1])
+        metrics["reward_rate_final"] = float(values[-1])
+    per_task = []
+    for task in run["tasks"]:
+        start, end = int(task["start_episode"]), min(int(task["end_episode"]), len(values))
+        per_task.append(float(values[end - 1]) if end > start else float("nan"))
+    return per_task
+
+
 def run_metrics(run: Mapping[str, Any], reference_auc: Optional[Mapping[str, float]] = None,
                 window: int = 10) -> Dict[str, Any]:
     """Every per-run metric of the sweep (module docstring) plus the per-switch/per-task detail."""
@@ -272,6 +298,8 @@ def run_metrics(run: Mapping[str, Any], reference_auc: Optional[Mapping[str, flo
         "censored": sum(r.censored for r in recoveries), "switches": len(recoveries),
         "final_performance_per_task": finals,
     }
+    if run.get("reward_rate"):
+        out["reward_rate_per_task"] = _reward_rate_metrics(run, metrics)
     evals = run.get("evaluations") or []
     if evals:
         forgetting = cw_forgetting(evals)
@@ -399,9 +427,12 @@ _LABELS = {
     "cw_performance": "CW avg performance",
     "cw_forgetting": "CW forgetting",
     "cw_forward_transfer": "CW forward transfer",
+    "reward_rate": "reward rate (whole run)",
+    "reward_rate_final": "reward rate (last window)",
 }
 _ORDER = ("recovery_episodes", "final_performance", "mean_score", "cw_performance",
           "cw_forgetting", "cw_forward_transfer")
+_RATE = ("reward_rate", "reward_rate_final")
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -432,18 +463,20 @@ def _label(metric: str) -> str:
 
 
 def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
-    """Metrics by table: continual performance, Continual World, one per network, the rest."""
+    """Metrics by table: continual performance, reward rate, Continual World, one per network,
+    the rest."""
     seen: List[str] = []
     for agent in sweep["agents"]:
         seen += [m for m in sweep["summary"][agent] if m not in seen]
     perf = [m for m in _ORDER[:3] if m in seen]
+    rate = [m for m in _RATE if m in seen]
     cw = [m for m in _ORDER[3:] if m in seen]
     finals = [f"{key}_final/" for key in PLASTICITY_FINAL_KEYS]
     plast = [m for m in seen if m.startswith(tuple(finals))]
     nets = sorted({m.split("/", 1)[1] for m in plast})
     per_net = [[m for m in (f"{prefix}{n}" for prefix in finals) if m in plast] for n in nets]
-    rest = sorted(m for m in seen if m not in perf + cw + plast)
-    return [g for g in [perf, cw] + per_net + [rest] if g]
+    rest = sorted(m for m in seen if m not in perf + rate + cw + plast)
+    return [g for g in [perf, rate, cw] + per_net + [rest] if g]
 
 
 def _table(header: List[str], rows: List[List[str]]) -> List[str]:
@@ -511,6 +544,10 @@ def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
         lines += ["", "recovery: episodes of the new task until its 10-episode moving average reaches "
                   "the threshold, mean over switches per seed; censored = switches that never did "
                   "(counted at the phase length) / all switches."]
+    windows = sorted({int(r["reward_rate"]["window"]) for r in sweep["runs"] if r.get("reward_rate")})
+    if windows:
+        lines += ["", "reward rate: reward per env step, over the whole run and over the last "
+                  f"{' / '.join(f'{w:,}' for w in windows)} env steps (Platanios et al. 2020)."]
     lines += ["", format_verdict(sweep.get("verdict") or compute_verdict(sweep)).rstrip()]
     return "\n".join(lines) + "\n"
 
