@@ -145,7 +145,41 @@ def test_bad_settings_fail_when_the_callback_is_built():
         PlasticityCallback(agent="PALR-PPO-ish")
 
 
+def test_a_role_no_network_plays_is_refused_before_the_model_changes():
+    model = make("DQN")
+    optimizer = model.policy.optimizer
+    with pytest.raises(ValueError, match="l2reg looks for a network with role policy"):
+        attach_sb3(model, ReplayDiagnostics(model, 0), agent="L2Reg", l2_roles=("policy",))
+    assert model.policy.optimizer is optimizer and len(optimizer.param_groups) == 1
+
+
 def test_other_sb3_algorithms_are_refused_in_one_line():
     model = PPO("MlpPolicy", "CartPole-v1", device="cpu", n_steps=64)
     with pytest.raises(ValueError, match="supports DQN and SAC, got PPO"):
         attach_sb3(model, ReplayDiagnostics(model, 0), agent="PALR")
+
+
+@pytest.mark.slow
+def test_measurements_reach_sb3s_logger(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    model = make("DQN")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(300, callback=PlasticityCallback(agent="FixedLR", measure_freq=20,
+                                                 diag_batch_size=64))
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"plasticity/q/q_net.0/dead", "plasticity/q/q_net.2/erank",
+            "plasticity/q/output/output_abs"} <= set(header)
+
+
+@pytest.mark.slow
+def test_callback_state_carries_palrs_baselines_and_counts_into_a_new_run():
+    first = PlasticityCallback(agent="PALR", measure_freq=25, diag_batch_size=64)
+    make("DQN").learn(200, callback=first)
+    state = first.state_dict()
+    baseline = state["handle"]["stack"]["palr"]["erank0"]
+    resumed = PlasticityCallback(agent="PALR", measure_freq=25, diag_batch_size=64)
+    resumed.load_state_dict(state)  # before training: applied when it starts
+    make("DQN").learn(200, callback=resumed)
+    assert resumed.handle.updates == first.handle.updates + 150 == 300
+    assert resumed.handle.intervention("palr").erank0 == baseline  # no new baseline taken

@@ -167,15 +167,17 @@ def attach_sb3(model: BaseAlgorithm, diagnostics: ReplayDiagnostics, *,
     handle, its seams called from the optimizers' step hooks.
 
     Raises:
-        ValueError: another algorithm, Dict observations, or bad settings (before anything of
-            the model is changed).
+        ValueError: another algorithm, Dict observations, bad settings, or interventions that
+            find no network of their roles (before anything of the model is changed).
     """
     if not isinstance(model, (DQN, SAC)):
         raise ValueError(f"palr.sb3 supports DQN and SAC, got {type(model).__name__}")
     if not isinstance(model.observation_space, (spaces.Box, spaces.Discrete)):
         raise ValueError("palr.sb3 supports Box and Discrete observations, got "
                          f"{type(model.observation_space).__name__}")
-    make_stack(agent, interventions, settings, monitor)  # bad settings: refused before regrouping
+    # bad settings and roles no network plays: refused before the optimizers are regrouped
+    make_stack(agent, interventions, settings, monitor).check_networks(
+        ALGO_ROLES["SAC" if isinstance(model, SAC) else "DQN"])
     reset_hook = _entropy_reset(model) if isinstance(model, SAC) else None
     handle = attach_networks(_networks(model), diagnostics, agent=agent,
                              interventions=interventions, seed=seed, reset_hook=reset_hook,
