@@ -5,14 +5,14 @@
 #   ./run.sh python -m pytest -q
 # Knobs: VENV (default <project>/.venv), PYTHON (interpreter that creates it, default python3),
 # TORCH_SPEC (default torch==2.13.0: the CPU wheel; on a CUDA machine e.g. "torch==2.3.1"),
-# PALR_EXTRAS (default cw,dev), MUJOCO_GL (default egl), OMP_NUM_THREADS (default 1).
+# PALR_EXTRAS (default cw,dev,sb3), MUJOCO_GL (default egl), OMP_NUM_THREADS (default 1).
 set -euo pipefail
 
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${VENV:-$PROJ_DIR/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-PALR_EXTRAS="${PALR_EXTRAS:-cw,dev}"
+PALR_EXTRAS="${PALR_EXTRAS:-cw,dev,sb3}"
 
 if [ "$#" -eq 0 ]; then
     echo "usage: ./run.sh COMMAND [ARGS...]   e.g. ./run.sh python palr_plasticity_aware_lr/src/run_experiments.py" >&2

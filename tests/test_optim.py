@@ -101,3 +101,38 @@ def test_step_adam_without_the_fused_kernel_is_adam_step(monkeypatch):
     monkeypatch.setattr(palr.optim, "_FUSED_ADAM_KERNEL", None)  # a torch build without it
     _train(net_b, opt_b, step_adam)
     assert all(torch.equal(pa, pb) for pa, pb in zip(net_a.parameters(), net_b.parameters()))
+
+
+def _plain_training(net, opt, steps, seed):
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(32, 5, generator=gen)
+        opt.zero_grad()
+        net(x).pow(2).mean().backward()
+        opt.step()
+
+
+def test_regroup_layerwise_keeps_settings_and_state_and_changes_no_number():
+    """One-group Adam (as Stable-Baselines3 builds it) regrouped per layer mid-training goes on
+    exactly as the original would."""
+    torch.manual_seed(0)
+    net_a = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    net_b = copy.deepcopy(net_a)
+    opt_a = torch.optim.Adam(net_a.parameters(), lr=3e-3, eps=1e-5)
+    opt_b = torch.optim.Adam(net_b.parameters(), lr=3e-3, eps=1e-5)
+    _plain_training(net_a, opt_a, 3, seed=1)
+    _plain_training(net_b, opt_b, 3, seed=1)
+    regrouped = palr.optim.regroup_layerwise(opt_b, net_b)
+    assert [g["name"] for g in regrouped.param_groups] == ["0", "2"]
+    assert all(g["lr"] == 3e-3 and g["eps"] == 1e-5 for g in regrouped.param_groups)
+    _plain_training(net_a, opt_a, 3, seed=2)
+    _plain_training(net_b, regrouped, 3, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(net_a.parameters(), net_b.parameters()))
+
+
+def test_regroup_layerwise_refuses_parameters_outside_the_module():
+    net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 3))
+    other = nn.Linear(3, 3)
+    opt = torch.optim.Adam([*net.parameters(), *other.parameters()], lr=1e-3)
+    with pytest.raises(ValueError, match="2 parameter\\(s\\) that are not in the Sequential"):
+        palr.optim.regroup_layerwise(opt, net)

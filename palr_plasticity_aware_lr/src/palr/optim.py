@@ -5,7 +5,7 @@ multiplier: Adam is invariant to gradient scale (DESIGN.md section 2).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import nn
@@ -26,6 +26,47 @@ def layerwise_param_groups(module: nn.Module) -> List[Dict[str, Any]]:
     if not groups:
         raise ValueError(f"{type(module).__name__} has no trainable parameters")
     return groups
+
+
+def layerwise_optimizer(module: nn.Module, optimizer_class: Type[torch.optim.Optimizer] =
+                        torch.optim.Adam, **kwargs: Any) -> torch.optim.Optimizer:
+    """``optimizer_class(layerwise_param_groups(module), **kwargs)``: an optimizer with one param
+    group per layer, as PALR's per-layer learning rates need (``kwargs``: ``lr=1e-3``, ...)."""
+    return optimizer_class(layerwise_param_groups(module), **kwargs)
+
+
+def regroup_layerwise(optimizer: torch.optim.Optimizer, module: nn.Module) -> torch.optim.Optimizer:
+    """A new optimizer of ``optimizer``'s class and defaults over the same parameters, one param
+    group per layer of ``module`` (each with the settings of the group its parameters came from),
+    its state carried over: e.g. for Stable-Baselines3, whose optimizers have one group.
+
+    Raises:
+        ValueError: a parameter of ``optimizer`` is not in ``module``, or one layer's parameters
+            sit in groups with different settings.
+    """
+    owner = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    groups: List[Dict[str, Any]] = []
+    for layer in layerwise_param_groups(module):
+        params = [p for p in layer["params"] if id(p) in owner]
+        if not params:
+            continue
+        source = owner[id(params[0])]
+        if any(owner[id(p)] is not source for p in params):
+            raise ValueError(f"layer {layer['name']!r} has parameters in optimizer groups with "
+                             "different settings; give each layer's parameters one group")
+        settings = {k: v for k, v in source.items() if k not in ("params", "name")}
+        groups.append({**settings, "params": params, "name": layer["name"]})
+    regrouped = {id(p) for group in groups for p in group["params"]}
+    if len(regrouped) != len(owner):
+        raise ValueError(f"the optimizer holds {len(owner) - len(regrouped)} parameter(s) that "
+                         f"are not in the {type(module).__name__} given; pass the module whose "
+                         "parameters it optimizes")
+    new = type(optimizer)(groups, **optimizer.defaults)
+    for group in groups:
+        for p in group["params"]:
+            if p in optimizer.state:
+                new.state[p] = optimizer.state[p]
+    return new
 
 
 def reset_optimizer_state(optimizer: Any) -> None:

@@ -35,9 +35,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import gymnasium
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+from palr.gym_envs import register_envs
 
 ENV_ID = "palr/ContinualCartPole-v0"
 #: Moving-average (window 10) return that counts as recovered after a switch; see module docstring.
@@ -265,11 +266,8 @@ class ContinualCartPoleEnv(CartPoleEnv):
 
 
 def register_env() -> None:
-    """Register :data:`ENV_ID` with gymnasium (idempotent)."""
-    if ENV_ID not in gymnasium.envs.registry:
-        # no max_episode_steps: the 500-step truncation is part of the environment (resumable)
-        gymnasium.register(id=ENV_ID, entry_point=f"{__name__}:ContinualCartPoleEnv",
-                           reward_threshold=SCORE_THRESHOLD)
+    """Register :data:`ENV_ID` with gymnasium (idempotent; :mod:`palr.gym_envs` holds its spec)."""
+    register_envs([ENV_ID])
 
 
 register_env()

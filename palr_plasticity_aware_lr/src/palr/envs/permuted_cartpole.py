@@ -27,6 +27,7 @@ import numpy as np
 
 from palr.envs.continual_cartpole import (MAX_EPISODE_STEPS, SCORE_THRESHOLD, CartPolePhase,
                                           ContinualCartPoleEnv)
+from palr.gym_envs import register_envs
 
 ENV_ID = "palr/ContinualPermutedCartPole-v0"
 #: Defaults of the testbed: 12 phases of 15k env steps (180k steps in all).
@@ -115,10 +116,8 @@ class ContinualPermutedCartPoleEnv(ContinualCartPoleEnv):
 
 
 def register_env() -> None:
-    """Register :data:`ENV_ID` with gymnasium (idempotent)."""
-    if ENV_ID not in gymnasium.envs.registry:
-        gymnasium.register(id=ENV_ID, entry_point=f"{__name__}:ContinualPermutedCartPoleEnv",
-                           reward_threshold=SCORE_THRESHOLD)
+    """Register :data:`ENV_ID` with gymnasium (idempotent; :mod:`palr.gym_envs` holds its spec)."""
+    register_envs([ENV_ID])
 
 
 register_env()

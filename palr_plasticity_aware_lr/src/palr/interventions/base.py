@@ -158,6 +158,11 @@ class Intervention:
         ctx.generator.set_state(state)
         return decision
 
+    def sets_layer_learning_rates(self) -> bool:
+        """Whether it changes per-layer learning rates, so that each probed layer of its networks
+        needs an optimizer param group of its own (:func:`palr.optim.layerwise_param_groups`)."""
+        return False
+
     # --- seams -------------------------------------------------------------------------------
     def on_optimizer_created(self, ctx: TrainingContext) -> None:
         self.selected = self.select_networks(ctx.network_roles())

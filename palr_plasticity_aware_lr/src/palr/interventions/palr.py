@@ -59,6 +59,9 @@ class PALR(MeasuringIntervention):
         self._base_lrs: Dict[str, List[Tuple[Dict[str, Any], float]]] = {}
 
     # --- per-layer learning rates ------------------------------------------------------------
+    def sets_layer_learning_rates(self) -> bool:
+        return self.config.scale_lr
+
     def before_step(self, net: str) -> None:
         scales = self.scales.get(net)
         if not scales or not self.config.scale_lr:
