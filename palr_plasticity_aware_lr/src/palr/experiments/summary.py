@@ -1,4 +1,4 @@
-"""Merge per-run result JSONs into a sweep and print the human-readable summary (DESIGN.md 5).
+"""Merge per-run result JSONs into a sweep and print the human-readable summary (docs/design.md#evaluation).
 
 Input: run dicts of schema ``palr.run/1`` (documented in :mod:`palr.experiments.metrics`).
 Output: a sweep dict::
