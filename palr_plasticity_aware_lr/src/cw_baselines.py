@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from palr.agent_table import resolve_agent  # noqa: F401
 from palr.agents.sac import SACAgent, SACConfig  # noqa: F401
-from palr.intervention_configs import (L2RegConfig, PeriodicResetConfig,  # noqa: F401
-                                       ReDoConfig, ShrinkPerturbConfig)
-from palr.interventions import build_stack  # noqa: F401
-from palr.interventions.l2reg import L2Reg  # noqa: F401
-from palr.interventions.periodic_reset import PeriodicReset  # noqa: F401
-from palr.interventions.redo import ReDo  # noqa: F401
-from palr.interventions.shrink_perturb import ShrinkAndPerturb  # noqa: F401
+from palr.interventions import (L2Reg, L2RegConfig, PeriodicReset,  # noqa: F401
+                                PeriodicResetConfig, ReDo, ReDoConfig, ShrinkAndPerturb,
+                                ShrinkPerturbConfig, build_stack)
 
-__all__ = ["resolve_agent", "SACAgent", "SACConfig", "L2RegConfig", "PeriodicResetConfig",
-           "ReDoConfig", "ShrinkPerturbConfig", "build_stack", "L2Reg", "PeriodicReset", "ReDo",
-           "ShrinkAndPerturb"]
+__all__ = ["SACAgent", "SACConfig", "L2Reg", "L2RegConfig", "PeriodicReset",
+           "PeriodicResetConfig", "ReDo", "ReDoConfig", "ShrinkAndPerturb", "ShrinkPerturbConfig",
+           "build_stack", "resolve_agent"]
