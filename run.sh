@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Simple local launcher (the seed's run.sh): creates .venv on first use, sets the rendering and
+# Simple local launcher (the original run.sh): creates .venv on first use, sets the rendering and
 # thread environment, and runs the command it is given inside the venv, e.g.
 #   ./run.sh python palr_plasticity_aware_lr/src/run_experiments.py
 #   ./run.sh python -m pytest -q

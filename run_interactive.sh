@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Habitat Fetch rearrangement: DD-PPO + PALR, one seed (the seed's run_interactive.sh).
+# Habitat Fetch rearrangement: DD-PPO + PALR, one seed (the original run_interactive.sh).
 #
 #   bash run_interactive.sh                       # seed 0, PALR, in the container if there is one
 #   SEED=2 NPROC=3 bash run_interactive.sh        # 3 GPUs (torchrun processes)
 #   CONFIG=palr_habitat/configs/ddppo_baseline_fetch.yaml bash run_interactive.sh
 #   SIF=none bash run_interactive.sh --set run.max_updates=10   # local .venv (via ./run.sh)
 #
-# With a container (apptainer or singularity found and SIF not "none") it runs the seed's command:
+# With a container (apptainer or singularity found and SIF not "none") it runs the original command:
 #   <runtime> exec --nv --bind <project>:/workspace <SIF> bash -c "cd /workspace &&
 #     /opt/miniforge3/envs/palr_habitat/bin/torchrun --nproc_per_node=<NPROC>
 #     palr_habitat/src/palr_trainer.py --config <CONFIG> --seed <SEED> --outdir <OUTDIR>"

@@ -1,14 +1,10 @@
 """benchmarks/timing.py: interleaving order and the median / paired-ratio arithmetic (no timing
 assertions: the figures themselves are the benchmarks' job)."""
-import importlib.util
-import pathlib
-
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "bench_timing", pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "timing.py")
-timing = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(timing)
+from helpers import load_script
+
+timing = load_script("benchmarks/timing.py", "bench_timing")
 
 
 def test_blocks_alternate_order_and_cover_every_implementation():

@@ -1,4 +1,4 @@
-"""palr_container.def and its checker (python -m palr.tools.check_def): the real file passes, planted
+"""palr_container.def and its checker (python tools/check_def.py): the real file passes, planted
 errors are each reported at their line."""
 import pathlib
 import shutil
@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
-from palr.tools.check_def import check_definition, parse_definition
+from helpers import ROOT, load_script
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHECK_DEF = ROOT / "tools" / "check_def.py"
+check_def = load_script("tools/check_def.py", "check_def")
+check_definition, parse_definition = check_def.check_definition, check_def.parse_definition
 DEF = ROOT / "palr_container.def"
 HAS_SHELLCHECK = shutil.which("shellcheck") is not None
 
@@ -39,7 +41,7 @@ def check(tmp_path, text, **kwargs):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "palr.tools.check_def", *args],
+    return subprocess.run([sys.executable, str(CHECK_DEF), *args],
                           capture_output=True, text=True, timeout=120)
 
 

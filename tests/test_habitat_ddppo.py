@@ -19,7 +19,8 @@ from palr.experiments.checkpoint import load_checkpoint
 from palr_habitat.ddppo_config import CONFIG_DIR
 from palr_habitat.ddppo_ppo import value_loss
 from palr_habitat.ddppo_rollout import RolloutStorage, build_minibatch, segment_minibatches
-from palr_habitat.fetch_obs import zero_observation
+
+from habitat_helpers import zero_observation
 
 torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -18,9 +18,11 @@ from palr.probes import ActivationProbes
 from palr_habitat.ddppo_config import PolicyConfig
 from palr_habitat.fetch_obs import STATE_DIM
 from palr_habitat.palr_fetch_policy import FetchPolicy
-from palr_habitat.palr_resnet_encoder import ResNetEncoder, recyclable_layers
+from palr_habitat.palr_resnet_encoder import ResNetEncoder
 from palr_habitat.plasticity_metrics_cnn import (conv_effective_rank, conv_layer_report,
                                                  dead_filter_fraction, dead_filters)
+
+from habitat_helpers import recyclable_layers
 
 torch.set_num_threads(1)
 RES = 32

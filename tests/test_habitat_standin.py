@@ -10,9 +10,11 @@ pytest.importorskip("metaworld")
 
 from palr_habitat.ddppo_config import EnvConfig, default_phases  # noqa: E402
 from palr_habitat.fetch_habitat_env import OBS_KEYS_HABITAT, habitat_observation  # noqa: E402
-from palr_habitat.fetch_obs import check_observation, observation_shapes  # noqa: E402
+from palr_habitat.fetch_obs import observation_shapes  # noqa: E402
 from palr_habitat.fetch_standin_env import MetaWorldPhase, StandInFetchEnv  # noqa: E402
 from palr_habitat.fetch_vec_env import FetchVecEnv, resolve_backend  # noqa: E402
+
+from habitat_helpers import check_observation  # noqa: E402
 
 RES = 16
 

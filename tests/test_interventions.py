@@ -1,4 +1,4 @@
-"""The intervention stack: PALR exactly as DESIGN.md section 2, its peers, checkpoint round trips."""
+"""The intervention stack: PALR exactly as docs/palr.md, its peers, checkpoint round trips."""
 import copy
 import gc
 import re

@@ -1,4 +1,4 @@
-"""Known-answer tests of palr.experiments.metrics (DESIGN.md section 5; Continual World metrics)."""
+"""Known-answer tests of palr.experiments.metrics (docs/design.md#evaluation; Continual World metrics)."""
 import math
 import random
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of the plasticity metrics (DESIGN.md section 2)."""
+"""Known-answer tests of the plasticity metrics (docs/plasticity_measures.md)."""
 import math
 
 import pytest

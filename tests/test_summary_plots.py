@@ -8,8 +8,8 @@ import pytest
 
 from palr.experiments.plots import (plot_all, plot_cw_matrix, plot_learning_curves,
                                     plot_plasticity, plot_recovery)
-from palr.experiments.summary import (format_summary, load_runs, merge_runs, write_summary,
-                                      write_sweep)
+from palr.experiments.files import atomic_write_json
+from palr.experiments.summary import format_summary, load_runs, merge_runs, write_summary
 
 PHASE = 40
 THRESHOLD = 195.0
@@ -104,7 +104,7 @@ def test_summary_text_and_files(tmp_path):
     path = tmp_path / "out" / "RESULTS_SUMMARY.txt"
     assert write_summary(sweep, path) == text and path.read_text() == text
     sweep_path = tmp_path / "out" / "sweep.json"
-    write_sweep(sweep, sweep_path)
+    atomic_write_json(sweep_path, sweep)
     loaded = json.loads(sweep_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert loaded["summary"]["PALR-DQN"]["recovery_episodes"]["mean"] == pytest.approx(12.0)
     assert not list((tmp_path / "out").glob(".*tmp*"))      # no temp file left behind
@@ -115,7 +115,7 @@ def test_load_runs_from_folder_skips_other_json(tmp_path, capsys):
     for k, run in enumerate(runs):
         (tmp_path / "runs" / f"r{k}").mkdir(parents=True)
         (tmp_path / "runs" / f"r{k}" / "result.json").write_text(json.dumps(run))
-    write_sweep(merge_runs(runs), tmp_path / "runs" / "sweep.json")
+    atomic_write_json(tmp_path / "runs" / "sweep.json", merge_runs(runs))
     (tmp_path / "runs" / "torn.json").write_text('{"schema": "palr.run/1", "epis')
     loaded = load_runs(tmp_path / "runs")
     assert len(loaded) == 6

@@ -6,7 +6,7 @@ values override theirs key by key (``rearrange_base.yaml`` holds every default, 
 experiment configs only say what differs). Command-line ``--set section.key=value`` overrides are
 applied last, with the same checks.
 
-Validation is strict (DESIGN.md section 6): an unknown key or a value of the wrong type is a
+Validation is strict (docs/design.md#reliability-rules): an unknown key or a value of the wrong type is a
 :class:`ConfigError` naming the file and the key's dotted path, e.g.
 ``ddppo_palr_fetch.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``.
 Integers may be written ``50_000_000`` or ``5.0e7`` (an integral float); booleans must be
@@ -63,7 +63,7 @@ class PhaseConfig:
 
 
 def default_phases() -> List[PhaseConfig]:
-    """The seed's 4 phases: pick apple, pick bowl, open fridge, place in sink."""
+    """The original curriculum's 4 phases: pick apple, pick bowl, open fridge, place in sink."""
     return [
         PhaseConfig("pick_apple", "benchmark/rearrange/skills/pick.yaml", "apple", "", "",
                     "pick-place-v3"),
@@ -83,7 +83,7 @@ class EnvConfig:
     Attributes:
         backend: ``auto`` (habitat-lab when ``habitat_sim`` imports, else the stand-in),
             ``habitat`` or ``standin`` (Meta-World Sawyer tasks rendered with MuJoCo).
-        resolution: height = width of the RGB and depth images (the seed: 128).
+        resolution: height = width of the RGB and depth images (originally 128).
         num_envs: environments per rank (process).
         vector: ``inline`` (all envs of a rank step in its process), ``subprocess`` (one worker
             process per env) or ``auto`` (subprocess for habitat with several envs, else inline).

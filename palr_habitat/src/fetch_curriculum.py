@@ -1,5 +1,5 @@
-"""The 4-phase Fetch curriculum (the seed's table): pick apple, pick bowl, open fridge, place in
-sink, each for ``steps_per_phase`` environment steps (all ranks together; the seed: 50M).
+"""The 4-phase Fetch curriculum (the original README's table): pick apple, pick bowl, open fridge, place in
+sink, each for ``steps_per_phase`` environment steps (all ranks together; originally 50M).
 
 Phases switch silently for the agent (no phase id in the observation); the trainer tells the
 intervention stack (logging only) and records every switch in ``<outdir>/curriculum_events.json``::

@@ -63,18 +63,6 @@ def observation_space(resolution: int):
     return gym.spaces.Dict(spaces)
 
 
-def check_observation(obs: Dict[str, np.ndarray], resolution: int) -> None:
-    """Raise ValueError unless ``obs`` has exactly the keys, shapes and dtypes above."""
-    expected = observation_shapes(resolution)
-    if set(obs) != set(expected):
-        raise ValueError(f"observation keys {sorted(obs)} differ from {sorted(expected)}")
-    for key, (shape, dtype) in expected.items():
-        value = np.asarray(obs[key])
-        if value.shape != shape or value.dtype != dtype:
-            raise ValueError(f"observation {key!r} is {value.shape} {value.dtype}, expected "
-                             f"{shape} {dtype}")
-
-
 def stack_observations(observations: Sequence[Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     """List of per-env observations -> dict of arrays with a leading env axis."""
     return {key: np.stack([np.asarray(o[key]) for o in observations]) for key in OBS_KEYS}
@@ -98,13 +86,8 @@ def to_tensors(obs: Dict[str, np.ndarray], device: torch.device) -> Dict[str, to
     return {k: torch.as_tensor(np.asarray(obs[k]), device=device) for k in OBS_KEYS}
 
 
-def zero_observation(resolution: int) -> Dict[str, np.ndarray]:
-    """An all-zero observation (placeholders)."""
-    return {k: np.zeros(s, d) for k, (s, d) in observation_shapes(resolution).items()}
-
-
 __all__: List[str] = [
     "OBS_KEYS", "STATE_KEYS", "STATE_SIZES", "STATE_DIM", "VISUAL_CHANNELS",
-    "observation_shapes", "observation_space", "check_observation", "stack_observations",
-    "visual_tensor", "state_tensor", "to_tensors", "zero_observation",
+    "observation_shapes", "observation_space", "stack_observations",
+    "visual_tensor", "state_tensor", "to_tensors",
 ]

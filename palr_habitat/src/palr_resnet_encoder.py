@@ -164,10 +164,4 @@ def encoder_probes(encoder: ResNetEncoder) -> ActivationProbes:
     return ActivationProbes(encoder)
 
 
-def recyclable_layers(encoder: ResNetEncoder) -> List[str]:
-    """Names of the conv layers whose filters PALR may re-initialise."""
-    return [layer.name for layer in encoder_probes(encoder) if layer.recyclable]
-
-
-__all__ = ["ResNetEncoder", "BasicBlock", "make_norm", "encoder_probes", "recyclable_layers",
-           "NORMS"]
+__all__ = ["ResNetEncoder", "BasicBlock", "make_norm", "encoder_probes", "NORMS"]

@@ -1,6 +1,6 @@
 """DD-PPO training of the Fetch curriculum with a plasticity intervention (PALR and baselines).
 
-Launch (the seed's command; one process per GPU)::
+Launch (the original command; one process per GPU)::
 
     torchrun --nproc_per_node=1 palr_habitat/src/palr_trainer.py \\
         --config palr_habitat/configs/ddppo_palr_fetch.yaml --seed 0 --outdir results/palr_seed0

@@ -1,14 +1,14 @@
 """Plasticity metrics of conv layers, built on the shared core (:mod:`palr.plasticity`).
 
 A conv *unit* is a filter (output channel); a *sample* is an (image, spatial position) pair
-(DESIGN.md section 2): activations (N, C, H, W) become an (N*H*W, C) matrix with
+(docs/plasticity_measures.md): activations (N, C, H, W) become an (N*H*W, C) matrix with
 :func:`palr.plasticity.units_matrix`, and the core's definitions apply unchanged:
 
 - dead filter fraction: filters whose post-ReLU output is exactly zero at every position of every
   image (Lyle et al. 2022; Dohare et al. 2024);
 - effective rank (Roy & Vetterli 2007) of the (N*H*W, C) matrix. Early layers give millions of
   rows; ``max_rows`` subsamples rows (seeded) before the SVD, which changes the estimate little
-  once rows >> 4 x C (ANCHORS.md) and bounds the cost.
+  once rows >> 4 x C (docs/palr.md#when-and-what-it-measures) and bounds the cost.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Continual World (CW10/CW20 on Meta-World v3): the seed's ``cw_env.py`` entry point.
+"""Continual World (CW10/CW20 on Meta-World v3): the original ``cw_env.py`` entry point.
 
 Thin re-export of :mod:`palr.envs.continual_world` (importing it registers
 ``palr/ContinualWorld-v0`` with gymnasium).

@@ -1,4 +1,4 @@
-"""Base DQN: the seed's ``dqn_base.py`` entry point.
+"""Base DQN: the original ``dqn_base.py`` entry point.
 
 Thin re-export of :mod:`palr.agents.dqn` (Mnih et al. 2015; plasticity interventions are
 composed through an :class:`~palr.interventions.base.InterventionStack`, not subclassed).

@@ -1,4 +1,4 @@
-"""JellyBeanWorld: the seed's ``jbw_env.py`` entry point.
+"""JellyBeanWorld: the original ``jbw_env.py`` entry point.
 
 Thin re-export of :mod:`palr.envs.jbw` (importing it registers ``palr/JellyBeanWorld-v0`` with
 gymnasium; the real ``jbw`` simulator is used when installed, see ``setup_jbw.sh``, otherwise

@@ -1,4 +1,4 @@
-"""Merge per-seed, per-agent Continual World results (seed entry point): palr.experiments.cw_merge."""
+"""Merge per-seed, per-agent Continual World results (original entry point): palr.experiments.cw_merge."""
 from palr.experiments.cw_merge import merge_main
 
 if __name__ == "__main__":

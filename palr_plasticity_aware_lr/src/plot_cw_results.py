@@ -1,4 +1,4 @@
-"""Plot a merged Continual World sweep (seed entry point): palr.experiments.cw_merge."""
+"""Plot a merged Continual World sweep (original entry point): palr.experiments.cw_merge."""
 from palr.experiments.cw_merge import plot_main
 
 if __name__ == "__main__":

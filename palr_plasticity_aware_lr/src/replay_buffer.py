@@ -1,4 +1,4 @@
-"""Replay buffer: the seed's ``replay_buffer.py`` entry point.
+"""Replay buffer: the original ``replay_buffer.py`` entry point.
 
 Thin re-export of :mod:`palr.agents.replay` (NumPy ring buffer, uniform sampling).
 """

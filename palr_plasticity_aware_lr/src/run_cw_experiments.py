@@ -1,4 +1,4 @@
-"""Continual World CW10/CW20 launcher (the seed's entry point): see palr.experiments.continual_world."""
+"""Continual World CW10/CW20 launcher (original entry point): see palr.experiments.continual_world."""
 from palr.experiments.continual_world import main
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Continual CartPole launcher (the seed's entry point): see palr.experiments.cartpole."""
+"""Continual CartPole launcher (original entry point): see palr.experiments.cartpole."""
 from palr.experiments.cartpole import main
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Jelly Bean World launcher (the seed's entry point): see palr.experiments.jbw."""
+"""Jelly Bean World launcher (original entry point): see palr.experiments.jbw."""
 from palr.experiments.jbw import main
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Base SAC (actor + twin critics + auto-alpha): the seed's ``sac_base.py`` entry point.
+"""Base SAC (actor + twin critics + auto-alpha): the original ``sac_base.py`` entry point.
 
 Thin re-export of :mod:`palr.agents.sac`; interventions (PALR, L2Reg, ...) are composed through an
 ``InterventionStack`` (``palr.interventions.build_stack``), never by subclassing.

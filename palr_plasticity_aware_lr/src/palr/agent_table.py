@@ -1,4 +1,4 @@
-"""The agent table: which interventions each agent index / name runs (DESIGN.md section 3).
+"""The agent table: which interventions each agent index / name runs (README.md#agents).
 
 The same table serves every domain; the display name depends on the algorithm
 (``PALR-SAC`` / ``PALR-DQN`` / ``PALR-PPO``; ``SAC-L2Reg`` / ``DQN-L2Reg`` / ...).
@@ -14,7 +14,7 @@ class AgentSpec:
     """One row of the agent table.
 
     Attributes:
-        index: the ``--agent_idx`` of the seed's launchers.
+        index: the ``--agent_idx`` of the original launchers.
         key: algorithm-independent name (``"PALR"``, ``"L2Reg"``, ...).
         interventions: registry names of the interventions this agent stacks (empty = plain).
         description: one line for help texts and the README.

@@ -48,7 +48,7 @@ class MonitorConfig:
 
 @dataclass
 class PALRConfig(MonitorConfig):
-    """PALR hyper-parameters (the original rlBigWorld defaults; DESIGN.md section 2).
+    """PALR hyper-parameters (the original rlBigWorld defaults; docs/palr.md#settings).
 
     Attributes:
         max_lr_scale: largest per-layer LR multiplier (>= 1).

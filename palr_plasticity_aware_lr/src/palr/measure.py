@@ -1,4 +1,4 @@
-"""One plasticity measurement of a network on a diagnostic batch (DESIGN.md section 2).
+"""One plasticity measurement of a network on a diagnostic batch (docs/palr.md#when-and-what-it-measures).
 
 Shared by the metrics-only monitor and by PALR/ReDo, so every agent logs the same quantities:
 per layer dead fraction, tau-dormant fraction, effective rank, srank_delta, stable rank, feature

@@ -1,7 +1,7 @@
 """Optimizer construction with one param group per layer, so learning rates can differ per layer.
 
 PALR's scale is a per-layer LEARNING RATE applied through these groups, never a gradient
-multiplier: Adam is invariant to gradient scale (DESIGN.md section 2).
+multiplier: Adam is invariant to gradient scale (docs/palr.md#the-response).
 """
 from __future__ import annotations
 

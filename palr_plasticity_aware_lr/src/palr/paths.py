@@ -1,6 +1,6 @@
-"""Where the seed's default outputs live, whatever the working directory.
+"""Where the original launchers' default outputs live, whatever the working directory.
 
-The seed runs its launchers both from the project root and from ``palr_plasticity_aware_lr/src``;
+The original README runs its launchers both from the project root and from ``palr_plasticity_aware_lr/src``;
 defaults are anchored to the ``palr_plasticity_aware_lr`` tree of this checkout (editable install),
 falling back to ``./palr_plasticity_aware_lr`` for a non-editable install.
 """

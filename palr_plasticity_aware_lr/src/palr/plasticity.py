@@ -2,7 +2,7 @@
 
 Every function takes a 2-D tensor and returns a Python float. Conv activations
 (B, C, H, W) become ``(B*H*W, C)`` with :func:`units_matrix`: a unit is a channel, a sample an
-(image, position) pair (DESIGN.md section 2).
+(image, position) pair (docs/palr.md#when-and-what-it-measures).
 
 Sources:
 - dead fraction: units whose ReLU output is exactly zero on every sample (Lyle et al. 2022,
@@ -15,7 +15,7 @@ Sources:
   singular values hold 1 - delta of the sum.
 - stable rank: ||A||_F^2 / ||A||_2^2.
 
-Rank estimates are biased low until N is about 4x the layer width (ANCHORS.md).
+Rank estimates are biased low until N is about 4x the layer width (docs/palr.md#when-and-what-it-measures).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 The dynamics are gymnasium's ``CartPoleEnv`` (Barto, Sutton & Anderson 1983; Florian 2007), whose
 physics attributes (``gravity``, ``masscart``, ``masspole``, ``length`` = HALF the pole length,
 ``force_mag``) are swapped at the start of an episode. The agent gets no task signal:
-``info["phase"]`` is there for logging only (DESIGN.md section 4).
+``info["phase"]`` is there for logging only (docs/design.md#domains).
 
 Schedule: every ``reset()`` starts a new episode. Episode ``k`` (0-based) runs phase
 ``(k // phase_episodes) % num_phases`` when ``cycle`` is true; with ``cycle=False`` the phases run
@@ -18,7 +18,7 @@ lengths. Episodes end on the usual termination (pole beyond
 The 500-step limit is applied inside the environment (not by a ``TimeLimit`` wrapper) so that
 :meth:`ContinualCartPoleEnv.state_dict` holds everything needed to resume a run.
 
-Recovery threshold (DESIGN.md section 5): :data:`SCORE_THRESHOLD` = 195, the classic "solved"
+Recovery threshold (docs/design.md#evaluation): :data:`SCORE_THRESHOLD` = 195, the classic "solved"
 score of CartPole (Barto et al.'s task as set in Gym's CartPole-v0). With 500-step episodes a
 moving average of 475 (CartPole-v1's ``reward_threshold``) means a nearly perfect policy while
 still exploring (epsilon 0.05); DQN's training returns oscillate below it for long stretches even

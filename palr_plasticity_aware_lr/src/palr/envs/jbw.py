@@ -12,7 +12,7 @@ installed in CI (no network); during development it was built from source (upstr
 and scent of the real simulator equal what the built-in rules predict from the real map), which
 runs wherever ``jbw`` is installed and is skipped elsewhere.
 
-Task (DESIGN.md section 4): each collected item gives ``item_rewards[name]`` (default jellybean
+Task (docs/design.md#domains): each collected item gives ``item_rewards[name]`` (default jellybean
 +1, onion -1, every other item 0) times the sign of the current phase. Episode ``k`` (0-based,
 counted by ``reset()``) is in task segment ``k // phase_episodes`` and phase
 ``segment % len(phase_signs)``; with the default ``phase_signs=(1, -1)`` the sign flips every

@@ -1,4 +1,4 @@
-"""Continual CartPole with DQN: the seed's ``run_experiments.py`` and the README's main job.
+"""Continual CartPole with DQN: the original ``run_experiments.py`` and the README's main job.
 
 ``python palr_plasticity_aware_lr/src/run_experiments.py`` with no arguments runs the small
 built-in default (agents FixedLR, L2Reg, PALR and ReDo x 3 seeds, one pass through the 4 physics

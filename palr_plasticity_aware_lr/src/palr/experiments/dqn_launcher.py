@@ -42,7 +42,7 @@ class DQNDomain:
 
     Attributes:
         name: short name (result files, ``domain`` field).
-        prog: the seed's launcher file name.
+        prog: the original launcher file name.
         description: ``--help`` text.
         default_agents: agents of the default sweep.
         default_outdir: output directory when ``--outdir`` is not given.

@@ -1,4 +1,4 @@
-"""Atomic file writes and strict JSON (DESIGN.md section 6): temp file in the same folder,
+"""Atomic file writes and strict JSON (docs/design.md#reliability-rules): temp file in the same folder,
 fsync, rename, so a kill at any instant leaves the old file or the new one, never a torn one."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics over a run's result JSON: pure functions, no torch, any domain (DESIGN.md 5).
+"""Evaluation metrics over a run's result JSON: pure functions, no torch, any domain (docs/design.md#evaluation).
 
 Per-run result JSON (``palr.run/1``, written by the runners; every domain uses it)::
 
@@ -23,7 +23,7 @@ An optional top-level ``"reference": true`` marks a single-task reference run (o
 whose per-task AUC is the baseline ``AUC^b`` of Continual World's forward transfer
 (see :mod:`palr.experiments.summary`).
 
-Metrics (DESIGN.md section 5):
+Metrics (docs/design.md#evaluation):
 
 - recovery speed: episodes after each task switch until the window-10 moving average of the
   score, computed inside the new task's window only, reaches the domain's threshold; censored at
@@ -158,7 +158,7 @@ class Recovery:
 
 def recovery_episodes(scores: ArrayLike, tasks: Sequence[Mapping[str, Any]], threshold: float,
                       window: int = 10) -> List[Recovery]:
-    """Recovery speed per task switch (DESIGN.md section 5; the seed's primary metric).
+    """Recovery speed per task switch (docs/design.md#evaluation; the original README's primary metric).
 
     For every task window after the first, the trailing moving average (``window`` episodes) of
     the score is computed over the new task's episodes only, so the previous task's episodes
@@ -190,7 +190,7 @@ def final_performance(scores: ArrayLike, tasks: Sequence[Mapping[str, Any]],
                       fraction: float = 0.1, min_episodes: int = 10) -> List[float]:
     """Mean score over the last ``fraction`` (at least ``min_episodes``) of each task window.
 
-    DESIGN.md section 5 / the seed's "mean reward in the final episode window of each task": the
+    docs/design.md#evaluation / the original README's "mean reward in the final episode window of each task": the
     last ``max(min_episodes, ceil(fraction * L))`` episodes of a window of ``L`` episodes, or the
     whole window when it is shorter. NaN for a window with no recorded episode.
     """

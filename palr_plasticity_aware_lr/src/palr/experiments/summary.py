@@ -1,4 +1,4 @@
-"""Merge per-run result JSONs into a sweep and print the human-readable summary (DESIGN.md 5).
+"""Merge per-run result JSONs into a sweep and print the human-readable summary (docs/design.md#evaluation).
 
 Input: run dicts of schema ``palr.run/1`` (documented in :mod:`palr.experiments.metrics`).
 Output: a sweep dict::
@@ -51,7 +51,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from palr.experiments.files import PathLike, atomic_write_text, json_safe
+from palr.experiments.files import PathLike, atomic_write_text
 from palr.experiments.run_identity import check_poolable, check_references
 from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_performance,
                                       cw_forgetting, cw_forward_transfer, cw_task_auc,
@@ -62,7 +62,7 @@ from palr.experiments.verdict import compute_verdict, format_verdict
 
 __all__ = [
     "SWEEP_SCHEMA", "validate_run", "validate_sweep", "load_runs", "run_metrics", "aggregate",
-    "merge_runs", "format_summary", "write_summary", "write_sweep", "atomic_write_text",
+    "merge_runs", "format_summary", "write_summary", "atomic_write_text",
 ]
 
 SWEEP_SCHEMA = "palr.sweep/1"
@@ -411,11 +411,6 @@ def merge_runs(runs: Sequence[Mapping[str, Any]],
         "per_run": per_run, "run_counts": run_counts, "summary": summary,
         "verdict": compute_verdict({"runs": main, "agents": agents}),
     }
-
-
-def write_sweep(sweep: Mapping[str, Any], path: PathLike) -> None:
-    """Write the sweep as strict JSON (NaN -> null), atomically."""
-    atomic_write_text(path, json.dumps(json_safe(sweep), indent=1) + "\n")
 
 
 # ----------------------------------------------------------------------------- text table

@@ -1,7 +1,7 @@
 """Metrics-only plasticity monitor, and the measuring base shared by PALR and ReDo.
 
 Every ``measure_freq`` gradient updates it draws a diagnostic batch (never the batch of the
-gradient step) and logs, per network and layer, the quantities of DESIGN.md section 2.
+gradient step) and logs, per network and layer, the quantities of docs/plasticity_measures.md.
 """
 from __future__ import annotations
 

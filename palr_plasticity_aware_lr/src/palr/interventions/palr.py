@@ -1,6 +1,6 @@
 """PALR: plasticity-aware per-layer learning rates and targeted dead-unit perturbation.
 
-Exactly DESIGN.md section 2. Every ``measure_freq`` updates, for every probed hidden layer i of
+Exactly docs/palr.md. Every ``measure_freq`` updates, for every probed hidden layer i of
 every trained network, on a fresh diagnostic batch:
 
     rank_deficit_i = clip(1 - erank_i / erank0_i, 0, 1)      (erank0_i: first measurement)
@@ -39,7 +39,7 @@ from palr.reinit import reinitialize_units
 
 def lr_scale(dead: float, erank: float, erank0: float, rank_beta: float,
              max_lr_scale: float) -> float:
-    """``scale_i`` of DESIGN.md section 2 (before smoothing)."""
+    """``scale_i`` of docs/palr.md#the-response (before smoothing)."""
     rank_deficit = 0.0 if erank0 <= 0 else min(max(1.0 - erank / erank0, 0.0), 1.0)
     deficit = dead + rank_beta * rank_deficit
     return 1.0 + (max_lr_scale - 1.0) * min(max(deficit / (1.0 + rank_beta), 0.0), 1.0)

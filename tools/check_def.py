@@ -1,6 +1,6 @@
 """Static checker for Apptainer/Singularity definition files, for machines without apptainer.
 
-    python -m palr.tools.check_def palr_container.def            # exit 0: OK, 1: problems, 2: usage
+    python tools/check_def.py palr_container.def            # exit 0: OK, 1: problems, 2: usage
 
 It reads a ``.def`` file the way Apptainer's parser does (``pkg/build/types/parser/deffile.go``
 in apptainer/apptainer: a header of ``Key: value`` lines, then sections opened by a line whose
@@ -347,7 +347,7 @@ def check_definition(path: pathlib.Path, root: Optional[pathlib.Path] = None,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m palr.tools.check_def",
+        prog="python tools/check_def.py",
         description="Check Apptainer/Singularity .def files without apptainer: header, sections, "
                     "%files sources, and every script section with shellcheck (or sh -n).")
     parser.add_argument("deffiles", nargs="+", metavar="DEF", help="definition file(s)")
