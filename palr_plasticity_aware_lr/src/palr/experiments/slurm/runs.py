@@ -119,8 +119,13 @@ def habitat_state(argv: Sequence[str], python: str, world_size: int) -> str:
 
 
 def fill_states(runs: Sequence[Run], knobs: Knobs, habitat_python: Optional[str] = None) -> None:
-    """Set every run's state (raises UsageError, e.g. a run directory of other settings)."""
+    """Set every run's state (raises UsageError, e.g. a run directory of other settings).
+
+    Continual World asks in this process (which also checks EXTRA_ARGS); Habitat starts a
+    ``--check`` per run, so it asks only once the results directory exists (else all are new)."""
     world_size = knobs.nodes * max(knobs.gpus, 1)
+    if knobs.habitat and not os.path.isdir(knobs.habitat_results):
+        return
     for run in runs:
         if knobs.habitat:
             run.state = habitat_state(run.argv, habitat_python or sys.executable, world_size)
