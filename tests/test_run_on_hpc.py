@@ -133,7 +133,7 @@ def test_habitat_dry_run_uses_srun_and_torchrun_across_nodes(tmp_path):
     (array,) = scripts(proc.stdout).values()
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gres=gpu:4",
                  "#SBATCH --cpus-per-task=20", 'scancel --signal=TERM "$SLURM_JOB_ID"',
-                 "STOP_VIA=scancel", "LAUNCH=(srun --kill-on-bad-exit=1 --ntasks-per-node=1",
+                 'STOP_VIA="scancel"', "LAUNCH=(srun --kill-on-bad-exit=1 --ntasks-per-node=1",
                  '--nnodes="${SLURM_JOB_NUM_NODES:-1}" --nproc_per_node=4',
                  '--rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT"'):
         assert line in array, line
@@ -149,7 +149,7 @@ def test_habitat_dry_run_uses_srun_and_torchrun_across_nodes(tmp_path):
     runs = job_list(sweep.stdout)
     assert runs[-1][0].startswith("palr_perturb_only seed 2 "
                                   "(palr_habitat/configs/ddppo_palr_perturb_only_fetch.yaml)")
-    assert "torchrun" not in array and all("--agent PALR-NoScale" in c for _, c in runs)
+    assert "torchrun --" not in array and "LAUNCH=(srun" in array and all("--agent PALR-NoScale" in c for _, c in runs)
     assert "LAUNCH=(srun --kill-on-bad-exit=1 --ntasks-per-node=2" in array
 
 

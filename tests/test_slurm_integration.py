@@ -1,5 +1,6 @@
-"""run_on_HPC.sh (planned by palr.experiments.slurm) on a REAL single-node SLURM cluster: Debian's slurmctld/slurmd/munge, started by
-hand (no systemd) with all state under a pytest temp dir, jobs without a container (SIF=none).
+"""run_on_HPC.sh (planned by palr.experiments.slurm) on a REAL single-node SLURM cluster: Debian's
+slurmctld/slurmd/munge, started by hand (no systemd) with all state under a pytest temp dir, jobs
+without a container (SIF=none).
 
 Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint json per seed, the
 dependent merge job); SIGUSR1 to a task makes the run checkpoint, the task requeue itself and

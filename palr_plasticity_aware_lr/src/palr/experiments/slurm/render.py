@@ -20,7 +20,7 @@ TEMPLATE_DIR = os.path.join("scripts", "slurm")
 #: the python environment of the Habitat trainer inside palr_container.sif
 HABITAT_BIN = "/opt/miniforge3/envs/palr_habitat/bin"
 #: a word the batch script expands when it runs (SLURM's variables, the rendezvous)
-_LIVE = re.compile(r'"[^"]*\$[^"]*"')
+_LIVE = re.compile(r'[^\s\'"]*"[^"]*\$[^"]*"')
 
 
 @dataclass
