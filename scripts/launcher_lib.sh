@@ -6,7 +6,8 @@
 #   check_int NAME VALUE MIN [MAX]  dies unless VALUE is a decimal integer in [MIN, MAX]
 #   check_int_list NAME "V1 V2" MIN [MAX]   the same for each of space-separated values
 #   check_agent_list NAME "V1 V2"   agent indices of the agent table (0-7)
-#   container_runtime SIF           apptainer, singularity or nothing (scripts/container_runtime.sh)
+#   container_runtime SIF           apptainer, singularity or nothing ("none" or neither on PATH:
+#                                   run in the local .venv)
 #
 # and runs python children so that every stop is clean:
 #
@@ -21,8 +22,16 @@
 # (./run.sh, a container's bash -c) at once. Python runs checkpoint and exit 75 on these signals
 # (palr.signals); the launcher waits for them and then exits 75 itself.
 
-# shellcheck source=scripts/container_runtime.sh
-. "$(dirname "${BASH_SOURCE[0]}")/container_runtime.sh"
+container_runtime() {  # SIF
+    if [ "$1" = "none" ]; then
+        return 0
+    fi
+    if command -v apptainer >/dev/null 2>&1; then
+        echo "apptainer"
+    elif command -v singularity >/dev/null 2>&1; then
+        echo "singularity"
+    fi
+}
 
 # the largest integer a knob may hold: far below where bash arithmetic (64 bits) overflows
 INT_MAX=2147483647

@@ -1,6 +1,7 @@
-"""run_on_HPC.sh without a cluster: --dry-run scripts (resources, array, signals, requeue), finished
-runs left out, bad input, and shellcheck over every generated batch script.
-The real cluster run is tests/test_slurm_integration.py."""
+"""run_on_HPC.sh without a cluster: --dry-run scripts (resources, array, signals, requeue) and job
+lists, finished runs left out, bad input, and shellcheck over every generated batch script.
+The real cluster run is tests/test_slurm_integration.py; palr.experiments.slurm's own job lists
+are checked against the sweeps in tests/test_slurm_module.py."""
 import json
 import os
 import pathlib
@@ -23,6 +24,12 @@ def dry_run(tmp_path, *options, path_prefix=None, **env):
     full_env.update(env)
     return subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--dry-run", *options],
                           env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def job_list(stdout):
+    """[(label, command)] of the job list a dry run printed."""
+    text = stdout.split("# ---- job list: ", 1)[1].split("\n# ---- end of job list ----")[0]
+    return [tuple(line.split("\t")) for line in text.splitlines()[1:]]
 
 
 def scripts(stdout):
@@ -61,20 +68,25 @@ def test_cw_dry_run_prints_the_array_script_and_merge_job(tmp_path):
                  "#SBATCH --cpus-per-task=6", "#SBATCH --mem=48G", "#SBATCH --gres=gpu:1",
                  "#SBATCH --signal=B:USR1@90", "#SBATCH --requeue", "#SBATCH --open-mode=append",
                  f"#SBATCH --output={tmp_path}/results/logs/slurm/%x_%A_%a.out",
-                 "RUNS=('0 4' '1 4' '2 4')", 'scontrol requeue "$JOB_REF"',
+                 'scontrol requeue "$JOB_REF"',
                  'JOB_REF="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
                  "trap 'on_signal USR1' USR1", "trap 'on_signal TERM' TERM"):
         assert line in array, line
-    command = re.search(r"exec \./run\.sh python \\\n(.*)\n", array).group(1)
+    assert "LAUNCH=(./run.sh python)" in array
+    runs = job_list(proc.stdout)
+    assert [label.split(" -> ")[0] for label, _ in runs] == [
+        "cw20 seed 0 agent 4", "cw20 seed 1 agent 4", "cw20 seed 2 agent 4"]
+    command = runs[1][1]
+    assert "--seed_offset 1 --agent_idx 4" in command
     for flag in ("run_cw_experiments.py --cw20", "--episodes_per_task 200", "--seeds 1",
-                 "--batch_size 2048", '--seed_offset "$seed"', '--agent_idx "$agent"',
+                 "--batch_size 2048",
                  "--no_progress", "--num_tasks 3 --set max_lr_scale=3"):
         assert flag in command, flag
     # no suffix: the run names its file by what it trains (here cw20first3, not cw20)
     assert "--ckpt_suffix" not in command
     merge = next(t for p, t in found.items() if "merge" in p)
     assert "bash ./run_cw20.sh --merge" in merge and "TASKS=cw20" in merge
-    assert "EXTRA_ARGS=--num_tasks\\ 3\\ --set\\ max_lr_scale=3" in merge
+    assert "'EXTRA_ARGS=--num_tasks 3 --set max_lr_scale=3'" in merge
     assert f"sbatch --parsable {array_path}" in proc.stdout
     assert "--dependency=afterany:<array job id>" in proc.stdout
     assert not (tmp_path / "results").exists(), "a dry run wrote files"
@@ -95,7 +107,8 @@ def test_sweep_covers_agents_times_seeds_and_leaves_finished_runs_out(tmp_path):
     proc = dry_run(tmp_path, "--sweep", "--no-merge", ARRAY_LIMIT="4")
     (array,) = scripts(proc.stdout).values()
     assert "#SBATCH --array=0-14%4" in array
-    assert "RUNS=('0 0' '0 3' '0 4' '0 5' '0 6' '1 0'" in array
+    assert [label.split(" -> ")[0] for label, _ in job_list(proc.stdout)][:6] == [
+        f"cw20 seed {s} agent {a}" for s, a in ((0, 0), (0, 3), (0, 4), (0, 5), (0, 6), (1, 0))]
     results = tmp_path / "results"
     results.mkdir()
     for agent in (0, 3, 4, 5, 6):
@@ -120,20 +133,24 @@ def test_habitat_dry_run_uses_srun_and_torchrun_across_nodes(tmp_path):
     (array,) = scripts(proc.stdout).values()
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --gres=gpu:4",
                  "#SBATCH --cpus-per-task=20", 'scancel --signal=TERM "$SLURM_JOB_ID"',
-                 "exec srun --kill-on-bad-exit=1 --ntasks-per-node=1",
+                 'STOP_VIA="scancel"', "LAUNCH=(srun --kill-on-bad-exit=1 --ntasks-per-node=1",
                  '--nnodes="${SLURM_JOB_NUM_NODES:-1}" --nproc_per_node=4',
-                 '--rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT"',
-                 'palr_habitat/src/palr_trainer.py --config "$config" --seed "$seed" --outdir "$outdir"',
-                 "RUNS=('palr 0 palr_habitat/configs/ddppo_palr_fetch.yaml'"):
+                 '--rdzv_endpoint="$MASTER_ADDR:$MASTER_PORT"'):
         assert line in array, line
+    runs = job_list(proc.stdout)
+    assert runs[0][1] == ("palr_habitat/src/palr_trainer.py --config "
+                          f"palr_habitat/configs/ddppo_palr_fetch.yaml --seed 0 --outdir "
+                          f"{tmp_path}/habitat/palr_seed0")
     assert "merge" not in proc.stdout
     sweep = dry_run(tmp_path, "--habitat", "--sweep", HABITAT_LAUNCHER="srun", GPUS="2",
                     AGENT="PALR-NoScale")
     (array,) = scripts(sweep.stdout).values()
     assert "#SBATCH --array=0-11" in array and "#SBATCH --ntasks-per-node=2" in array
-    assert "'palr_perturb_only 2 palr_habitat/configs/ddppo_palr_perturb_only_fetch.yaml'" in array
-    assert "torchrun --" not in array and "--agent PALR-NoScale" in array
-    assert "exec srun --kill-on-bad-exit=1 --ntasks-per-node=2" in array
+    runs = job_list(sweep.stdout)
+    assert runs[-1][0].startswith("palr_perturb_only seed 2 "
+                                  "(palr_habitat/configs/ddppo_palr_perturb_only_fetch.yaml)")
+    assert "torchrun --" not in array and "LAUNCH=(srun" in array and all("--agent PALR-NoScale" in c for _, c in runs)
+    assert "LAUNCH=(srun --kill-on-bad-exit=1 --ntasks-per-node=2" in array
 
 
 def test_habitat_tasks_validate_the_run_before_srun_and_torchrun(tmp_path):
@@ -141,10 +158,10 @@ def test_habitat_tasks_validate_the_run_before_srun_and_torchrun(tmp_path):
     palr_trainer.py --check, not as an error of every rank under srun and torchrun."""
     proc = dry_run(tmp_path, "--habitat", AGENT="PALR-NoScale", EXTRA_ARGS="--set ppo.lr=0.001")
     (array,) = scripts(proc.stdout).values()
-    check = ('./run.sh python palr_habitat/src/palr_trainer.py --check --config "$config" '
-             '--seed "$seed" --outdir "$outdir" --agent PALR-NoScale --set ppo.lr=0.001')
-    assert check in array
-    assert array.index("check_task || exit $?") < array.index("run_task &")
+    assert "CHECK=(./run.sh python)" in array
+    assert '"${CHECK[@]}" "${RUN[0]}" --check "${RUN[@]:1}" >/dev/null || exit $?' in array
+    assert job_list(proc.stdout)[0][1].endswith("--agent PALR-NoScale --set ppo.lr=0.001")
+    assert array.index('"${CHECK[@]}"') < array.index("run_task &")
 
 
 def test_container_mode_builds_the_missing_image_and_binds_the_tree(tmp_path):
@@ -155,7 +172,7 @@ def test_container_mode_builds_the_missing_image_and_binds_the_tree(tmp_path):
     (array,) = scripts(proc.stdout).values()
     assert (f"apptainer exec --nv --bind {ROOT}:/workspace --bind {ROOT}:/opt/palr "
             f"--bind {tmp_path}/results:{tmp_path}/results {sif}") in array
-    assert f"--outdir {tmp_path}/results" in array
+    assert f"--outdir {tmp_path}/results " in job_list(proc.stdout)[0][1]
 
 
 VARIANTS = {

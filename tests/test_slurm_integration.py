@@ -1,5 +1,6 @@
-"""run_on_HPC.sh on a REAL single-node SLURM cluster: Debian's slurmctld/slurmd/munge, started by
-hand (no systemd) with all state under a pytest temp dir, jobs without a container (SIF=none).
+"""run_on_HPC.sh (planned by palr.experiments.slurm) on a REAL single-node SLURM cluster: Debian's
+slurmctld/slurmd/munge, started by hand (no systemd) with all state under a pytest temp dir, jobs
+without a container (SIF=none).
 
 Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint json per seed, the
 dependent merge job); SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
@@ -237,7 +238,7 @@ def submit(cluster, *options, **env):
                     SIGNAL_LEAD="30")
     full_env.update(env)
     proc = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), *options], env=full_env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     array = re.search(r"submitted job array (\d+)", proc.stdout)
     merge = re.search(r"submitted merge job (\d+)", proc.stdout)
@@ -317,7 +318,7 @@ def test_tiny_cw_sweep_runs_as_an_array_with_logs_results_and_merge(cluster, tmp
     # finished runs are left out when the sweep is submitted again
     again = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh")],
                            env=dict(cluster.env, SIF="none", MEM="", GPUS="0", **env),
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "nothing to submit" in again.stderr
 
 

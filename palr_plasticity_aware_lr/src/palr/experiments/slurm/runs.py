@@ -1,0 +1,146 @@
+"""The runs of a SLURM sweep: one per array task, each with the command its task runs and its
+state on disk (new, running = resumes its checkpoint, finished with the same settings).
+
+The per-run command is built in one place (:func:`cw_command`, :func:`habitat_command`) and is
+the very command the state is asked with, so the array holds the runs (and run names) the
+launchers' own job lists give: Continual World through
+:func:`palr.experiments.continual_world.make_jobs` and the run identity's finished test
+(:meth:`palr.experiments.sweep.RunJob.state`), Habitat through ``palr_trainer.py --check`` (the
+trainer runs in its own environment, maybe another python).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+from palr.errors import UsageError
+from palr.experiments.slurm.knobs import Knobs
+
+NEW, RUNNING, FINISHED = "new", "running", "finished"
+CW_SCRIPT = "palr_plasticity_aware_lr/src/run_cw_experiments.py"
+HABITAT_SCRIPT = "palr_habitat/src/palr_trainer.py"
+#: ``--habitat --sweep``: (run name, config) of the four DD-PPO configurations
+HABITAT_SWEEP = (
+    ("palr", "palr_habitat/configs/ddppo_palr_fetch.yaml"),
+    ("baseline", "palr_habitat/configs/ddppo_baseline_fetch.yaml"),
+    ("palr_lr_only", "palr_habitat/configs/ddppo_palr_lr_only_fetch.yaml"),
+    ("palr_perturb_only", "palr_habitat/configs/ddppo_palr_perturb_only_fetch.yaml"),
+)
+_CW_SEQUENCE_FLAGS = {"cw20": ["--cw20"], "cw10": ["--cw10"], "mt10": ["--sequence=mt10"],
+                      "mt10x2": ["--sequence=mt10x2"]}
+
+
+@dataclass
+class Run:
+    """One array task: ``argv`` is the python command after the interpreter (script first)."""
+
+    label: str
+    argv: List[str]
+    state: str = NEW
+
+
+def cw_command(knobs: Knobs, seed: int, agent: int, outdir: str) -> List[str]:
+    """The ``run_cw_experiments.py`` command of one Continual World run (no ``--ckpt_suffix``:
+    the run names its files ``_<sequence label>_seed<S>_agent<A>`` itself)."""
+    device = ["--device", "cpu"] if knobs.gpus == 0 else []
+    return [CW_SCRIPT, *_CW_SEQUENCE_FLAGS[knobs.tasks], "--episodes_per_task", str(knobs.episodes),
+            "--seeds", "1", "--batch_size", str(knobs.batch_size), "--seed_offset", str(seed),
+            "--agent_idx", str(agent), "--outdir", outdir, "--no_progress", *device,
+            *knobs.extra_args]
+
+
+def habitat_command(knobs: Knobs, config: str, seed: int, outdir: str) -> List[str]:
+    """The ``palr_trainer.py`` command of one Habitat DD-PPO run."""
+    agent = ["--agent", knobs.agent_override] if knobs.agent_override else []
+    return [HABITAT_SCRIPT, "--config", config, "--seed", str(seed), "--outdir", outdir, *agent,
+            *knobs.extra_args]
+
+
+def habitat_experiments(knobs: Knobs, project: str) -> List[tuple]:
+    """(run name, config) pairs: the sweep's four, or CONFIG named like the original
+    rlBigWorld layout (``ddppo_<name>_fetch.yaml`` -> ``<name>``)."""
+    if knobs.sweep:
+        pairs = list(HABITAT_SWEEP)
+    else:
+        name = os.path.basename(knobs.config)
+        name = name[:-len(".yaml")] if name.endswith(".yaml") else name
+        name = name[len("ddppo_"):] if name.startswith("ddppo_") else name
+        pairs = [(name.replace("_fetch", "", 1), knobs.config)]
+    for _, config in pairs:
+        if not os.path.isfile(config):  # this process runs in the project (maybe /workspace)
+            raise UsageError(f"config '{config}' not found (paths are relative to {project})")
+    return pairs
+
+
+def cw_runs(knobs: Knobs, task_path: Callable[[str], str]) -> List[Run]:
+    """Seeds x agents, in run_on_HPC.sh's order (seed-major); ``task_path`` maps a host path to
+    the path the task sees (a container sees the project at /workspace)."""
+    outdir = task_path(knobs.results_dir)
+    return [Run(f"{knobs.tasks} seed {seed} agent {agent} -> {knobs.results_dir}",
+                cw_command(knobs, seed, agent, outdir))
+            for seed in knobs.seeds for agent in knobs.agents]
+
+
+def habitat_runs(knobs: Knobs, project: str, task_path: Callable[[str], str]) -> List[Run]:
+    """Configs x seeds; each run in ``<HABITAT_RESULTS>/<name>_seed<S>``."""
+    runs = []
+    for name, config in habitat_experiments(knobs, project):
+        for seed in knobs.seeds:
+            outdir = os.path.join(knobs.habitat_results, f"{name}_seed{seed}")
+            runs.append(Run(f"{name} seed {seed} ({config}) -> {outdir}",
+                            habitat_command(knobs, config, seed, task_path(outdir))))
+    return runs
+
+
+def cw_state(argv: Sequence[str]) -> str:
+    """The state of the one run ``argv`` names, as the CW launcher's sweep sees it."""
+    from palr.experiments.continual_world import build_parser, make_jobs
+    from palr.experiments.cli import check_device
+    args = build_parser().parse_args(list(argv[1:]))  # bad EXTRA_ARGS: one line, exit 2
+    check_device(args.device)
+    (job,) = make_jobs(args)
+    return job.state()
+
+
+def habitat_state(argv: Sequence[str], python: str, world_size: int) -> str:
+    """``palr_trainer.py --check`` as the array task will run it (its world size; the device is
+    not part of a run's settings and the login node may have no GPU)."""
+    env = dict(os.environ, WORLD_SIZE=str(world_size), RANK="0", LOCAL_RANK="0")
+    proc = subprocess.run([python, argv[0], "--check", *argv[1:], "--set", "run.device=auto"],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        raise UsageError(lines[-1].split(": error: ", 1)[-1] if lines else
+                         f"{argv[0]} --check failed with status {proc.returncode}")
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def fill_states(runs: Sequence[Run], knobs: Knobs, habitat_python: Optional[str] = None) -> None:
+    """Set every run's state (raises UsageError, e.g. a run directory of other settings).
+
+    Continual World asks in this process (which also checks EXTRA_ARGS); Habitat starts a
+    ``--check`` per run, so it asks only once the results directory exists (else all are new)."""
+    world_size = knobs.nodes * max(knobs.gpus, 1)
+    if knobs.habitat and not os.path.isdir(knobs.habitat_results):
+        return
+    for run in runs:
+        if knobs.habitat:
+            run.state = habitat_state(run.argv, habitat_python or sys.executable, world_size)
+        else:
+            run.state = cw_state(run.argv)
+
+
+def describe(runs: Sequence[Run]) -> Dict[str, List[Run]]:
+    """Runs by state."""
+    by_state: Dict[str, List[Run]] = {NEW: [], RUNNING: [], FINISHED: []}
+    for run in runs:
+        by_state.setdefault(run.state, []).append(run)
+    return by_state
+
+
+__all__ = ["NEW", "RUNNING", "FINISHED", "HABITAT_SWEEP", "Run", "cw_command", "habitat_command",
+           "habitat_experiments", "cw_runs", "habitat_runs", "cw_state", "habitat_state",
+           "fill_states", "describe"]

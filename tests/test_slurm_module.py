@@ -1,0 +1,172 @@
+"""python -m palr.experiments.slurm: the job list is the sweep's own runs (names, identities),
+finished runs with the same settings are left out, other settings are refused in one line (exit
+2, nothing written), and the written batch script passes bash -n and shellcheck.
+run_on_HPC.sh's dry runs are tests/test_run_on_hpc.py; the real cluster is
+tests/test_slurm_integration.py."""
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from palr.experiments.continual_world import build_parser, checkpoint_json, make_jobs
+from palr.experiments.slurm.main import main
+from palr.experiments.slurm.render import array_spec
+from palr.experiments.slurm.runs import HABITAT_SWEEP
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+KNOBS = ("SIF", "SEEDS", "AGENT", "AGENTS", "TASKS", "EPISODES", "BATCH_SIZE", "EXTRA_ARGS",
+         "RESULTS_DIR", "HABITAT_RESULTS", "LOG_DIR", "GPUS", "NODES", "CPUS", "MEM", "CONFIG",
+         "ARRAY_LIMIT", "JOB_NAME", "SBATCH_EXTRA", "HABITAT_LAUNCHER")
+
+
+@pytest.fixture
+def plan(tmp_path, monkeypatch, capsys):
+    """plan(*options, **knobs) -> (exit status, stdout, stderr) of the module run in the project."""
+    monkeypatch.chdir(ROOT)
+
+    def run(*options, **knobs):
+        for name in KNOBS:
+            monkeypatch.delenv(name, raising=False)
+        env = dict(SIF="none", RESULTS_DIR=str(tmp_path / "results"),
+                   HABITAT_RESULTS=str(tmp_path / "habitat"), GPUS="0", **knobs)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        try:
+            status = main(["--project", str(ROOT), "--workdir", str(tmp_path), *options])
+        except SystemExit as stop:
+            status = stop.code
+        out = capsys.readouterr()
+        return status, out.out, out.err
+    return run
+
+
+def printed_jobs(stdout):
+    """[(label, argv)] of the job list a dry run printed."""
+    text = stdout.split("# ---- job list: ", 1)[1].split("\n# ---- end of job list ----")[0]
+    return [(label, shlex.split(command)) for label, command in
+            (line.split("\t") for line in text.splitlines()[1:])]
+
+
+def array_line(text):
+    return next(line for line in text.splitlines() if line.startswith("#SBATCH --array="))
+
+
+def cw_job(argv):
+    (job,) = make_jobs(build_parser().parse_args(argv[1:]))
+    return job
+
+
+CW_KNOBS = dict(SEEDS="3 4", AGENTS="0 4", TASKS="cw10", EPISODES="2", BATCH_SIZE="32",
+                EXTRA_ARGS="--num_tasks 2")
+
+
+def test_cw_job_list_is_the_sweeps_own_runs(plan, tmp_path):
+    status, out, err = plan("--sweep", "--dry-run", **CW_KNOBS)
+    assert status == 0, err
+    runs = printed_jobs(out)
+    planned = [cw_job(argv) for _, argv in runs]
+    sweep = make_jobs(build_parser().parse_args(
+        ["--cw10", "--num_tasks", "2", "--episodes_per_task", "2", "--batch_size", "32",
+         "--seeds", "2", "--seed_offset", "3", "--agents", "0", "4", "--device", "cpu",
+         "--outdir", str(tmp_path / "results")]))
+    assert [(j.seed, j.agent_index, j.run_dir) for j in planned] == \
+        [(j.seed, j.agent_index, j.run_dir) for j in sweep]
+    assert [j.identity for j in planned] == [j.identity for j in sweep]
+    assert pathlib.Path(planned[0].run_dir).name == "cw10first2_seed3_agent0"
+    assert all("new" in line for line in err.splitlines()[:4]), err
+    assert not (tmp_path / "results").exists(), "a dry run wrote files"
+
+
+def test_cw_finished_runs_are_left_out_and_other_settings_refused(plan, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    status, out, err = plan("--sweep", "--dry-run", **CW_KNOBS)
+    finished = cw_job(printed_jobs(out)[1][1])  # seed 3, agent 4
+    checkpoint_json(finished).write_text(json.dumps({"status": "finished",
+                                                     "identity": finished.identity}))
+    status, out, err = plan("--sweep", "--dry-run", **CW_KNOBS)
+    assert status == 0 and array_line(out) == "#SBATCH --array=0,2-3", err
+    assert "cw10 seed 3 agent 4" in err and "finished with the same settings, skipped" in err
+    # the same run with other settings (4 episodes per task) is refused before anything is written
+    status, out, err = plan("--sweep", **dict(CW_KNOBS, EPISODES="4"))
+    assert status == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and "episodes_per_task 2 -> 4" in err, err
+    assert not (results / "logs").exists()
+
+
+def test_written_files_are_a_clean_script_and_one_line_per_run(plan, tmp_path):
+    status, out, err = plan("--no-merge", "--sweep", **CW_KNOBS, ARRAY_LIMIT="2")
+    assert status == 0, err
+    (kind, script), = (line.split(" ", 1) for line in out.splitlines())
+    assert kind == "array"
+    text = pathlib.Path(script).read_text()
+    assert array_line(text) == "#SBATCH --array=0-3%2"
+    jobs = pathlib.Path(script[:-len(".sbatch")] + ".jobs").read_text().splitlines()
+    assert len(jobs) == 4 and f"JOB_LIST={script[:-len('.sbatch')]}.jobs" in text
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    if shutil.which("shellcheck"):
+        check = subprocess.run(["shellcheck", "-s", "bash", script], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"SEEDS": "0 x"}, "SEEDS must hold space-separated integers"),
+    ({"CPUS": "04"}, "CPUS must be an integer >= 1 written without leading zeros"),
+    ({"EXTRA_ARGS": "--no_such_flag"}, "unrecognized arguments: --no_such_flag"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(plan, tmp_path, knobs, message):
+    (tmp_path / "results").mkdir()
+    status, out, err = plan(**knobs)
+    assert status == 2 and out == "" and message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_habitat_job_list_names_each_run_by_config_and_seed(plan, tmp_path):
+    status, out, err = plan("--habitat", "--sweep", "--dry-run", SEEDS="0 1")
+    assert status == 0, err
+    runs = printed_jobs(out)
+    expected = [(name, config, seed) for name, config in HABITAT_SWEEP for seed in (0, 1)]
+    assert [(a[a.index("--config") + 1], a[a.index("--seed") + 1], a[a.index("--outdir") + 1])
+            for _, a in runs] == [(c, str(s), str(tmp_path / "habitat" / f"{n}_seed{s}"))
+                                  for n, c, s in expected]
+    assert "merge" not in out
+
+
+def habitat_identity(argv):
+    """The run identity palr_trainer.py gives ``argv`` (world size 1, as a CPU task)."""
+    sys.path.insert(0, str(ROOT / "palr_habitat" / "src"))
+    try:
+        import palr_trainer
+    finally:
+        sys.path.pop(0)
+    args = palr_trainer.build_parser().parse_args([*argv[1:], "--set", "run.device=auto"])
+    return palr_trainer.validate_run(args).identity
+
+
+@pytest.mark.slow
+def test_habitat_finished_runs_are_left_out_and_other_settings_refused(plan, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    tiny = dict(SEEDS="0 1", CONFIG="palr_habitat/configs/ddppo_palr_fetch_tiny.yaml")
+    status, out, err = plan("--habitat", "--dry-run", **tiny)
+    argv = printed_jobs(out)[0][1]
+    outdir = pathlib.Path(argv[argv.index("--outdir") + 1])
+    outdir.mkdir(parents=True)
+    (outdir / "result.json").write_text(json.dumps({"status": "finished",
+                                                    "identity": habitat_identity(argv)}))
+    status, out, err = plan("--habitat", "--dry-run", **tiny)
+    assert status == 0 and array_line(out) == "#SBATCH --array=1", err
+    status, out, err = plan("--habitat", **tiny, EXTRA_ARGS="--set ppo.lr=0.001")
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "ppo" in err and "lr" in err, err
+    assert not (tmp_path / "habitat" / "logs").exists()
+
+
+def test_array_spec_compresses_indices():
+    assert array_spec([0, 1, 2, 5, 7, 8, 9]) == "0-2,5,7-9"
+    assert array_spec([3], limit=4) == "3%4"
