@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from palr.experiments.plots import (plot_all, plot_cw_matrix, plot_learning_curves,
-                                    plot_plasticity, plot_recovery)
+from palr.experiments.plots import (layer_labels, plot_all, plot_cw_matrix, plot_learning_curves,
+                                    plot_plasticity, plot_recovery, switch_positions)
+from palr.experiments.summary import (TABLE_WIDTH, format_summary, load_runs, merge_runs,
+                                      summary_exports, write_summary)
 from palr.experiments.files import atomic_write_json
-from palr.experiments.summary import format_summary, load_runs, merge_runs, write_summary
 
 PHASE = 40
 THRESHOLD = 195.0
@@ -306,9 +307,107 @@ def test_runs_with_a_reward_rate_get_its_metrics_table_and_plot(tmp_path):
     entry = sweep["summary"]["DQN-FixedLR"]["reward_rate_final"]
     assert entry["values"] == pytest.approx([-0.02, -0.015]) and entry["n"] == 2
     text = format_summary(sweep)
-    assert "reward rate (last window) mean" in text and "last 200 env steps" in text
+    assert "rate (last) = reward rate (last window)" in text and "last 200 env steps" in text
     assert any(p.endswith("reward_rate.png") for p in plot_all(sweep, tmp_path))
     assert_png(tmp_path / "reward_rate.png")
     bad = dict(runs[0], reward_rate={"window": 200, "value": [0.1]})
     with pytest.raises(ValueError, match="reward_rate"):
         merge_runs([bad])
+
+
+def eight_agent_sweep():
+    """Every agent of the table (their real names), 2 seeds, a Q-network and a head."""
+    from palr.agent_table import AGENTS
+    return merge_runs([make_run(spec.display_name("DQN"), spec.index, seed, [3 + seed, 5])
+                       for spec in AGENTS for seed in range(2)])
+
+
+def test_summary_tables_fit_120_columns_for_8_agents():
+    sweep = eight_agent_sweep()
+    assert len(sweep["agents"]) == 8
+    text = format_summary(sweep)
+    tables = [line for line in text.splitlines() if line.startswith(tuple(sweep["agents"]))]
+    assert len(tables) >= 8 * 3  # every agent in every table
+    # the header, the tables and their legend: nothing wider than 120 columns
+    up_to_legend = text[:text.index("\n\n", text.index("Columns:"))]
+    assert max(len(line) for line in up_to_legend.splitlines()) <= TABLE_WIDTH
+    # every metric is in a table (a short header) and explained in the legend
+    for short, full in (("recovery", "recovery (episodes)"), ("dead [q]", "dead final [q]"),
+                        ("erank [head]", "erank final [head]"), ("final perf", "final performance")):
+        assert f"{short} = {full}" in " ".join(text.split()), short
+    assert "DQN-ShrinkAndPerturb" in text and "censored" in text
+
+
+def test_summary_csv_and_markdown_exports(tmp_path):
+    import csv
+    sweep = merge_runs(two_agent_sweep_runs())
+    path = tmp_path / "RESULTS_SUMMARY.txt"
+    write_summary(sweep, path)
+    exports = summary_exports(path)
+    assert exports == {"csv": tmp_path / "RESULTS_SUMMARY.csv", "md": tmp_path / "RESULTS_SUMMARY.md"}
+    rows = list(csv.DictReader(exports["csv"].open()))
+    by_key = {(r["agent"], r["metric"]): r for r in rows}
+    rec = by_key[("DQN-FixedLR", "recovery_episodes")]
+    assert float(rec["mean"]) == pytest.approx(32.5) and rec["n"] == "3" and rec["runs"] == "3"
+    assert (rec["censored"], rec["switches"]) == ("3", "6")
+    assert float(by_key[("PALR-DQN", "dead_final/q")]["mean"]) == pytest.approx(
+        sweep["summary"]["PALR-DQN"]["dead_final/q"]["mean"])
+    assert ("PALR-DQN", "dead_final/head") not in by_key  # not applicable: no row
+    md = exports["md"].read_text()
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| agent | seeds | recovery (episodes) mean [95% CI] | IQM |")
+    assert set(table[1]) <= set("|-:") and len(table[1].split("|")) == len(table[0].split("|"))
+    assert any(line.startswith("| PALR-DQN | 3 | 12.00 [") for line in table)
+    assert "VERDICT" in md or "verdict" in md.lower()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def _with_episode_lengths(run, length):
+    """``run`` with every episode ``length`` env steps long (its switches move in env steps)."""
+    run["episodes"]["env_step"] = [length * (i + 1) for i in range(len(run["episodes"]["score"]))]
+    return run
+
+
+def test_each_run_draws_its_own_task_switches(tmp_path):
+    """Phases counted in episodes switch at other env steps in runs whose episodes differ in
+    length: every run's switches are drawn, not the first run's for all."""
+    from matplotlib.figure import Figure
+    from palr.experiments.plots import _draw_switches
+    short = _with_episode_lengths(make_run("DQN-FixedLR", 0, 0, [3, 4]), 100)
+    long = _with_episode_lengths(make_run("PALR-DQN", 4, 0, [3, 4]), 150)
+    sweep = merge_runs([short, long])
+    positions = switch_positions(sweep)
+    assert positions == {("DQN-FixedLR", 0): [4000.0, 8000.0], ("PALR-DQN", 0): [6000.0, 12000.0]}
+    ax = Figure().add_subplot(1, 1, 1)
+    words = _draw_switches(ax, sweep, {"DQN-FixedLR": "r", "PALR-DQN": "b"})
+    drawn = sorted((line.get_xdata()[0], line.get_color()) for line in ax.lines)
+    assert drawn == [(4000.0, "r"), (6000.0, "b"), (8000.0, "r"), (12000.0, "b")]
+    assert "each run's own" in words
+    # the same switches everywhere: one grey dashed line per switch
+    same = merge_runs([make_run("DQN-FixedLR", 0, 0, [3, 4]), make_run("PALR-DQN", 4, 0, [3, 4])])
+    ax = Figure().add_subplot(1, 1, 1)
+    assert _draw_switches(ax, same, {"DQN-FixedLR": "r", "PALR-DQN": "b"}).startswith("dashed")
+    assert sorted(line.get_xdata()[0] for line in ax.lines) == [4000.0, 8000.0]
+    assert_png(plot_plasticity(sweep, tmp_path)[0])
+
+
+def test_curves_that_end_earlier_say_so_in_the_legend(tmp_path):
+    from palr.experiments.plots import _coverage_note
+    assert _coverage_note([100.0, 100.0], 100.0, 100.0, "steps") == ""
+    assert _coverage_note([80.0, 100.0], 80.0, 100.0, "steps") == \
+        "seeds cut to the shortest, 80 steps"
+    assert _coverage_note([60.0], 60.0, 100.0, "steps") == "ends at 60 steps"
+    short = make_run("PALR-DQN", 4, 0, [3, 4])
+    short["plasticity"]["env_step"] = [s // 2 for s in short["plasticity"]["env_step"]]
+    assert_png(plot_plasticity(merge_runs([make_run("DQN-FixedLR", 0, 0, [3, 4]), short]),
+                               tmp_path)[0])
+
+
+def test_layer_labels_from_module_names():
+    labels = layer_labels(["q.0", "q.2", "q.10", "q.output", "critic.q1.0", "critic.q1.2",
+                           "critic.q2.0", "trunk.visual_fc"])
+    assert labels == {"q.0": "hidden 1 (q.0)", "q.2": "hidden 2 (q.2)", "q.10": "hidden 3 (q.10)",
+                      "q.output": "output (q)", "critic.q1.0": "hidden 1 (critic.q1.0)",
+                      "critic.q1.2": "hidden 2 (critic.q1.2)",
+                      "critic.q2.0": "hidden 1 (critic.q2.0)",
+                      "trunk.visual_fc": "hidden 1 (trunk.visual_fc)"}

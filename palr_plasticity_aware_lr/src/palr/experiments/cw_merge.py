@@ -11,7 +11,6 @@ and refused when made with other settings than the main runs.
 """
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 from typing import Any, Optional, Sequence
@@ -84,17 +83,6 @@ def run_sequence_label(run: Any) -> Optional[str]:
         return None
 
 
-def _load_sweep(path: pathlib.Path) -> Any:
-    """The merged sweep in ``path``; ValueError naming the file when it is not one."""
-    from palr.experiments.summary import validate_sweep
-    try:
-        sweep = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not readable JSON ({err})") from None
-    validate_sweep(sweep, str(path))
-    return sweep
-
-
 def plot_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = OneLineParser(prog="plot_cw_results.py",
                            description="plot a merged Continual World sweep")
@@ -108,7 +96,8 @@ def plot_main(argv: Optional[Sequence[str]] = None) -> int:
                           f"{args.suffix} first")
     try:
         check_writable_dir(args.plots_dir, "--plots_dir")
-        sweep = _load_sweep(merged)
+        from palr.experiments.summary import load_sweep
+        sweep = load_sweep(merged)
     except UsageError as err:
         fail(parser.prog, str(err))
     except ValueError as err:

@@ -15,7 +15,14 @@ global state, no display needed) and written atomically as PNG:
   trailing window against env steps, per agent (mean, CI band), task switches dashed: the
   paper's learning curves (Platanios et al. 2020);
 - ``recovery.png``: recovery episodes per agent, bars = mean, error bars = CI, dots = seeds;
-- ``cw_matrix.png`` (runs with evaluations): task x evaluation heatmap of the score, per agent.
+- ``cw_matrix.png`` (runs with evaluations): task x evaluation heatmap of the score, per agent,
+  a red arrowhead on the task being trained at each evaluation.
+
+Task switches are each run's own (:func:`switch_positions`): one grey dashed line per switch
+when every run switches at the same place, else every run's switches dotted in its agent's colour
+(runs whose phases are counted in episodes switch at different env steps). Mean curves cover the
+span every seed has; a curve cut to its shortest seed, or ending before the other agents', says so
+in its legend entry. Layer panels are titled by :func:`layer_labels` (``hidden 1 (q.0)``).
 
 A figure with nothing to show (no switch, no plasticity log, no evaluation) is not written.
 """
@@ -29,7 +36,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from palr.experiments.files import PathLike, atomic_write_bytes
 from palr.experiments.metrics import evaluation_task, moving_average
@@ -38,7 +44,8 @@ from palr.experiments.summary import validate_sweep
 from palr.experiments.verdict import reward_bound, value_network
 
 __all__ = ["plot_learning_curves", "plot_plasticity", "plot_recovery", "plot_cw_matrix",
-           "plot_value_and_capacity", "plot_reward_rate", "plot_all"]
+           "plot_value_and_capacity", "plot_reward_rate", "plot_all", "switch_positions",
+           "layer_labels"]
 
 _MAX_POINTS = 1500
 _BAND_RESAMPLES = 1000
@@ -134,6 +141,54 @@ def _learning_curve(run: Mapping[str, Any], window: int, by_steps: bool
     return steps, curve[:len(steps)]
 
 
+def _switch_x(run: Mapping[str, Any], by_steps: bool) -> List[float]:
+    """Where one run's task switches are on the x axis: the env step at the end of every task
+    but the last, or (``by_steps`` False) the first episode of every task but the first."""
+    if by_steps:
+        return _switch_steps(run)
+    return [float(t["start_episode"]) for t in run["tasks"][1:]]
+
+
+def switch_positions(sweep: Mapping[str, Any], by_steps: bool = True
+                     ) -> Dict[Tuple[str, Any], List[float]]:
+    """Each run's own task switches on the x axis (env steps, or episodes), by (agent, seed):
+    what the figures draw, since runs whose phases are counted in episodes switch at different
+    env steps."""
+    return {(r["agent"], r["seed"]): _switch_x(r, by_steps) for r in sweep["runs"]}
+
+
+def _draw_switches(ax: Any, sweep: Mapping[str, Any], colors: Mapping[str, Any],
+                   by_steps: bool = True) -> str:
+    """Draw the task switches on ``ax``: one grey dashed line per switch when every run switches
+    at the same place, else each run's own switches as thin dotted lines in its agent's colour;
+    returns the words for the title."""
+    positions = switch_positions(sweep, by_steps)
+    distinct = {tuple(xs) for xs in positions.values()}
+    if len(distinct) <= 1:
+        for x in next(iter(distinct), ()):
+            ax.axvline(x, color="0.35", ls="--", lw=0.9)
+        return "dashed = task switch"
+    for (agent, _seed), xs in positions.items():
+        for x in xs:
+            ax.axvline(x, color=colors[agent], ls=":", lw=0.8, alpha=0.6)
+    return "dotted = each run's own task switches, in its agent's colour"
+
+
+def _coverage_note(ends: Sequence[float], shown: float, longest: float, unit: str) -> str:
+    """What a legend says about where an agent's curve ends: that its seeds were cut to the
+    shortest, or that it stops before other agents' curves; empty when neither."""
+    notes = []
+    if max(ends) > shown * 1.001:
+        notes.append(f"seeds cut to the shortest, {shown:,.0f} {unit}")
+    elif shown < longest * 0.999:
+        notes.append(f"ends at {shown:,.0f} {unit}")
+    return "; ".join(notes)
+
+
+def _label_with(agent: str, n: int, note: str) -> str:
+    return f"{agent} (n={n}{'; ' + note if note else ''})"
+
+
 def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: int = 10) -> Optional[str]:
     """Score moving average per agent (mean across seeds, CI band), task switches dashed."""
     _check(sweep)
@@ -141,7 +196,7 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
     by_steps = _by_env_steps(sweep)
     fig = Figure(figsize=(10, 5))
     ax = fig.add_subplot(1, 1, 1)
-    drawn = False
+    lines = []
     for agent in sweep["agents"]:
         runs = _runs_of(sweep, agent)
         curves = [c for c in (_learning_curve(r, window, by_steps) for r in runs) if c[0].size]
@@ -152,17 +207,22 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
         else:
             length = min(len(y) for _, y in curves)
             grid, stack = np.arange(length, dtype=float), np.vstack([y[:length] for _, y in curves])
-        _mean_line(ax, grid, stack, confidence, colors[agent], f"{agent} (n={len(runs)})")
-        drawn = True
-    if not drawn:
+        ends = [float(x[-1]) if by_steps else float(len(x) - 1) for x, _ in curves]
+        lines.append((agent, len(runs), grid, stack, ends))
+    if not lines:
         return None
+    longest = max(float(grid[-1]) for _, _, grid, _, _ in lines)
+    unit = "steps" if by_steps else "episodes"
+    for agent, n, grid, stack, ends in lines:
+        note = _coverage_note(ends, float(grid[-1]), longest, unit)
+        _mean_line(ax, grid, stack, confidence, colors[agent], _label_with(agent, n, note))
+    switches = _draw_switches(ax, sweep, colors, by_steps)
     tasks = sweep["runs"][0]["tasks"]
-    start_key = "start_step" if by_steps else "start_episode"
-    for i, task in enumerate(tasks):
-        if i > 0:
-            ax.axvline(int(task[start_key]), color="0.35", ls="--", lw=1)
-        if len(tasks) <= 12:
-            ax.annotate(str(task.get("name", i)), xy=(int(task[start_key]), 1.0),
+    if len(tasks) <= 12 and switches.startswith("dashed"):
+        starts = [0.0] + switch_positions(sweep, by_steps)[(sweep["runs"][0]["agent"],
+                                                             sweep["runs"][0]["seed"])]
+        for x, task in zip(starts, tasks):
+            ax.annotate(str(task.get("name", task.get("index", ""))), xy=(x, 1.0),
                         xycoords=("data", "axes fraction"), xytext=(3, -12),
                         textcoords="offset points", fontsize=8, color="0.3")
     threshold = sweep.get("score_threshold")
@@ -171,15 +231,15 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
     ax.set_xlabel("env step" if by_steps else "episode")
     ax.set_ylabel(f"{sweep.get('score_name', 'score')} ({window}-episode moving average)")
     return _save_curves(fig, ax, f"{sweep['domain']}: learning curves", confidence, out_dir,
-                        "learning_curves.png")
+                        "learning_curves.png", switches)
 
 
 def _save_curves(fig: Figure, ax: Any, title: str, confidence: float, out_dir: PathLike,
-                 name: str) -> str:
-    """Title (with what the lines and bands are), grid and legend of a curves figure; saved."""
+                 name: str, switches: str) -> str:
+    """Title (with what the lines, bands and switch lines are), grid and legend of a curves
+    figure; saved."""
     pct = int(round(100 * confidence))
-    ax.set_title(f"{title} (mean across seeds, {pct}% bootstrap CI; dashed = task switch)",
-                 fontsize=10)
+    ax.set_title(f"{title} (mean across seeds, {pct}% bootstrap CI;\n{switches})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -193,35 +253,74 @@ def plot_reward_rate(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[st
     fig = Figure(figsize=(10, 5))
     ax = fig.add_subplot(1, 1, 1)
     windows = set()
+    lines = []
     for agent in sweep["agents"]:
         runs = [r for r in _runs_of(sweep, agent) if (r.get("reward_rate") or {}).get("value")]
         if not runs:
             continue
         windows.update(int(r["reward_rate"]["window"]) for r in runs)
-        grid, stack = _on_common_grid([(np.asarray(r["episodes"]["env_step"], dtype=float),
-                                        np.asarray(r["reward_rate"]["value"], dtype=float))
-                                       for r in runs])
-        _mean_line(ax, grid, stack, confidence, colors[agent], f"{agent} (n={len(runs)})")
+        series = [(np.asarray(r["episodes"]["env_step"], dtype=float),
+                   np.asarray(r["reward_rate"]["value"], dtype=float)) for r in runs]
+        grid, stack = _on_common_grid(series)
+        lines.append((agent, len(runs), grid, stack, [float(x[-1]) for x, _ in series]))
     if not windows:
         return None
-    for step in _switch_steps(sweep["runs"][0]):
-        ax.axvline(step, color="0.35", ls="--", lw=1)
+    longest = max(float(grid[-1]) for _, _, grid, _, _ in lines)
+    for agent, n, grid, stack, ends in lines:
+        note = _coverage_note(ends, float(grid[-1]), longest, "steps")
+        _mean_line(ax, grid, stack, confidence, colors[agent], _label_with(agent, n, note))
+    switches = _draw_switches(ax, sweep, colors)
     ax.axhline(0.0, color="0.5", ls=":", lw=1)
     ax.set_xlabel("env step")
     ax.set_ylabel(f"reward per step over the last {' / '.join(f'{w:,}' for w in sorted(windows))}"
                   " steps")
     return _save_curves(fig, ax, f"{sweep['domain']}: reward rate", confidence, out_dir,
-                        "reward_rate.png")
+                        "reward_rate.png", switches)
 
 
 def _layer_names(sweep: Mapping[str, Any]) -> List[str]:
-    """Every probed layer of the sweep's runs (network-level pseudo-layers left out)."""
+    """Every probed layer of the sweep's runs (network-level pseudo-layers left out), each
+    network's layers in module order (``q.2`` before ``q.10``)."""
     names: List[str] = []
     for run in sweep["runs"]:
         for name in ((run.get("plasticity") or {}).get("layers") or {}):
             if name not in names and not is_network_level(name):
                 names.append(name)
-    return names
+    first = {}
+    for name in names:
+        first.setdefault(_module_parent(name), len(first))
+    return sorted(names, key=lambda n: (first[_module_parent(n)], _natural_key(n)))
+
+
+def _natural_key(name: str) -> Tuple[Any, ...]:
+    """``q.10`` after ``q.2``: numeric parts of a module path compared as numbers."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in name.split("."))
+
+
+def _module_parent(name: str) -> str:
+    """The module holding a layer: its path without the last part (``critic.q1`` for
+    ``critic.q1.2``), or the name itself at the top level."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def layer_labels(names: Sequence[str]) -> Dict[str, str]:
+    """A reader's name for every layer name of a run's plasticity log: ``hidden k (<name>)``,
+    k counting the probed layers of the same module in module order (``q.0`` -> ``hidden 1
+    (q.0)``, ``q.2`` -> ``hidden 2 (q.2)``), and ``output (<net>)`` for a network's
+    network-level values (mean |output|, capacity probe). Derived from the module names alone,
+    so it holds for every agent and network."""
+    labels: Dict[str, str] = {}
+    by_parent: Dict[str, List[str]] = {}
+    for name in names:
+        if is_network_level(name):
+            labels[name] = f"output ({name.split('.', 1)[0]})"
+        else:
+            by_parent.setdefault(_module_parent(name), []).append(name)
+    for members in by_parent.values():
+        for k, name in enumerate(sorted(members, key=_natural_key)):
+            labels[name] = f"hidden {k + 1} ({name})"
+    return labels
 
 
 def _on_common_grid(series: List[Tuple[np.ndarray, np.ndarray]]) -> Tuple[np.ndarray, np.ndarray]:
@@ -253,14 +352,16 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
     labels = {"dead": "dead fraction", "erank": "effective rank", "dormant": "tau-dormant fraction",
               "srank": "srank (delta 0.01)", "lr_scale": "PALR lr scale",
               "feature_norm": "feature norm"}
-    switches = _switch_steps(sweep["runs"][0])
+    titles = layer_labels(layers)
     written = []
     for key in keys:
         ncols = min(4, len(layers))
         nrows = int(math.ceil(len(layers) / ncols))
-        fig = Figure(figsize=(3.6 * ncols + 0.8, 2.9 * nrows + 0.9))
+        fig = Figure(figsize=(3.6 * ncols + 0.8, 2.9 * nrows + 1.1))
         handles: Dict[str, Any] = {}
+        coverage: Dict[str, Tuple[int, float, List[float]]] = {}
         empty_axes, x_range = [], [math.inf, -math.inf]
+        switches = ""
         for k, layer in enumerate(layers):
             ax = fig.add_subplot(nrows, ncols, k + 1)
             any_line = False
@@ -273,18 +374,19 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
                 (line,) = ax.plot(grid, mean, color=colors[agent], lw=1.4, label=agent)
                 x_range = [min(x_range[0], float(grid[0])), max(x_range[1], float(grid[-1]))]
                 handles.setdefault(agent, line)
+                coverage.setdefault(agent, (len(series), float(grid[-1]),
+                                            [float(x[-1]) for x, _ in series]))
                 if low is not None:
                     ax.fill_between(grid, low, high, color=colors[agent], alpha=0.2, lw=0)
                 any_line = True
-            for step in switches:
-                ax.axvline(step, color="0.35", ls="--", lw=0.8)
+            switches = _draw_switches(ax, sweep, colors)
             if not any_line:
                 empty_axes.append(ax)
                 why = ("not applicable\n(no exactly-zero activations,\ne.g. leaky ReLU / tanh)"
                        if key == "dead" else "no data")
                 ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes,
                         fontsize=9, color="0.4")
-            ax.set_title(layer, fontsize=9)
+            ax.set_title(titles[layer], fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
             if k // ncols == nrows - 1:
@@ -295,11 +397,14 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
             for ax in empty_axes:
                 ax.set_xlim(*x_range)
         if handles:
-            fig.axes[0].legend(list(handles.values()), list(handles), fontsize=7, loc="best")
+            longest = max(shown for _, shown, _ in coverage.values())
+            names = [_label_with(a, n, _coverage_note(ends, shown, longest, "steps"))
+                     for a, (n, shown, ends) in coverage.items()]
+            fig.axes[0].legend(list(handles.values()), names, fontsize=7, loc="best")
         pct = int(round(100 * confidence))
         fig.suptitle(f"{sweep['domain']}: {labels.get(key, key)} per layer (mean across seeds, "
-                     f"{pct}% bootstrap CI; dashed = task switch)", fontsize=10)
-        fig.tight_layout(rect=(0, 0, 1, 0.95))
+                     f"{pct}% bootstrap CI)\n{switches}", fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.93))
         if handles or key in ("dead", "erank"):  # a metric no run logged gets no figure
             written.append(_save(fig, out_dir, f"plasticity_{key}.png"))
     return written
@@ -350,8 +455,7 @@ def plot_value_and_capacity(sweep: Mapping[str, Any], out_dir: PathLike) -> Opti
     bound = reward_bound(sweep["runs"][0])
     if bound is not None:
         ax_q.axhline(bound, color="0.3", ls="--", lw=1, label=f"reward bound {bound:g}")
-    for step in _switch_steps(sweep["runs"][0]):
-        ax_q.axvline(step, color="0.6", ls=":", lw=0.8)
+    switches = _draw_switches(ax_q, sweep, colors)
     ax_q.set_yscale("log")
     ax_q.set_xlabel("env step")
     ax_q.set_ylabel("mean |Q| on the diagnostic batch")
@@ -364,7 +468,8 @@ def plot_value_and_capacity(sweep: Mapping[str, Any], out_dir: PathLike) -> Opti
             ax.legend(fontsize=7, loc="best")
     pct = int(round(100 * confidence))
     fig.suptitle(f"{sweep['domain']}: value magnitude and capacity (mean across seeds, {pct}% "
-                 "bootstrap CI; ratio > 1 = less able to fit a new function than a fresh net)",
+                 f"bootstrap CI; ratio > 1 = less able to fit a new function than a fresh net)"
+                 f"\nleft: {switches}",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, out_dir, "value_and_capacity.png")
@@ -454,10 +559,7 @@ def plot_cw_matrix(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]
                     if np.isfinite(mean[r, c]):
                         ax.text(c, r, f"{mean[r, c]:.2f}", ha="center", va="center", fontsize=6,
                                 color="w" if mean[r, c] < (vmin + vmax) / 2 else "k")
-        # outline the cells where the evaluated task is the one being trained
-        for c, t in enumerate(active):
-            if t < rows:
-                ax.add_patch(_rect(c, t))
+        _mark_trained_task(ax, active, rows)
         names = [str(t.get("name", i)) for i, t in enumerate(tasks)] if len(tasks) == rows \
             else [str(i) for i in range(rows)]
         ax.set_yticks(range(rows))
@@ -471,12 +573,25 @@ def plot_cw_matrix(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]
         ax.set_title(f"{agent} (n={n_seeds})", fontsize=9)
     fig.colorbar(image, ax=fig.axes, fraction=0.025, pad=0.02).set_label(sweep.get("score_name", "score"))
     fig.suptitle(f"{sweep['domain']}: score of every task at each evaluation "
-                 "(boxed = task being trained)", fontsize=10)
+                 "(red arrowhead = task being trained)", fontsize=10)
     return _save(fig, out_dir, "cw_matrix.png")
 
 
-def _rect(col: int, row: int) -> Rectangle:
-    return Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.0)
+#: how the CW matrix marks the task being trained at each evaluation
+TRAINED_TASK_MARKER = dict(marker=">", ms=7, color="#ff3b30", markeredgecolor="white",
+                           markeredgewidth=1.0, ls="none")
+
+
+def _mark_trained_task(ax: Any, active: Sequence[int], rows: int) -> None:
+    """Mark, in every evaluation's column, the row of the task being trained: a red arrowhead at
+    the cell's left edge (never a cell outline, which reads as a grid line), joined by a thin red
+    line so the training order shows as a staircase."""
+    cells = [(c, t) for c, t in enumerate(active) if 0 <= t < rows]
+    if not cells:
+        return
+    cols, tasks = zip(*cells)
+    ax.step(cols, tasks, where="mid", color="#ff3b30", lw=1.0, alpha=0.7)
+    ax.plot([c - 0.32 for c in cols], tasks, label="task being trained", **TRAINED_TASK_MARKER)
 
 
 def plot_all(sweep: Mapping[str, Any], out_dir: PathLike) -> List[str]:

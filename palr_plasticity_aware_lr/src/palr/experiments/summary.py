@@ -42,11 +42,14 @@ Metrics per run (then mean / 95% percentile-bootstrap CI / IQM across seeds):
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
 import pathlib
 import sys
+import textwrap
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -61,8 +64,10 @@ from palr.experiments.records import is_network_level
 from palr.experiments.verdict import compute_verdict, format_verdict
 
 __all__ = [
-    "SWEEP_SCHEMA", "validate_run", "validate_sweep", "load_runs", "run_metrics", "aggregate",
+    "SWEEP_SCHEMA", "validate_run", "validate_sweep", "load_runs", "load_sweep", "run_metrics",
+    "aggregate",
     "merge_runs", "format_summary", "write_summary", "atomic_write_text",
+    "summary_csv", "summary_markdown", "summary_exports", "TABLE_WIDTH",
 ]
 
 SWEEP_SCHEMA = "palr.sweep/1"
@@ -195,6 +200,17 @@ def load_runs(paths: Union[PathLike, Sequence[PathLike]]) -> List[Dict[str, Any]
         else:
             raise ValueError(f"{path}: no such file or folder; pass run JSON files or result folders")
     return runs
+
+
+def load_sweep(path: PathLike) -> Dict[str, Any]:
+    """The merged sweep in the file ``path``; ValueError (one line, naming the file) when it is
+    not a readable ``palr.sweep/1``."""
+    try:
+        sweep = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not readable JSON ({err})") from None
+    validate_sweep(sweep, str(path))
+    return sweep
 
 
 # ----------------------------------------------------------------------------- per run
@@ -474,7 +490,30 @@ def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
     return [g for g in [perf, rate, cw] + per_net + [rest] if g]
 
 
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
+#: the widest line of the summary's tables and header (a terminal or e-mail width)
+TABLE_WIDTH = 120
+
+_SHORT = {
+    "recovery_episodes": "recovery", "final_performance": "final perf", "mean_score": "mean score",
+    "cw_performance": "CW perf", "cw_forgetting": "CW forget", "cw_forward_transfer": "CW FT",
+    "reward_rate": "rate (run)", "reward_rate_final": "rate (last)",
+}
+_SHORT_FINAL = {"dead": "dead", "erank": "erank", "feature_norm": "feat norm",
+                "output_abs": "|output|", "probe_ratio": "probe ratio"}
+
+
+def _short_label(metric: str) -> str:
+    """The column header of ``metric`` (its full name is in the table's legend)."""
+    if metric in _SHORT:
+        return _SHORT[metric]
+    if "/" in metric:
+        key, net = metric.split("/", 1)
+        key = key.replace("_final", "")
+        return f"{_SHORT_FINAL.get(key, key)} [{net}]"
+    return metric
+
+
+def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
     widths = [max(len(r[c]) for r in [header] + rows) for c in range(len(header))]
 
     def line(cells: List[str]) -> str:
@@ -484,16 +523,84 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
     return [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
 
 
-def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
-    """The RESULTS_SUMMARY.txt text: fixed-width tables, one row per agent, mean [CI] and IQM."""
+def _metric_columns(sweep: Mapping[str, Any], metric: str) -> List[List[str]]:
+    """The columns (header first, then one cell per agent) of one metric: mean [CI] (n=k), IQM
+    and, for recovery, the censored switches."""
+    counts, columns = sweep["run_counts"], [[_short_label(metric)], ["IQM"]]
+    if metric == "recovery_episodes":
+        columns.append(["censored"])
+    for agent in sweep["agents"]:
+        e = sweep["summary"][agent].get(metric)
+        if e is None or e["n"] == 0:
+            cells = ["n/a"] * len(columns)
+        else:
+            cell = f"{_fmt(e['mean'])} [{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]"
+            if e["n"] != counts[agent]["n"]:
+                cell += f" (n={e['n']})"
+            cells = [cell, _fmt(e["iqm"])]
+            if metric == "recovery_episodes":
+                cells.append(f"{e['censored']}/{e['switches']}")
+        for column, cell in zip(columns, cells):
+            column.append(cell)
+    return columns
+
+
+def _agent_columns(sweep: Mapping[str, Any]) -> List[List[str]]:
+    counts = sweep["run_counts"]
+    seeds = [f"{counts[a]['n']} ({counts[a]['running']} running)" if counts[a]["running"]
+             else str(counts[a]["n"]) for a in sweep["agents"]]
+    return [["agent", *sweep["agents"]], ["seeds", *seeds]]
+
+
+def _width(columns: List[List[str]]) -> int:
+    return sum(max(len(c) for c in column) for column in columns) + 2 * (len(columns) - 1)
+
+
+def _pack(sweep: Mapping[str, Any], group: List[str], width: int) -> List[List[str]]:
+    """``group``'s metrics in consecutive tables, each as many metrics as fit ``width`` columns
+    (at least one)."""
+    base = _agent_columns(sweep)
+    blocks: List[List[str]] = []
+    current: List[str] = []
+    used: List[List[str]] = list(base)
+    for metric in group:
+        columns = _metric_columns(sweep, metric)
+        if current and _width(used + columns) > width:
+            blocks.append(current)
+            current, used = [], list(base)
+        current.append(metric)
+        used += columns
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _text_table(sweep: Mapping[str, Any], block: List[str]) -> List[str]:
+    columns = _agent_columns(sweep) + [c for m in block for c in _metric_columns(sweep, m)]
+    rows = [list(r) for r in zip(*columns)]
+    return text_table(rows[0], rows[1:])
+
+
+def _legend(metrics: Sequence[str], pct: int, width: int) -> List[str]:
+    """What the short column headers stand for, wrapped to ``width``."""
+    text = (f"Columns: each metric is mean [{pct}% CI] then its IQM; "
+            + "; ".join(f"{_short_label(m)} = {_label(m)}" for m in metrics) + ".")
+    return textwrap.wrap(text, width=width, break_on_hyphens=False)
+
+
+def format_summary(sweep: Mapping[str, Any], metrics_per_block: Optional[int] = None,
+                   width: int = TABLE_WIDTH) -> str:
+    """The RESULTS_SUMMARY.txt text: fixed-width tables, one row per agent, mean [CI] and IQM,
+    split so that no line of the header and tables is wider than ``width`` (a short header per
+    metric, explained in a legend); ``metrics_per_block`` caps the metrics of one table."""
     if sweep.get("schema") != SWEEP_SCHEMA:
         raise ValueError(f"format_summary needs a {SWEEP_SCHEMA} dict (from merge_runs), "
                          f"got schema {sweep.get('schema')!r}")
-    summary, agents = sweep["summary"], sweep["agents"]
+    agents = sweep["agents"]
     pct = int(round(100 * float(sweep.get("confidence", 0.95))))
     threshold = sweep.get("score_threshold")
     seeds = sorted({r["seed"] for r in sweep["runs"]}, key=_seed_key)
-    lines = [
+    header = [
         f"PALR results summary: domain {sweep['domain']}, score '{sweep.get('score_name')}'"
         + (f", recovery threshold {threshold:g} on the 10-episode moving average"
            if threshold is not None else ""),
@@ -505,50 +612,90 @@ def format_summary(sweep: Mapping[str, Any], metrics_per_block: int = 3) -> str:
         f"Across seeds: mean [{pct}% percentile-bootstrap CI, {sweep.get('n_resamples')} resamples]"
         f" and IQM ({sweep.get('iqm', IQM_METHOD)}); (n=k) where only k seeds have a value.",
     ]
+    lines = [wrapped for line in header
+             for wrapped in textwrap.wrap(line, width=width, break_on_hyphens=False)]
     counts = sweep["run_counts"]
     running = sum(counts[a]["running"] for a in agents)
     if running:
         lines.append(f"NOTE: {running} run(s) still running; their numbers are partial.")
     groups = _metric_groups(sweep)
-    blocks = [g[b:b + metrics_per_block] for g in groups for b in range(0, len(g), metrics_per_block)]
-    for block in blocks:
-        header = ["agent", "seeds"]
-        for m in block:
-            header += [f"{_label(m)} mean [{pct}% CI]", "IQM"]
-            if m == "recovery_episodes":
-                header.append("censored")
-        rows = []
-        for agent in agents:
-            n_runs = counts[agent]["n"]
-            n_running = counts[agent]["running"]
-            row = [agent, f"{n_runs} ({n_running} running)" if n_running else str(n_runs)]
-            for m in block:
-                e = summary[agent].get(m)
-                if e is None or e["n"] == 0:
-                    row += ["n/a", "n/a"] + (["n/a"] if m == "recovery_episodes" else [])
-                    continue
-                cell = f"{_fmt(e['mean'])} [{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]"
-                if e["n"] != n_runs:
-                    cell += f" (n={e['n']})"
-                row += [cell, _fmt(e["iqm"])]
-                if m == "recovery_episodes":
-                    row.append(f"{e['censored']}/{e['switches']}")
-            rows.append(row)
-        lines += [""] + _table(header, rows)
+    if metrics_per_block:
+        groups = [g[b:b + metrics_per_block] for g in groups
+                  for b in range(0, len(g), metrics_per_block)]
+    for block in [b for g in groups for b in _pack(sweep, g, width)]:
+        lines += [""] + _text_table(sweep, block)
+    lines += [""] + _legend([m for g in groups for m in g], pct, width)
+    notes = []
     if any("recovery_episodes" in g for g in groups):
-        lines += ["", "recovery: episodes of the new task until its 10-episode moving average reaches "
-                  "the threshold, mean over switches per seed; censored = switches that never did "
-                  "(counted at the phase length) / all switches."]
+        notes.append("recovery: episodes of the new task until its 10-episode moving average "
+                     "reaches the threshold, mean over switches per seed; censored = switches "
+                     "that never did (counted at the phase length) / all switches.")
     windows = sorted({int(r["reward_rate"]["window"]) for r in sweep["runs"] if r.get("reward_rate")})
     if windows:
-        lines += ["", "reward rate: reward per env step, over the whole run and over the last "
-                  f"{' / '.join(f'{w:,}' for w in windows)} env steps (Platanios et al. 2020)."]
+        notes.append("reward rate: reward per env step, over the whole run and over the last "
+                     f"{' / '.join(f'{w:,}' for w in windows)} env steps (Platanios et al. 2020).")
+    for note in notes:
+        lines += [""] + textwrap.wrap(note, width=width, break_on_hyphens=False)
     lines += ["", format_verdict(sweep.get("verdict") or compute_verdict(sweep)).rstrip()]
     return "\n".join(lines) + "\n"
 
 
+def summary_csv(sweep: Mapping[str, Any]) -> str:
+    """The summary as CSV: one row per (agent, metric) with every statistic."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["agent", "metric", "label", "runs", "n", "mean", "ci_low", "ci_high", "iqm",
+                     "censored", "switches"])
+    for agent in sweep["agents"]:
+        for metric in [m for g in _metric_groups(sweep) for m in g]:
+            e = sweep["summary"][agent].get(metric)
+            if e is None:
+                continue
+            stats = ["" if not _finite(e[k]) else repr(float(e[k]))
+                     for k in ("mean", "ci_low", "ci_high", "iqm")]
+            writer.writerow([agent, metric, _label(metric), sweep["run_counts"][agent]["n"],
+                             e["n"], *stats, e.get("censored", ""), e.get("switches", "")])
+    return out.getvalue()
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
+
+
+def summary_markdown(sweep: Mapping[str, Any]) -> str:
+    """The summary as Markdown: one table per metric group, full metric names, mean [CI] and IQM,
+    then the verdict as a code block."""
+    pct = int(round(100 * float(sweep.get("confidence", 0.95))))
+    lines = [f"# PALR results summary: {sweep['domain']}", "",
+             f"Across seeds: mean [{pct}% percentile-bootstrap CI] and IQM; (n=k) where only k "
+             "seeds have a value."]
+    for group in _metric_groups(sweep):
+        columns = _agent_columns(sweep)
+        for metric in group:
+            metric_columns = _metric_columns(sweep, metric)
+            metric_columns[0][0] = f"{_label(metric)} mean [{pct}% CI]"
+            columns += metric_columns
+        rows = [list(r) for r in zip(*columns)]
+        lines += ["", "| " + " | ".join(rows[0]) + " |",
+                  "|" + "|".join("---" if c == 0 else "---:" for c in range(len(rows[0]))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines += ["", "```", format_verdict(sweep.get("verdict") or compute_verdict(sweep)).rstrip(),
+              "```"]
+    return "\n".join(lines) + "\n"
+
+
+def summary_exports(path: PathLike) -> Dict[str, pathlib.Path]:
+    """Where :func:`write_summary` puts the CSV and Markdown beside the text summary ``path``."""
+    path = pathlib.Path(path)
+    return {"csv": path.with_suffix(".csv"), "md": path.with_suffix(".md")}
+
+
 def write_summary(sweep: Mapping[str, Any], path: PathLike) -> str:
-    """Write :func:`format_summary` to ``path`` (atomically) and return the text."""
+    """Write :func:`format_summary` to ``path`` and, beside it (:func:`summary_exports`), the
+    CSV and Markdown exports, each atomically; returns the text."""
     text = format_summary(sweep)
+    exports = summary_exports(path)
+    atomic_write_text(exports["csv"], summary_csv(sweep))
+    atomic_write_text(exports["md"], summary_markdown(sweep))
     atomic_write_text(path, text)
     return text
