@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Protocol
 
-import numpy as np
 
 from palr.agents.contract import Agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
@@ -37,8 +36,8 @@ from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
 from palr.experiments.run_identity import check_same_run
 from palr.experiments.run_lock import RunLock
-from palr.experiments.schedule import TrainingSchedule
 from palr.experiments.run_state import CHECKPOINT_FILE, RESULT_FILE, read_result
+from palr.experiments.schedule import TrainingSchedule
 from palr.signals import StopSignals
 
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
