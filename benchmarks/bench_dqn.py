@@ -31,13 +31,15 @@ import torch.nn.functional as F
 from torch import nn, optim
 
 from palr.agents.dqn import DQNAgent, DQNConfig
+from palr.experiments.schedule import TrainingSchedule
 from palr.interventions.base import InterventionStack
 from timing import interleaved_blocks, median_rate, paired_ratio
 
 _DEFAULTS = DQNConfig()
+_SCHEDULE = TrainingSchedule()  # DQN's: one update every env step from learning_starts on
 HIDDEN = _DEFAULTS.hidden_sizes
 BATCH = _DEFAULTS.batch_size
-LEARNING_STARTS = _DEFAULTS.learning_starts
+LEARNING_STARTS = _SCHEDULE.learning_starts
 TARGET_EVERY = _DEFAULTS.target_update_every
 EXPLORATION_STEPS = _DEFAULTS.exploration_steps
 LR = _DEFAULTS.learning_rate
@@ -157,21 +159,23 @@ class CleanRLStyleDQN:
 
 # --- ours --------------------------------------------------------------------------------------
 class PALRDQNLoop:
-    """Our DQNAgent in the runner's loop shape (act, env.step, observe, episode end)."""
+    """Our DQNAgent in the runner's loop shape (act, env.step, observe, the schedule's update,
+    episode end)."""
 
     def __init__(self, seed: int = 0, stack: Optional[InterventionStack] = None) -> None:
         self.env = gym.make("CartPole-v1")
-        cfg = DQNConfig(train_frequency=1, seed=seed)  # defaults = the reference's settings
+        cfg = DQNConfig(seed=seed)  # defaults = the reference's settings
         self.agent = DQNAgent(self.env.observation_space.shape[0], int(self.env.action_space.n),
                               cfg, stack)
         self.obs, _ = self.env.reset(seed=seed)
 
     def run_steps(self, n: int) -> None:
-        agent, env, obs = self.agent, self.env, self.obs
+        agent, env, obs, schedule = self.agent, self.env, self.obs, _SCHEDULE
         for _ in range(n):
-            action = agent.act(obs, True)
+            action = schedule.act(agent, obs)
             next_obs, reward, terminated, truncated, _ = env.step(action)
             agent.observe(obs, action, reward, next_obs, terminated)
+            schedule.train(agent)
             obs = next_obs
             if terminated or truncated:
                 agent.on_episode_end()

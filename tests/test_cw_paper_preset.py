@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from palr.experiments.continual_world import SACContinualLearner, build_parser, make_jobs
+from palr.experiments.continual_world import build_parser, make_jobs
 from palr.experiments.run_identity import differing_keys
 from processes import kill_after_episodes
 
@@ -200,6 +200,7 @@ def test_the_schedule_restarts_at_every_task_with_the_preset():
     """cw-paper: uniform-random actions for the first start_steps steps and the first update
     update_after steps into EVERY task; silent: counted once from the start of the run."""
     from palr.agents.sac import SACAgent, SACConfig
+    from palr.experiments.schedule import TrainingSchedule
 
     def learner(per_task):
         sac = SACAgent(5, 2, SACConfig(hidden_sizes=(16,), batch_size=8, buffer_size=500,
@@ -207,33 +208,34 @@ def test_the_schedule_restarts_at_every_task_with_the_preset():
         with torch.no_grad():   # the policy's action stays tanh(0.9) (lr ~ 0): random ones differ
             sac.actor.net[-1].weight.zero_()
             sac.actor.net[-1].bias.copy_(torch.tensor([0.9, 0.9, -20.0, -20.0]))
-        return SACContinualLearner(sac, start_steps=3, update_after=6, update_every=2,
-                                   per_task=per_task)
+        return sac, TrainingSchedule(random_steps=3, learning_starts=6, train_frequency=2,
+                                     gradient_steps=2, per_task=per_task)
 
     for per_task in (True, False):
-        agent = learner(per_task)
+        agent, schedule = learner(per_task)
         random_steps, update_steps = [], []
         obs = np.zeros(5, np.float32)
         for t in range(20):
             if t == 10:
                 agent.on_task_switch(1)
-            action = agent.act(obs)
+            action = schedule.act(agent, obs)
             if not np.allclose(action, np.tanh(0.9)):
                 random_steps.append(t)
             before = agent.updates
             agent.observe(obs, action, 0.0, obs, False)
+            schedule.train(agent)
             if agent.updates > before:
                 update_steps.append(t)
         if per_task:
             assert random_steps == [0, 1, 2, 10, 11, 12]
             assert update_steps == [5, 7, 9, 15, 17, 19]
-            assert len(agent.sac.replay) == 10          # emptied at the switch
+            assert len(agent.replay) == 10          # emptied at the switch
         else:
             assert random_steps == [0, 1, 2]
             assert update_steps == [5, 7, 9, 11, 13, 15, 17, 19]
-            assert len(agent.sac.replay) == 20
-    state = agent.state_dict()
-    assert state["task_steps"] == 10 and state["env_steps"] == 20
+            assert len(agent.replay) == 20
+    counters = agent.state_dict()["counters"]
+    assert counters["task_env_steps"] == 10 and counters["env_steps"] == 20
 
 
 # ----------------------------------------------------------------------------- smoke run
@@ -264,14 +266,14 @@ def test_cw_paper_preset_smoke_run_with_references_and_metrics(tmp_path):
         assert [e["after_task"] for e in evals] == [0, 0, 1, 1]
         assert all(len(e["task_scores"]) == len(e["task_scores_deterministic"]) == 2 for e in evals)
         state = _checkpoint_state(out / "cw_runs" / f"cw10first2_seed0_agent{agent}")
-        sac = state["agent"]["sac"]
+        sac = state["agent"]
         replay = sac["replay"]["obs"]
         # 39-d observation + the task one-hot; the buffer holds only task 1 (reset at the switch)
         assert replay.shape == (40, 41)
         assert torch.equal(replay[:, 39:], torch.tensor([[0.0, 1.0]]).expand(40, 2))
         assert sac["log_alpha"].shape == (2,)                          # one alpha per task
         # per-task schedule: updates at steps 30 and 40 of each task, 10 each
-        assert sac["num_updates"] == 40 and state["agent"]["task_steps"] == 40
+        assert sac["counters"]["updates"] == 40 and sac["counters"]["task_env_steps"] == 40
         assert sac["actor"]["net.9.weight"].shape[0] == 2 * 4 * 2     # a head per task
     refs = run(*RUN, *SMOKE, "--reference", "--outdir", str(out))
     assert refs.returncode == 0, refs.stderr

@@ -10,6 +10,7 @@ from palr.agent_table import AGENTS
 from palr.agents.dqn import (DQNAgent, DQNConfig, FlatGradients, NumpyGreedy, build_q_network,
                              linear_epsilon)
 from palr.envs.continual_cartpole import ContinualCartPoleEnv
+from palr.experiments.schedule import TrainingSchedule
 from palr.interventions import Intervention, InterventionStack, build_stack
 
 torch.set_num_threads(1)
@@ -17,7 +18,7 @@ torch.set_num_threads(1)
 
 def filled_agent(n=600, stack=None, **cfg):
     """An agent whose replay holds ``n`` random CartPole-like transitions (nothing trained)."""
-    base = dict(learning_starts=10**9, batch_size=32, buffer_size=2000)
+    base = dict(batch_size=32, buffer_size=2000)
     base.update(cfg)
     agent = DQNAgent(4, 2, DQNConfig(**base), stack)
     rng = np.random.default_rng(0)
@@ -27,15 +28,21 @@ def filled_agent(n=600, stack=None, **cfg):
     return agent
 
 
-def drive(agent, env, steps, obs=None):
-    """The runner's loop; returns (last obs, episode returns, logs)."""
+#: no update ever (the agent's stored transitions only)
+NEVER = TrainingSchedule(learning_starts=10**9)
+
+
+def drive(agent, env, steps, obs=None, schedule=TrainingSchedule()):
+    """The runner's loop (act, observe, the schedule's updates); returns (last obs, episode
+    returns, logs)."""
     if obs is None:
         obs, _ = env.reset(seed=0)
     returns, ret, logs, phase = [], 0.0, [], None
     for _ in range(steps):
-        action = agent.act(obs, explore=True)
+        action = schedule.act(agent, obs, explore=True)
         next_obs, reward, terminated, truncated, info = env.step(action)
-        log = agent.observe(obs, action, reward, next_obs, terminated)
+        agent.observe(obs, action, reward, next_obs, terminated)
+        log = schedule.train(agent)
         if log is not None:
             logs.append(log)
         ret += reward
@@ -56,14 +63,13 @@ def test_linear_epsilon_schedule():
     assert linear_epsilon(50, 1.0, 0.05, 100) == pytest.approx(0.525)
     assert linear_epsilon(100, 1.0, 0.05, 100) == 0.05
     assert linear_epsilon(10**6, 1.0, 0.05, 100) == 0.05
-    agent = DQNAgent(4, 2, DQNConfig(exploration_steps=1000, start_epsilon=1.0, end_epsilon=0.1,
-                                     learning_starts=10**9))
+    agent = DQNAgent(4, 2, DQNConfig(exploration_steps=1000, start_epsilon=1.0, end_epsilon=0.1))
     env = ContinualCartPoleEnv()
     values = []
     obs, _ = env.reset(seed=0)
     for _ in range(1200):
         values.append(agent.epsilon)
-        obs, _, _ = drive(agent, env, 1, obs)
+        obs, _, _ = drive(agent, env, 1, obs, NEVER)
     assert values[0] == 1.0 and values[500] == pytest.approx(0.55) and values[1100] == 0.1
     assert all(a >= b for a, b in zip(values, values[1:]))
 
@@ -176,12 +182,12 @@ def test_target_network_copied_every_n_updates_only():
 
 
 def test_training_starts_at_learning_starts_every_train_frequency():
-    agent = DQNAgent(4, 2, DQNConfig(learning_starts=100, train_frequency=4, batch_size=16,
-                                     log_every=5))
+    agent = DQNAgent(4, 2, DQNConfig(batch_size=16, log_every=5))
+    schedule = TrainingSchedule(learning_starts=100, train_frequency=4)
     env = ContinualCartPoleEnv()
-    _, _, logs = drive(agent, env, 99)
+    _, _, logs = drive(agent, env, 99, schedule=schedule)
     assert agent.updates == 0
-    _, _, logs = drive(agent, env, 101)
+    _, _, logs = drive(agent, env, 101, schedule=schedule)
     assert agent.env_steps == 200 and agent.updates == (200 - 100) // 4 + 1
     assert len(logs) == agent.updates // 5
     assert {"dqn/loss", "dqn/td_loss", "dqn/q_mean", "dqn/epsilon"} <= set(logs[0])
@@ -204,18 +210,18 @@ class ReplaySizeAtUpdates(Intervention):
 
 def test_priming_runs_many_updates_on_the_first_transitions_then_trains_as_usual():
     probe = ReplaySizeAtUpdates()
-    agent = DQNAgent(4, 2, DQNConfig(learning_starts=100, batch_size=16, priming_updates=30),
-                     InterventionStack([probe]))
+    agent = DQNAgent(4, 2, DQNConfig(batch_size=16), InterventionStack([probe]))
+    priming = TrainingSchedule(learning_starts=100, priming_updates=30)
     probe.agent = agent
     env = ContinualCartPoleEnv()
-    drive(agent, env, 99)
+    drive(agent, env, 99, schedule=priming)
     assert agent.updates == 0
-    drive(agent, env, 1)
+    drive(agent, env, 1, schedule=priming)
     assert agent.updates == 31 and probe.sizes == [100] * 31     # 30 priming + the first update
-    drive(agent, env, 20)
+    drive(agent, env, 20, schedule=priming)
     assert agent.updates == 51 and probe.sizes[31:] == list(range(101, 121))
-    plain = DQNAgent(4, 2, DQNConfig(learning_starts=100, batch_size=16))
-    drive(plain, ContinualCartPoleEnv(), 120)
+    plain = DQNAgent(4, 2, DQNConfig(batch_size=16))
+    drive(plain, ContinualCartPoleEnv(), 120, schedule=TrainingSchedule(learning_starts=100))
     assert plain.updates == 21
 
 
@@ -274,12 +280,11 @@ class Recorder(Intervention):
 
 def test_every_seam_is_called_in_order():
     rec = Recorder()
-    agent = DQNAgent(4, 2, DQNConfig(learning_starts=50, batch_size=16),
-                     InterventionStack([rec]))
+    agent = DQNAgent(4, 2, DQNConfig(batch_size=16), InterventionStack([rec]))
     assert rec.calls == [("on_optimizer_created", ("0", "2", "4"), 1)]
     diag = agent.ctx.diagnostic_inputs  # draws from the replay
     env = ContinualCartPoleEnv(phase_episodes=2)
-    drive(agent, env, 400)
+    drive(agent, env, 400, schedule=TrainingSchedule(learning_starts=50))
     assert diag(8)["q"][0].shape == (8, 4)
     updates = [c for c in rec.calls if c[0] == "after_update"]
     assert [c[1] for c in updates] == list(range(1, agent.updates + 1)) and agent.updates > 300
@@ -314,10 +319,11 @@ def make_palr_stack():
 
 
 def test_state_dict_round_trip_resumes_bit_identically():
-    cfg = dict(learning_starts=100, batch_size=32, target_update_every=50, log_every=10, seed=3)
+    cfg = dict(batch_size=32, target_update_every=50, log_every=10, seed=3)
+    schedule = TrainingSchedule(learning_starts=100)
     env = ContinualCartPoleEnv(phase_episodes=3)
     agent = DQNAgent(4, 2, DQNConfig(**cfg), make_palr_stack())
-    obs, _, _ = drive(agent, env, 500)
+    obs, _, _ = drive(agent, env, 500, schedule=schedule)
     buf = io.BytesIO()
     torch.save({"agent": agent.state_dict(), "env": env.state_dict()}, buf)
     buf.seek(0)
@@ -329,8 +335,8 @@ def test_state_dict_round_trip_resumes_bit_identically():
     clone.load_state_dict(state["agent"])
     assert (clone.env_steps, clone.updates, clone.episodes) == (
         agent.env_steps, agent.updates, agent.episodes)
-    obs_a, ret_a, logs_a = drive(agent, env, 300, obs.copy())
-    obs_b, ret_b, logs_b = drive(clone, env2, 300, obs.copy())
+    obs_a, ret_a, logs_a = drive(agent, env, 300, obs.copy(), schedule)
+    obs_b, ret_b, logs_b = drive(clone, env2, 300, obs.copy(), schedule)
     assert ret_a == ret_b and len(logs_a) == len(logs_b) == 30
     np.testing.assert_array_equal(obs_a, obs_b)
     dqn_keys = [{k: v for k, v in log.items() if k.startswith("dqn/")} for log in logs_a]
@@ -348,9 +354,9 @@ def test_state_dict_round_trip_resumes_bit_identically():
 def test_every_agent_of_the_table_runs_on_dqn(spec):
     stack = build_stack(spec, {"measure_freq": 50, "diag_batch_size": 256, "sp_every": 60,
                                "reset_every_updates": 150, "redo_every": 50})
-    agent = DQNAgent(4, 2, DQNConfig(learning_starts=64, batch_size=32, log_every=50), stack)
+    agent = DQNAgent(4, 2, DQNConfig(batch_size=32, log_every=50), stack)
     env = ContinualCartPoleEnv(phase_episodes=4)
-    _, returns, logs = drive(agent, env, 400)
+    _, returns, logs = drive(agent, env, 400, schedule=TrainingSchedule(learning_starts=64))
     assert agent.updates > 300 and len(logs) >= 6
     assert all(np.isfinite(v) for log in logs for v in log.values())
     assert all(bool(torch.isfinite(p).all()) for p in agent.q.parameters())
@@ -379,11 +385,20 @@ def test_every_agent_of_the_table_runs_on_dqn(spec):
     (dict(adam_eps=float("nan")), "adam_eps must be a finite number >= 0"),
     (dict(max_grad_norm=float("inf")), "max_grad_norm must be a finite number > 0"),
     (dict(start_epsilon=float("-inf")), "start_epsilon must be a finite number in"),
-    (dict(priming_updates=-1), "priming_updates must be a non-negative integer"),
 ])
 def test_bad_config_raises_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DQNConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(priming_updates=-1), "priming_updates must be a non-negative integer"),
+    (dict(learning_starts=-1), "learning_starts must be a non-negative integer"),
+    (dict(train_frequency=0), "train_frequency must be a positive integer"),
+])
+def test_bad_schedule_raises_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainingSchedule(**kwargs)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -8,6 +8,7 @@ from palr.agent_table import resolve_agent
 from palr.agents.dqn import DQNAgent, DQNConfig
 from palr.agents.sac import SACAgent, SACConfig
 from palr.envs.continual_cartpole import ContinualCartPoleEnv
+from palr.experiments.schedule import TrainingSchedule
 from palr.interventions import build_stack
 
 torch.set_num_threads(1)
@@ -24,8 +25,9 @@ def _stack(agent: str, algo: str, measure_freq):
 
 def _dqn_parameters(agent_name: str, measure_freq) -> list:
     stack = _stack(agent_name, "DQN", measure_freq)
-    agent = DQNAgent(4, 2, DQNConfig(learning_starts=64, batch_size=32, exploration_steps=300,
+    agent = DQNAgent(4, 2, DQNConfig(batch_size=32, exploration_steps=300,
                                      hidden_sizes=(32, 32), seed=3), stack)
+    schedule = TrainingSchedule(learning_starts=64)
     env = ContinualCartPoleEnv(phase_episodes=5)
     env.np_random = np.random.default_rng(11)
     obs, _ = env.reset()
@@ -33,6 +35,7 @@ def _dqn_parameters(agent_name: str, measure_freq) -> list:
         action = agent.act(obs)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         agent.observe(obs, action, reward, next_obs, terminated)
+        schedule.train(agent)
         obs = next_obs
         if terminated or truncated:
             agent.on_episode_end()

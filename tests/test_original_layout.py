@@ -33,7 +33,8 @@ EXPECTED = {
     "palr_sac_agent": {
         "SACAgent": "palr.agents.sac:SACAgent",
         "SACConfig": "palr.agents.sac:SACConfig",
-        "SACContinualLearner": "palr.experiments.continual_world:SACContinualLearner",
+        "cw_schedule": "palr.experiments.continual_world:cw_schedule",
+        "TrainingSchedule": "palr.experiments.schedule:TrainingSchedule",
         "PALR": "palr.interventions.palr:PALR",
         "build_stack": "palr.interventions:build_stack",
     },

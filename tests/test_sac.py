@@ -42,7 +42,7 @@ def test_shapes_and_action_range():
     agent = make()
     a = agent.act(np.zeros(OBS))
     assert a.shape == (ACT,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1)
-    batch = agent.act(np.random.randn(5, OBS), deterministic=True)
+    batch = agent.act(np.random.randn(5, OBS), explore=False)
     assert batch.shape == (5, ACT)
     q1, q2 = agent.critic(torch.zeros(7, OBS), torch.zeros(7, ACT))
     assert q1.shape == q2.shape == (7,)
@@ -244,7 +244,7 @@ def test_state_dict_round_trip_gives_the_identical_next_update():
 
     b = make(InterventionStack([Recorder()]), seed=99)  # different seed: everything must load
     b.load_state_dict(state)
-    assert b.num_updates == 5 and b.num_episodes == 1
+    assert b.updates == 5 and b.episodes == 1
     assert b.stack.interventions[0].counter == 5
     for _ in range(3):
         a.update()
@@ -312,5 +312,5 @@ def test_learns_a_one_step_continuous_bandit():
         agent.observe(obs, action, reward, obs, True)
         if step >= 100 and step % 2 == 0:
             agent.update()
-    final = agent.act(obs, deterministic=True)
+    final = agent.act(obs, explore=False)
     assert np.abs(final - target).max() < 0.15, final

@@ -13,7 +13,7 @@ import numbers
 from typing import Any
 
 __all__ = ["check_finite", "check_positive", "check_at_least", "check_range",
-           "check_positive_int", "check_finite_fields"]
+           "check_positive_int", "check_non_negative_int", "check_finite_fields"]
 
 
 def _is_number(value: Any) -> bool:
@@ -48,6 +48,12 @@ def check_positive_int(name: str, value: Any) -> None:
     """``value`` must be an integer > 0 (not a bool, not a float)."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_non_negative_int(name: str, value: Any) -> None:
+    """``value`` must be an integer >= 0 (not a bool, not a float)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 def check_finite_fields(config: Any) -> None:

@@ -4,20 +4,20 @@ Uniform experience replay, a target network copied from the online network every
 ``target_update_every`` gradient updates (a hard update, as in the paper), a linearly annealed
 epsilon-greedy behaviour policy, the Huber loss (the paper's error clipping), Adam and global
 gradient-norm clipping at 10 (Stable-Baselines3's DQN default). Double DQN (van Hasselt et al.
-2016) is an option and OFF by default. Layout follows CleanRL's ``dqn.py``; the Q-network is a
-128-128 MLP built from ``nn.Linear``/``nn.ReLU`` modules so activation probes attach to it.
+2016) is an option and OFF by default. Layout follows CleanRL's ``dqn.py``: config, network,
+then the loss and the update; the Q-network is a 128-128 MLP built from ``nn.Linear``/``nn.ReLU``
+modules so activation probes attach to it.
 
-Plasticity interventions are composed, never subclassed: the agent calls its
-:class:`~palr.interventions.base.InterventionStack` at every seam (optimizer created, loss penalty,
-before/after the optimizer step, after every update, episode end, task switch, checkpointing).
+The agent keeps the contract of :mod:`palr.agents.contract`: ``observe`` only stores, ``update``
+does one gradient update, and when to update (``learning_starts``, ``train_frequency``, priming)
+is :class:`palr.experiments.schedule.TrainingSchedule`'s. Plasticity interventions are composed,
+never subclassed: the agent calls its :class:`~palr.interventions.base.InterventionStack` at every
+seam (optimizer created, loss penalty, before/after the optimizer step, after every update,
+episode end, task switch, checkpointing).
 
-Speed (``benchmarks/bench_dqn.py``): per environment step the agent does a NumPy epsilon draw and,
-only when acting greedily, a NumPy forward pass on views of the CPU weights (no tensor allocation);
-the transition goes into the NumPy ring buffer. Per update: fused Adam stepped by
-:func:`palr.optim.step_adam` (one kernel call, no per-group bookkeeping), gradients accumulated in
-one flat buffer (zeroing and clipping are one op each), and a single host read of the loss for the
-finiteness check. Nothing else is synchronised or converted to a Python float, except every
-``log_every`` updates.
+CPU speed paths (:mod:`palr.agents.fast_paths`, each equal to the plain torch call it replaces):
+fused Adam stepped by :func:`palr.optim.step_adam`, gradients in one flat buffer, and a NumPy
+greedy forward pass when acting.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from palr.agents.fast_paths import FlatGradients, NumpyGreedy, make_adam
 from palr.agents.replay import ReplayBuffer
 from palr.checks import check_at_least, check_finite_fields, check_positive, check_range
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -40,7 +41,7 @@ from palr.optim import layerwise_param_groups, step_adam
 
 @dataclass
 class DQNConfig:
-    """DQN hyper-parameters: defaults for (Continual) CartPole, train every step.
+    """DQN hyper-parameters: defaults for (Continual) CartPole.
 
     CleanRL's CartPole values except where a short phase needs faster learning (chosen on
     ``docs/cartpole_phases.md``'s runs): learning rate 5e-4 (CleanRL 2.5e-4), target copy every
@@ -54,16 +55,11 @@ class DQNConfig:
         gamma: discount factor.
         buffer_size: replay capacity (FIFO; kept across silent task switches).
         batch_size: transitions per gradient update.
-        learning_starts: environment steps collected before the first update.
-        train_frequency: environment steps between gradient updates.
         target_update_every: gradient updates between hard target-network copies.
         start_epsilon: exploration rate at step 0.
         end_epsilon: exploration rate after ``exploration_steps`` (kept from then on).
         exploration_steps: environment steps of the linear epsilon decay.
         double_dqn: Double DQN targets (online argmax, target value); off by default.
-        priming_updates: extra gradient updates done at once when training starts, on the first
-            ``learning_starts`` transitions only, before training goes on as usual: the priming
-            experiment of Nikishin et al. 2022 ("The Primacy Bias in Deep RL", section 3); 0 = off.
         huber_delta: threshold of the Huber loss (``smooth_l1`` with ``beta = delta``).
         max_grad_norm: clip the global gradient norm to this value (Stable-Baselines3's DQN
             default, 10); ``None`` = no clipping. Without it, in our continual CartPole runs,
@@ -83,14 +79,11 @@ class DQNConfig:
     gamma: float = 0.99
     buffer_size: int = 50_000
     batch_size: int = 128
-    learning_starts: int = 1000
-    train_frequency: int = 1
     target_update_every: int = 100
     start_epsilon: float = 1.0
     end_epsilon: float = 0.05
     exploration_steps: int = 5_000
     double_dqn: bool = False
-    priming_updates: int = 0
     huber_delta: float = 1.0
     max_grad_norm: Optional[float] = 10.0
     fused_adam: bool = True
@@ -103,15 +96,13 @@ class DQNConfig:
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
             raise ValueError(f"hidden_sizes must be a non-empty list of positive widths, "
                              f"got {self.hidden_sizes}")
-        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_every",
-                     "log_every"):
+        for name in ("buffer_size", "batch_size", "target_update_every", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("learning_starts", "exploration_steps", "priming_updates"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        value = self.exploration_steps
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise ValueError(f"exploration_steps must be a non-negative integer, got {value!r}")
         check_positive("learning_rate", self.learning_rate)
         check_at_least("adam_eps", self.adam_eps, 0.0)
         for name in ("gamma", "start_epsilon", "end_epsilon"):
@@ -144,52 +135,6 @@ def build_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int]) -
     return nn.Sequential(*layers)
 
 
-def make_adam(module: nn.Module, lr: float, eps: float, fused: bool) -> torch.optim.Adam:
-    """Adam over :func:`palr.optim.layerwise_param_groups` (one group per layer), fused if asked
-    and supported (torch >= 2.4 on CPU)."""
-    if fused:
-        try:
-            return torch.optim.Adam(layerwise_param_groups(module), lr=lr, eps=eps, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            pass
-    return torch.optim.Adam(layerwise_param_groups(module), lr=lr, eps=eps)
-
-
-class FlatGradients:
-    """Gradients of a set of parameters kept as views into one flat buffer.
-
-    ``prepare()`` zeroes the buffer and points every parameter's ``.grad`` at its view, so the
-    next ``backward()`` accumulates into the buffer (autograd adds in place into an existing
-    ``.grad``); ``clip(max_norm)`` then costs one norm and one multiply, with no host sync, and is
-    exactly ``torch.nn.utils.clip_grad_norm_`` (same coefficient, ``max_norm / (norm + 1e-6)``
-    clamped to 1).
-    """
-
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("FlatGradients needs at least one parameter")
-        total = sum(p.numel() for p in self.params)
-        first = self.params[0]
-        self.buffer = torch.zeros(total, dtype=first.dtype, device=first.device)
-        self.views = []
-        offset = 0
-        for p in self.params:
-            self.views.append(self.buffer[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-
-    def prepare(self) -> None:
-        self.buffer.zero_()
-        for p, view in zip(self.params, self.views):
-            p.grad = view
-
-    def clip(self, max_norm: float) -> torch.Tensor:
-        """Scale the gradients to global L2 norm <= ``max_norm``; returns the norm before."""
-        total = torch.linalg.vector_norm(self.buffer)
-        self.buffer.mul_((max_norm / (total + 1e-6)).clamp_(max=1.0))
-        return total
-
-
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
     """Linear decay from ``start`` to ``end`` over ``duration`` steps, then ``end`` (CleanRL)."""
     if duration <= 0 or step >= duration:
@@ -197,68 +142,8 @@ def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
     return start + (end - start) * (step / duration)
 
 
-class NumpyGreedy:
-    """Greedy action of a ``Linear``/``ReLU`` ``nn.Sequential`` computed in NumPy on views of its
-    CPU parameters (no tensor allocation, no autograd or dispatcher overhead per step).
-
-    The views share memory with the parameters, so in-place updates (optimizer steps, unit
-    re-initialisation, ``load_state_dict``) are seen at once; if a parameter's storage is
-    replaced, the views are rebuilt. :meth:`supports` says whether a network qualifies.
-    """
-
-    def __init__(self, net: nn.Sequential) -> None:
-        if not self.supports(net):
-            raise ValueError("NumpyGreedy needs a CPU nn.Sequential of nn.Linear and nn.ReLU")
-        self.net = net
-        self._build()
-
-    @staticmethod
-    def supports(net: nn.Module) -> bool:
-        if not isinstance(net, nn.Sequential) or len(net) == 0:
-            return False
-        mods = list(net)
-        if not isinstance(mods[-1], nn.Linear):
-            return False
-        for m in mods:
-            if isinstance(m, nn.Linear):
-                if m.weight.device.type != "cpu" or m.weight.dtype != torch.float32:
-                    return False
-            elif not isinstance(m, nn.ReLU):
-                return False
-        return True
-
-    def _build(self) -> None:
-        self.layers = []
-        self.checks = []  # (parameter dict, key, data pointer the views were made from)
-        mods = list(self.net)
-        for i, m in enumerate(mods):
-            if isinstance(m, nn.Linear):
-                relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
-                bias = None if m.bias is None else m.bias.detach().numpy()
-                out = np.empty(m.out_features, dtype=np.float32)
-                self.layers.append((m.weight.detach().numpy(), bias, out, relu))
-                for key in ("weight", "bias"):
-                    if m._parameters.get(key) is not None:
-                        self.checks.append((m._parameters, key, m._parameters[key].data_ptr()))
-
-    def __call__(self, obs: np.ndarray) -> int:
-        for params, key, ptr in self.checks:
-            if params[key].data_ptr() != ptr:  # a parameter (or its storage) was replaced
-                self._build()
-                break
-        h = obs
-        for weight, bias, out, relu in self.layers:
-            np.dot(weight, h, out=out)
-            if bias is not None:
-                out += bias
-            if relu:
-                np.maximum(out, 0.0, out=out)
-            h = out
-        return int(h.argmax())
-
-
 class DQNAgent:
-    """DQN with an intervention stack.
+    """DQN with an intervention stack, keeping :class:`palr.agents.contract.Agent`.
 
     Args:
         obs_dim: size of the (flat) observation.
@@ -266,8 +151,9 @@ class DQNAgent:
         config: hyper-parameters.
         stack: plasticity interventions (``None`` or an empty stack = plain DQN).
 
-    Use ``act`` then ``observe`` every environment step, ``on_episode_end`` after every episode
-    and ``on_task_switch`` when the environment's (logged, silent) phase changed.
+    Every environment step: ``act``, then ``observe`` (stores); ``update`` when the schedule says
+    so; ``on_episode_end`` after every episode and ``on_task_switch`` when the environment's
+    (logged, silent) phase changed.
     """
 
     NET = "q"
@@ -285,13 +171,14 @@ class DQNAgent:
         self.device = torch.device(cfg.device)
         self.stack = stack if stack is not None else InterventionStack()
 
-        # networks: initialised from the seed without touching the global RNG
+        # networks: initialised from config.seed without touching the global RNG
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.q = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
         self.target = copy.deepcopy(self.q)
         self.target.requires_grad_(False)
-        self.optimizer = make_adam(self.q, cfg.learning_rate, cfg.adam_eps, cfg.fused_adam)
+        self.optimizer = make_adam(layerwise_param_groups(self.q), cfg.learning_rate,
+                                   cfg.fused_adam, eps=cfg.adam_eps)
         self._grads = FlatGradients(self._optimized_params())
 
         self.replay = ReplayBuffer(cfg.buffer_size, (self.obs_dim,), (), np.float32, np.int64,
@@ -302,6 +189,7 @@ class DQNAgent:
         self.diag_rng = np.random.default_rng([cfg.seed, 2])
 
         self.env_steps = 0
+        self.task_env_steps = 0
         self.updates = 0
         self.episodes = 0
         self.task = 0
@@ -319,53 +207,7 @@ class DQNAgent:
         )
         self.stack.on_optimizer_created(self.ctx)
 
-    # --- acting ------------------------------------------------------------------------------
-    @property
-    def epsilon(self) -> float:
-        """Exploration rate at the current environment step."""
-        cfg = self.config
-        return linear_epsilon(self.env_steps, cfg.start_epsilon, cfg.end_epsilon,
-                              cfg.exploration_steps)
-
-    def act(self, obs: np.ndarray, explore: bool = True) -> int:
-        """Epsilon-greedy action (``explore``) or the greedy one."""
-        if explore and self.rng.random() < self.epsilon:
-            return int(self.rng.integers(self.n_actions))
-        return self.greedy_action(obs)
-
-    def greedy_action(self, obs: np.ndarray) -> int:
-        """argmax_a Q(obs, a) of the online network (ties: lowest index)."""
-        if self._numpy_greedy is not None:
-            self._obs_f32[:] = obs
-            return self._numpy_greedy(self._obs_f32)
-        with torch.no_grad():
-            self._obs_t.copy_(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
-            return int(self.q(self._obs_t).argmax(dim=1).item())
-
-    # --- learning ----------------------------------------------------------------------------
-    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
-                terminated: bool) -> Optional[Dict[str, float]]:
-        """Store a transition and train when due.
-
-        ``terminated`` is a true terminal; pass False on a time-limit truncation. Returns the log
-        dict every ``log_every`` updates, else ``None``.
-        """
-        self.replay.add(obs, action, reward, next_obs, terminated)
-        self.env_steps += 1
-        cfg = self.config
-        if self.env_steps >= cfg.learning_starts and self.env_steps % cfg.train_frequency == 0 \
-                and self.replay.size >= cfg.batch_size:
-            if self.updates == 0:
-                self.prime()
-            return self.update()
-        return None
-
-    def prime(self) -> None:
-        """``priming_updates`` gradient updates on the replay as it is now (the first
-        transitions), every seam called as in normal training (Nikishin et al. 2022)."""
-        for _ in range(self.config.priming_updates):
-            self.update()
-
+    # --- the loss and the update -------------------------------------------------------------
     def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Huber TD loss of a batch (without intervention penalties) and the predicted Q-values."""
         cfg = self.config
@@ -385,6 +227,8 @@ class DQNAgent:
     def update(self, batch: Optional[Dict[str, torch.Tensor]] = None) -> Optional[Dict[str, float]]:
         """One gradient update (on ``batch`` or a fresh replay sample), with every seam called.
 
+        Returns the log dict every ``log_every`` updates, else ``None``.
+
         Raises:
             FloatingPointError: if the loss is NaN/Inf (the weights are left untouched).
         """
@@ -402,12 +246,10 @@ class DQNAgent:
             raise FloatingPointError(
                 f"DQN loss is {loss_value} at update {step} (env step {self.env_steps}); "
                 "lower the learning rate or check the intervention penalties / rewards")
-        if len(self._grads.params) != sum(len(g["params"]) for g in self.optimizer.param_groups):
-            self._grads = FlatGradients(self._optimized_params())  # parameters were added
-        self._grads.prepare()  # = optimizer.zero_grad(), into one flat buffer
+        self._zero_grad()
         loss.backward()
         if cfg.max_grad_norm is not None:
-            self._grads.clip(cfg.max_grad_norm)
+            self._grads.clip(cfg.max_grad_norm)  # = clip_grad_norm_(q.parameters(), max_grad_norm)
         self.stack.before_step(self.NET)
         step_adam(self.optimizer)  # = optimizer.step(), bit-identical, less overhead
         self.stack.after_step(self.NET)
@@ -423,6 +265,13 @@ class DQNAgent:
             return log
         return None
 
+    def _zero_grad(self) -> None:
+        """``optimizer.zero_grad()``, into :class:`~palr.agents.fast_paths.FlatGradients`' buffer
+        (rebuilt if an intervention added parameters to the optimizer)."""
+        if len(self._grads.params) != sum(len(g["params"]) for g in self.optimizer.param_groups):
+            self._grads = FlatGradients(self._optimized_params())
+        self._grads.prepare()
+
     def _optimized_params(self) -> list:
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
@@ -431,6 +280,45 @@ class DQNAgent:
         """Hard update: target <- online."""
         for t, p in zip(self.target.parameters(), self.q.parameters()):
             t.copy_(p)
+
+    def can_update(self) -> bool:
+        """Whether the replay holds a full batch."""
+        return self.replay.size >= self.config.batch_size
+
+    # --- acting ------------------------------------------------------------------------------
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate at the current environment step."""
+        cfg = self.config
+        return linear_epsilon(self.env_steps, cfg.start_epsilon, cfg.end_epsilon,
+                              cfg.exploration_steps)
+
+    def act(self, obs: np.ndarray, explore: bool = True) -> int:
+        """Epsilon-greedy action (``explore``) or the greedy one."""
+        if explore and self.rng.random() < self.epsilon:
+            return self.random_action()
+        return self.greedy_action(obs)
+
+    def random_action(self) -> int:
+        """A uniform random action from the agent's epsilon generator."""
+        return int(self.rng.integers(self.n_actions))
+
+    def greedy_action(self, obs: np.ndarray) -> int:
+        """argmax_a Q(obs, a) of the online network (ties: lowest index)."""
+        if self._numpy_greedy is not None:  # = the torch forward below, in NumPy
+            self._obs_f32[:] = obs
+            return self._numpy_greedy(self._obs_f32)
+        with torch.no_grad():
+            self._obs_t.copy_(torch.as_tensor(obs, dtype=torch.float32).view(1, -1))
+            return int(self.q(self._obs_t).argmax(dim=1).item())
+
+    def observe(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
+                terminated: bool) -> None:
+        """Store a transition and count it (no training: see ``update``). ``terminated`` is a
+        true terminal; pass False on a time-limit truncation."""
+        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.env_steps += 1
+        self.task_env_steps += 1
 
     def diagnostic_inputs(self, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
         """``n`` replay observations for a plasticity measurement, drawn with the agent's own
@@ -446,8 +334,10 @@ class DQNAgent:
         self.stack.on_episode_end(self.episodes)
 
     def on_task_switch(self, task: int) -> None:
-        """Call when the environment's logged phase changed (interventions only log it)."""
+        """Call when the environment's logged phase changed (interventions only log it); the
+        task's step count restarts."""
         self.task = int(task)
+        self.task_env_steps = 0
         self.stack.on_task_switch(self.task)
 
     # --- checkpointing -----------------------------------------------------------------------
@@ -461,8 +351,8 @@ class DQNAgent:
             "generator": self.generator.get_state(),
             "rng": self.rng.bit_generator.state,
             "diag_rng": self.diag_rng.bit_generator.state,
-            "counters": {"env_steps": self.env_steps, "updates": self.updates,
-                         "episodes": self.episodes, "task": self.task},
+            "counters": {"env_steps": self.env_steps, "task_env_steps": self.task_env_steps,
+                         "updates": self.updates, "episodes": self.episodes, "task": self.task},
         }
         if include_replay:
             state["replay"] = self.replay.state_dict()
@@ -482,6 +372,8 @@ class DQNAgent:
         self.diag_rng.bit_generator.state = state["diag_rng"]
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
+        # checkpoints written before the task clock existed: no DQN schedule counted per task
+        self.task_env_steps = int(counters.get("task_env_steps", 0))
         self.updates = int(counters["updates"])
         self.episodes = int(counters["episodes"])
         self.task = int(counters["task"])

@@ -10,8 +10,8 @@ gamma 0.99, polyak 0.995, target entropy -action_dim, tanh-Gaussian policy with 
   units that output exactly zero, so its perturbation needs ReLU.
 - ``network="cw"``: Continual World's exact network, Linear -> LayerNorm -> Tanh for the first layer,
   Linear + LeakyReLU(0.2) for the rest. Its activations are never exactly zero, so the dead fraction
-  is reported as not applicable and PALR uses the tau-dormant fraction instead (DESIGN.md
-  section 2); the first layer (LayerNorm mixes units) is metrics/LR-scaling only, not recyclable.
+  is reported as not applicable and PALR uses the tau-dormant fraction instead (the dead and
+  dormant fractions of docs/palr.md); the first layer (LayerNorm mixes units) is metrics/LR-scaling only, not recyclable.
 
 Task-aware settings (Continual World's continual-learning SAC, awarelab/continual_world
 ``sac.py``/``models.py``; off by default, where task switches are silent). They need the task's
@@ -25,8 +25,14 @@ one-hot at the end of every observation (``num_tasks`` entries, :class:`SACAgent
   emptied and every Adam moment zeroed, the step counts kept (Continual World's
   ``reset_optimizer``).
 
-The update is written for speed without changing the algorithm: fused Adam (stepped by
-:func:`palr.optim.step_adam`, bit-identical to ``Adam.step``), the actor's backward
+The agent keeps the contract of :mod:`palr.agents.contract`: ``observe`` only stores, ``update``
+does one gradient update of critics, actor and temperature; the random warm-up and when to update
+(``start_steps``, ``update_after``, ``update_every``) are
+:class:`palr.experiments.schedule.TrainingSchedule`'s.
+
+The update is written for speed without changing the algorithm: fused Adam
+(:func:`palr.agents.fast_paths.make_adam`, stepped by :func:`palr.optim.step_adam`,
+bit-identical to ``Adam.step``), the actor's backward
 restricted to the actor's parameters (no critic weight gradients are computed for the actor loss),
 the entropy-temperature loss reusing the actor loss's log-probabilities, one ``_foreach_lerp_``
 target update, alpha kept as a tensor, and no host synchronisation except every ``log_every``
@@ -48,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from palr.agents.fast_paths import make_adam
 from palr.agents.replay import ReplayBuffer
 from palr.checks import check_finite_fields, check_positive, check_range
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -71,15 +78,11 @@ class SACConfig:
         lr: Adam learning rate of actor, critics and entropy temperature.
         gamma: discount factor.
         polyak: target critics ``theta_targ <- polyak * theta_targ + (1 - polyak) * theta``.
-        batch_size: gradient-step batch size (CW: 128; the seed's launcher: 2048).
+        batch_size: gradient-step batch size (CW: 128; the original rlBigWorld launcher: 2048).
         buffer_size: replay capacity (FIFO; kept across silent task switches).
         init_alpha: initial entropy temperature.
         target_entropy: entropy target; ``None`` = ``-action_dim``.
         log_std_min / log_std_max: clamp of the policy's log standard deviation.
-        start_steps: environment steps with uniform random actions at the start (runner).
-        update_after: environment steps before the first update (runner).
-        update_every: environment steps between update bursts; each burst does that many
-            updates (CW: 50 steps, then 50 updates) (runner).
         log_every: ``update`` returns its scalars (one host sync) every this many updates.
         fused_adam: use the fused Adam kernel where the device supports it.
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:1"``, ...).
@@ -105,9 +108,6 @@ class SACConfig:
     target_entropy: Optional[float] = None
     log_std_min: float = -20.0
     log_std_max: float = 2.0
-    start_steps: int = 10_000
-    update_after: int = 1_000
-    update_every: int = 50
     log_every: int = 1000
     fused_adam: bool = True
     device: str = "cpu"
@@ -129,7 +129,7 @@ class SACConfig:
             raise ValueError(f"unknown SAC network {self.network!r}; valid: {', '.join(NETWORKS)}")
         if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
             raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
-        for name in ("lr", "batch_size", "buffer_size", "init_alpha", "log_every", "update_every"):
+        for name in ("lr", "batch_size", "buffer_size", "init_alpha", "log_every"):
             check_positive(name, getattr(self, name))
         for name in ("gamma", "polyak"):
             check_range(name, getattr(self, name), 0.0, 1.0)
@@ -137,8 +137,6 @@ class SACConfig:
         if self.log_std_min >= self.log_std_max:
             raise ValueError(f"log_std_min must be below log_std_max, got {self.log_std_min}, "
                              f"{self.log_std_max}")
-        if self.start_steps < 0 or self.update_after < 0:
-            raise ValueError("start_steps and update_after must be >= 0")
 
 
 # --- networks --------------------------------------------------------------------------------
@@ -260,18 +258,9 @@ def tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
     return torch.tanh(u), log_prob
 
 
-def _make_adam(params: Any, lr: float, fused: bool) -> torch.optim.Adam:
-    if fused:
-        try:
-            return torch.optim.Adam(params, lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            pass  # device/torch without a fused kernel: fall back to the default implementation
-    return torch.optim.Adam(params, lr=lr)
-
-
 # --- agent -----------------------------------------------------------------------------------
 class SACAgent:
-    """SAC with an intervention stack at every seam.
+    """SAC with an intervention stack at every seam, keeping :class:`palr.agents.contract.Agent`.
 
     Args:
         obs_dim / act_dim: flat observation size and action size (actions in [-1, 1]).
@@ -319,12 +308,12 @@ class SACAgent:
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
 
-        self.actor_opt = _make_adam(layerwise_param_groups(self.actor), cfg.lr, cfg.fused_adam)
-        self.critic_opt = _make_adam(layerwise_param_groups(self.critic), cfg.lr, cfg.fused_adam)
+        self.actor_opt = make_adam(layerwise_param_groups(self.actor), cfg.lr, cfg.fused_adam)
+        self.critic_opt = make_adam(layerwise_param_groups(self.critic), cfg.lr, cfg.fused_adam)
         alphas = self.num_tasks if cfg.per_task_alpha else 1
         self.log_alpha = torch.full((alphas,), math.log(cfg.init_alpha), device=self.device,
                                     requires_grad=True)
-        self.alpha_opt = _make_adam([self.log_alpha], cfg.lr, cfg.fused_adam)
+        self.alpha_opt = make_adam([self.log_alpha], cfg.lr, cfg.fused_adam)
         self._actor_params = list(self.actor.parameters())
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
@@ -339,8 +328,10 @@ class SACAgent:
         self.eval_generator = torch.Generator(device=self.device).manual_seed(eval_seed)
         self.replay = ReplayBuffer(cfg.buffer_size, (obs_dim,), (act_dim,), obs_dtype=np.float32,
                                    action_dtype=np.float32, seed=replay_seed)
-        self.num_updates = 0
-        self.num_episodes = 0
+        self.env_steps = 0
+        self.task_env_steps = 0
+        self.updates = 0
+        self.episodes = 0
 
         self.stack = stack if stack is not None else InterventionStack()
         self.networks: Dict[str, NetworkSlot] = {
@@ -354,37 +345,7 @@ class SACAgent:
                                        reset_hook=self._after_reset)
         self.stack.on_optimizer_created(self.context)
 
-    # --- acting ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False, evaluation: bool = False
-            ) -> np.ndarray:
-        """Action(s) for one observation (obs_dim,) or a batch (N, obs_dim), as float32 NumPy.
-
-        ``evaluation=True`` draws the policy noise from the evaluation generator, so evaluation
-        episodes leave the training trajectory exactly as it would be without them."""
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
-        single = o.dim() == 1
-        mean, log_std = self.actor(o.reshape(-1, self.obs_dim))
-        if deterministic:
-            action = torch.tanh(mean)
-        else:
-            generator = self.eval_generator if evaluation else self.noise_generator
-            noise = torch.randn(mean.shape, generator=generator, device=self.device)
-            action, _ = tanh_gaussian(mean, log_std, noise)
-        out = action.cpu().numpy()
-        return out[0] if single else out
-
-    def random_action(self) -> np.ndarray:
-        """A uniform action in [-1, 1]^act_dim from the agent's generator (warm-up steps)."""
-        u = torch.rand(self.act_dim, generator=self.noise_generator, device=self.device)
-        return (u * 2.0 - 1.0).cpu().numpy()
-
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-                terminated: bool) -> None:
-        """Store a transition; ``terminated`` only for true terminals (never a time limit)."""
-        self.replay.add(obs, action, reward, next_obs, terminated)
-
-    # --- learning ----------------------------------------------------------------------------
+    # --- the losses and the update ----------------------------------------------------------
     @property
     def alpha(self) -> torch.Tensor:
         """Every entropy temperature (one, or one per task)."""
@@ -462,9 +423,9 @@ class SACAgent:
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, 1.0 - cfg.polyak)
 
-        self.num_updates += 1
-        stack.after_update(self.num_updates)
-        if self.num_updates % cfg.log_every != 0:
+        self.updates += 1
+        stack.after_update(self.updates)
+        if self.updates % cfg.log_every != 0:
             return {}
         return self._scalars(critic_loss, actor_loss, alpha_loss, alpha, q1, logp_d)
 
@@ -477,20 +438,58 @@ class SACAgent:
                         "sac/q", "sac/entropy"), values))
         bad = [k for k, v in out.items() if not math.isfinite(v)]
         if bad:
-            raise FloatingPointError(f"non-finite SAC values {bad} at update {self.num_updates}")
-        out["sac/updates"] = float(self.num_updates)
+            raise FloatingPointError(f"non-finite SAC values {bad} at update {self.updates}")
+        out["sac/updates"] = float(self.updates)
         return out
+
+    # --- acting ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = True, evaluation: bool = False) -> np.ndarray:
+        """Action(s) for one observation (obs_dim,) or a batch (N, obs_dim), as float32 NumPy:
+        a sample of the policy (``explore``) or its deterministic action ``tanh(mean)``.
+
+        ``evaluation=True`` draws the policy noise from the evaluation generator, so evaluation
+        episodes leave the training trajectory exactly as it would be without them."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        single = o.dim() == 1
+        mean, log_std = self.actor(o.reshape(-1, self.obs_dim))
+        if not explore:
+            action = torch.tanh(mean)
+        else:
+            generator = self.eval_generator if evaluation else self.noise_generator
+            noise = torch.randn(mean.shape, generator=generator, device=self.device)
+            action, _ = tanh_gaussian(mean, log_std, noise)
+        out = action.cpu().numpy()
+        return out[0] if single else out
+
+    def random_action(self) -> np.ndarray:
+        """A uniform action in [-1, 1]^act_dim from the agent's generator (warm-up steps)."""
+        u = torch.rand(self.act_dim, generator=self.noise_generator, device=self.device)
+        return (u * 2.0 - 1.0).cpu().numpy()
+
+    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
+                terminated: bool) -> None:
+        """Store a transition and count it (no training: see ``update``); ``terminated`` only
+        for true terminals (never a time limit)."""
+        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.env_steps += 1
+        self.task_env_steps += 1
+
+    def can_update(self) -> bool:
+        """Whether the replay holds a transition to sample (batches are drawn with replacement)."""
+        return self.replay.size > 0
 
     # --- seams the runner drives ---------------------------------------------------------------
     def on_episode_end(self) -> None:
         """Count a finished training episode and tell the stack (``on_episode_end(count)``)."""
-        self.num_episodes += 1
-        self.stack.on_episode_end(self.num_episodes)
+        self.episodes += 1
+        self.stack.on_episode_end(self.episodes)
 
     def on_task_switch(self, task: int) -> None:
         """Pass a task switch to the stack (for logging only), then apply the config's resets:
         an empty replay buffer and zeroed optimizer moments (Continual World's
-        ``_handle_task_change``)."""
+        ``_handle_task_change``); the task's step count restarts."""
+        self.task_env_steps = 0
         self.stack.on_task_switch(task)
         if self.config.reset_replay_on_task:
             self.replay.clear()
@@ -517,10 +516,10 @@ class SACAgent:
             self.alpha_opt.state.clear()
 
     # --- checkpointing -------------------------------------------------------------------------
-    def state_dict(self, include_replay: bool = False) -> Dict[str, Any]:
+    def state_dict(self, include_replay: bool = True) -> Dict[str, Any]:
         """Everything to resume bit-identically (tensors, numbers, strings, lists and dicts only:
-        loadable with ``torch.load(weights_only=True)``). The replay buffer is large: it is
-        included only with ``include_replay=True`` (else save ``agent.replay.state_dict()``)."""
+        loadable with ``torch.load(weights_only=True)``). ``include_replay=False`` leaves the
+        (large) replay buffer out (then save ``agent.replay.state_dict()`` yourself)."""
         state: Dict[str, Any] = {
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
@@ -539,14 +538,15 @@ class SACAgent:
             "noise_generator": self.noise_generator.get_state(),
             "eval_generator": self.eval_generator.get_state(),
             "diag_rng": self.diag_rng.bit_generator.state,
-            "num_updates": self.num_updates,
-            "num_episodes": self.num_episodes,
+            "counters": {"env_steps": self.env_steps, "task_env_steps": self.task_env_steps,
+                         "updates": self.updates, "episodes": self.episodes},
         }
         if include_replay:
             state["replay"] = self.replay.state_dict()
         return state
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        state = _current_layout(state)
         saved = state["config"]
         for key in ("network", "hidden_sizes", "multi_head", "hide_task_id", "per_task_alpha"):
             mine = getattr(self.config, key)
@@ -572,10 +572,29 @@ class SACAgent:
         self.noise_generator.set_state(state["noise_generator"])
         self.eval_generator.set_state(state["eval_generator"])
         self.diag_rng.bit_generator.state = state["diag_rng"]
-        self.num_updates = int(state["num_updates"])
-        self.num_episodes = int(state["num_episodes"])
+        counters = state["counters"]
+        self.env_steps = int(counters["env_steps"])
+        self.task_env_steps = int(counters["task_env_steps"])
+        self.updates = int(counters["updates"])
+        self.episodes = int(counters["episodes"])
         if "replay" in state:
             self.replay.load_state_dict(state["replay"])
+
+
+def _current_layout(state: Dict[str, Any]) -> Dict[str, Any]:
+    """A checkpoint of the layout written before the training schedule moved to the trainer (the
+    Continual World launcher's ``{"sac": ..., "env_steps", "task_steps"}`` around an agent with
+    ``num_updates``/``num_episodes``) in today's layout; today's unchanged."""
+    if "counters" in state:
+        return state
+    if "sac" in state:
+        env_steps, task_steps = int(state["env_steps"]), int(state["task_steps"])
+        state = state["sac"]
+    else:  # an agent saved on its own: it did not count env steps
+        env_steps = task_steps = 0
+    counters = {"env_steps": env_steps, "task_env_steps": task_steps,
+                "updates": state["num_updates"], "episodes": state["num_episodes"]}
+    return dict(state, counters=counters)
 
 
 __all__ = ["SACConfig", "SACAgent", "Actor", "TwinQ", "TaskInput", "select_head", "mlp",

@@ -20,10 +20,10 @@ runs from scratch on every task of the sequence, with the same settings
 (``cw_checkpoint_reference_<task>_seed<S>.json``): the baselines of Wolczyk et al.'s forward
 transfer.
 
-Training schedule (Wolczyk et al. 2021): uniform random actions for the first ``start_steps``
-env steps, then, from ``update_after`` on, ``update_every`` gradient updates after every
-``update_every`` env steps; counted from the start of the run (``silent``) or of every task
-(``cw-paper``).
+Training schedule (Wolczyk et al. 2021; :func:`cw_schedule`): uniform random actions for the
+first ``start_steps`` env steps, then, from ``update_after`` on, ``update_every`` gradient
+updates after every ``update_every`` env steps; counted from the start of the run (``silent``)
+or of every task (``cw-paper``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ import dataclasses
 import pathlib
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-import numpy as np
 
 from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
@@ -55,74 +54,6 @@ if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is
 ALGO = "SAC"
 DOMAIN = "cw"
 DEFAULT_AGENTS = ("0", "3", "4", "5", "6")
-
-
-class SACContinualLearner:
-    """The Continual World training schedule around a :class:`palr.agents.sac.SACAgent`.
-
-    Gives the SAC agent the interface :class:`palr.experiments.trainer.EpisodicTrainer` drives
-    (``act(obs, explore)``, ``observe``, ``updates``, ``on_episode_end``, ``on_task_switch``,
-    ``state_dict`` with the replay buffer). With ``per_task`` the warm-up (``start_steps``
-    random actions) and ``update_after`` restart at every task switch (Continual World's
-    ``current_task_timestep``).
-    """
-
-    def __init__(self, sac: Any, start_steps: int, update_after: int, update_every: int,
-                 per_task: bool = False) -> None:
-        self.sac = sac
-        self.stack = sac.stack
-        self.start_steps = start_steps
-        self.update_after = update_after
-        self.update_every = update_every
-        self.per_task = per_task
-        self.env_steps = 0
-        self.task_steps = 0
-
-    @property
-    def updates(self) -> int:
-        return self.sac.num_updates
-
-    @property
-    def schedule_steps(self) -> int:
-        """Env steps the schedule counts: of the current task (``per_task``) or of the run."""
-        return self.task_steps if self.per_task else self.env_steps
-
-    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
-        if explore and self.schedule_steps < self.start_steps:
-            return self.sac.random_action()
-        return self.sac.act(obs, deterministic=not explore)
-
-    def observe(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-                terminated: bool) -> Optional[Dict[str, float]]:
-        self.sac.observe(obs, action, reward, next_obs, terminated)
-        self.env_steps += 1
-        self.task_steps += 1
-        steps = self.schedule_steps
-        if steps < self.update_after or steps % self.update_every != 0:
-            return None
-        logged: Optional[Dict[str, float]] = None
-        for _ in range(self.update_every):
-            log = self.sac.update()
-            if log:
-                logged = log
-        return logged
-
-    def on_episode_end(self) -> None:
-        self.sac.on_episode_end()
-
-    def on_task_switch(self, task: int) -> None:
-        """The agent's task-switch seam (and its configured resets); the task clock restarts."""
-        self.sac.on_task_switch(task)
-        self.task_steps = 0
-
-    def state_dict(self) -> Dict[str, Any]:
-        return {"sac": self.sac.state_dict(include_replay=True), "env_steps": self.env_steps,
-                "task_steps": self.task_steps}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.sac.load_state_dict(state["sac"])
-        self.env_steps = int(state["env_steps"])
-        self.task_steps = int(state["task_steps"])
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -305,6 +236,18 @@ def _sac_config(job: RunJob) -> Any:
                      init_alpha=protocol.init_alpha, target_entropy=target_entropy)
 
 
+def cw_schedule(job: RunJob) -> Any:
+    """The run's :class:`~palr.experiments.schedule.TrainingSchedule` from its launcher flags:
+    ``start_steps`` random actions, the first update at ``update_after``, then ``update_every``
+    updates every ``update_every`` env steps, per task with the preset's ``per_task_schedule``."""
+    from palr.experiments.schedule import TrainingSchedule
+    opts = job.options
+    return TrainingSchedule(random_steps=opts["start_steps"], learning_starts=opts["update_after"],
+                            train_frequency=opts["update_every"],
+                            gradient_steps=opts["update_every"],
+                            per_task=_protocol(job).per_task_schedule)
+
+
 def cw_identity(job: RunJob) -> Dict[str, Any]:
     """The run identity of a Continual World job (:mod:`palr.experiments.run_identity`): the task
     sequence (or the single reference task), environment (task id, reward functions), episode
@@ -316,8 +259,7 @@ def cw_identity(job: RunJob) -> Dict[str, Any]:
     reference = opts.get("reference_task")
     sequence = {"reference_task": reference} if reference is not None else \
         {"name": opts["sequence"], "num_tasks": opts["num_tasks"]}
-    unread = ("seed", "start_steps", "update_after", "update_every")  # the schedule is below
-    sac = {k: v for k, v in dataclasses.asdict(_sac_config(job)).items() if k not in unread}
+    sac = {k: v for k, v in dataclasses.asdict(_sac_config(job)).items() if k != "seed"}
     evaluation = _evaluation(job)
     return make_identity({
         "domain": DOMAIN, "agent_idx": spec.index, "seed": job.seed, "sequence": sequence,
@@ -360,8 +302,6 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
     sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], config,
                    build_stack(spec, opts["overrides"]),
                    num_tasks=env.num_tasks if protocol.task_id else 0)
-    learner = SACContinualLearner(sac, opts["start_steps"], opts["update_after"],
-                                  opts["update_every"], per_task=protocol.per_task_schedule)
     tasks = [{"index": i, "name": name, "start_episode": start, "end_episode": end}
              for i, (name, (start, end)) in enumerate(zip(env.tasks, env.windows))]
     header: Dict[str, Any] = {
@@ -389,7 +329,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         at_task_end = episode in ends
         if not evaluation.due(steps, previous, at_task_end):
             return
-        scores, deterministic = evaluate_all(learner, eval_envs, evaluation,
+        scores, deterministic = evaluate_all(sac, eval_envs, evaluation,
                                              seed=job.seed * 1_000_003 + episode)
         recorder.evaluation(steps, ends.get(episode, trainer.task), scores,
                             during_task=None if at_task_end else trainer.task,
@@ -405,7 +345,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
                                checkpoint_every=opts["checkpoint_every"],
                                progress=opts["progress"], tensorboard=opts["tensorboard"],
                                description=job.label)
-    trainer = EpisodicTrainer(env, learner, recorder, settings,
+    trainer = EpisodicTrainer(env, sac, recorder, settings, cw_schedule(job),
                               score_fn=lambda ret, info: float(info.get("episode_success", 0.0)),
                               episode_hook=evaluate)
     return trainer.run()
@@ -464,6 +404,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["SACContinualLearner", "build_parser", "apply_preset", "resolve_sequence",
+__all__ = ["build_parser", "cw_schedule", "apply_preset", "resolve_sequence",
            "check_suffix_label", "make_jobs", "cw_identity", "run_cw_job", "publish_finished",
            "print_status", "main"]

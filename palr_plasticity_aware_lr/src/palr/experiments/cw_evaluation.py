@@ -44,7 +44,7 @@ class EvaluationProtocol:
 
 def evaluate_task(agent: Any, env: Any, episodes: int, seed: Optional[int],
                   deterministic: bool = False) -> float:
-    """Mean success of ``episodes`` episodes of ``agent.sac``'s policy on ``env``.
+    """Mean success of ``episodes`` episodes of the SAC ``agent``'s policy on ``env``.
 
     The first reset is seeded with ``seed`` (``None``: the env's stream goes on); stochastic
     actions draw their noise from the agent's evaluation generator (checkpointed), so evaluating
@@ -56,7 +56,7 @@ def evaluate_task(agent: Any, env: Any, episodes: int, seed: Optional[int],
         done, info = False, {}
         while not done:
             obs, _, terminated, truncated, info = env.step(
-                agent.sac.act(obs, deterministic=deterministic, evaluation=True))
+                agent.act(obs, explore=not deterministic, evaluation=True))
             done = terminated or truncated
         successes.append(float(info.get("episode_success", 0.0)))
     return float(np.mean(successes))

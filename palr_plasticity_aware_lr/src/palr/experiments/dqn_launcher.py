@@ -49,7 +49,8 @@ class DQNDomain:
         add_arguments: adds the domain's own flags.
         env_options: turns parsed flags into plain env options stored in each job.
         make_env: builds the environment for one job.
-        dqn_defaults: DQNConfig fields that differ from its defaults for this domain.
+        dqn_defaults: DQN settings (DQNConfig or :data:`SCHEDULE_KEYS` fields) that differ from
+            their defaults for this domain.
         max_reward: the largest reward of one env step; with gamma it gives the bound on true
             values, ``max_reward / (1 - gamma)``, that the verdict checks |Q| against.
         describe_env: a line about the built environment (e.g. which simulator runs it),
@@ -74,7 +75,10 @@ DOMAINS: Dict[str, DQNDomain] = {}
 DOMAIN_MODULES = {"cartpole": "palr.experiments.cartpole", "jbw": "palr.experiments.jbw",
                   "permuted_cartpole": "palr.experiments.permuted_cartpole"}
 
-#: DQN flag -> DQNConfig field (flags left out keep the domain's default)
+#: the DQN settings that are the trainer's schedule (:class:`~palr.experiments.schedule.
+#: TrainingSchedule` fields), not DQNConfig's; jobs keep them with the DQN settings
+SCHEDULE_KEYS = ("learning_starts", "train_frequency", "priming_updates")
+#: DQN flag -> DQNConfig or schedule field (flags left out keep the domain's default)
 DQN_FLAGS = {"double_dqn": "double_dqn", "target_update_every": "target_update_every",
              "buffer_size": "buffer_size", "lr": "learning_rate", "gamma": "gamma",
              "hidden_sizes": "hidden_sizes", "start_epsilon": "start_epsilon",
@@ -117,7 +121,7 @@ def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> Non
     """The DQN settings of :data:`DQN_FLAGS` and the capacity probe's, with this domain's defaults
     in the help; every value ends up in the run's config."""
     from palr.agents.dqn import DQNConfig
-    d = DQNConfig(**domain.dqn_defaults)
+    d = DQNConfig(**split_dqn_settings(domain.dqn_defaults)[0])
     group = parser.add_argument_group("DQN (defaults are this domain's)")
     group.add_argument("--double_dqn", dest="double_dqn", action="store_const", const=True,
                        default=None, help="Double DQN targets (van Hasselt et al. 2016)"
@@ -183,8 +187,11 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
             dqn[key] = getattr(args, key)
     dqn.update(dqn_flag_values(args))
     from palr.agents.dqn import DQNConfig
+    from palr.experiments.schedule import TrainingSchedule
+    agent_fields, schedule_fields = split_dqn_settings(dqn)
     try:
-        DQNConfig(**dqn)
+        DQNConfig(**agent_fields)
+        TrainingSchedule(**schedule_fields)
     except ValueError as err:
         raise UsageError(f"{err}; change the DQN flags (see --help)") from None
     options = {"env": env_options, "dqn": dqn, "device": args.device,
@@ -203,9 +210,32 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     return jobs
 
 
+def split_dqn_settings(dqn: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """A job's DQN settings as ``(DQNConfig fields, TrainingSchedule fields)``."""
+    agent = {k: v for k, v in dqn.items() if k not in SCHEDULE_KEYS}
+    return agent, {k: v for k, v in dqn.items() if k in SCHEDULE_KEYS}
+
+
 def _dqn_config(job: RunJob) -> Any:
     from palr.agents.dqn import DQNConfig
-    return DQNConfig(**dict(job.options["dqn"], seed=job.seed, device=job.options["device"]))
+    agent, _ = split_dqn_settings(job.options["dqn"])
+    return DQNConfig(**dict(agent, seed=job.seed, device=job.options["device"]))
+
+
+def dqn_schedule(job: RunJob) -> Any:
+    """The job's :class:`~palr.experiments.schedule.TrainingSchedule` (DQN: no random warm-up,
+    one update per ``train_frequency`` env steps from ``learning_starts`` on, priming)."""
+    from palr.experiments.schedule import TrainingSchedule
+    return TrainingSchedule(**split_dqn_settings(job.options["dqn"])[1])
+
+
+def dqn_settings(job: RunJob) -> Dict[str, Any]:
+    """Every resolved DQN setting of a job, the agent's config and its schedule, one value each:
+    what the run records as ``config.dqn`` and its identity holds (the key set of the runs made
+    when the schedule was part of DQNConfig, so their fingerprints stay the same)."""
+    schedule = dqn_schedule(job)
+    return {**dataclasses.asdict(_dqn_config(job)),
+            **{key: getattr(schedule, key) for key in SCHEDULE_KEYS}}
 
 
 def dqn_identity(job: RunJob) -> Dict[str, Any]:
@@ -214,7 +244,7 @@ def dqn_identity(job: RunJob) -> Dict[str, Any]:
     (:mod:`palr.experiments.run_identity`)."""
     from palr.interventions import build_stack, stack_settings
     spec = resolve_agent(job.agent_index, ALGO)
-    dqn = {k: v for k, v in dataclasses.asdict(_dqn_config(job)).items() if k != "seed"}
+    dqn = {k: v for k, v in dqn_settings(job).items() if k != "seed"}
     return make_identity({
         "domain": job.domain, "agent_idx": spec.index, "seed": job.seed,
         "env": job.options["env"], "dqn": dqn, "probe": job.options.get("probe"),
@@ -247,7 +277,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     header = {
         "domain": domain.name, "agent": job.agent_name, "agent_idx": job.agent_index,
         "seed": job.seed, "score_name": "return", "score_threshold": threshold, "tasks": tasks,
-        "config": {"dqn": dataclasses.asdict(config), "env": opts["env"],
+        "config": {"dqn": dqn_settings(job), "env": opts["env"],
                    "interventions": list(spec.interventions), "overrides": opts["overrides"],
                    "total_episodes": total, "total_env_steps": total_steps,
                    "probe": opts.get("probe"), "max_reward": opts.get("max_reward"),
@@ -261,7 +291,7 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
                                checkpoint_every=opts["checkpoint_every"],
                                progress=opts["progress"], tensorboard=opts["tensorboard"],
                                description=job.label, total_env_steps=total_steps)
-    return EpisodicTrainer(env, agent, recorder, settings,
+    return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
                            task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
                            ).run()
 

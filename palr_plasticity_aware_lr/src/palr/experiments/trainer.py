@@ -3,7 +3,9 @@
 One run = one agent on one continual environment for ``total_episodes`` episodes, or until
 ``total_env_steps`` env steps have been taken (the run then ends with the episode that reaches
 the budget; environments whose phases are counted in env steps use this). The loop:
-- acts and feeds transitions to the agent (which trains itself and calls its intervention stack);
+- acts, feeds transitions to the agent and has it update when its :class:`~palr.experiments.
+  schedule.TrainingSchedule` says so (the agent keeps :class:`palr.agents.contract.Agent` and
+  calls its intervention stack);
 - records every episode and every plasticity measurement (:class:`RunRecorder`), and at the end
   of every task (at a switch, and when the run ends) runs the optional task-end probe (the
   capacity probe) and records its values the same way;
@@ -26,8 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Protocol
 
-import numpy as np
-
+from palr.agents.contract import Agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
 from palr.experiments.records import RunRecorder
@@ -35,6 +36,7 @@ from palr.experiments.rng import capture_global_rng, restore_global_rng
 from palr.experiments.run_identity import check_same_run
 from palr.experiments.run_lock import RunLock
 from palr.experiments.run_state import CHECKPOINT_FILE, RESULT_FILE, read_result
+from palr.experiments.schedule import TrainingSchedule
 from palr.signals import StopSignals
 
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
@@ -43,26 +45,6 @@ PREEMPTED_EXIT = 75
 
 class Preempted(RuntimeError):
     """The run was asked to stop (SIGTERM/SIGUSR1); its checkpoint is saved."""
-
-
-class ContinualAgent(Protocol):
-    """What the loop needs from an agent (DQN, SAC adapters, ...)."""
-
-    stack: Any
-    updates: int
-
-    def act(self, obs: np.ndarray, explore: bool = True) -> Any: ...
-
-    def observe(self, obs: np.ndarray, action: Any, reward: float, next_obs: np.ndarray,
-                terminated: bool) -> Optional[Dict[str, float]]: ...
-
-    def on_episode_end(self) -> None: ...
-
-    def on_task_switch(self, task: int) -> None: ...
-
-    def state_dict(self) -> Dict[str, Any]: ...
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None: ...
 
 
 class TaskEndProbe(Protocol):
@@ -126,8 +108,8 @@ def load_env_state(env: Any, state: Dict[str, Any]) -> None:
 class EpisodicTrainer:
     """Runs (or resumes) one continual run; see the module docstring."""
 
-    def __init__(self, env: Any, agent: ContinualAgent, recorder: RunRecorder,
-                 settings: TrainerSettings,
+    def __init__(self, env: Any, agent: Agent, recorder: RunRecorder,
+                 settings: TrainerSettings, schedule: TrainingSchedule,
                  score_fn: Callable[[float, Dict[str, Any]], float] = lambda ret, info: ret,
                  episode_hook: Optional[Callable[["EpisodicTrainer", Dict[str, Any]], None]] = None,
                  task_end_probe: Optional[TaskEndProbe] = None) -> None:
@@ -135,6 +117,7 @@ class EpisodicTrainer:
         self.agent = agent
         self.recorder = recorder
         self.settings = settings
+        self.schedule = schedule
         self.score_fn = score_fn
         self.episode_hook = episode_hook
         self.task_end_probe = task_end_probe
@@ -291,9 +274,10 @@ class EpisodicTrainer:
             self.task = task
         ret, length, done = 0.0, 0, False
         while not done:
-            action = agent.act(obs, True)
+            action = self.schedule.act(agent, obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
-            train_log = agent.observe(obs, action, reward, next_obs, terminated)
+            agent.observe(obs, action, reward, next_obs, terminated)
+            train_log = self.schedule.train(agent)
             self.env_steps += 1
             if train_log and self.writer is not None:
                 for key, value in train_log.items():
