@@ -114,13 +114,26 @@ results_arg() {
 trap_stop_signals
 FAILED=0
 STOPPED=0
+ENDED=0     # runs of this launch that have ended
+TOTAL=0     # runs this launch starts (set once the finished ones are known)
+STARTED_AT=$SECONDS
+
+# sweep_status LABEL OUTCOME: one status line per ended run: run k/N, elapsed time, ETA
+sweep_status() {
+    ENDED=$((ENDED + 1))
+    local elapsed=$((SECONDS - STARTED_AT))
+    local eta="$(( elapsed * (TOTAL - ENDED) / ENDED ))s"
+    echo "[run_cw20] run $ENDED/$TOTAL $2: $1 | elapsed ${elapsed}s | ETA $eta"
+}
 
 # finish_run PID LABEL LOG: wait for one run and count how it ended
 finish_run() {
     wait_group "$1"
     if [ "$CHILD_STATUS" = 0 ]; then
+        sweep_status "$2" "done"
         return
     fi
+    sweep_status "$2" "ended with status $CHILD_STATUS"
     if [ -n "$STOP_SIGNAL" ] || [ "$CHILD_STATUS" = 75 ]; then
         # 75: checkpoint saved; any other status after a stop request: killed by the signal
         # before its handler was installed, so its last (atomic) checkpoint stands
@@ -179,10 +192,18 @@ for seed in $SEEDS; do
     done <<< "$lines"
 done
 
+for seed in $SEEDS; do
+    for agent in $AGENTS; do
+        [ "${STATE["$seed $agent"]:-}" = finished ] || TOTAL=$((TOTAL + 1))
+    done
+done
+echo "[run_cw20] $TOTAL run(s) of $LABEL to run, $PARALLEL at a time; per-run logs (a progress line every 10 episodes) in $LOG_DIR"
+
 mkdir -p "$LOG_DIR"
 declare -a PIDS=()
 declare -a LABELS=()
 declare -a LOGS=()
+LAST_LOG=""
 
 launch_one() {  # seed agent
     local seed="$1" agent="$2"
@@ -201,6 +222,7 @@ launch_one() {  # seed agent
     PIDS+=("$CHILD_PID")
     LABELS+=("seed=$seed agent=$agent")
     LOGS+=("$log")
+    LAST_LOG="$log"
 }
 
 wait_batch() {
@@ -233,4 +255,7 @@ if [ -n "$STOP_SIGNAL" ] || [ "$STOPPED" -gt 0 ]; then
 fi
 if [ "$MODE" = "sweep" ]; then
     merge
+elif [ "${#LAST_LOG}" -gt 0 ]; then
+    # a single run: its own summary and where its files are, from the end of its log
+    sed -n '/^\[summary\]/,$p' "$LAST_LOG"
 fi

@@ -12,7 +12,8 @@
 #     palr_habitat/src/palr_trainer.py --config <CONFIG> --seed <SEED> --outdir <OUTDIR>"
 # Without one, the same trainer runs from the local .venv through ./run.sh (torchrun --standalone);
 # there habitat-sim is absent, so the trainer uses its MuJoCo stand-in (it prints the backend).
-# Extra arguments go to palr_trainer.py (e.g. --set ppo.num_steps=64).
+# Extra arguments go to palr_trainer.py (e.g. --set ppo.num_steps=64, --track); with --summary
+# PATH... it only prints the summary table of the finished runs under PATH.
 #
 # Knobs (environment variables):
 #   SEED     run seed (default 0)                  NPROC   processes = GPUs (default 1)
@@ -109,6 +110,12 @@ else
     PYTHON="python"
     TORCHRUN=(torchrun --standalone)
     WHERE="local .venv (./run.sh)"
+fi
+
+# --summary PATH...: print the summary table of finished runs and exit (the ablation's ending)
+if [ "${1:-}" = "--summary" ]; then
+    shift
+    exec "${IN_ENV[@]}" "$PYTHON" -m palr.experiments.summarize "$@"
 fi
 
 trap_stop_signals

@@ -15,6 +15,7 @@
 # its status: 2 for bad input) or stopped one: SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 go on to the
 # running run_interactive.sh, whose trainers save their checkpoints, and the sweep exits 75. Run
 # it again to resume (finished runs end at once, interrupted ones resume from their checkpoints).
+# It ends with the summary table of every run (run_interactive.sh --summary).
 set -euo pipefail
 
 PROJ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,11 +53,20 @@ elif [ "$TINY" = "auto" ] && [ -z "$(container_runtime "$SIF")" ] && ! command -
 fi
 
 trap_stop_signals
+TOTAL=$(( ${#SEED_LIST[@]} * ${#EXPERIMENTS[@]} ))
+STARTED_AT=$SECONDS
+run=0
 for seed in "${SEED_LIST[@]}"; do
     for experiment in "${EXPERIMENTS[@]}"; do
         IFS=: read -r name config agent <<< "$experiment"
         outdir="$RESULTS/${name}_seed${seed}"
-        echo "$PROG: === $name seed $seed -> $outdir" >&2
+        run=$((run + 1))
+        elapsed=$((SECONDS - STARTED_AT))
+        eta="?"
+        if [ "$run" -gt 1 ]; then
+            eta="$(( elapsed * (TOTAL - run + 1) / (run - 1) ))s"
+        fi
+        echo "$PROG: === run $run/$TOTAL: $name seed $seed -> $outdir (elapsed ${elapsed}s, ETA $eta)" >&2
         if [ "$use_tiny" = "1" ]; then
             config="$TINY_CONFIG"
         else
@@ -72,4 +82,12 @@ for seed in "${SEED_LIST[@]}"; do
         [ "$CHILD_STATUS" = 0 ] || exit "$CHILD_STATUS"
     done
 done
+RUN_DIRS=()
+for seed in "${SEED_LIST[@]}"; do
+    for experiment in "${EXPERIMENTS[@]}"; do
+        RUN_DIRS+=("$RESULTS/${experiment%%:*}_seed${seed}")
+    done
+done
+SIF="$SIF" bash "$PROJ_DIR/run_interactive.sh" --summary \
+    --title "Habitat ablation: ${#EXPERIMENTS[@]} configs x seeds $SEEDS" "${RUN_DIRS[@]}"
 echo "$PROG: all runs finished under $RESULTS" >&2

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.metaworld
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ("--num_tasks 2 --start_steps 100 --update_after 100 --eval_episodes 1 --measure_freq 50 "
-        "--diag_batch_size 128 --no_tensorboard")
+        "--diag_batch_size 128 --no_tensorboard --progress_every 2")
 
 
 def run_cw20(tmp_path, *args, **env):
@@ -31,9 +31,22 @@ def run_cw20(tmp_path, *args, **env):
 
 @pytest.mark.slow
 def test_tiny_sweep_without_container_merges_and_plots(tmp_path):
+    # --single first: it ends with the run's summary table and where its files are
+    single = run_cw20(tmp_path, "--single", SEED="0", AGENT="4")
+    assert single.returncode == 0, single.stdout + single.stderr
+    assert "[summary] 1 run(s) of cw10first2 from this command" in single.stdout
+    assert "PALR-SAC" in single.stdout.split("[summary]", 1)[1]
+    assert "results: " in single.stdout and "merge_cw_checkpoints.py --suffix cw10first2" in \
+        single.stdout
+    # the sweep: agent 4 is skipped, agent 0 runs; a status line per run, progress in its log
     proc = run_cw20(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[run_cw20] 1 run(s) of cw10first2 to run" in proc.stdout
+    assert "[run_cw20] run 1/1 done: seed=0 agent=0 | elapsed" in proc.stdout, proc.stdout
     results = tmp_path / "results"
+    log = (results / "logs" / "cw10first2_seed0_agent0.log").read_text()
+    assert "[SAC-FixedLR seed 0] episode 2/4 | task 0 " in log and "ETA" in log, log
+    assert "[SAC-FixedLR seed 0] finished: 4 episodes" in log and "\r" not in log
     for agent in (0, 4):
         run = json.loads((results / f"cw_checkpoint_cw10first2_seed0_agent{agent}.json").read_text())
         assert run["status"] == "finished" and len(run["episodes"]["score"]) == 4

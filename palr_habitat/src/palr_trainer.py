@@ -54,12 +54,15 @@ from torch.nn.parallel import DistributedDataParallel
 from palr.agent_table import resolve_agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
+from palr.experiments.progress import eta
+from palr.experiments.tracking import RunLog, add_tracking_args, track_settings
 from palr.experiments.cli import (OneLineParser, check_writable_dir, configure_torch, fail,
                                   non_negative_int)
 from palr.experiments.records import RunRecorder
 from palr.experiments.run_identity import check_same_run, identity_fields, make_identity
 from palr.experiments.run_lock import RunLock, RunLocked, remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, NEW, RESULT_FILE, RUNNING, read_result, run_state
+from palr.experiments.sweep import print_ending
 from palr.experiments.trainer import PREEMPTED_EXIT
 from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
@@ -128,8 +131,9 @@ class DDPPOTrainer:
     """One (possibly distributed) DD-PPO run; see the module docstring."""
 
     def __init__(self, cfg: TrainConfig, seed: int, outdir: pathlib.Path, info: DistInfo,
-                 backend: str) -> None:
+                 backend: str, track: Optional[Dict[str, Any]] = None) -> None:
         self.cfg, self.seed, self.outdir, self.info = cfg, int(seed), outdir, info
+        self.track = track  # W&B settings of --track (cosmetic: not in the identity)
         self.device = info.device
         self.spec = resolve_agent(cfg.agent.name, ALGO)
         self.agent_name = self.spec.display_name(ALGO)
@@ -177,7 +181,9 @@ class DDPPOTrainer:
         self.episodes = 0
         self.wall_time = 0.0
         self.recorder = RunRecorder(self._header())
-        self.writer: Any = None
+        self.run_log: Optional[RunLog] = None
+        self._resumed = state is not None
+        self._session_start = (time.perf_counter(), 0)
         self._rollout_restored = False  # envs and rollout storage continue from the checkpoint
         if state is not None:
             self._load_state(state)
@@ -302,8 +308,8 @@ class DDPPOTrainer:
         return windows
 
     def _log(self, key: str, value: float) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(key, value, self.env_steps)
+        if self.run_log is not None:
+            self.run_log.scalar(key, value, self.env_steps)
 
     def _on_intervention_log(self, name: str, log: Dict[str, float]) -> None:
         if self.info.is_main:
@@ -420,13 +426,27 @@ class DDPPOTrainer:
             self.curriculum.write(self.outdir)
             print(f"[{PROG}] phase {phase} ({self.curriculum.current.name}) from env step "
                   f"{self.env_steps}", file=sys.stderr, flush=True)
+            if self.run_log is not None:
+                self.run_log.task_switch(phase, self.curriculum.current.name, self.episodes,
+                                         self.env_steps)
 
-    def _open_writer(self) -> None:
-        if self.info.is_main and self.cfg.run.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(str(self.outdir / "tb"), purge_step=self.env_steps or None)
-            assert self.envs is not None
-            self.writer.add_text("run/backend", self.envs.description, self.env_steps)
+    def _open_log(self) -> None:
+        """Rank 0's experiment log (TensorBoard, W&B with --track): the resolved config as
+        hyper-parameters on a fresh run, the first phase marked."""
+        if not self.info.is_main:
+            return
+        self.run_log = RunLog(self.outdir, self.cfg.run.tensorboard, self.track,
+                              name=f"{self.agent_name} seed {self.seed}",
+                              resume_step=self.env_steps)
+        assert self.envs is not None
+        self.run_log.text("run/backend", self.envs.description, self.env_steps)
+        if not self._resumed:
+            header = self.recorder.header
+            self.run_log.hyperparameters({
+                **{k: header[k] for k in ("domain", "agent", "agent_idx", "seed", "backend",
+                                          "world_size", "fingerprint")},
+                **header["config"]})
+            self.run_log.task_switch(self.curriculum.phase, self.curriculum.current.name, 0, 0)
 
     def train(self) -> int:
         """Run to ``total_steps`` (or ``run.max_updates``); returns the exit status."""
@@ -442,7 +462,8 @@ class DDPPOTrainer:
         self.curriculum.start(self.updates, self.wall_time)
         if self.info.is_main:
             self.curriculum.write(self.outdir)
-        self._open_writer()
+        self._open_log()
+        self._session_start = (time.perf_counter(), self.env_steps)
         if not self._rollout_restored:
             self._reset_storage(self.envs.reset())
         self.stop.install()
@@ -498,19 +519,23 @@ class DDPPOTrainer:
             extra = ""
             if "return" in stats:
                 extra = f" | return {stats['return']:.2f} success {stats['success']:.2f}"
-            print(f"[{PROG}] update {self.updates} | env steps {self.env_steps} | phase "
-                  f"{self.curriculum.phase} | {fps:.1f} steps/s | value loss "
-                  f"{losses['ppo/value_loss']:.3f} entropy {losses['ppo/entropy']:.3f}{extra}",
-                  file=sys.stderr, flush=True)
+            started, first_step = self._session_start
+            left = eta(self.env_steps - first_step, self.total_steps - first_step,
+                       time.perf_counter() - started)
+            print(f"[{PROG}] update {self.updates} | env steps {self.env_steps}/"
+                  f"{self.total_steps} | phase {self.curriculum.phase} "
+                  f"{self.curriculum.current.name} | {fps:.1f} steps/s | value loss "
+                  f"{losses['ppo/value_loss']:.3f} entropy {losses['ppo/entropy']:.3f}{extra} | "
+                  f"ETA {left}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Release envs, writers and every reference to the model, DDP wrapper and optimizers."""
         if self.envs is not None:
             self.envs.close()
             self.envs = None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self.run_log is not None:
+            self.run_log.close()
+            self.run_log = None
         if self._digest_file is not None:
             self._digest_file.close()
             self._digest_file = None
@@ -541,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="only validate (config, agent, backend, output directory, an existing "
                              "checkpoint) and exit: 0 if the run can start, else one line and 2; "
                              "creates nothing (the launchers run this before torchrun)")
+    add_tracking_args(parser)
     return parser
 
 
@@ -595,6 +621,7 @@ def validate_run(args: argparse.Namespace) -> RunPlan:
     directory, and what is there already: a run of the same identity to resume or skip, nothing,
     or a run of other settings or in use by another process (refused). Raises ValueError
     (ConfigError, UsageError) with the one-line message."""
+    track_settings(args)  # --track without wandb: one line before anything starts
     overrides = list(args.set)
     if args.agent is not None:
         overrides.append(f"agent.name={args.agent}")
@@ -659,7 +686,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         try:
             lock = take_run_lock(plan.outdir, info)
-            trainer = DDPPOTrainer(cfg, args.seed, plan.outdir, info, plan.backend)
+            trainer = DDPPOTrainer(cfg, args.seed, plan.outdir, info, plan.backend,
+                                   track=track_settings(args))
         except (ValueError, ConfigError) as err:  # in use, checkpoint mismatch, bad phase spec
             if info.is_main or not isinstance(err, RunLocked):
                 print(f"{PROG}: error: {err}", file=sys.stderr)
@@ -667,6 +695,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 2
         code = trainer.train()
         clean = True
+        if info.is_main and code == 0:
+            print_ending(f"{plan.agent_name} seed {plan.seed}", [str(plan.outdir / RESULT_FILE)],
+                         [f"{plan.outdir} (result.json, checkpoints/, tb/, curriculum_events.json,"
+                          " config.yaml)"])
     except Preempted as err:  # the stop flag is agreed on by all ranks
         print(f"{PROG}: {err}; run the same command again to resume", file=sys.stderr)
         code = PREEMPTED_EXIT

@@ -17,6 +17,8 @@ from typing import Any, Callable, List, Mapping, NoReturn, Optional, Sequence
 
 from palr.agent_table import AgentSpec, resolve_agent
 from palr.errors import UsageError
+from palr.experiments.progress import DEFAULT_EVERY
+from palr.experiments.tracking import add_tracking_args, track_settings
 
 #: exit status of a bad command line (argparse's)
 USAGE_EXIT = 2
@@ -197,8 +199,14 @@ def add_common_run_args(parser: argparse.ArgumentParser) -> None:
                              "launchers default to 2)")
     parser.add_argument("--checkpoint_every", type=positive_int, default=10,
                         help="episodes between checkpoints")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no_progress", action="store_true",
+                        help="no progress bars: plain progress lines instead (the default when "
+                             "stderr is not a terminal, e.g. a log file, or with --jobs > 1)")
+    parser.add_argument("--progress_every", type=positive_int, default=DEFAULT_EVERY,
+                        metavar="EPISODES",
+                        help=f"episodes between plain progress lines (default {DEFAULT_EVERY})")
     parser.add_argument("--no_tensorboard", action="store_true", help="no TensorBoard logs")
+    add_tracking_args(parser)
     parser.add_argument("--measure_freq", type=positive_int, default=None,
                         help="gradient updates between plasticity measurements (PALR and monitor)")
     parser.add_argument("--diag_batch_size", type=positive_int, default=None,
@@ -255,3 +263,10 @@ def _parse_like(text: str, default: Any, key: str) -> Any:
     except ValueError:
         raise UsageError(f"--set {key}={text}: expected a value like {default!r}") from None
     return text
+
+
+def display_options(args: argparse.Namespace) -> dict:
+    """The cosmetic settings a run job carries (progress, TensorBoard, W&B tracking); none of
+    them enters the run identity. UsageError when ``--track`` lacks wandb."""
+    return {"progress": not args.no_progress, "progress_every": args.progress_every,
+            "tensorboard": not args.no_tensorboard, "track": track_settings(args)}

@@ -36,13 +36,15 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
-                                  configure_torch, create_dir, fail, file_name_part,
+                                  configure_torch, create_dir, display_options, fail,
+                                  file_name_part,
                                   intervention_overrides, non_negative_int, output_failure,
                                   positive_int, resolve_agents, torch_threads)
 from palr.experiments.cw_evaluation import EvaluationProtocol, evaluate_all
 from palr.experiments.cw_presets import (DEFAULT_PRESET, FLAG_DEFAULTS, PRESETS, TaskProtocol,
                                          cw_target_entropy)
 from palr.experiments.files import atomic_write_json
+from palr.experiments.progress import DISPLAY_KEYS, trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 from palr.experiments.run_lock import remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, RESULT_FILE, read_result
@@ -186,8 +188,7 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         "protocol": PRESETS[args.preset].to_dict(),
         **{key: getattr(args, key) for key in FLAG_DEFAULTS[args.preset]},
         "overrides": overrides, "device": args.device, "checkpoint_every": args.checkpoint_every,
-        "progress": not args.no_progress, "tensorboard": not args.no_tensorboard,
-        "outdir": str(args.outdir),
+        **display_options(args), "outdir": str(args.outdir),
     }
     jobs = []
     for spec, seed in pairs:
@@ -308,7 +309,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         "domain": DOMAIN, "agent": job.agent_name, "agent_idx": job.agent_index, "seed": job.seed,
         "score_name": "success", "score_threshold": 0.9, "tasks": tasks,
         "config": {"sac": dataclasses.asdict(config), "interventions": list(spec.interventions),
-                   **{k: v for k, v in opts.items() if k not in ("progress", "outdir")}},
+                   **{k: v for k, v in opts.items() if k not in DISPLAY_KEYS + ("outdir",)}},
         **identity_fields(job.identity if job.identity is not None else cw_identity(job)),
     }
     if reference is not None:
@@ -334,17 +335,17 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         recorder.evaluation(steps, ends.get(episode, trainer.task), scores,
                             during_task=None if at_task_end else trainer.task,
                             deterministic_scores=deterministic)
-        if trainer.writer is not None:
-            for i, name in enumerate(env.tasks):
-                trainer.writer.add_scalar(f"eval/{i:02d}_{name}", scores[i], steps)
-                if deterministic is not None:
-                    trainer.writer.add_scalar(f"eval_deterministic/{i:02d}_{name}",
-                                              deterministic[i], steps)
+        if trainer.run_log is not None:
+            trainer.run_log.scalars({f"{i:02d}_{name}": scores[i]
+                                     for i, name in enumerate(env.tasks)}, steps, prefix="eval/")
+            if deterministic is not None:
+                trainer.run_log.scalars({f"{i:02d}_{name}": deterministic[i]
+                                         for i, name in enumerate(env.tasks)}, steps,
+                                        prefix="eval_deterministic/")
 
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=env.total_episodes,
                                checkpoint_every=opts["checkpoint_every"],
-                               progress=opts["progress"], tensorboard=opts["tensorboard"],
-                               description=job.label)
+                               description=job.label, **trainer_display(opts))
     trainer = EpisodicTrainer(env, sac, recorder, settings, cw_schedule(job),
                               score_fn=lambda ret, info: float(info.get("episode_success", 0.0)),
                               episode_hook=evaluate)
@@ -390,7 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         create_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
-    from palr.experiments.sweep import SweepStopped, execute_for_cli
+    from palr.experiments.sweep import SweepStopped, execute_for_cli, print_ending
     configure_torch()
     try:
         execute_for_cli(parser.prog, jobs, run_cw_job, parallel=args.jobs)
@@ -401,6 +402,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             publish_finished(jobs)
         except OSError as err:  # a full disk: one line; runs and earlier results are intact
             fail(parser.prog, output_failure(err, "--outdir"), status=1)
+    label = jobs[0].options["label"]
+    print_ending(f"{len(jobs)} run(s) of {label} from this command",
+                 [str(checkpoint_json(job)) for job in jobs],
+                 [*(f"{checkpoint_json(job)} (run directory {job.run_dir}: checkpoint, "
+                    "result.json, tb/)" for job in jobs),
+                  f"merge every run of {label} with merge_cw_checkpoints.py --suffix {label} "
+                  f"--results_dir {args.outdir}"])
     return 0
 
 

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
-                                  configure_torch, create_dir, fail, intervention_overrides,
+                                  configure_torch, create_dir, display_options, fail,
+                                  intervention_overrides,
                                   non_negative_int, output_failure, positive_float, positive_int,
                                   resolve_agents, torch_threads, unit_float)
+from palr.experiments.progress import trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 
 if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is valid
@@ -103,8 +105,9 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
                            ", ".join(f"{s.index}={s.display_name(ALGO)}" for s in AGENTS))
     parser.add_argument("--agents", nargs="+", default=list(domain.default_agents),
                         help=f"agent indices or names (default: {' '.join(domain.default_agents)})")
-    parser.add_argument("--agent_idx", default=None,
-                        help="run this single agent (index or name) instead of --agents")
+    parser.add_argument("--agent_idx", "--agent", dest="agent_idx", default=None,
+                        help="run this single agent (index or name, e.g. PALR-DQN) instead of "
+                             "--agents")
     parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir)
     parser.add_argument("--exploration_steps", type=positive_int, default=None,
                         help="DQN epsilon decay length in env steps")
@@ -196,7 +199,7 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
         raise UsageError(f"{err}; change the DQN flags (see --help)") from None
     options = {"env": env_options, "dqn": dqn, "device": args.device,
                "overrides": overrides, "checkpoint_every": args.checkpoint_every,
-               "progress": not args.no_progress, "tensorboard": not args.no_tensorboard}
+               **display_options(args)}
     options["probe"] = probe_options(args)
     options["max_reward"] = domain.max_reward
     jobs = []
@@ -289,8 +292,8 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     recorder = RunRecorder(header)
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
-                               progress=opts["progress"], tensorboard=opts["tensorboard"],
-                               description=job.label, total_env_steps=total_steps)
+                               description=job.label, total_env_steps=total_steps,
+                               **trainer_display(opts))
     return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
                            task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
                            ).run()
@@ -332,5 +335,7 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, output_failure(err, "--outdir"), status=1)
     except ValueError as err:  # runs of other settings in the same output directory
         fail(parser.prog, f"cannot summarise {outdir}: {err}")
-    print(f"results: {outdir} ({len(runs)} runs summarised)", file=sys.stderr)
+    print(f"results: {outdir} ({len(runs)} runs summarised: {domain.name}_raw_results.json, "
+          f"RESULTS_SUMMARY.txt, plots/, runs/<agent>_seed<k>/ with result.json, checkpoint.pt "
+          f"and tb/)", file=sys.stderr)
     return 0

@@ -99,7 +99,9 @@ def _dqn_tasks(state: Dict[str, Any], result: Mapping[str, Any], stochastic: boo
     seed = int(identity["seed"])
     domain = get_domain(identity["domain"])
     env, windows, _ = domain.make_env(identity["env"], seed)
-    dqn = dict(identity["dqn"], hidden_sizes=tuple(identity["dqn"]["hidden_sizes"]))
+    dqn_fields = {f.name for f in dataclasses.fields(DQNConfig)}  # the schedule keys are not
+    dqn = {k: v for k, v in identity["dqn"].items() if k in dqn_fields}  # the agent's (trainer's)
+    dqn["hidden_sizes"] = tuple(dqn["hidden_sizes"])
     spec = resolve_agent(int(identity["agent_idx"]), "DQN")
     stack = build_stack(spec, (result.get("config") or {}).get("overrides") or {})
     _check_interventions(stack, identity, "this run")
@@ -172,7 +174,7 @@ def _cw_tasks(state: Dict[str, Any], result: Mapping[str, Any], stochastic: bool
     sac = SACAgent(int(envs[0].observation_space.shape[0]), int(envs[0].action_space.shape[0]),
                    SACConfig(**settings, seed=seed, device="cpu"), stack,
                    num_tasks=len(names) if task_id else 0)
-    sac.load_state_dict(state["agent"]["sac"])
+    sac.load_state_dict(state["agent"])
 
     def player(env: Any) -> Play:
         def play(seed_: Optional[int], capture: Optional[Callable[[], None]]) -> Tuple[float, float]:
@@ -182,7 +184,7 @@ def _cw_tasks(state: Dict[str, Any], result: Mapping[str, Any], stochastic: bool
                 if capture is not None:
                     capture()
                 obs, reward, terminated, truncated, info = env.step(
-                    sac.act(obs, deterministic=not stochastic, evaluation=True))
+                    sac.act(obs, stochastic, evaluation=True))
                 ret += float(reward)
                 done = terminated or truncated
             return ret, float(info.get("episode_success", 0.0))

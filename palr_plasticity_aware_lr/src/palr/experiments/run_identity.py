@@ -25,6 +25,7 @@ from palr.errors import UsageError
 COSMETIC_KEYS = frozenset({
     "progress", "tensorboard", "jobs", "outdir", "run_dir", "checkpoint_every", "device",
     "log_every", "description", "suffix", "label", "no_progress", "no_tensorboard",
+    "progress_every", "track", "wandb_project", "wandb_entity",
 })
 #: identity keys that belong to one agent of a sweep (the rest is shared by all its agents)
 AGENT_KEYS = frozenset({"agent_idx", "agent", "interventions", "seed"})

@@ -19,6 +19,7 @@ The same command resumes.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import multiprocessing
 import os
 import pathlib
@@ -29,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.errors import UsageError
 from palr.experiments.files import atomic_write_json
+from palr.experiments.progress import SweepStatus
 from palr.experiments.run_lock import remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, RESULT_FILE, run_state
 from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
@@ -122,8 +124,14 @@ class _StopForwarder(StopSignals):
                 pass
 
 
+def _without_bars(job: RunJob) -> RunJob:
+    """``job`` with progress bars off: parallel runs share one terminal, so each prints plain
+    progress lines with its label instead (cosmetic: the identity is unchanged)."""
+    return dataclasses.replace(job, options={**job.options, "progress": False})
+
+
 def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: int,
-                  log: Callable[[str], None]) -> Tuple[List[str], List[str], List[str]]:
+                  status: SweepStatus) -> Tuple[List[str], List[str], List[str]]:
     """Run ``todo`` in ``parallel`` spawned workers; returns (failures, preempted, refused)
     labels; refused jobs raised a :class:`~palr.errors.UsageError` (e.g. a run in use)."""
     failures: List[str] = []
@@ -139,7 +147,8 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
                                            initializer=_worker_init)
     with pool, _StopForwarder(pool) as stop:
         with stop_signals_blocked():
-            pending = {pool.submit(_run_unless_stopped, run_one, job): job for job in todo}
+            pending = {pool.submit(_run_unless_stopped, run_one, _without_bars(job)): job
+                       for job in todo}
         waiting = set(pending)
         while waiting:
             done, waiting = futures.wait(waiting, timeout=1.0,
@@ -154,14 +163,14 @@ def _run_parallel(todo: Sequence[RunJob], run_one: Callable[[RunJob], Any], para
                     preempted.append(f"{job.label} (not started)")
                     continue
                 err = future.exception()
-                if err is None:
-                    log(f"[sweep] {job.label}: done")
-                elif isinstance(err, Preempted):
+                status.run_ended(job.label, "done" if err is None else "stopped"
+                                 if isinstance(err, Preempted) else "failed")
+                if isinstance(err, Preempted):
                     preempted.append(job.label + (" (not started)" if isinstance(err, _NotStarted)
                                                   else ""))
                 elif isinstance(err, UsageError):
                     refused.append(str(err))
-                else:
+                elif err is not None:
                     failures.append(f"{job.label}: {type(err).__name__}: {err}")
         if stop.signum is not None and not preempted:
             preempted.append(f"stop signal {stop.signum} after the last job")
@@ -190,9 +199,11 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
     failures: List[str] = []
     preempted: List[str] = []
     refused: List[str] = []
+    status = SweepStatus(len(todo), len(jobs) - len(todo), parallel, log)
+    status.started()
     if parallel <= 1 or len(todo) <= 1:
         for job in todo:
-            log(f"[sweep] {job.label}: running in {job.run_dir}")
+            status.run_started(job.label, job.run_dir)
             try:
                 run_one(job)
             except (Preempted, UsageError):
@@ -201,8 +212,11 @@ def execute(jobs: Sequence[RunJob], run_one: Callable[[RunJob], Any], parallel: 
                 failures.append(f"{job.label}: {type(err).__name__}: {err}")
                 if not isinstance(err, EXPECTED_FAILURES):  # a bug: show where
                     traceback.print_exc()
+                status.run_ended(job.label, "failed")
+            else:
+                status.run_ended(job.label)
     else:
-        failures, preempted, refused = _run_parallel(todo, run_one, parallel, log)
+        failures, preempted, refused = _run_parallel(todo, run_one, parallel, status)
     if refused:
         raise UsageError(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
     if preempted:
@@ -267,5 +281,26 @@ def finalize(result_paths: Sequence[str], merged_path: pathlib.Path, summary_pat
     if plot_dir is not None:
         from palr.experiments.plots import plot_all
         sweep["plots"] = [str(p) for p in plot_all(sweep, plot_dir)]
+    print(f"{SUMMARY_MARKER} {len(result_paths)} run(s) under {merged_path.parent}")
     print(format_summary(sweep))
     return sweep
+
+
+#: the line before the summary table a launcher prints at its end (run_cw20.sh --single shows
+#: a run's log from there)
+SUMMARY_MARKER = "[summary]"
+
+
+def print_ending(what: str, result_paths: Sequence[str], where: Sequence[str]) -> None:
+    """A launcher's ending: the summary table of ``result_paths`` (stdout, after
+    :data:`SUMMARY_MARKER`) and where the files are (stderr). A summary that cannot be made
+    (e.g. reference runs only) is replaced by one line saying why; the files are listed anyway."""
+    from palr.experiments.summary import format_summary, load_runs, merge_runs
+    print(f"{SUMMARY_MARKER} {what}")
+    try:
+        print(format_summary(merge_runs(load_runs(list(result_paths)))))
+    except ValueError as err:
+        print(f"(no summary table: {err})")
+    sys.stdout.flush()  # the table before the lines on stderr, also in a shared log file
+    for line in where:
+        print(f"results: {line}", file=sys.stderr, flush=True)

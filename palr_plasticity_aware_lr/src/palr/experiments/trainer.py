@@ -9,7 +9,10 @@ the budget; environments whose phases are counted in env steps use this). The lo
 - records every episode and every plasticity measurement (:class:`RunRecorder`), and at the end
   of every task (at a switch, and when the run ends) runs the optional task-end probe (the
   capacity probe) and records its values the same way;
-- writes TensorBoard scalars to ``<run_dir>/tb`` and shows a progress bar;
+- writes its experiment log (:class:`~palr.experiments.tracking.RunLog`: TensorBoard in
+  ``<run_dir>/tb``, W&B with ``track``; one tag per metric, the resolved config as hyper-parameters,
+  task switches marked) and shows its progress (:class:`~palr.experiments.progress.RunProgress`:
+  a bar on a terminal, else a plain line every ``progress_every`` episodes);
 - holds the run directory's lock (one writer per run; :mod:`palr.experiments.run_lock`);
 - checkpoints every ``checkpoint_every`` episodes (agent incl. replay and intervention state, env
   RNG state, global RNGs, the record so far, the run's identity), atomically; a killed run started
@@ -31,12 +34,14 @@ from typing import Any, Callable, Dict, Optional, Protocol
 from palr.agents.contract import Agent
 from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
+from palr.experiments.progress import DEFAULT_EVERY, RunProgress, use_bar
 from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
 from palr.experiments.run_identity import check_same_run
 from palr.experiments.run_lock import RunLock
 from palr.experiments.run_state import CHECKPOINT_FILE, RESULT_FILE, read_result
 from palr.experiments.schedule import TrainingSchedule
+from palr.experiments.tracking import RunLog
 from palr.signals import StopSignals
 
 #: exit status of a launcher whose run was stopped by SIGTERM/SIGUSR1 after saving (EX_TEMPFAIL)
@@ -64,9 +69,10 @@ class TrainerSettings:
         run_dir: where checkpoint.pt, result.json and tb/ go.
         total_episodes: training episodes of the whole continual run (None: no episode limit).
         checkpoint_every: episodes between checkpoints.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar when stderr is a terminal (else, and when False,
+            plain progress lines).
         tensorboard: write TensorBoard scalars.
-        description: progress-bar label.
+        description: the run's label (progress lines, W&B run name).
         total_env_steps: env-step budget (None: no step limit); the run ends with the episode
             that reaches it. At least one of the two limits must be set.
     """
@@ -78,6 +84,8 @@ class TrainerSettings:
     tensorboard: bool = True
     description: str = "run"
     total_env_steps: Optional[int] = None
+    progress_every: int = DEFAULT_EVERY
+    track: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         if self.total_episodes is None and self.total_env_steps is None:
@@ -126,7 +134,7 @@ class EpisodicTrainer:
         self.env_steps = 0
         self.wall_time = 0.0
         self.task = -1
-        self.writer: Any = None
+        self.run_log: Optional[RunLog] = None
         agent.stack.subscribe(self._on_intervention_log)
 
     # --- paths -------------------------------------------------------------------------------
@@ -141,16 +149,24 @@ class EpisodicTrainer:
     # --- logging -----------------------------------------------------------------------------
     def _on_intervention_log(self, _name: str, log: Dict[str, float]) -> None:
         self.recorder.measurement(self.agent.updates, self.env_steps, log)
-        if self.writer is not None:
-            for key, value in log.items():
-                self.writer.add_scalar(key, value, self.env_steps)
+        if self.run_log is not None:
+            self.run_log.scalars(log, self.env_steps)
 
-    def _open_writer(self) -> None:
-        if self.settings.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            # purge_step drops events a killed run wrote after its last checkpoint
-            self.writer = SummaryWriter(str(self.settings.run_dir / "tb"),
-                                        purge_step=self.env_steps or None)
+    def _open_log(self, resumed: bool) -> None:
+        s = self.settings
+        # resume_step drops TensorBoard events a killed run wrote after its last checkpoint
+        self.run_log = RunLog(s.run_dir, s.tensorboard, s.track, name=s.description,
+                              resume_step=self.env_steps)
+        if not resumed and self.run_log.active:
+            header = self.recorder.header
+            self.run_log.hyperparameters({
+                **{k: header[k] for k in ("domain", "agent", "agent_idx", "seed") if k in header},
+                "fingerprint": header.get("fingerprint"), **(header.get("config") or {})})
+
+    def _task_names(self) -> Dict[int, str]:
+        """Task index -> name, from the run's task windows."""
+        return {int(w["index"]): str(w["name"]) for w in self.recorder.header.get("tasks") or ()
+                if "index" in w and "name" in w}
 
     # --- checkpointing -----------------------------------------------------------------------
     @property
@@ -217,10 +233,12 @@ class EpisodicTrainer:
         previous = read_result(self.result_path)
         if previous is not None and self.identity is not None:  # never overwrite another run's
             check_same_run(previous.get("identity"), self.identity, str(self.result_path))
-        if self.resume():
+        resumed = self.resume()
+        if resumed:
             self.recorder.event("resumed", episode=self.episode, env_step=self.env_steps)
-        self._open_writer()
-        bar = self._progress_bar()
+        self._open_log(resumed)
+        progress = self._progress()
+        progress.started(resumed)
         try:
             with StopSignals() as stop:  # checked at episode ends
                 while not self.done():
@@ -228,9 +246,8 @@ class EpisodicTrainer:
                     ret, length, info = self._play_episode()
                     self._finish_episode(ret, length, info)
                     self.wall_time += time.perf_counter() - started
-                    if bar is not None:
-                        bar.update(1 if self.settings.total_env_steps is None else length)
-                        bar.set_postfix(ret=f"{ret:.1f}", task=self.task)
+                    progress.episode_done(self.episode, self.env_steps, self.task, ret,
+                                          self.recorder.episodes["score"][-1], length)
                     if stop.signum is not None:
                         self.save()
                         raise Preempted(f"stopped by signal {stop.signum} at episode "
@@ -243,23 +260,20 @@ class EpisodicTrainer:
             result = self.recorder.to_dict("finished", self.wall_time)
             atomic_write_json(self.result_path, result)
             save_checkpoint(self.checkpoint_path, self.state_dict())
+            progress.close()
+            progress.finished(self.episode, self.env_steps, self.wall_time)
             return result
         finally:
-            if bar is not None:
-                bar.close()
-            if self.writer is not None:
-                self.writer.close()
+            progress.close()
+            if self.run_log is not None:
+                self.run_log.close()
 
-    def _progress_bar(self) -> Any:
-        if not self.settings.progress:
-            return None
-        from tqdm import tqdm
-        if self.settings.total_env_steps is not None:
-            return tqdm(total=self.settings.total_env_steps, initial=self.env_steps,
-                        desc=self.settings.description, unit="step", leave=False,
-                        dynamic_ncols=True)
-        return tqdm(total=self.settings.total_episodes, initial=self.episode,
-                    desc=self.settings.description, unit="ep", leave=False, dynamic_ncols=True)
+    def _progress(self) -> RunProgress:
+        s = self.settings
+        return RunProgress(s.description, self._task_names(), s.total_episodes, s.total_env_steps,
+                           self.episode, self.env_steps, bar=use_bar(s.progress),
+                           every=s.progress_every,
+                           score_name=str(self.recorder.header.get("score_name", "return")))
 
     def _play_episode(self):
         env, agent = self.env, self.agent
@@ -272,6 +286,9 @@ class EpisodicTrainer:
                 self.recorder.event("task_switch", task=task, episode=self.episode,
                                     env_step=self.env_steps)
             self.task = task
+            if self.run_log is not None:
+                self.run_log.task_switch(task, self._task_names().get(task), self.episode,
+                                        self.env_steps)
         ret, length, done = 0.0, 0, False
         while not done:
             action = self.schedule.act(agent, obs)
@@ -279,9 +296,8 @@ class EpisodicTrainer:
             agent.observe(obs, action, reward, next_obs, terminated)
             train_log = self.schedule.train(agent)
             self.env_steps += 1
-            if train_log and self.writer is not None:
-                for key, value in train_log.items():
-                    self.writer.add_scalar(f"train/{key}", value, self.env_steps)
+            if train_log and self.run_log is not None:
+                self.run_log.scalars(self._fresh(train_log), self.env_steps, prefix="train/")
             ret += float(reward)
             length += 1
             obs = next_obs
@@ -293,9 +309,13 @@ class EpisodicTrainer:
         self.recorder.episode(ret, score, self.task, self.env_steps, length)
         self.episode += 1
         self.agent.on_episode_end()
-        if self.writer is not None:
-            self.writer.add_scalar("episode/return", ret, self.env_steps)
-            self.writer.add_scalar("episode/score", score, self.env_steps)
-            self.writer.add_scalar("episode/task", self.task, self.env_steps)
+        if self.run_log is not None:
+            self.run_log.scalars({"episode/return": ret, "episode/score": score}, self.env_steps)
         if self.episode_hook is not None:
             self.episode_hook(self, info)
+
+    def _fresh(self, train_log: Dict[str, float]) -> Dict[str, float]:
+        """An agent's training log without the interventions' latest log, which agents append
+        (stale between measurements) and which is written once, at each measurement."""
+        published = self.agent.stack.log
+        return {k: v for k, v in train_log.items() if k not in published}
