@@ -60,7 +60,7 @@ DOMAINS = {
         "--update_after", "100", "--eval_episodes", "1", "--measure_freq", "50",
         "--diag_batch_size", "128", "--batch_size", "32", "--agent_idx", "4",
         "--checkpoint_every", "1", "--no_progress", "--no_tensorboard", "--outdir", "{out}"],
-        "cw_checkpoint_cw10_seed0_agent4.json"),
+        "cw_checkpoint_*_seed0_agent4.json"),
     "habitat": Domain("habitat", [
         sys.executable, str(ROOT / "palr_habitat" / "src" / "palr_trainer.py"),
         "--config", str(ROOT / "palr_habitat" / "configs" / "ddppo_palr_fetch_tiny.yaml"),
@@ -96,7 +96,12 @@ def _kill_after(domain: Domain, out: pathlib.Path, seconds: float) -> bool:
 
 
 def _comparable(path: pathlib.Path) -> Dict[str, Any]:
-    data = json.loads(path.read_text())
+    """The compared keys of a run's result; ``path`` may be a glob (the CW file is named by the
+    run's sequence label)."""
+    matches = sorted(path.parent.glob(path.name))
+    if len(matches) != 1:
+        raise SystemExit(f"kill_resume_check: expected one {path}, found {len(matches)}")
+    data = json.loads(matches[0].read_text())
     return {key: data.get(key) for key in COMPARED}
 
 
