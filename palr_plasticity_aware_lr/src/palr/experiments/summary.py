@@ -463,14 +463,21 @@ _FINAL_LABELS = {"output_abs": "mean |output| (|Q|)", "probe_ratio": "probe rati
                  "feature_norm": "feature norm"}
 
 
-def _label(metric: str) -> str:
-    if metric in _LABELS:
-        return _LABELS[metric]
+def _named(metric: str, names: Mapping[str, str], final_names: Mapping[str, str],
+           final_format: str) -> str:
+    """``metric``'s name from ``names``; a per-network final metric (``dead_final/q``) as
+    ``final_format`` of its name in ``final_names`` and the network."""
+    if metric in names:
+        return names[metric]
     if "/" in metric:
         key, net = metric.split("/", 1)
         key = key.replace("_final", "")
-        return f"{_FINAL_LABELS.get(key, key)} final [{net}]"
+        return final_format.format(name=final_names.get(key, key), net=net)
     return metric
+
+
+def _label(metric: str) -> str:
+    return _named(metric, _LABELS, _FINAL_LABELS, "{name} final [{net}]")
 
 
 def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
@@ -504,13 +511,7 @@ _SHORT_FINAL = {"dead": "dead", "erank": "erank", "feature_norm": "feat norm",
 
 def _short_label(metric: str) -> str:
     """The column header of ``metric`` (its full name is in the table's legend)."""
-    if metric in _SHORT:
-        return _SHORT[metric]
-    if "/" in metric:
-        key, net = metric.split("/", 1)
-        key = key.replace("_final", "")
-        return f"{_SHORT_FINAL.get(key, key)} [{net}]"
-    return metric
+    return _named(metric, _SHORT, _SHORT_FINAL, "{name} [{net}]")
 
 
 def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
