@@ -15,7 +15,7 @@ import pathlib
 import sys
 from typing import Any, Optional, Sequence
 
-from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir, create_dir, fail,
+from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir, fail,
                                   file_name_part, output_failure)
 from palr.paths import plots_dir, results_dir
 
@@ -102,13 +102,5 @@ def plot_main(argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     except ValueError as err:
         fail(parser.prog, f"{err}; rerun merge_cw_checkpoints.py --suffix {args.suffix}")
-    from palr.experiments.plots import plot_all
-    try:
-        create_dir(args.plots_dir, "--plots_dir")
-        for path in plot_all(sweep, args.plots_dir):
-            print(path)
-    except UsageError as err:
-        fail(parser.prog, str(err))
-    except OSError as err:  # a full disk: one line; earlier plots are intact (atomic writes)
-        fail(parser.prog, output_failure(err, "--plots_dir"), status=1)
-    return 0
+    from palr.experiments.plot_results import draw_plots
+    return draw_plots(parser.prog, sweep, args.plots_dir)

@@ -78,18 +78,27 @@ def main(domain: str, argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as err:
         fail(parser.prog, f"{err}; pass the {domain} launcher's --outdir (after a finished run)")
     from palr.experiments.files import atomic_write_json
-    from palr.experiments.plots import plot_all
     from palr.experiments.summary import format_summary, write_summary
-    try:
-        if not (folder / f"{domain}_raw_results.json").exists():
+    if not (folder / f"{domain}_raw_results.json").exists():
+        try:
             atomic_write_json(folder / f"{domain}_raw_results.json", sweep)
             write_summary(sweep, folder / "RESULTS_SUMMARY.txt")
-            print(format_summary(sweep))
-        create_dir(plots, "--plots_dir")
-        for path in plot_all(sweep, plots):
+        except OSError as err:  # a full disk: one line; earlier files are intact (atomic writes)
+            fail(parser.prog, output_failure(err, "--plots_dir"), status=1)
+        print(format_summary(sweep))
+    return draw_plots(parser.prog, sweep, plots)
+
+
+def draw_plots(prog: str, sweep: Any, plots_dir: pathlib.Path) -> int:
+    """Every figure of :func:`palr.experiments.plots.plot_all` into ``plots_dir`` (created),
+    each path printed; a bad folder or a full disk is one line naming ``--plots_dir``."""
+    from palr.experiments.plots import plot_all
+    try:
+        create_dir(plots_dir, "--plots_dir")
+        for path in plot_all(sweep, plots_dir):
             print(path)
     except UsageError as err:
-        fail(parser.prog, str(err))
-    except OSError as err:  # a full disk: one line; earlier files are intact (atomic writes)
-        fail(parser.prog, output_failure(err, "--plots_dir"), status=1)
+        fail(prog, str(err))
+    except OSError as err:  # a full disk: one line; earlier plots are intact (atomic writes)
+        fail(prog, output_failure(err, "--plots_dir"), status=1)
     return 0
