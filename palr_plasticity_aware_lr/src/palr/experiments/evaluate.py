@@ -287,7 +287,7 @@ def _check_video(domain: str) -> None:
 
 def format_evaluation(evaluation: Mapping[str, Any]) -> str:
     """The per-task table of an evaluation."""
-    from palr.experiments.summary import text_table
+    from palr.experiments.text_tables import text_table
     score = evaluation["score_name"]
     header = ["task", "name", "mean return", "std", f"mean {score}"] if score != "return" else \
         ["task", "name", "mean return", "std"]

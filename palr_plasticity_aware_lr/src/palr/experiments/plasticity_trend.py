@@ -10,12 +10,14 @@ seeds: mean with a percentile-bootstrap CI (:func:`~palr.experiments.metrics.boo
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from palr.experiments.metrics import bootstrap_ci
 from palr.experiments.records import metric_series, task_end_steps
+from palr.experiments.text_tables import TABLE_WIDTH, split_table
 
 TREND_KEYS = ("dead", "erank", "output_abs", "probe_residual", "probe_residual_fresh")
 
@@ -83,8 +85,10 @@ def plasticity_trend(sweep: Mapping[str, Any], keys: Sequence[str] = TREND_KEYS
     return trend
 
 
-def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
-    """Plain-text tables: one per metric, a row per (agent, network), a column per task end."""
+def format_trend(trend: Mapping[str, Any], task_names: Sequence[str],
+                 width: int = TABLE_WIDTH) -> str:
+    """Plain-text tables: one per metric, a row per (agent, network), a column per task end
+    (split into tables no wider than ``width``, each repeating the agent column)."""
     labels = {"dead": "dead fraction", "erank": "effective rank",
               "output_abs": "mean |output| (|Q| of a Q-network)",
               "probe_residual": "capacity-probe residual of the trained network",
@@ -94,11 +98,11 @@ def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
     for key, per_agent in trend.items():
         if not per_agent:  # no run logged this metric
             continue
-        lines.append(f"{labels.get(key, key)} at the first measurement and at the end of each task: "
-                     "mean over seeds [95% CI]")
+        lines += textwrap.wrap(f"{labels.get(key, key)} at the first measurement and at the end "
+                               "of each task: mean over seeds [95% CI]", width=width)
         header = ["agent [net]", "first at update", "first"] + [
             f"end {i}:{name}" for i, name in enumerate(task_names)]
-        rows = [header]
+        rows: List[List[str]] = []
         for agent, nets in per_agent.items():
             for net, cells in nets.items():
                 fmt = formats.get(key, "{:.3g}")
@@ -107,9 +111,7 @@ def format_trend(trend: Mapping[str, Any], task_names: Sequence[str]) -> str:
                     "n/a" if not cell["n"] else
                     f"{fmt.format(cell['mean'])} [{fmt.format(cell['ci_low'])}, "
                     f"{fmt.format(cell['ci_high'])}]" for cell in cells])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        for row in rows:
-            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines += split_table(header, rows, width=width)
         lines.append("")
     return "\n".join(lines)
 

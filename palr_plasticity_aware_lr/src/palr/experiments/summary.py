@@ -61,6 +61,7 @@ from palr.experiments.metrics import (RUN_SCHEMA, bootstrap_ci, cw_average_perfo
                                       cw_window_evaluations, final_performance, iqm,
                                       recovery_episodes)
 from palr.experiments.records import is_network_level
+from palr.experiments.text_tables import TABLE_WIDTH, text_table
 from palr.experiments.verdict import compute_verdict, format_verdict
 
 __all__ = [
@@ -497,9 +498,6 @@ def _metric_groups(sweep: Mapping[str, Any]) -> List[List[str]]:
     return [g for g in [perf, rate, cw] + per_net + [rest] if g]
 
 
-#: the widest line of the summary's tables and header (a terminal or e-mail width)
-TABLE_WIDTH = 120
-
 _SHORT = {
     "recovery_episodes": "recovery", "final_performance": "final perf", "mean_score": "mean score",
     "cw_performance": "CW perf", "cw_forgetting": "CW forget", "cw_forward_transfer": "CW FT",
@@ -512,16 +510,6 @@ _SHORT_FINAL = {"dead": "dead", "erank": "erank", "feature_norm": "feat norm",
 def _short_label(metric: str) -> str:
     """The column header of ``metric`` (its full name is in the table's legend)."""
     return _named(metric, _SHORT, _SHORT_FINAL, "{name} [{net}]")
-
-
-def text_table(header: List[str], rows: List[List[str]]) -> List[str]:
-    widths = [max(len(r[c]) for r in [header] + rows) for c in range(len(header))]
-
-    def line(cells: List[str]) -> str:
-        return "  ".join(cells[0].ljust(widths[0]) if c == 0 else cells[c].rjust(widths[c])
-                         for c in range(len(cells))).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
 
 
 def _metric_columns(sweep: Mapping[str, Any], metric: str) -> List[List[str]]:

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import textwrap
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
 
 from palr.experiments.records import OUTPUT_LAYER, metric_series
+from palr.experiments.text_tables import TABLE_WIDTH, split_table
 
 #: equal env-step blocks of a run with fewer than 3 task windows
 BLOCKS = 6
@@ -379,8 +381,9 @@ def reference_comparison(sweep: Mapping[str, Any], reference: Mapping[str, Any],
     return lines
 
 
-def format_verdict(verdict: Mapping[str, Any]) -> str:
-    """The VERDICT block of RESULTS_SUMMARY.txt: a table per agent, then the sentences."""
+def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
+    """The VERDICT block of RESULTS_SUMMARY.txt: a row per agent (split into tables no wider
+    than ``width``), then the sentences, wrapped to ``width``."""
     pct = int(round(100 * float(verdict.get("confidence", CONFIDENCE))))
     header = ["agent", "seeds", "early return", "late return", "late - early",
               "probe ratio (late)", "erank early->late", "|Q| early->late", "|Q|>bound",
@@ -396,20 +399,18 @@ def format_verdict(verdict: Mapping[str, Any]) -> str:
             f"{e['diverged']}/{e['change']['n']}",
             _ci(paired) if paired and paired["n"] else "-",
             _f(paired["p_improvement"]) if paired and paired["n"] else "-"])
-    widths = [max(len(r[c]) for r in [header] + rows) for c in range(len(header))]
-    lines = ["VERDICT: is plasticity lost, and does each agent change that?",
-             "early = mean return over the first two segments (tasks, or 1/6 env-step blocks "
+    intro = ("early = mean return over the first two segments (tasks, or 1/6 env-step blocks "
              "without switches), late = over the last third; mean [" + f"{pct}% bootstrap CI] "
              "over seeds; probe ratio = capacity-probe residual trained/fresh at the late task "
              "ends; late vs baseline = paired difference in late return on common seeds, "
-             "P(improve) = P(agent > baseline) (Agarwal et al. 2021).", ""]
-    for row in [header] + rows:
-        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if row is header:
-            lines.append("  ".join("-" * w for w in widths))
+             "P(improve) = P(agent > baseline) (Agarwal et al. 2021).")
+    lines = ["VERDICT: is plasticity lost, and does each agent change that?",
+             *textwrap.wrap(intro, width=width, break_on_hyphens=False), ""]
+    lines += split_table(header, rows, width=width)
     lines.append("")
-    lines += [f"- {sentence}" for sentence in verdict.get("text") or verdict_sentences(verdict)]
+    for sentence in verdict.get("text") or verdict_sentences(verdict):
+        lines += textwrap.wrap(f"- {sentence}", width=width, subsequent_indent="  ",
+                               break_on_hyphens=False)
     return "\n".join(lines) + "\n"
 
 
