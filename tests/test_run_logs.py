@@ -347,3 +347,22 @@ def test_habitat_trainer_logs_and_ending(tmp_path, capsys):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("[summary] ablation\n") and "PPO-FixedLR" in proc.stdout
+
+
+def test_episode_budget_eta_follows_the_recent_pace_as_episodes_lengthen(monkeypatch):
+    """Episodes 1-10 take 1 s each, 11-20 take 10 s each (the agent learned to balance): at
+    episode 20 of 100, 80 episodes at 10 s are left (13m20s), not 80 at the mean 5.5 s (7m20s)."""
+    import palr.experiments.progress as progress
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock["now"])
+    out = io.StringIO()
+    bar = RunProgress("PALR-DQN seed 0", {0: "default"}, total_episodes=100, total_env_steps=None,
+                      episode=0, env_steps=0, bar=False, every=10, stream=out)
+    steps = 0
+    for episode in range(1, 21):
+        length = 20 if episode <= 10 else 200
+        clock["now"] += 1.0 if episode <= 10 else 10.0
+        steps += length
+        bar.episode_done(episode, steps, 0, float(length), float(length), length)
+    lines = LINE.findall(out.getvalue())
+    assert [(m[0], m[-1]) for m in lines] == [("10", "1m30s"), ("20", "13m20s")]

@@ -39,6 +39,17 @@ def eta(done: float, total: Optional[float], elapsed: float) -> str:
     return format_duration(max(0.0, total - done) * elapsed / done)
 
 
+def episode_budget_eta(episodes: int, seconds: float, episodes_left: Optional[int]) -> str:
+    """Time left of an episode budget at the pace of the last ``episodes`` (taking ``seconds``).
+
+    The recent pace, not the run's mean: episodes lengthen as an agent learns (CartPole: from ~20
+    to 500 steps), so the mean time per episode since the start underestimates what is left.
+    """
+    if episodes_left is None or episodes <= 0 or seconds <= 0:
+        return "?"
+    return format_duration(max(0, episodes_left) * seconds / episodes)
+
+
 def use_bar(progress: bool, stream: Any = None) -> bool:
     """Whether to draw a bar: asked for, and the stream (stderr) is an interactive terminal."""
     stream = sys.stderr if stream is None else stream
@@ -53,7 +64,8 @@ class RunProgress:
         label: the run's name (``PALR-DQN seed 0``), at the start of every line.
         task_names: task index -> name, shown beside the index.
         total_episodes / total_env_steps: the budget (one may be None); ETA uses the one set,
-            env steps first.
+            env steps first (over the whole run so far), episodes at the recent pace
+            (:func:`episode_budget_eta`).
         episode / env_steps: where the run starts (a resumed run counts from its checkpoint).
         bar: draw a bar instead of lines.
         every: episodes between lines.
@@ -73,7 +85,7 @@ class RunProgress:
         self.stream = stream if stream is not None else sys.stderr
         self.start_time = self.last_time = time.monotonic()
         self.start_episode, self.start_steps = episode, env_steps
-        self.last_steps = env_steps
+        self.last_steps, self.last_episode = env_steps, episode
         self.recent: List[float] = []
         self.bar = self._make_bar(episode, env_steps) if bar else None
 
@@ -110,18 +122,18 @@ class RunProgress:
         if episode % self.every != 0:
             return
         now = time.monotonic()
-        rate = (env_steps - self.last_steps) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_steps = now, env_steps
-        elapsed = now - self.start_time
+        window = max(now - self.last_time, 1e-9)
+        rate = (env_steps - self.last_steps) / window
         if self.total_env_steps is not None:
             left = eta(env_steps - self.start_steps, self.total_env_steps - self.start_steps,
-                       elapsed)
+                       now - self.start_time)
             count = f"episode {episode:,}"
         else:
             total = self.total_episodes
-            left = eta(episode - self.start_episode,
-                       None if total is None else total - self.start_episode, elapsed)
+            left = episode_budget_eta(episode - self.last_episode, window,
+                                      None if total is None else total - episode)
             count = f"episode {episode:,}/{total:,}" if total is not None else f"episode {episode:,}"
+        self.last_time, self.last_steps, self.last_episode = now, env_steps, episode
         name = self.task_names.get(task)
         mean = sum(self.recent) / len(self.recent)
         what = (f"return {ret:.1f} (mean {mean:.1f} over {len(self.recent)})"
