@@ -159,3 +159,33 @@ def test_evaluate_continual_world_run(tmp_path):
     assert all(len(t["scores"]) == 2 and set(t["scores"]) <= {0.0, 1.0} for t in written["tasks"])
     again = evaluate_run(run_dir, 2)
     assert [t["returns"] for t in again["tasks"]] == [t["returns"] for t in written["tasks"]]
+
+
+@pytest.mark.slow
+def test_evaluate_habitat_fetch_run(tmp_path):
+    """A tiny DD-PPO run on the MuJoCo stand-in: every curriculum phase is played with the saved
+    policy (deterministic: the same numbers twice; sampled actions: other numbers) and its
+    head-camera input is recorded."""
+    trainer = ROOT / "palr_habitat" / "src" / "palr_trainer.py"
+    config = ROOT / "palr_habitat" / "configs" / "ddppo_palr_fetch_tiny.yaml"
+    run_dir = tmp_path / "fetch"
+    proc = subprocess.run([sys.executable, str(trainer), "--config", str(config), "--seed", "0",
+                           "--set", "run.max_updates=1", "--set", "run.tensorboard=false",
+                           "--outdir", str(run_dir)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    videos = tmp_path / "videos"
+    proc = _evaluate_cli(run_dir, "--episodes", "2", "--record_video", videos, "--video_frames", "4")
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((run_dir / EVALUATION_FILE).read_text())
+    config_phases = [p["name"] for p in json.loads((run_dir / "result.json").read_text())
+                     ["config"]["curriculum"]["phases"]]
+    assert written["domain"] == "habitat_fetch" and written["score_name"] == "success"
+    assert [t["name"] for t in written["tasks"]] == config_phases and len(config_phases) == 4
+    assert all(len(t["returns"]) == 2 and set(t["scores"]) <= {0.0, 1.0} for t in written["tasks"])
+    assert written["checkpoint_env_steps"] > 0 and "pick_apple" in proc.stdout
+    n_frames, size = _gif_frames(videos / "task3.gif")
+    assert n_frames == 4 and size[0] == size[1]
+    again = evaluate_run(run_dir, 2)
+    assert [t["returns"] for t in again["tasks"]] == [t["returns"] for t in written["tasks"]]
+    sampled = evaluate_run(run_dir, 2, stochastic=True)
+    assert [t["returns"] for t in sampled["tasks"]] != [t["returns"] for t in written["tasks"]]

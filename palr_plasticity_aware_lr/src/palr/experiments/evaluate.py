@@ -11,8 +11,9 @@ same numbers.
 
 Domains: continual CartPole, permuted CartPole, Jelly Bean World (DQN: the env's schedule is
 put at each task's first episode, checked against the task the env reports), Continual World
-(SAC: each task's single-task env, with the task id where the run had one). Habitat runs are
-not supported (their trainer keeps its own checkpoint format).
+(SAC: each task's single-task env, with the task id where the run had one), Habitat Fetch
+(DD-PPO: ``RUN_DIR/checkpoints/ckpt.pt``; every curriculum phase in one env of the run's backend,
+the Gaussian mean as action, :mod:`palr_habitat.fetch_evaluation`).
 
 A run directory that does not exist, holds no checkpoint, or is in use by a running process is
 refused in one line (exit 2), before anything is written.
@@ -20,7 +21,8 @@ refused in one line (exit 2), before anything is written.
 ``--record_video DIR`` records the first episode of every task as ``DIR/task<k>.gif``:
 Continual World offscreen through MuJoCo (``MUJOCO_GL=egl``, 84x84, its ``corner`` camera; slow
 on a CPU renderer), CartPole through gymnasium's ``rgb_array`` (needs ``pygame``), Jelly Bean
-World its egocentric view (CleanRL's ``--capture_video``, as GIFs: no video codec needed).
+World its egocentric view, Habitat Fetch the policy's head-camera RGB (CleanRL's
+``--capture_video``, as GIFs: no video codec needed).
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ __all__ = ["EVALUATION_FILE", "evaluate_run", "format_evaluation", "main"]
 EVALUATION_FILE = "evaluation.json"
 DQN_DOMAINS = ("cartpole", "permuted_cartpole", "jbw")
 CW_DOMAIN = "cw"
+HABITAT_DOMAIN = "habitat_fetch"
+#: where the DD-PPO trainer keeps its checkpoint (palr_trainer.CHECKPOINT)
+HABITAT_CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
 
 
 #: ``play(seed, capture)`` -> (return, score): one episode, its first reset seeded with ``seed``
@@ -55,6 +60,7 @@ class TaskPlay:
     name: str
     play: Play
     render: Callable[[], np.ndarray]
+    close: Callable[[], None] = lambda: None
 
 
 def load_run(run_dir: pathlib.Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -67,13 +73,16 @@ def load_run(run_dir: pathlib.Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         raise UsageError(f"{run_dir} is not a run directory; pass a run's folder (the one with "
                          f"{CHECKPOINT_FILE}, e.g. <outdir>/runs/<agent>_seed<k>)")
     check_not_locked(run_dir)
-    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    path = run_dir / CHECKPOINT_FILE
+    if not path.exists() and (run_dir / HABITAT_CHECKPOINT).exists():
+        path = run_dir / HABITAT_CHECKPOINT  # a DD-PPO run directory (palr_trainer.py --outdir)
+    state = load_checkpoint(path)
     if state is None:
         raise UsageError(f"no {CHECKPOINT_FILE} in {run_dir}; pass the folder of a run that has "
                          "checkpointed (it writes one every --checkpoint_every episodes)")
     identity = state.get("identity")
     if not isinstance(identity, dict) or "domain" not in identity:
-        raise UsageError(f"{run_dir / CHECKPOINT_FILE} records no run identity; it cannot be "
+        raise UsageError(f"{path} records no run identity; it cannot be "
                          "rebuilt (rerun it with this version)")
     result = read_result(run_dir / RESULT_FILE) or {}
     return state, result
@@ -194,6 +203,16 @@ def _cw_tasks(state: Dict[str, Any], result: Mapping[str, Any], stochastic: bool
             for i, (name, env) in enumerate(zip(names, envs))], "success"
 
 
+def _habitat_tasks(state: Dict[str, Any], stochastic: bool) -> Tuple[List[TaskPlay], str]:
+    try:
+        from palr_habitat.fetch_evaluation import phase_players
+    except ImportError as err:
+        raise UsageError(f"evaluating a Habitat Fetch run needs the palr_habitat package ({err}); "
+                         "install the project (pip install -e .) and run again") from None
+    return [TaskPlay(index, name, player.play, player.frame, player.close)
+            for index, name, player in phase_players(state, stochastic)], "success"
+
+
 #: frame size and camera of recorded Continual World episodes
 VIDEO_SIZE, MUJOCO_CAMERA = 84, "corner"
 
@@ -234,9 +253,11 @@ def evaluate_run(run_dir: pathlib.Path, episodes: int, seed: int = 0,
         tasks, score_name = _dqn_tasks(state, result, stochastic)
     elif domain == CW_DOMAIN:
         tasks, score_name = _cw_tasks(state, result, stochastic)
+    elif domain == HABITAT_DOMAIN:
+        tasks, score_name = _habitat_tasks(state, stochastic)
     else:
         raise UsageError(f"{run_dir} holds a {domain} run; evaluation supports "
-                         f"{', '.join(DQN_DOMAINS + (CW_DOMAIN,))}")
+                         f"{', '.join(DQN_DOMAINS + (CW_DOMAIN, HABITAT_DOMAIN))}")
     per_task = []
     for task in tasks:
         frames: List[np.ndarray] = []
@@ -245,19 +266,24 @@ def evaluate_run(run_dir: pathlib.Path, episodes: int, seed: int = 0,
             if video_frames is None or len(frames) < video_frames:
                 frames.append(task.render())
 
-        played = [task.play(task_seed(seed, task.index) if k == 0 else None,
-                            capture if video_dir is not None and k == 0 else None)
-                  for k in range(episodes)]
+        try:
+            played = [task.play(task_seed(seed, task.index) if k == 0 else None,
+                                capture if video_dir is not None and k == 0 else None)
+                      for k in range(episodes)]
+        finally:
+            task.close()
         if video_dir is not None:
             write_gif(video_dir / f"task{task.index}.gif", frames)
         returns, scores = [p[0] for p in played], [p[1] for p in played]
         per_task.append({"index": task.index, "name": task.name, "returns": returns,
                          "scores": scores, "mean_return": float(np.mean(returns)),
                          "std_return": float(np.std(returns)), "mean_score": float(np.mean(scores))})
+    counters = state.get("counters") or {}  # the DD-PPO trainer keeps its counters together
     return {"schema": "palr.evaluation/1", "run_dir": str(run_dir), "domain": domain,
             "agent": result.get("agent"), "agent_idx": identity.get("agent_idx"),
             "run_seed": identity.get("seed"), "fingerprint": fingerprint(identity),
-            "checkpoint_episode": state.get("episode"), "checkpoint_env_steps": state.get("env_steps"),
+            "checkpoint_episode": state.get("episode", counters.get("episodes")),
+            "checkpoint_env_steps": state.get("env_steps", counters.get("env_steps")),
             "episodes": episodes, "seed": seed,
             "policy": "stochastic" if stochastic else "greedy/deterministic",
             "score_name": score_name, "tasks": per_task,
@@ -307,8 +333,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m palr.exper
     parser = OneLineParser(prog=prog, description="evaluate a run's checkpoint on every task of "
                                                   "the run and write RUN_DIR/" + EVALUATION_FILE)
     parser.add_argument("run_dir", type=pathlib.Path,
-                        help="a run's folder (<outdir>/runs/<agent>_seed<k>, or "
-                             "<outdir>/cw_runs/<suffix> for Continual World)")
+                        help="a run's folder (<outdir>/runs/<agent>_seed<k>, "
+                             "<outdir>/cw_runs/<suffix> for Continual World, palr_trainer.py's "
+                             "--outdir for Habitat Fetch)")
     parser.add_argument("--episodes", type=positive_int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="the evaluation's own seed (env resets)")
