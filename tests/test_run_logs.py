@@ -366,3 +366,27 @@ def test_episode_budget_eta_follows_the_recent_pace_as_episodes_lengthen(monkeyp
         bar.episode_done(episode, steps, 0, float(length), float(length), length)
     lines = LINE.findall(out.getvalue())
     assert [(m[0], m[-1]) for m in lines] == [("10", "1m30s"), ("20", "13m20s")]
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
+    """The second session of a run (a resume) reopens the W&B run of the first: the same id,
+    kept in <run dir>/wandb/run_id; another run directory gets another id."""
+    wandb = pytest.importorskip("wandb", reason="the track extra (wandb) is not installed")
+    from palr.experiments.tracking import WANDB_ID_FILE, RunLog
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    track = {"project": "palr-test", "entity": None}
+    ids = []
+    for run_dir, resume_step in ((tmp_path / "a", 0), (tmp_path / "a", 300), (tmp_path / "b", 0)):
+        log = RunLog(run_dir, tensorboard=False, track=track, name="PALR-DQN seed 0",
+                     resume_step=resume_step)
+        ids.append(log.wandb_run.id)
+        log.scalars({"episode/return": 1.0 + resume_step}, resume_step + 100)
+        log.close()
+    assert ids[0] == ids[1] != ids[2]
+    assert (tmp_path / "a" / "wandb" / WANDB_ID_FILE).read_text().strip() == ids[0]
+    sessions = sorted((tmp_path / "a" / "wandb").glob("offline-run-*"))
+    assert len(sessions) == 2 and all(f"-{ids[0]}" in p.name for p in sessions)
+    rows = [row for p in sessions for row in offline_history(p, wandb)]
+    assert [row["episode/return"] for row in rows if "episode/return" in row] == [1.0, 301.0]

@@ -11,8 +11,11 @@ run records what TensorBoard users look for:
 
 ``--track`` follows CleanRL's flag of that name (``--wandb_project``, ``--wandb_entity``): the
 same scalars go to a W&B run in ``<run dir>/wandb`` with the config, logged against an
-``env_step`` axis; a resumed run is a new W&B run of the same name, continuing from its
-checkpoint's env step. ``wandb`` is imported only then; ``WANDB_MODE=offline`` keeps it local. All of it is cosmetic: nothing here touches training.
+``env_step`` axis. A resumed run continues the same W&B run: its id is kept in
+``<run dir>/wandb/run_id`` and the run is reopened with ``resume="allow"``. (Unlike TensorBoard,
+W&B cannot drop what a killed run logged after its last checkpoint: those env steps appear twice
+in its history.) ``wandb`` is imported only with ``--track``; ``WANDB_MODE=offline`` keeps it
+local. All of it is cosmetic: nothing here touches training.
 """
 from __future__ import annotations
 
@@ -76,6 +79,26 @@ def flat_hparams(config: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
+#: the file in ``<run dir>/wandb`` that keeps the run's W&B id across resumes
+WANDB_ID_FILE = "run_id"
+
+
+def wandb_run_id(run_dir: pathlib.Path) -> str:
+    """The W&B run id of ``run_dir``: the one kept in ``wandb/run_id``, or a new random one
+    (written there atomically) for a run tracked for the first time."""
+    import secrets
+    from palr.experiments.files import atomic_write_text
+    path = run_dir / "wandb" / WANDB_ID_FILE
+    if path.is_file():
+        kept = path.read_text().strip()
+        if kept.isalnum():
+            return kept
+    run_id = secrets.token_hex(8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, run_id + "\n")
+    return run_id
+
+
 class RunLog:
     """Scalars, texts and hyper-parameters of one run (TensorBoard and/or W&B; either may be off).
 
@@ -99,9 +122,9 @@ class RunLog:
         if track is not None:
             import wandb
             settings = TrackSettings(**dict(track))
-            (run_dir / "wandb").mkdir(parents=True, exist_ok=True)
             self.wandb_run = wandb.init(project=settings.project, entity=settings.entity,
-                                        name=name, dir=str(run_dir))
+                                        name=name, dir=str(run_dir), id=wandb_run_id(run_dir),
+                                        resume="allow")
             self.wandb_run.define_metric("env_step")
             self.wandb_run.define_metric("*", step_metric="env_step")
 
