@@ -382,7 +382,21 @@ def test_each_run_draws_its_own_task_switches(tmp_path):
     words = _draw_switches(ax, sweep, {"DQN-FixedLR": "r", "PALR-DQN": "b"})
     drawn = sorted((line.get_xdata()[0], line.get_color()) for line in ax.lines)
     assert drawn == [(4000.0, "r"), (6000.0, "b"), (8000.0, "r"), (12000.0, "b")]
-    assert "each run's own" in words
+    bands = sorted((round(p.get_x()), round(p.get_x() + p.get_width())) for p in ax.patches)
+    assert bands == [(4000.0, 6000.0), (8000.0, 12000.0)]  # first to last run, per switch
+    assert "each agent's median" in words
+    # an agent's seeds: its median switch, in its colour
+    seeds = merge_runs([short, _with_episode_lengths(make_run("DQN-FixedLR", 0, 1, [3, 4]), 200),
+                        _with_episode_lengths(make_run("DQN-FixedLR", 0, 2, [3, 4]), 120)])
+    ax = Figure().add_subplot(1, 1, 1)
+    _draw_switches(ax, seeds, {"DQN-FixedLR": "r"})
+    assert sorted(line.get_xdata()[0] for line in ax.lines) == [4800.0, 9600.0]
+    # runs nearly together (within half a percent of the axis): one dashed line per switch
+    near = merge_runs([_with_episode_lengths(make_run("DQN-FixedLR", 0, 0, [3, 4]), 1000),
+                       _with_episode_lengths(make_run("PALR-DQN", 4, 0, [3, 4]), 1002)])
+    ax = Figure().add_subplot(1, 1, 1)
+    assert _draw_switches(ax, near, {"DQN-FixedLR": "r", "PALR-DQN": "b"}).startswith("dashed")
+    assert sorted(line.get_xdata()[0] for line in ax.lines) == [40040.0, 80080.0]
     # the same switches everywhere: one grey dashed line per switch
     same = merge_runs([make_run("DQN-FixedLR", 0, 0, [3, 4]), make_run("PALR-DQN", 4, 0, [3, 4])])
     ax = Figure().add_subplot(1, 1, 1)

@@ -19,8 +19,10 @@ global state, no display needed) and written atomically as PNG:
   a red arrowhead on the task being trained at each evaluation.
 
 Task switches are each run's own (:func:`switch_positions`): one grey dashed line per switch
-when every run switches at the same place, else every run's switches dotted in its agent's colour
-(runs whose phases are counted in episodes switch at different env steps). Mean curves cover the
+when every run switches at (nearly: within half a percent of the axis) the same place; when runs
+whose phases are counted in episodes switch at different env steps, a grey band per switch from
+the first to the last run and each agent's median switch dotted in its colour. Legends sit to the
+right of the axes, where they hide no curve. Mean curves cover the
 span every seed has; a curve cut to its shortest seed, or ending before the other agents', says so
 in its legend entry. Layer panels are titled by :func:`layer_labels` (``hidden 1 (q.0)``).
 
@@ -157,17 +159,62 @@ def switch_positions(sweep: Mapping[str, Any], by_steps: bool = True
     return {(r["agent"], r["seed"]): _switch_x(r, by_steps) for r in sweep["runs"]}
 
 
+#: switches of different runs closer than this fraction of the x range are drawn as one line
+SWITCH_TOLERANCE = 0.005
+
+
+def common_switches(positions: Mapping[Tuple[str, Any], Sequence[float]],
+                    tolerance: float = SWITCH_TOLERANCE, span: Optional[float] = None
+                    ) -> Optional[List[float]]:
+    """The switches every run shares, or None: runs share them when they have as many switches
+    and each switch differs across runs by at most ``tolerance`` of the x range (phases counted
+    in env steps end at the first episode end past the budget, so runs differ by less than an
+    episode); ``span``: the x range (default: the last switch); a shared switch is drawn at its
+    median position."""
+    rows = [list(xs) for xs in positions.values()]
+    if not rows or len({len(xs) for xs in rows}) != 1:
+        return None if rows else []
+    if not rows[0]:
+        return []
+    table = np.asarray(rows, dtype=float)
+    span = max(float(table.max()) if span is None else float(span), 1.0)
+    if float((table.max(axis=0) - table.min(axis=0)).max()) > tolerance * span:
+        return None
+    return [float(x) for x in np.median(table, axis=0)]
+
+
+def x_span(sweep: Mapping[str, Any], by_steps: bool = True) -> float:
+    """The x range the runs cover: their last env step, or (``by_steps`` False) episode count."""
+    ends = [float((r["episodes"].get("env_step") or [0])[-1]) if by_steps
+            else float(len(r["episodes"]["score"])) for r in sweep["runs"]]
+    return max(ends, default=0.0)
+
+
 def _draw_switches(ax: Any, sweep: Mapping[str, Any], colors: Mapping[str, Any],
                    by_steps: bool = True) -> str:
     """Draw the task switches on ``ax``: one grey dashed line per switch when every run switches
-    at the same place, else each run's own switches as thin dotted lines in its agent's colour;
-    returns the words for the title."""
+    at (nearly) the same place (:func:`common_switches`); when runs have the same tasks but
+    switch at different x (phases counted in episodes, drawn over env steps) a grey band per
+    switch from the first to the last run and, dotted in its colour, each agent's median switch
+    over its seeds; else each run's own switches as thin dotted lines in its agent's colour.
+    Returns the words for the title."""
     positions = switch_positions(sweep, by_steps)
-    distinct = {tuple(xs) for xs in positions.values()}
-    if len(distinct) <= 1:
-        for x in next(iter(distinct), ()):
+    shared = common_switches(positions, span=x_span(sweep, by_steps))
+    if shared is not None:
+        for x in shared:
             ax.axvline(x, color="0.35", ls="--", lw=0.9)
         return "dashed = task switch"
+    rows = list(positions.values())
+    if len({len(xs) for xs in rows}) == 1:  # same tasks, switched at different x
+        table = np.asarray(rows, dtype=float)
+        for low, high in zip(table.min(axis=0), table.max(axis=0)):
+            ax.axvspan(low, high, color="0.5", alpha=0.12, lw=0)
+        for agent in sweep["agents"]:
+            own = [xs for (name, _seed), xs in positions.items() if name == agent]
+            for x in (np.median(np.asarray(own, dtype=float), axis=0) if own else []):
+                ax.axvline(float(x), color=colors[agent], ls=":", lw=1.0)
+        return ("grey band = where the runs switch task (first to last run); dotted = each "
+                "agent's median switch, in its colour")
     for (agent, _seed), xs in positions.items():
         for x in xs:
             ax.axvline(x, color=colors[agent], ls=":", lw=0.8, alpha=0.6)
@@ -178,9 +225,9 @@ def _coverage_note(ends: Sequence[float], shown: float, longest: float, unit: st
     """What a legend says about where an agent's curve ends: that its seeds were cut to the
     shortest, or that it stops before other agents' curves; empty when neither."""
     notes = []
-    if max(ends) > shown * 1.001:
+    if max(ends) > shown * (1 + SWITCH_TOLERANCE):  # not when they differ by an episode
         notes.append(f"seeds cut to the shortest, {shown:,.0f} {unit}")
-    elif shown < longest * 0.999:
+    elif shown < longest * (1 - SWITCH_TOLERANCE):
         notes.append(f"ends at {shown:,.0f} {unit}")
     return "; ".join(notes)
 
@@ -219,8 +266,8 @@ def plot_learning_curves(sweep: Mapping[str, Any], out_dir: PathLike, window: in
     switches = _draw_switches(ax, sweep, colors, by_steps)
     tasks = sweep["runs"][0]["tasks"]
     if len(tasks) <= 12 and switches.startswith("dashed"):
-        starts = [0.0] + switch_positions(sweep, by_steps)[(sweep["runs"][0]["agent"],
-                                                             sweep["runs"][0]["seed"])]
+        starts = [0.0] + (common_switches(switch_positions(sweep, by_steps),
+                                          span=x_span(sweep, by_steps)) or [])
         for x, task in zip(starts, tasks):
             ax.annotate(str(task.get("name", task.get("index", ""))), xy=(x, 1.0),
                         xycoords=("data", "axes fraction"), xytext=(3, -12),
@@ -241,9 +288,28 @@ def _save_curves(fig: Figure, ax: Any, title: str, confidence: float, out_dir: P
     pct = int(round(100 * confidence))
     ax.set_title(f"{title} (mean across seeds, {pct}% bootstrap CI;\n{switches})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    outside_legend(fig, ax)
     return _save(fig, out_dir, name)
+
+
+def outside_legend(fig: Figure, ax: Any, handles: Optional[Sequence[Any]] = None,
+                   labels: Optional[Sequence[str]] = None, fontsize: int = 8,
+                   top: float = 1.0) -> None:
+    """The legend to the right of the axes, where it hides no curve and no task label; the
+    figure is widened by the legend's width so the axes keep their size."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        fig.tight_layout(rect=(0, 0, 1, top))
+        return
+    legend = fig.legend(handles, labels, fontsize=fontsize, loc="upper left", frameon=False,
+                        borderaxespad=0.2)
+    width, height = fig.get_size_inches()
+    extra = legend.get_window_extent(FigureCanvasAgg(fig).get_renderer()).width / fig.dpi + 0.3
+    fig.set_size_inches(width + extra, height)
+    share = width / (width + extra)
+    fig.tight_layout(rect=(0, 0, share, top))
+    legend.set_bbox_to_anchor((share, ax.get_position().y1), transform=fig.transFigure)
 
 
 def plot_reward_rate(sweep: Mapping[str, Any], out_dir: PathLike) -> Optional[str]:
@@ -400,11 +466,13 @@ def plot_plasticity(sweep: Mapping[str, Any], out_dir: PathLike,
             longest = max(shown for _, shown, _ in coverage.values())
             names = [_label_with(a, n, _coverage_note(ends, shown, longest, "steps"))
                      for a, (n, shown, ends) in coverage.items()]
-            fig.axes[0].legend(list(handles.values()), names, fontsize=7, loc="best")
         pct = int(round(100 * confidence))
         fig.suptitle(f"{sweep['domain']}: {labels.get(key, key)} per layer (mean across seeds, "
                      f"{pct}% bootstrap CI)\n{switches}", fontsize=10)
-        fig.tight_layout(rect=(0, 0, 1, 0.93))
+        if handles:
+            outside_legend(fig, fig.axes[0], list(handles.values()), names, fontsize=7, top=0.93)
+        else:
+            fig.tight_layout(rect=(0, 0, 1, 0.93))
         if handles or key in ("dead", "erank"):  # a metric no run logged gets no figure
             written.append(_save(fig, out_dir, f"plasticity_{key}.png"))
     return written
