@@ -63,7 +63,7 @@ from palr.experiments.run_identity import check_same_run, identity_fields, make_
 from palr.experiments.run_lock import RunLock, RunLocked, remove_stale_temp_files
 from palr.experiments.run_state import FINISHED, NEW, RESULT_FILE, RUNNING, read_result, run_state
 from palr.experiments.sweep import print_ending
-from palr.experiments.trainer import PREEMPTED_EXIT
+from palr.experiments.trainer import PREEMPTED_EXIT, Preempted
 from palr.interventions import NetworkSlot, TrainingContext, build_stack, stack_settings
 from palr.optim import layerwise_param_groups
 from palr.signals import StopSignals
@@ -87,10 +87,6 @@ CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
 FORMAT = "palr_habitat.ddppo/3"
 #: checkpoints of earlier formats: /1 without per-rank state, /2 with the GRU policy
 OLD_FORMATS = ("palr_habitat.ddppo/1", "palr_habitat.ddppo/2")
-
-
-class Preempted(RuntimeError):
-    """Stopped by SIGTERM/SIGUSR1 after saving a checkpoint."""
 
 
 def _seeds(seed: int, rank: int) -> Dict[str, int]:
