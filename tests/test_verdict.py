@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from palr.experiments.summary import format_summary, merge_runs
-from palr.experiments.verdict import (classify, compute_verdict, late_count, mean_ci,
+from palr.experiments.verdict import (classify, compute_verdict, format_verdict, late_count,
+                                      mean_ci,
                                       probability_of_improvement, reference_comparison,
                                       run_verdict_values, segments)
 
@@ -147,3 +148,24 @@ def test_statistics_use_scipy_bootstrap_and_the_mann_whitney_probability():
     # pairs (x > y): 3>1, 3>2, 4>*, 5>*, ties 3=3 count half -> (2 + 3 + 3 + 0.5) / 9
     assert probability_of_improvement([3, 4, 5], [1, 2, 3]) == pytest.approx(8.5 / 9)
     assert probability_of_improvement([1], [2]) == 0.0
+
+
+def test_a_baseline_that_learns_nothing_gets_no_claim_and_the_score_is_named():
+    """Success rates near zero from the start (a Continual World budget far below the paper's):
+    no 'does NOT lose plasticity' claim, the score named as the runs name it, the probe that was
+    never run said as such."""
+    runs = []
+    for seed in range(3):
+        for agent, idx in (("SAC-FixedLR", 0), ("PALR-SAC", 4)):
+            run = make_run(agent, idx, seed, list(np.clip(noisy([0.02] * PHASES, seed + idx, 0.01),
+                                                          0, 1)))
+            run.update(score_name="success", score_threshold=0.9)
+            del run["plasticity"]["layers"]["q.output"]["probe_residual"]
+            runs.append(run)
+    verdict = compute_verdict(sweep_of(runs))
+    text = "\n".join(verdict["text"])
+    assert "SAC-FixedLR learns too little here for a loss of plasticity to show" in text
+    assert "does NOT lose plasticity" not in text and "late-phase success difference" in text
+    table = format_verdict(verdict)
+    assert "early success" in table and "early return" not in table
+    assert "n/a [n/a, n/a]" not in table and "not measured" in table

@@ -222,7 +222,11 @@ def compute_verdict(sweep: Mapping[str, Any], confidence: float = CONFIDENCE) ->
         per_agent.setdefault(str(run["agent"]), {})[run["seed"]] = run_verdict_values(run)
     agents = [a for a in sweep.get("agents", list(per_agent)) if a in per_agent]
     baseline = baseline_agent(sweep)
-    result: Dict[str, Any] = {"baseline": baseline, "confidence": confidence, "agents": {}}
+    first = sweep["runs"][0] if sweep["runs"] else {}
+    result: Dict[str, Any] = {
+        "baseline": baseline, "confidence": confidence, "agents": {},
+        "score_name": sweep.get("score_name") or first.get("score_name") or "return",
+        "score_threshold": sweep.get("score_threshold", first.get("score_threshold"))}
     for agent in agents:
         runs = per_agent[agent]
         entry: Dict[str, Any] = {key: mean_ci([v[key] for v in runs.values()], confidence)
@@ -266,7 +270,19 @@ def _f(x: Optional[float]) -> str:
 
 
 def _ci(e: Mapping[str, float]) -> str:
+    if not e.get("n", 1):
+        return "not measured"
     return f"{_f(e['mean'])} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]"
+
+
+#: a baseline whose early score is below this fraction of the score threshold learned too little
+#: for a later fall to show
+FLOOR_FRACTION = 0.1
+
+
+def _near_floor(b: Mapping[str, Any], threshold: Optional[float]) -> bool:
+    return (threshold is not None and b["early"]["n"] > 0 and math.isfinite(b["early"]["mean"])
+            and b["early"]["mean"] < FLOOR_FRACTION * float(threshold))
 
 
 def _below(e: Mapping[str, float], value: float = 0.0) -> bool:
@@ -305,8 +321,10 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
     b = agents[baseline]
     kind = classify(b)
     seeds = b["change"]["n"]
+    score = verdict.get("score_name") or "return"
+    threshold = verdict.get("score_threshold")
     span = (f"late phases (last {b['late_segments']} of {b['segments']} segments) vs the first "
-            f"two: return {_ci(b['late'])} vs {_ci(b['early'])}, change {_ci(b['change'])} "
+            f"two: {score} {_ci(b['late'])} vs {_ci(b['early'])}, change {_ci(b['change'])} "
             f"({pct}% CI over {seeds} seeds)")
     probe = (f"capacity-probe ratio trained/fresh in the late phases {_ci(b['probe_ratio_late'])}; "
              f"effective rank {_f(b['erank_early']['mean'])} -> {_f(b['erank_late']['mean'])}; "
@@ -324,10 +342,14 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
     elif kind == "decline":
         lines.append(f"{baseline}'s return DECLINES here but the plasticity measures do not show a "
                      f"loss of capacity: {span}; {probe}.")
+    elif _near_floor(b, threshold):
+        lines.append(f"{baseline} learns too little here for a loss of plasticity to show: its "
+                     f"early {score} is below {FLOOR_FRACTION:g} x the threshold {_f(threshold)}; "
+                     f"{span}; {probe}.")
     else:
         lines.append(f"{baseline} does NOT lose plasticity here: {span}; {probe}"
                      + (f"; its late mean |Q| exceeds {bound_text} in {b['diverged']}/{seeds} "
-                        "seeds without a fall in return" if b["diverged"] else "") + ".")
+                        f"seeds without a fall in {score}" if b["diverged"] else "") + ".")
     for agent, entry in agents.items():
         if agent == baseline or "paired" not in entry:
             continue
@@ -344,7 +366,7 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
             effect = "does not detectably change"
         own = classify(entry)
         lines.append(
-            f"{agent} {effect} {baseline}: late-phase return difference {_ci(late)}, "
+            f"{agent} {effect} {baseline}: late-phase {score} difference {_ci(late)}, "
             f"P(improvement) {_f(late['p_improvement'])}; change late-early difference "
             f"{_ci(change)} over {late['n']} paired seeds; its own pattern: {own} "
             f"(change {_ci(entry['change'])}, probe ratio {_ci(entry['probe_ratio_late'])}"
@@ -385,7 +407,8 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
     """The VERDICT block of RESULTS_SUMMARY.txt: a row per agent (split into tables no wider
     than ``width``), then the sentences, wrapped to ``width``."""
     pct = int(round(100 * float(verdict.get("confidence", CONFIDENCE))))
-    header = ["agent", "seeds", "early return", "late return", "late - early",
+    score = verdict.get("score_name") or "return"
+    header = ["agent", "seeds", f"early {score}", f"late {score}", "late - early",
               "probe ratio (late)", "erank early->late", "|Q| early->late", "|Q|>bound",
               f"late vs baseline [{pct}% CI]", "P(improve)"]
     rows = []
@@ -399,10 +422,10 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
             f"{e['diverged']}/{e['change']['n']}",
             _ci(paired) if paired and paired["n"] else "-",
             _f(paired["p_improvement"]) if paired and paired["n"] else "-"])
-    intro = ("early = mean return over the first two segments (tasks, or 1/6 env-step blocks "
+    intro = (f"early = mean {score} over the first two segments (tasks, or 1/6 env-step blocks "
              "without switches), late = over the last third; mean [" + f"{pct}% bootstrap CI] "
              "over seeds; probe ratio = capacity-probe residual trained/fresh at the late task "
-             "ends; late vs baseline = paired difference in late return on common seeds, "
+             f"ends; late vs baseline = paired difference in late {score} on common seeds, "
              "P(improve) = P(agent > baseline) (Agarwal et al. 2021).")
     lines = ["VERDICT: is plasticity lost, and does each agent change that?",
              *textwrap.wrap(intro, width=width, break_on_hyphens=False), ""]
