@@ -150,3 +150,22 @@ def test_manifest_commands_name_repository_paths_relative_to_its_root(monkeypatc
     assert study._display_command(argv) == (
         f"run_experiments.py --outdir results/study/cartpole --other {tmp_path.parent}/elsewhere "
         "'two words'")
+
+
+def test_the_study_s_own_publications_do_not_make_a_checkout_dirty(tmp_path):
+    """A rerun of the study in a checkout where an earlier part published its files still
+    records a clean commit; a changed source file is recorded as dirty."""
+    import subprocess as sp
+    from palr.experiments.study import git_commit
+    repo = tmp_path / "repo"
+    (repo / "docs" / "results").mkdir(parents=True)
+    (repo / "docs" / "results" / "RESULTS_SUMMARY.txt").write_text("old\n")
+    (repo / "code.py").write_text("x = 1\n")
+    for args in (["init", "-q"], ["add", "."],
+                 ["-c", "user.email=a@b", "-c", "user.name=n", "commit", "-qm", "c"]):
+        sp.run(["git", "-C", str(repo), *args], check=True)
+    assert git_commit(repo)["dirty"] is False
+    (repo / "docs" / "results" / "RESULTS_SUMMARY.txt").write_text("republished\n")
+    assert git_commit(repo)["dirty"] is False
+    (repo / "code.py").write_text("x = 2\n")
+    assert git_commit(repo)["dirty"] is True

@@ -169,3 +169,12 @@ def test_a_baseline_that_learns_nothing_gets_no_claim_and_the_score_is_named():
     table = format_verdict(verdict)
     assert "early success" in table and "early return" not in table
     assert "n/a [n/a, n/a]" not in table and "not measured" in table
+
+
+def test_an_unknown_reward_bound_is_not_counted_as_kept():
+    runs = [make_run("DQN-FixedLR", 0, seed, noisy([80.0] * PHASES, seed)) for seed in range(2)]
+    for run in runs:
+        del run["config"]["max_reward"]
+    table = format_verdict(compute_verdict(sweep_of(runs)))
+    rows = " ".join(line for line in table.splitlines() if line.startswith("DQN-FixedLR"))
+    assert "0/2" not in rows and "n/a" in rows.split("->")[-1]

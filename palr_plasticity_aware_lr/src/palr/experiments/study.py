@@ -139,8 +139,13 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
 # ----------------------------------------------------------------------------- provenance
 
 
+#: the study's own output inside the repository: changes there do not make a checkout dirty
+PUBLISHED = "docs/results"
+
+
 def git_commit(repo: pathlib.Path = REPO_ROOT) -> Dict[str, Any]:
-    """HEAD commit of the checkout and whether tracked files differ from it."""
+    """HEAD commit of the checkout and whether tracked files differ from it (the published
+    results under ``docs/results``, which the study itself rewrites, aside)."""
     def git(*args: str) -> Optional[str]:
         try:
             out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
@@ -148,7 +153,8 @@ def git_commit(repo: pathlib.Path = REPO_ROOT) -> Dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip()
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 f":(exclude){PUBLISHED}")
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 

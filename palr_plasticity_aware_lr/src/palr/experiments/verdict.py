@@ -419,7 +419,7 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
             _ci(e["probe_ratio_late"]),
             f"{_f(e['erank_early']['mean'])} -> {_f(e['erank_late']['mean'])}",
             f"{_f(e['output_abs_early']['mean'])} -> {_f(e['output_abs_late']['mean'])}",
-            f"{e['diverged']}/{e['change']['n']}",
+            f"{e['diverged']}/{e['change']['n']}" if e.get("reward_bound") is not None else "n/a",
             _ci(paired) if paired and paired["n"] else "-",
             _f(paired["p_improvement"]) if paired and paired["n"] else "-"])
     intro = (f"early = mean {score} over the first two segments (tasks, or 1/6 env-step blocks "
