@@ -12,6 +12,7 @@ import torch
 from palr.agents.dqn import DQNAgent, DQNConfig
 from palr.batched.dqn import BatchedDQN
 from palr.batched.loop import MemberEnvLoop
+from palr.batched import member_adam
 from palr.batched.member_adam import MemberAdam
 from palr.batched.stacked_mlp import StackedMLP
 from palr.experiments.schedule import TrainingSchedule
@@ -88,20 +89,24 @@ def test_stacked_forward_and_greedy_actions_equal_each_member_network():
     assert stacked.greedy_actions(obs)[1] == 1
 
 
-def test_member_adam_equals_torch_adam_with_a_learning_rate_per_member_and_layer():
+@pytest.mark.parametrize("fused", [True, False])
+def test_member_adam_equals_torch_adam_with_a_learning_rate_per_member_and_layer(fused,
+                                                                                  monkeypatch):
+    if not fused:  # the plain-torch path of builds without the fused kernel
+        monkeypatch.setattr(member_adam, "_FUSED_ADAM_KERNEL", None)
     torch.manual_seed(0)
     nets = [torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
             for _ in range(2)]
     lrs = [[1e-2, 3e-3], [5e-3, 2e-2]]  # member x layer
     stacked = StackedMLP.from_networks(nets)
-    adam = MemberAdam(stacked.params, [5 * 3 + 5, 2 * 5 + 2], 1e-3, eps=1e-8)
+    adam = MemberAdam(stacked.params, stacked.grad, stacked.layer_columns(), 1e-3, eps=1e-8)
     adam.lr.copy_(torch.tensor(lrs))
     refs = [torch.optim.Adam([{"params": list(net[0].parameters()), "lr": lr[0]},
                               {"params": list(net[2].parameters()), "lr": lr[1]}], eps=1e-8)
             for net, lr in zip(nets, lrs)]
     for _ in range(5):
         grads = torch.randn_like(stacked.params)
-        stacked.params.grad = grads.clone()
+        stacked.grad.copy_(grads)
         adam.step()
         for k, (net, ref) in enumerate(zip(nets, refs)):
             for p, g in zip(net.parameters(), stacked.member_views(grads, k)):

@@ -18,6 +18,7 @@ each, on views of the stacked tensors (:mod:`palr.batched.member_slots`).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -72,10 +73,8 @@ class BatchedDQN:
         self.q = StackedMLP.from_networks(
             [seeded_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes, s).to(self.device)
              for s in self.seeds])
-        self.q.params.grad = torch.zeros_like(self.q.params)  # backward accumulates in place
-        self.target = self.q.params.detach().clone()
-        self.adam = MemberAdam(self.q.params,
-                               [span[1].stop - span[0].start for span in self.q.spans],
+        self.target = self.q.params.clone()
+        self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
         streams = [random_streams(s) for s in self.seeds]
@@ -143,9 +142,11 @@ class BatchedDQN:
                 f"DQN loss is {values[bad[0]]} for member {bad[0]} (seed {self.seeds[bad[0]]}) at "
                 f"update {step} (env step {self.env_steps}); lower the learning rate or check "
                 "the rewards")
-        grad = self.q.params.grad
+        grad = self.q.grad
         grad.zero_()
-        losses.sum().backward()
+        with warnings.catch_warnings():  # the grads are views of self.q.grad, on purpose
+            warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
+            losses.sum().backward()
         if cfg.max_grad_norm is not None:  # clip_grad_norm_ of each member's own parameters
             norms = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
             grad.mul_((cfg.max_grad_norm / (norms + 1e-6)).clamp_(max=1.0))

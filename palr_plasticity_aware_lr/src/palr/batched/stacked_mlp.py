@@ -2,8 +2,10 @@
 all parameters in one ``[K, P]`` tensor (row k = member k's weights and biases, layer by layer),
 each layer computed for every member at once with ``torch.baddbmm``.
 
-One leaf tensor means one gradient buffer, one per-member gradient norm and one Adam update for
-every member and layer. Member k's row can be loaded from (and aliased as) an ordinary
+Each layer's ``[K, out, in]`` weights and ``[K, out]`` biases are leaf tensors that are views
+of that one tensor, their gradients views of one ``[K, P]`` gradient buffer (autograd accumulates
+into an existing ``.grad`` in place): one buffer to zero, one per-member gradient norm and one
+Adam update for every member and layer, and no scatter of per-layer gradients. Member k's row can be loaded from (and aliased as) an ordinary
 ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU``, the network :func:`palr.agents.dqn.build_q_network`
 builds, so a member starts from exactly the weights of a separate run with its seed.
 """
@@ -17,6 +19,8 @@ from torch import nn
 
 #: (weight columns, bias columns, out_features, in_features) of one layer in a member's row
 LayerSpan = Tuple[slice, slice, int, int]
+#: every member's row of parameters is padded to a multiple of this many columns
+ROW_ALIGN = 64
 
 
 def _linears(net: nn.Sequential) -> List[nn.Linear]:
@@ -34,7 +38,10 @@ class StackedMLP:
     """K MLPs with layer widths ``sizes`` (input, hidden..., output) and ReLU between layers.
 
     Attributes:
-        params: the ``[K, P]`` leaf tensor (``requires_grad``) holding every member's parameters.
+        params: the ``[K, P]`` tensor holding every member's parameters (written in place only,
+            under ``torch.no_grad``: optimizer steps, re-initialisation, loading).
+        grad: the ``[K, P]`` gradient buffer of the same layout (zero it before ``backward``).
+        weights, biases: per layer, the leaf views of ``params`` that ``forward`` uses.
         spans: per layer, where its weight and bias sit in a row (:data:`LayerSpan`).
     """
 
@@ -52,7 +59,21 @@ class StackedMLP:
             bias = slice(weight.stop, weight.stop + fan_out)
             self.spans.append((weight, bias, fan_out, fan_in))
             offset = bias.stop
-        self.params = torch.zeros((self.members, offset), device=device, requires_grad=True)
+        # rows padded to a multiple of ROW_ALIGN columns: vectorised element-wise kernels then
+        # treat every member's entries alike (same lanes, same rounding), so members with the
+        # same seed stay bit-identical
+        self.row_length = -(-offset // ROW_ALIGN) * ROW_ALIGN
+        self.params = torch.zeros((self.members, self.row_length), device=device)
+        self.grad = torch.zeros_like(self.params)
+        self.weights: List[torch.Tensor] = []
+        self.biases: List[torch.Tensor] = []
+        for layer in range(len(self.spans)):
+            for leaves, param, grad in zip((self.weights, self.biases),
+                                           self.layer_views(self.params, layer),
+                                           self.layer_views(self.grad, layer)):
+                param.requires_grad_(True)
+                param.grad = grad
+                leaves.append(param)
         self._numpy_layers: Optional[List[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None
 
     @classmethod
@@ -68,6 +89,12 @@ class StackedMLP:
     @property
     def num_layers(self) -> int:
         return len(self.spans)
+
+    def layer_columns(self) -> List[int]:
+        """Columns of each layer in a row, in order (the padding counted with the last layer)."""
+        columns = [bias.stop - weight.start for weight, bias, _, _ in self.spans]
+        columns[-1] += self.row_length - self.spans[-1][1].stop
+        return columns
 
     # --- views of a [K, P] tensor (parameters, gradients, Adam moments) ----------------------
     def layer_views(self, flat: torch.Tensor, layer: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -92,23 +119,22 @@ class StackedMLP:
         linears = _linears(net)
         if [linears[0].in_features] + [m.out_features for m in linears] != list(self.sizes):
             raise ValueError(f"network shape differs from the stacked MLP's {self.sizes}")
-        for view, p in zip(self.member_views(self.params.detach(), member), net.parameters()):
+        for view, p in zip(self.member_views(self.params, member), net.parameters()):
             view.copy_(p)
 
     def member_module(self, member: int) -> nn.Sequential:
         """Member ``member`` as ``nn.Sequential(Linear, ReLU, ..., Linear)`` whose parameters ALIAS
-        its row (writes either way are seen by both; gradients are the rows of ``params.grad``
-        when it exists): what probes, measurements and re-initialisation act on."""
+        its row (writes either way are seen by both; gradients alias its row of :attr:`grad`):
+        what probes, measurements and re-initialisation act on."""
         mods: List[nn.Module] = []
-        grads = None if self.params.grad is None else self.member_views(self.params.grad, member)
-        views = self.member_views(self.params.detach(), member)
+        grads = self.member_views(self.grad, member)
+        views = self.member_views(self.params, member)
         for layer in range(self.num_layers):
             _, _, fan_out, fan_in = self.spans[layer]
             linear = nn.utils.skip_init(nn.Linear, fan_in, fan_out, device=self.params.device)
             linear.weight = nn.Parameter(views[2 * layer])
             linear.bias = nn.Parameter(views[2 * layer + 1])
-            if grads is not None:
-                linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
+            linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
             mods.append(linear)
             if layer + 1 < self.num_layers:
                 mods.append(nn.ReLU())
@@ -118,10 +144,10 @@ class StackedMLP:
     def forward(self, x: torch.Tensor, params: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``[K, B, in] -> [K, B, out]``: member k's MLP on ``x[k]`` (``params``: another
         ``[K, P]`` tensor of the same layout, e.g. the target network's; default ours)."""
-        flat = self.params if params is None else params
         h = x
         for layer in range(self.num_layers):
-            weight, bias = self.layer_views(flat, layer)
+            weight, bias = (self.weights[layer], self.biases[layer]) if params is None \
+                else self.layer_views(params, layer)
             h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             if layer + 1 < self.num_layers:
                 h = torch.relu(h)
@@ -138,7 +164,7 @@ class StackedMLP:
                     q = self.forward(torch.as_tensor(obs, dtype=torch.float32,
                                                      device=self.params.device).unsqueeze(1))
                 return q.squeeze(1).argmax(dim=1).cpu().numpy()
-            flat = self.params.detach().numpy()  # shares memory: in-place updates are seen
+            flat = self.params.numpy()  # shares memory: in-place updates are seen
             self._numpy_layers = []
             for weight, bias, fan_out, fan_in in self.spans:
                 w = flat[:, weight].reshape(self.members, fan_out, fan_in)
