@@ -279,3 +279,15 @@ def test_interventions_that_need_more_than_member_views_are_refused():
     shared = InterventionStack()
     with pytest.raises(ValueError, match="one intervention stack object per member"):
         BatchedDQN(OBS, ACTIONS, [0, 1], _config(), [shared, shared])
+
+
+def test_the_training_schedule_drives_every_member_as_one_run():
+    seeds = [0, 1]
+    batched = BatchedDQN(OBS, ACTIONS, seeds, _config())
+    loop = MemberEnvLoop(batched, [gym.make("CartPole-v1") for _ in seeds],
+                         TrainingSchedule(learning_starts=50, train_frequency=4))
+    loop.run_steps(200)
+    assert batched.env_steps == 200 and batched.replay.size == 200
+    assert batched.updates == sum(1 for s in range(1, 201) if s >= 50 and s % 4 == 0)
+    assert batched.episodes.tolist() == [len(r) for r in loop.returns]
+    assert all(n >= 3 for n in batched.episodes)
