@@ -6,6 +6,8 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
 - DQN env steps/s (train every step) vs a CleanRL-style DQN written inside bench_dqn.py,
   PALR-DQN at the default measure_freq vs our plain DQN (overhead target <= 2%), and a second,
   identical plain DQN vs the first (how far a ratio of identical work strays: the noise floor);
+- seed-batched DQN (K = 1, 5, 10 members in one process) vs K separate DQNs run one after
+  another, env steps/s per core (bench_batched.py; target: 10 members >= 2.5x);
 - SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
 - one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
 - the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
@@ -14,7 +16,7 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
 - the Habitat stand-in environment's steps/s (MuJoCo offscreen RGB-D rendering) at 32x32 and
   128x128.
 
-    python benchmarks/run_all.py [--seconds 20]       # about 7 x --seconds in all
+    python benchmarks/run_all.py [--seconds 20]       # about 9 x --seconds in all
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import List, Tuple
 import numpy as np
 import torch
 
+import bench_batched
 import bench_dqn
 import bench_jbw
 import bench_palr
@@ -75,6 +78,15 @@ def collect(seconds: float) -> List[Row]:
               f"{dqn['twin_vs_dqn']:.3f}x DQN (noise floor of the ratios)"),
              ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
               f"{dqn['palr_vs_dqn']:.3f}x DQN (target >= 0.98)")]
+    batched = bench_batched.run(seconds / 3)
+    for k in bench_batched.MEMBERS:
+        target = f" (target >= {bench_batched.TARGET_RATIO})" \
+            if k == max(bench_batched.MEMBERS) else ""
+        rows += [(f"DQN env steps/s, {k} separate runs in turn",
+                  f"{batched[f'k{k}_separate_steps_per_s']:.0f}", "1.00"),
+                 (f"DQN env steps/s, {k} seed-batched members",
+                  f"{batched[f'k{k}_batched_steps_per_s']:.0f}",
+                  f"{batched[f'k{k}_ratio']:.2f}x separate{target}")]
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
     for key, row in sac.items():
         b = key[1:]
@@ -117,6 +129,9 @@ def settings() -> List[str]:
         f"DQN: CartPole-v1, MLP 4-{'-'.join(map(str, bench_dqn.HIDDEN))}-2 ReLU, batch "
         f"{bench_dqn.BATCH}, one update per env step, blocks of 1000 env steps (each holds one "
         f"PALR measurement at measure_freq {palr.measure_freq}, diag batch {palr.diag_batch_size})",
+        f"seed-batched DQN: the DQN settings above, K = {', '.join(map(str, bench_batched.MEMBERS))} "
+        "members (seeds 0..K-1) in one palr.batched.BatchedDQN vs K DQNAgents run one after "
+        "another in this process; env steps/s summed over members",
         f"SAC: 39-d obs, 4-d action, actor + twin critics {sac_hidden} ReLU, batch 128 and 2048, "
         "20k random transitions in replay; PALR-SAC rows: between measurements",
         f"PALR measurement: PALR-SAC's stack on the same networks, diag batch "

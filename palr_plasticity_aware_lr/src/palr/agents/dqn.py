@@ -135,6 +135,22 @@ def build_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int]) -
     return nn.Sequential(*layers)
 
 
+def seeded_q_network(obs_dim: int, n_actions: int, hidden_sizes: Sequence[int],
+                     seed: int) -> nn.Sequential:
+    """:func:`build_q_network` initialised from ``seed`` without touching the global RNG (the
+    initial Q-network of a DQN run with that seed)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_q_network(obs_dim, n_actions, hidden_sizes)
+
+
+def random_streams(seed: int) -> Tuple[np.random.Generator, torch.Generator, np.random.Generator]:
+    """A DQN run's generators besides its replay's (seeded ``seed``): epsilon-greedy draws, the
+    interventions' CPU generator, and diagnostic-batch draws."""
+    return (np.random.default_rng([seed, 1]), torch.Generator().manual_seed(seed + 7_919),
+            np.random.default_rng([seed, 2]))
+
+
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
     """Linear decay from ``start`` to ``end`` over ``duration`` steps, then ``end`` (CleanRL)."""
     if duration <= 0 or step >= duration:
@@ -171,10 +187,8 @@ class DQNAgent:
         self.device = torch.device(cfg.device)
         self.stack = stack if stack is not None else InterventionStack()
 
-        # networks: initialised from config.seed without touching the global RNG
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.q = build_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes).to(self.device)
+        self.q = seeded_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes,
+                                  cfg.seed).to(self.device)
         self.target = copy.deepcopy(self.q)
         self.target.requires_grad_(False)
         self.optimizer = make_adam(layerwise_param_groups(self.q), cfg.learning_rate,
@@ -183,10 +197,9 @@ class DQNAgent:
 
         self.replay = ReplayBuffer(cfg.buffer_size, (self.obs_dim,), (), np.float32, np.int64,
                                    seed=cfg.seed)
-        self.rng = np.random.default_rng([cfg.seed, 1])          # epsilon-greedy draws
-        self.generator = torch.Generator().manual_seed(cfg.seed + 7_919)  # interventions (CPU)
-        #: diagnostic batches only: measuring never moves the replay or intervention streams
-        self.diag_rng = np.random.default_rng([cfg.seed, 2])
+        # epsilon-greedy draws; interventions (CPU); diagnostic batches only (measuring never
+        # moves the replay or intervention streams)
+        self.rng, self.generator, self.diag_rng = random_streams(cfg.seed)
 
         self.env_steps = 0
         self.task_env_steps = 0
@@ -382,4 +395,4 @@ class DQNAgent:
 
 
 __all__ = ["DQNConfig", "DQNAgent", "FlatGradients", "NumpyGreedy", "build_q_network",
-           "linear_epsilon", "make_adam"]
+           "linear_epsilon", "make_adam", "random_streams", "seeded_q_network"]

@@ -1,0 +1,85 @@
+"""Seed-batched DQN (``palr.batched``) against K separate DQN learners: env steps per second.
+
+For K = 1, 5 and 10 members, one :class:`~palr.batched.dqn.BatchedDQN` with K seeds and K
+CartPole-v1 environments (:class:`~palr.batched.loop.MemberEnvLoop`) runs interleaved with K
+separate :class:`~palr.agents.dqn.DQNAgent` learners (``bench_dqn.PALRDQNLoop``, one after
+another), all in this one single-threaded process: the figures are env steps per second per
+core, summed over members. Both train every step from ``learning_starts`` with DQN's defaults
+(4-128-128-2 ReLU MLP, batch 128). A block advances every member ``chunk_steps`` env steps; the
+figure is the median over blocks, the ratio the median of same-round ratios (``timing.py``).
+Target: 10 members at >= 2.5x the throughput of 10 separate runs.
+
+Run: ``python benchmarks/bench_batched.py --seconds 20``
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Dict, List, Optional, Sequence
+
+import gymnasium as gym
+
+from bench_dqn import LEARNING_STARTS, PALRDQNLoop
+from palr.agents.dqn import DQNConfig
+from palr.batched.dqn import BatchedDQN
+from palr.batched.loop import MemberEnvLoop
+from palr.experiments.cli import configure_torch
+from palr.experiments.schedule import TrainingSchedule
+from timing import interleaved_blocks, median_rate, paired_ratio
+
+MEMBERS = (1, 5, 10)
+#: 10 members must reach this multiple of the per-core throughput of 10 separate runs
+TARGET_RATIO = 2.5
+
+
+def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: int = 200,
+        seed: int = 0) -> Dict[str, float]:
+    """For every K in ``members``, about ``seconds`` of measured time per implementation.
+
+    Returns ``{"k<K>_batched_steps_per_s", "k<K>_separate_steps_per_s", "k<K>_ratio"}``
+    (env steps/s summed over the K members; ratio batched / separate, paired per round).
+    """
+    schedule = TrainingSchedule()  # DQN's: one update every env step from learning_starts on
+    result: Dict[str, float] = {}
+    for k in members:
+        seeds = list(range(seed, seed + k))
+        batched = MemberEnvLoop(BatchedDQN(4, 2, seeds, DQNConfig()),
+                                [gym.make("CartPole-v1") for _ in seeds], schedule)
+        separate = [PALRDQNLoop(s) for s in seeds]
+        batched.run_steps(LEARNING_STARTS + 200)  # fill past learning_starts and warm up
+        for learner in separate:
+            learner.run_steps(LEARNING_STARTS + 200)
+
+        def run_separate(learners: List[PALRDQNLoop] = separate) -> None:
+            for learner in learners:
+                learner.run_steps(chunk_steps)
+
+        blocks = interleaved_blocks({"batched": lambda loop=batched: loop.run_steps(chunk_steps),
+                                     "separate": run_separate},
+                                    seconds, block_seconds=0.0, warmup_calls=0)
+        result[f"k{k}_batched_steps_per_s"] = median_rate(blocks, "batched", k * chunk_steps)
+        result[f"k{k}_separate_steps_per_s"] = median_rate(blocks, "separate", k * chunk_steps)
+        result[f"k{k}_ratio"] = paired_ratio(blocks, "batched", "separate")
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="measured seconds per implementation and K (default 20)")
+    parser.add_argument("--chunk_steps", type=int, default=200,
+                        help="env steps per member in one timed block")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.chunk_steps <= 0:
+        parser.error("--seconds and --chunk_steps must be positive")
+    configure_torch()
+    res = run(args.seconds, chunk_steps=args.chunk_steps)
+    print("CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), 1 thread; "
+          "env steps/s summed over members")
+    for k in MEMBERS:
+        target = f"  (target >= {TARGET_RATIO})" if k == max(MEMBERS) else ""
+        print(f"K={k:>2}: batched {res[f'k{k}_batched_steps_per_s']:7.0f}  separate "
+              f"{res[f'k{k}_separate_steps_per_s']:7.0f}  ratio {res[f'k{k}_ratio']:.2f}x{target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Seed-batched training: K members (seeds) of one agent configuration trained in one process.
+
+Every member is the same learner as a separate run with its seed (same initial weights, replay
+draws, exploration and intervention randomness), but the K networks live in stacked tensors with
+a member axis, so one forward/backward/optimizer step serves all of them: on a CPU, small
+networks' updates are dominated by per-op overhead, which the member axis shares out.
+
+- :mod:`palr.batched.stacked_mlp`: K ReLU MLPs in one ``[K, P]`` parameter tensor (``baddbmm``);
+- :mod:`palr.batched.member_adam`: Adam over the member axis with a per-member, per-layer
+  learning rate;
+- :mod:`palr.batched.member_replay`: one replay ring with a member axis, a generator per member;
+- :mod:`palr.batched.member_slots`: each member's network and optimizer as the interventions see
+  them (views of the stacked tensors), so the existing intervention classes run per member;
+- :mod:`palr.batched.dqn`: the batched DQN learner; :mod:`palr.batched.loop`: K environments
+  stepped together under one :class:`~palr.experiments.schedule.TrainingSchedule`.
+"""

@@ -1,0 +1,239 @@
+"""Seed-batched DQN (Mnih et al. 2015): K seeds of one configuration trained in one process.
+
+Member k is the learner :class:`palr.agents.dqn.DQNAgent` would be with ``seed = seeds[k]``:
+the same initial Q-network (:func:`~palr.agents.dqn.seeded_q_network`), replay draws, epsilon-
+greedy draws and intervention generator (:func:`~palr.agents.dqn.random_streams`), and the same
+update: Huber TD loss (Double DQN optional), gradient-norm clipping at ``max_grad_norm`` PER
+MEMBER, Adam, a hard target copy every ``target_update_every`` updates. The K Q-networks are one
+:class:`~palr.batched.stacked_mlp.StackedMLP`; the loss of member k is its own batch mean, and the
+members' losses are summed, so one backward pass gives every member exactly its own gradient.
+
+It keeps the counters and methods of :class:`palr.agents.contract.Agent` with a member axis
+(``act``/``random_action`` return K actions, ``observe`` takes K transitions), so
+:class:`palr.experiments.schedule.TrainingSchedule` drives it unchanged: all members step
+together, so ``env_steps``, ``task_env_steps`` and ``updates`` are shared; ``episodes`` is per
+member. Interventions run per member, one :class:`~palr.interventions.base.InterventionStack`
+each, on views of the stacked tensors (:mod:`palr.batched.member_slots`).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from palr.agents.dqn import DQNConfig, linear_epsilon, random_streams, seeded_q_network
+from palr.batched.member_adam import MemberAdam
+from palr.batched.member_replay import MemberReplay
+from palr.batched.member_slots import MemberOptimizerView, check_member_stack
+from palr.batched.stacked_mlp import StackedMLP
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.network_roles import ALGO_ROLES
+
+
+class BatchedDQN:
+    """K DQN members (one per seed) with stacked networks and per-member interventions.
+
+    Args:
+        obs_dim, n_actions: as :class:`~palr.agents.dqn.DQNAgent`'s.
+        seeds: one seed per member (``K = len(seeds)``; repeated seeds give identical members).
+        config: hyper-parameters shared by every member (its ``seed`` is not used;
+            ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
+        stacks: one intervention stack per member (``None``: plain DQN), each with its own
+            instances; only measuring interventions are supported
+            (:func:`~palr.batched.member_slots.check_member_stack`).
+    """
+
+    NET = "q"
+
+    def __init__(self, obs_dim: int, n_actions: int, seeds: Sequence[int],
+                 config: Optional[DQNConfig] = None,
+                 stacks: Optional[Sequence[InterventionStack]] = None) -> None:
+        if obs_dim <= 0 or n_actions <= 1:
+            raise ValueError(f"DQN needs obs_dim >= 1 and n_actions >= 2, got {obs_dim}, {n_actions}")
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ValueError("a seed-batched DQN needs at least one seed")
+        self.config = config or DQNConfig()
+        cfg = self.config
+        self.members = len(self.seeds)
+        self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        self.device = torch.device(cfg.device)
+        if stacks is None:
+            stacks = [InterventionStack() for _ in self.seeds]
+        if len(stacks) != self.members or len({id(s) for s in stacks}) != self.members:
+            raise ValueError(f"give one intervention stack object per member ({self.members})")
+        for stack in stacks:
+            check_member_stack(stack)
+        self.stacks: List[InterventionStack] = list(stacks)
+
+        self.q = StackedMLP.from_networks(
+            [seeded_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes, s).to(self.device)
+             for s in self.seeds])
+        self.target = self.q.params.clone()
+        self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
+                               cfg.learning_rate, eps=cfg.adam_eps)
+        self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
+        streams = [random_streams(s) for s in self.seeds]
+        self.rngs = [rng for rng, _, _ in streams]              # epsilon-greedy draws
+        self.generators = [gen for _, gen, _ in streams]        # interventions (CPU)
+        self.diag_rngs = [diag for _, _, diag in streams]       # diagnostic batches only
+
+        self.env_steps = 0
+        self.task_env_steps = 0
+        self.updates = 0
+        self.episodes = np.zeros(self.members, dtype=np.int64)
+        self.task = 0
+
+        self.member_modules = [self.q.member_module(k) for k in range(self.members)]
+        self.optimizers = [MemberOptimizerView(module, self.q, self.adam, k, cfg.learning_rate)
+                           for k, module in enumerate(self.member_modules)]
+        self.contexts = [
+            TrainingContext(
+                networks={self.NET: NetworkSlot(self.NET, self.member_modules[k], self.optimizers[k],
+                                                ALGO_ROLES["DQN"][self.NET])},
+                generator=self.generators[k],
+                diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n))
+            for k in range(self.members)]
+        for stack, ctx in zip(self.stacks, self.contexts):
+            stack.on_optimizer_created(ctx)
+        self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
+
+    # --- the loss and the update -------------------------------------------------------------
+    def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Every member's Huber TD loss ``[K]`` (its own batch mean) and predicted Q ``[K, B]``;
+        ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
+        cfg = self.config
+        with torch.no_grad():
+            next_target = self.q(batch["next_obs"], self.target)
+            if cfg.double_dqn:
+                next_actions = self.q(batch["next_obs"]).argmax(dim=2, keepdim=True)
+                next_value = next_target.gather(2, next_actions).squeeze(2)
+            else:
+                next_value = next_target.amax(dim=2)
+            td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
+                                      value=cfg.gamma)
+        q_pred = self.q(batch["obs"]).gather(2, batch["actions"].unsqueeze(2)).squeeze(2)
+        losses = F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta, reduction="none")
+        return losses.mean(dim=1), q_pred
+
+    def update(self, batch: Optional[Dict[str, torch.Tensor]] = None
+               ) -> Optional[Dict[str, float]]:
+        """One gradient update of every member, with every member's seams called.
+
+        Returns the log dict every ``log_every`` updates (``member<k>/dqn/...`` and each
+        member's intervention log under ``member<k>/``), else ``None``.
+
+        Raises:
+            FloatingPointError: if a member's loss is NaN/Inf (no weights are touched).
+        """
+        cfg = self.config
+        if batch is None:
+            batch = self.replay.sample(cfg.batch_size, self.device)
+        losses, q_pred = self.td_loss(batch)
+        step = self.updates + 1
+        values = losses.tolist()  # one host read per update: the finiteness check
+        bad = [k for k, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"DQN loss is {values[bad[0]]} for member {bad[0]} (seed {self.seeds[bad[0]]}) at "
+                f"update {step} (env step {self.env_steps}); lower the learning rate or check "
+                "the rewards")
+        grad = self.q.grad
+        grad.zero_()
+        with warnings.catch_warnings():  # the grads are views of self.q.grad, on purpose
+            warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
+            losses.sum().backward()
+        if cfg.max_grad_norm is not None:  # clip_grad_norm_ of each member's own parameters
+            norms = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+            grad.mul_((cfg.max_grad_norm / (norms + 1e-6)).clamp_(max=1.0))
+        for k in self._active:
+            self.stacks[k].before_step(self.NET)
+            self.optimizers[k].write_lrs()
+        self.adam.step()
+        for k in self._active:
+            self.stacks[k].after_step(self.NET)
+            self.optimizers[k].write_lrs()
+        self.updates = step
+        if step % cfg.target_update_every == 0:
+            self.sync_target()
+        for k in self._active:
+            self.stacks[k].after_update(step)
+        if step % cfg.log_every == 0:
+            return self._log(values, q_pred, step)
+        return None
+
+    def _log(self, losses: List[float], q_pred: torch.Tensor, step: int) -> Dict[str, float]:
+        q_mean = q_pred.detach().mean(dim=1).tolist()
+        log: Dict[str, float] = {"dqn/epsilon": self.epsilon, "dqn/updates": float(step)}
+        for k in range(self.members):
+            log[f"member{k}/dqn/loss"] = losses[k]
+            log[f"member{k}/dqn/q_mean"] = q_mean[k]
+            for key, value in self.stacks[k].log.items():
+                log[f"member{k}/{key}"] = value
+        return log
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard update of every member: target <- online."""
+        self.target.copy_(self.q.params)
+
+    def can_update(self) -> bool:
+        """Whether the replay holds a full batch."""
+        return self.replay.size >= self.config.batch_size
+
+    # --- acting ------------------------------------------------------------------------------
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate at the current environment step (the same for every member)."""
+        cfg = self.config
+        return linear_epsilon(self.env_steps, cfg.start_epsilon, cfg.end_epsilon,
+                              cfg.exploration_steps)
+
+    def act(self, obs: np.ndarray, explore: bool = True) -> np.ndarray:
+        """Every member's epsilon-greedy (``explore``) or greedy action for ``obs[k]``; each
+        member draws from its own generator exactly as a separate DQNAgent would."""
+        actions = self.q.greedy_actions(obs)
+        if explore:
+            epsilon = self.epsilon
+            for k, rng in enumerate(self.rngs):
+                if rng.random() < epsilon:
+                    actions[k] = rng.integers(self.n_actions)
+        return actions
+
+    def random_action(self) -> np.ndarray:
+        """A uniform random action per member, from each member's epsilon generator."""
+        return np.array([rng.integers(self.n_actions) for rng in self.rngs], dtype=np.int64)
+
+    def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        """Store one transition per member and count the step (no training: see ``update``);
+        ``terminated`` marks true terminals, never time-limit truncations."""
+        self.replay.add(obs, actions, rewards, next_obs, terminated)
+        self.env_steps += 1
+        self.task_env_steps += 1
+
+    def diagnostic_inputs(self, member: int, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
+        """``n`` of member ``member``'s replay observations, drawn with its diagnostic generator
+        (measuring never shifts its training batches)."""
+        return {self.NET: (self.replay.sample_obs(member, n, self.diag_rngs[member],
+                                                  self.device),)}
+
+    # --- seams without learning ------------------------------------------------------------
+    def on_episode_end(self, member: int) -> None:
+        """Call after every finished training episode of member ``member``."""
+        self.episodes[member] += 1
+        self.stacks[member].on_episode_end(int(self.episodes[member]))
+
+    def on_task_switch(self, task: int) -> None:
+        """Call when the members' environments switched phase (all members switch together)."""
+        self.task = int(task)
+        self.task_env_steps = 0
+        for stack in self.stacks:
+            stack.on_task_switch(self.task)
+
+
+__all__ = ["BatchedDQN"]

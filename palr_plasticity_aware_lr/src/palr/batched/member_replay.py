@@ -1,0 +1,78 @@
+"""Uniform FIFO experience replay (Lin 1992; Mnih et al. 2015) for K members that step together.
+
+One set of NumPy rings with a member axis (``obs[k, i]`` is member k's i-th transition); every
+member adds one transition per environment step, so all share the ring position and size. Each
+member samples with its own generator, seeded as a separate run's
+:class:`palr.agents.replay.ReplayBuffer`, and draws the same indices that buffer would.
+"""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+import torch
+
+
+class MemberReplay:
+    """Ring buffers of ``(obs, action, reward, next_obs, terminated)`` with a member axis.
+
+    Args:
+        capacity: transitions kept per member (oldest overwritten first).
+        obs_dim: size of one flat observation.
+        seeds: one sampling seed per member (``K = len(seeds)``).
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, seeds: Sequence[int]) -> None:
+        if capacity <= 0 or not seeds:
+            raise ValueError(f"member replay needs capacity >= 1 and >= 1 seed, got {capacity} "
+                             f"and {list(seeds)}")
+        k = len(seeds)
+        self.capacity = int(capacity)
+        self.obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((k, self.capacity), dtype=np.int64)
+        self.rewards = np.zeros((k, self.capacity), dtype=np.float32)
+        self.terminated = np.zeros((k, self.capacity), dtype=np.float32)
+        self.rngs = [np.random.default_rng(seed) for seed in seeds]
+        self._rows = np.arange(k)[:, None]
+        self.pos = 0
+        self.size = 0
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+            next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        """Store one transition per member (arrays with a leading member axis)."""
+        i = self.pos
+        self.obs[:, i] = obs
+        self.next_obs[:, i] = next_obs
+        self.actions[:, i] = actions
+        self.rewards[:, i] = rewards
+        self.terminated[:, i] = terminated
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, device: torch.device | str = "cpu"
+               ) -> Dict[str, torch.Tensor]:
+        """A uniform batch per member, each from its own generator: tensors ``[K, B, ...]``."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = np.stack([rng.integers(0, self.size, size=batch_size) for rng in self.rngs])
+        rows = self._rows
+        return {
+            "obs": torch.as_tensor(self.obs[rows, idx], device=device),
+            "actions": torch.as_tensor(self.actions[rows, idx], device=device),
+            "rewards": torch.as_tensor(self.rewards[rows, idx], device=device),
+            "next_obs": torch.as_tensor(self.next_obs[rows, idx], device=device),
+            "terminated": torch.as_tensor(self.terminated[rows, idx], device=device),
+        }
+
+    def sample_obs(self, member: int, batch_size: int, rng: np.random.Generator,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+        """Member ``member``'s observations drawn with ``rng`` (diagnostic batches: the caller's
+        own generator, so measuring never shifts the training batches)."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = rng.integers(0, self.size, size=batch_size)
+        return torch.as_tensor(self.obs[member, idx], device=device)
+
+
+__all__ = ["MemberReplay"]

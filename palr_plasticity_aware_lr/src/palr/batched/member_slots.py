@@ -1,0 +1,70 @@
+"""Each member of a stacked network as the interventions see one network: a module and an
+optimizer, both views of the stacked tensors.
+
+The existing interventions (:mod:`palr.interventions`) act through a
+:class:`~palr.interventions.base.NetworkSlot`: they probe and measure ``slot.module``, set
+per-layer learning rates in ``slot.optimizer.param_groups`` around the step, and re-initialise
+units by writing the module's parameters and zeroing ``slot.optimizer.state[param]``'s moments
+(:func:`palr.reinit.reinitialize_units`). Here the module is
+:meth:`~palr.batched.stacked_mlp.StackedMLP.member_module` (parameters aliasing the member's
+row) and the optimizer is a :class:`MemberOptimizerView`: one param group per layer, named as
+:func:`palr.optim.layerwise_param_groups` names a separate run's, and Adam's moments as views of
+the member's row of :class:`~palr.batched.member_adam.MemberAdam`'s. So PALR, ReDo and the
+metrics-only monitor run unchanged, one stack per member, and their writes land in the stacked
+tensors. Interventions that rebuild optimizers or add loss penalties (PeriodicReset, L2Reg) or
+rescale whole networks (Shrink & Perturb) are not supported on this path yet.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import torch
+from torch import nn
+
+from palr.batched.member_adam import MemberAdam
+from palr.batched.stacked_mlp import StackedMLP
+from palr.intervention_configs import MEASURING
+from palr.interventions.base import InterventionStack
+from palr.optim import layerwise_param_groups
+
+
+class MemberOptimizerView:
+    """What an intervention sees of one member's optimizer (the parts of ``torch.optim.Adam``
+    the interventions use): ``param_groups`` (one per layer, with ``"name"`` and ``"lr"``) and
+    ``state[param]`` with ``exp_avg``/``exp_avg_sq`` aliasing :class:`MemberAdam`'s moments.
+
+    The learning rates set in the groups are read back into ``adam.lr[member]`` by
+    :meth:`write_lrs` right before every step.
+    """
+
+    def __init__(self, module: nn.Sequential, stacked: StackedMLP, adam: MemberAdam,
+                 member: int, lr: float) -> None:
+        self.member = member
+        self.adam = adam
+        self.param_groups: List[Dict[str, Any]] = [
+            {**group, "lr": float(lr)} for group in layerwise_param_groups(module)]
+        if len(self.param_groups) != stacked.num_layers:
+            raise ValueError("a member module must have one parameterised layer per stacked layer")
+        params = list(module.parameters())
+        avgs = stacked.member_views(adam.exp_avg, member)
+        sqs = stacked.member_views(adam.exp_avg_sq, member)
+        self.state: Dict[torch.Tensor, Dict[str, torch.Tensor]] = {
+            p: {"exp_avg": m, "exp_avg_sq": v} for p, m, v in zip(params, avgs, sqs)}
+
+    def write_lrs(self) -> None:
+        """``adam.lr[member, layer] <- param_groups[layer]["lr"]`` for every layer."""
+        row = self.adam.lr[self.member]
+        for layer, group in enumerate(self.param_groups):
+            row[layer] = group["lr"]
+
+
+def check_member_stack(stack: InterventionStack) -> None:
+    """Raise ValueError unless every intervention of ``stack`` runs on member views (the
+    measuring ones: monitor, PALR and its ablations, ReDo)."""
+    unsupported = [iv.name for iv in stack.interventions if iv.name not in MEASURING]
+    if unsupported:
+        raise ValueError(f"interventions {unsupported} do not run on seed-batched members yet; "
+                         f"supported: {', '.join(MEASURING)}")
+
+
+__all__ = ["MemberOptimizerView", "check_member_stack"]
