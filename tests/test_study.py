@@ -28,6 +28,8 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
         verdict = (target / "VERDICT.txt").read_text()
         assert verdict.startswith("VERDICT") and " ".join(sweep["verdict"]["text"][0].split()) in " ".join(verdict.split())
         trend = (target / "PLASTICITY_BY_TASK.txt").read_text()
+        for text in (summary, verdict, trend):  # reference comparisons (priming) included
+            assert max(len(line) for line in text.splitlines()) <= 120, part
         assert "dead fraction at the first measurement" in trend and "PALR" in trend
         assert (target / "plots" / "learning_curves.png").stat().st_size > 1000
         manifest = json.loads((target / "MANIFEST.json").read_text())

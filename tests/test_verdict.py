@@ -178,3 +178,12 @@ def test_an_unknown_reward_bound_is_not_counted_as_kept():
     table = format_verdict(compute_verdict(sweep_of(runs)))
     rows = " ".join(line for line in table.splitlines() if line.startswith("DQN-FixedLR"))
     assert "0/2" not in rows and "n/a" in rows.split("->")[-1]
+
+
+def test_bullets_wrap_long_sentences_to_the_table_width():
+    from palr.experiments.verdict import bullets
+    sentence = "PALR-DQN ends below DQN-FixedLR unprimed: late return difference " * 4
+    lines = bullets([sentence, "short"])
+    assert max(len(line) for line in lines) <= 120 and lines[0].startswith("- PALR-DQN")
+    assert all(line.startswith("  ") for line in lines[1:-1]) and lines[-1] == "- short"
+    assert " ".join(" ".join(lines[:-1])[2:].split()) == " ".join(sentence.split())

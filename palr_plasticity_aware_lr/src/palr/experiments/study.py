@@ -53,7 +53,8 @@ from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir,
                                   fail, output_failure, positive_int, torch_threads)
 from palr.experiments.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from palr.experiments.plasticity_trend import format_trend, plasticity_trend
-from palr.experiments.verdict import compute_verdict, format_verdict, reference_comparison
+from palr.experiments.verdict import (bullets, compute_verdict, format_verdict,
+                                      reference_comparison)
 from palr.paths import tree_root
 
 REPO_ROOT = tree_root().parent
@@ -269,7 +270,7 @@ def publish(part: StudyPart, run_dir: pathlib.Path, publish_dir: pathlib.Path,
             atomic_write_bytes(target / REFERENCE_DIR / name,
                                (run_dir / REFERENCE_DIR / name).read_bytes())
         lines = reference_comparison(sweep, json.loads(reference.read_text()), part.reference_label)
-        verdict += "\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+        verdict += "\n" + "\n".join(bullets(lines)) + "\n"
     atomic_write_text(target / "VERDICT.txt", verdict)
     atomic_write_json(target / "MANIFEST.json", manifest)
     return target

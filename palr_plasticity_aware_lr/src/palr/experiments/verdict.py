@@ -403,6 +403,13 @@ def reference_comparison(sweep: Mapping[str, Any], reference: Mapping[str, Any],
     return lines
 
 
+def bullets(sentences: Sequence[str], width: int = TABLE_WIDTH) -> List[str]:
+    """Each sentence as a ``- `` item wrapped to ``width`` (continuation lines indented)."""
+    return [line for sentence in sentences
+            for line in textwrap.wrap(f"- {sentence}", width=width, subsequent_indent="  ",
+                                      break_on_hyphens=False)]
+
+
 def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
     """The VERDICT block of RESULTS_SUMMARY.txt: a row per agent (split into tables no wider
     than ``width``), then the sentences, wrapped to ``width``."""
@@ -431,13 +438,11 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
              *textwrap.wrap(intro, width=width, break_on_hyphens=False), ""]
     lines += split_table(header, rows, width=width)
     lines.append("")
-    for sentence in verdict.get("text") or verdict_sentences(verdict):
-        lines += textwrap.wrap(f"- {sentence}", width=width, subsequent_indent="  ",
-                               break_on_hyphens=False)
+    lines += bullets(verdict.get("text") or verdict_sentences(verdict), width)
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["BLOCKS", "mean_ci", "probability_of_improvement", "segments", "late_count",
            "value_network", "reward_bound", "run_verdict_values", "baseline_agent",
-           "compute_verdict", "classify", "verdict_sentences", "reference_comparison",
+           "compute_verdict", "classify", "verdict_sentences", "reference_comparison", "bullets",
            "format_verdict"]
