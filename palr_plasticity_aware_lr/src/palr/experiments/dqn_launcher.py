@@ -149,7 +149,9 @@ def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, Fl
     parser.add_argument("--agent_idx", "--agent", dest="agent_idx", default=None,
                         help="run this single agent (index or name, e.g. PALR-DQN) instead of "
                              "--agents")
-    parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir)
+    parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir,
+                        help=f"output folder: runs/, merged results, summary and plots (default "
+                             f"{domain.default_outdir})")
     parser.add_argument("--exploration_steps", type=positive_int, default=None,
                         help="DQN epsilon decay length in env steps")
     parser.add_argument("--learning_starts", type=positive_int, default=None,
