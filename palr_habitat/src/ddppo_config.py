@@ -1,6 +1,9 @@
 """Configuration of a DD-PPO Fetch run: docstringed dataclasses, loaded from YAML and validated.
 
-A config file is a YAML mapping whose sections mirror :class:`TrainConfig`. ``base: other.yaml``
+The machinery (YAML with ``base:`` includes, typed conversion, dotted ``--set`` overrides) is
+the project's one config system, :mod:`palr.config`; this module holds the DD-PPO schema and its
+cross-section checks (:func:`validate`). A config file is a YAML mapping whose sections mirror
+:class:`TrainConfig`. ``base: other.yaml``
 (a path relative to the file, or a list of them) includes other files first; the including file's
 values override theirs key by key (``rearrange_base.yaml`` holds every default, the four
 experiment configs only say what differs). Command-line ``--set section.key=value`` overrides are
@@ -15,13 +18,12 @@ Integers may be written ``50_000_000`` or ``5.0e7`` (an integral float); boolean
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import yaml
+from palr.config import ConfigError, build, convert, load
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 BACKENDS = ("auto", "habitat", "standin")
@@ -32,10 +34,6 @@ ACTION_ACTIVATIONS = ("tanh", "none")
 DEVICES = ("auto", "cpu", "cuda")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 ALGO = "PPO"  # agent display names: PALR-PPO, PPO-FixedLR, ...
-
-
-class ConfigError(ValueError):
-    """A bad configuration file or override; the message is one line naming the key's path."""
 
 
 # ------------------------------------------------------------------------------ sections
@@ -277,196 +275,27 @@ class TrainConfig:
         return self.curriculum.steps_per_phase * len(self.curriculum.phases)
 
 
-# ------------------------------------------------------------------------------ conversion
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        names = " or ".join(_type_name(a) for a in args)
-        return f"{names} or null" if type(None) in typing.get_args(tp) else names
-    if origin in (list, List, tuple, Tuple):
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin in (dict, Dict):
-        return "a mapping"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _convert(value: Any, tp: Any, path: str, where: str) -> Any:
-    """``value`` checked against type ``tp``; raises ConfigError naming ``path``."""
-    origin = typing.get_origin(tp)
-    if origin is Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(typing.get_args(tp)):
-            return None
-        for arg in args[:-1]:  # the first type the value converts to
-            try:
-                return _convert(value, arg, path, where)
-            except ConfigError:
-                pass
-        try:
-            return _convert(value, args[-1], path, where)
-        except ConfigError:
-            raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got "
-                              f"{_describe(value)}") from None
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}{path}: expected a mapping, got {_describe(value)}")
-        return _build(tp, value, path, where)
-    if origin in (list, List):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got {_describe(value)}")
-        (item_tp,) = typing.get_args(tp)
-        return [_convert(v, item_tp, f"{path}[{i}]", where) for i, v in enumerate(value)]
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}{path}: expected a mapping, got {_describe(value)}")
-        return {str(k): v for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(f"{where}{path}: expected a finite number, got {value}")
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif tp is Any:
-        return value
-    raise ConfigError(f"{where}{path}: expected {_type_name(tp)}, got {_describe(value)}")
-
-
-def _build(cls: Any, data: Dict[str, Any], path: str, where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: Dict[str, Any] = {}
-    for key, value in data.items():
-        sub = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            section = f"under '{path}'" if path else "at the top level"
-            raise ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
-        kwargs[key] = _convert(value, hints[key], sub, where)
-    return cls(**kwargs)
-
-
-def _merge(base: Dict[str, Any], over: Dict[str, Any]) -> Dict[str, Any]:
-    """Deep merge of mappings (``over`` wins); lists are replaced, not concatenated."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_yaml(path: pathlib.Path, chain: Tuple[pathlib.Path, ...] = ()) -> Dict[str, Any]:
-    """The merged mapping of ``path`` and its ``base`` includes."""
-    where = f"{path.name}: "
-    if path in chain:
-        raise ConfigError(f"{where}base: include cycle {' -> '.join(p.name for p in chain + (path,))}")
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found; configs live in {CONFIG_DIR}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise ConfigError(f"{where}malformed YAML at{line}: {problem}") from None
-    if data is None or data == {}:  # defaults alone would start a full-size run
-        raise ConfigError(f"config file {str(path)!r} is empty; start from a config in "
-                          f"{CONFIG_DIR} (e.g. 'base: rearrange_base.yaml' plus what differs)")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}expected a mapping of sections at the top level, got "
-                          f"{_describe(data)}")
-    bases = data.pop("base", [])
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        raise ConfigError(f"{where}base: expected a file name or a list of file names")
-    merged: Dict[str, Any] = {}
-    for name in bases:
-        merged = _merge(merged, _read_yaml((path.parent / name).resolve(), chain + (path,)))
-    _check_keys(data, TrainConfig, "", where)  # report errors against the file that has them
-    return _merge(merged, data)
-
-
-def _check_keys(data: Dict[str, Any], cls: Any, path: str, where: str) -> None:
-    """Unknown-key and type errors of one file's own values (before merging)."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key, value in data.items():
-        sub = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            section = f"under '{path}'" if path else "at the top level"
-            raise ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
-        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            _check_keys(value, hints[key], sub, where)
-        else:
-            _convert(value, hints[key], sub, where)
-
-
-def parse_override(text: str) -> Tuple[List[str], Any]:
-    """``"ppo.num_steps=16"`` -> (["ppo", "num_steps"], 16); the value is parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {text!r}")
-    key, raw = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {text!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return parts, value
-
-
-def _apply_override(data: Dict[str, Any], parts: List[str], value: Any) -> Dict[str, Any]:
-    nested: Any = value
-    for part in reversed(parts):
-        nested = {part: nested}
-    return _merge(data, nested)
-
-
+# ------------------------------------------------------------------------------ loading
 def load_config(path: Union[str, pathlib.Path], overrides: Optional[List[str]] = None
                 ) -> TrainConfig:
-    """Load, merge and validate a config file plus ``--set`` overrides.
+    """Load, merge and validate a config file plus ``--set`` overrides
+    (:func:`palr.config.load`, then the cross-section checks of :func:`validate`).
 
     Raises:
         ConfigError: one line naming the file and the offending key path.
     """
     path = pathlib.Path(path).resolve()
-    data = _read_yaml(path)
-    for text in overrides or []:
-        parts, value = parse_override(text)
-        try:
-            _check_keys(_apply_override({}, parts, value), TrainConfig, "", "--set ")
-        except ConfigError as err:
-            raise ConfigError(str(err)) from None
-        data = _apply_override(data, parts, value)
-    config = _build(TrainConfig, data, "", f"{path.name}: ")
+    config = load(TrainConfig, path, overrides or [],
+                  missing_hint=f"configs live in {CONFIG_DIR}",
+                  empty_hint=f"start from a config in {CONFIG_DIR} (e.g. "
+                             "'base: rearrange_base.yaml' plus what differs)")
     validate(config, f"{path.name}: ")
     return config
 
 
 def config_from_dict(data: Dict[str, Any]) -> TrainConfig:
     """A validated config from a plain mapping (e.g. one saved in a checkpoint)."""
-    config = _build(TrainConfig, data, "", "")
+    config = build(TrainConfig, data)
     validate(config, "")
     return config
 
@@ -574,45 +403,24 @@ def _check_agent(cfg: TrainConfig, where: str) -> None:
 
 
 def _check_interventions(overrides: Dict[str, Any], where: str) -> None:
-    from palr.intervention_configs import config_fields
-    fields = config_fields()
+    """Every ``agent.interventions`` key is an intervention setting of the right type."""
+    from palr.intervention_configs import InterventionSettings
+    hints = typing.get_type_hints(InterventionSettings)
     for key, value in overrides.items():
         path = f"agent.interventions.{key}"
-        if key not in fields:
+        if key not in hints:
             raise ConfigError(f"{where}{path}: unknown intervention setting; valid: "
-                              f"{', '.join(sorted(fields))}")
-        default = fields[key]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if ok and not math.isfinite(value):
-                raise ConfigError(f"{where}{path}: expected a finite number, got {value}")
-        elif isinstance(default, tuple) or default is None:
-            ok = value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            raise ConfigError(f"{where}{path}: expected a value like {default!r}, got "
-                              f"{_describe(value)}")
+                              f"{', '.join(sorted(hints))}")
+        convert(value, hints[key], path, where)
 
 
 def intervention_overrides(cfg: TrainConfig) -> Dict[str, Any]:
     """``agent.interventions`` as :func:`palr.interventions.build_stack` wants it (lists ->
     tuples, ints -> floats where the field is a float)."""
-    from palr.intervention_configs import config_fields
-    fields = config_fields()
-    out: Dict[str, Any] = {}
-    for key, value in cfg.agent.interventions.items():
-        default = fields[key]
-        if isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(default, float) and isinstance(value, int):
-            value = float(value)
-        out[key] = value
-    return out
+    from palr.intervention_configs import InterventionSettings
+    hints = typing.get_type_hints(InterventionSettings)
+    return {key: convert(value, hints[key], f"agent.interventions.{key}")
+            for key, value in cfg.agent.interventions.items()}
 
 
 def to_dict(cfg: TrainConfig) -> Dict[str, Any]:

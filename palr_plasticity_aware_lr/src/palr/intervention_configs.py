@@ -7,6 +7,7 @@ Torch-free on purpose: the launchers validate ``--set KEY=VALUE`` (and the DD-PP
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
@@ -16,7 +17,7 @@ from palr.network_roles import ALGO_ROLES, VALUE, check_role_names, networks_wit
 
 __all__ = ["MonitorConfig", "PALRConfig", "L2RegConfig", "ShrinkPerturbConfig",
            "PeriodicResetConfig", "ReDoConfig", "CONFIGS", "MEASURING", "ROLE_SETTINGS",
-           "config_fields", "make_config", "stack_names", "check_settings"]
+           "InterventionSettings", "config_fields", "make_config", "stack_names", "check_settings"]
 
 
 @dataclass
@@ -169,6 +170,32 @@ def config_fields() -> Dict[str, Any]:
             if f.name not in fixed:
                 fields.setdefault(f.name, f.default)
     return fields
+
+
+def _settings_post_init(self: Any) -> None:
+    """Every setting in its range: each intervention's config checks its own fields."""
+    for config_cls in dict.fromkeys(cls for cls, _ in CONFIGS.values()):
+        config_cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def _settings_class() -> Type[Any]:
+    fields: Dict[str, Tuple[str, Any, Any]] = {}
+    for config_cls, fixed in CONFIGS.values():
+        hints = typing.get_type_hints(config_cls)
+        for f in dataclasses.fields(config_cls):
+            if f.name not in fixed and f.name not in fields:
+                fields[f.name] = (f.name, hints[f.name], dataclasses.field(default=f.default))
+    cls = dataclasses.make_dataclass("InterventionSettings", list(fields.values()),
+                                     namespace={"__post_init__": _settings_post_init,
+                                                "__module__": __name__})
+    cls.__doc__ = ("Every intervention setting: the fields of all the configs of :data:`CONFIGS` "
+                   "(one value per name; each agent's interventions use the ones they have). "
+                   "The config section ``interventions`` of the launchers.")
+    return cls
+
+
+#: the ``interventions`` section of a launcher's config tree (:mod:`palr.config`)
+InterventionSettings = _settings_class()
 
 
 def make_config(name: str, overrides: Optional[Mapping[str, Any]] = None) -> Any:

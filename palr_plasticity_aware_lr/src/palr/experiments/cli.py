@@ -17,6 +17,7 @@ from typing import Any, Callable, List, Mapping, NoReturn, Optional, Sequence
 
 from palr.agent_table import AgentSpec, resolve_agent
 from palr.errors import UsageError
+from palr.experiments.launcher_config import add_config_args
 from palr.experiments.progress import DEFAULT_EVERY
 from palr.experiments.tracking import add_tracking_args, track_settings
 
@@ -211,29 +212,23 @@ def add_common_run_args(parser: argparse.ArgumentParser) -> None:
                         help="gradient updates between plasticity measurements (PALR and monitor)")
     parser.add_argument("--diag_batch_size", type=positive_int, default=None,
                         help="diagnostic batch size for plasticity measurements")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any intervention setting (e.g. --set max_lr_scale=3); "
-                             "repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="set any config value (e.g. --set dqn.learning_rate=1e-4, --set "
+                             "interventions.sigma=0.3; a plain KEY=VALUE is an intervention "
+                             "setting: --set max_lr_scale=3); repeatable; --print_config lists "
+                             "every key")
+    add_config_args(parser)
 
 
-def intervention_overrides(args: argparse.Namespace) -> dict:
-    """Intervention config overrides from --measure_freq/--diag_batch_size/--set KEY=VALUE
-    (parsed like each setting's default; ranges are checked by :func:`check_agent_settings`)."""
+def parse_intervention_setting(key: str, text: str) -> Any:
+    """The value of a flat ``--set KEY=VALUE`` intervention setting, parsed like the setting's
+    default (ranges are checked by the config tree, :mod:`palr.experiments.launcher_config`)."""
     from palr.intervention_configs import config_fields
     fields = config_fields()
-    overrides: dict = {}
-    if args.measure_freq is not None:
-        overrides["measure_freq"] = args.measure_freq
-    if args.diag_batch_size is not None:
-        overrides["diag_batch_size"] = args.diag_batch_size
-    for item in args.set:
-        if "=" not in item:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        key, text = item.split("=", 1)
-        if key not in fields:
-            raise UsageError(f"unknown setting {key!r} in --set; valid: {', '.join(sorted(fields))}")
-        overrides[key] = _parse_like(text, fields[key], key)
-    return overrides
+    if key not in fields:
+        raise UsageError(f"unknown setting {key!r} in --set; valid: {', '.join(sorted(fields))} "
+                         "(or SECTION.KEY=VALUE, see --print_config)")
+    return _parse_like(text, fields[key], key)
 
 
 def check_agent_settings(specs: Sequence[AgentSpec], overrides: Mapping[str, Any],

@@ -37,13 +37,14 @@ from palr.agent_table import AGENTS, resolve_agent
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
                                   configure_torch, create_dir, display_options, fail,
-                                  file_name_part,
-                                  intervention_overrides, non_negative_int, output_failure,
+                                  file_name_part, non_negative_int, output_failure,
                                   positive_int, resolve_agents, torch_threads)
 from palr.experiments.cw_evaluation import EvaluationProtocol, evaluate_all
 from palr.experiments.cw_presets import (DEFAULT_PRESET, FLAG_DEFAULTS, PRESETS, TaskProtocol,
                                          cw_target_entropy)
 from palr.experiments.files import atomic_write_json
+from palr.experiments.launcher_config import (FlagBindings, explicit_interventions,
+                                              flag_section, print_tree, resolve_tree)
 from palr.experiments.progress import DISPLAY_KEYS, trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 from palr.experiments.run_lock import remove_stale_temp_files
@@ -56,10 +57,30 @@ if TYPE_CHECKING:  # the sweep (and torch) are imported only once every input is
 ALGO = "SAC"
 DOMAIN = "cw"
 DEFAULT_AGENTS = ("0", "3", "4", "5", "6")
+#: launcher flags that are SACConfig fields (the rest of :data:`FLAG_DEFAULTS` is section ``cw``)
+SAC_FLAGS = ("network", "batch_size")
+#: SACConfig fields other flags own: the seed, the device and the preset's task protocol
+RESERVED = {"sac.seed": "--seeds/--seed_offset", "sac.device": "--device",
+            **{f"sac.{name}": "--preset" for name in (
+                "multi_head", "hide_task_id", "per_task_alpha", "reset_replay_on_task",
+                "reset_optimizer_on_task", "init_alpha", "target_entropy")}}
 
 
 # --- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    """The CW command line (its preset flags are shorthands of :func:`config_bindings`' tree)."""
+    return _parser_and_bindings()[0]
+
+
+def config_bindings() -> FlagBindings:
+    """The CW config tree (``sac``: SACConfig, ``cw``: episodes, schedule and evaluation,
+    ``interventions``) and which flags write which of its fields."""
+    return _parser_and_bindings()[1]
+
+
+def _parser_and_bindings() -> tuple:
+    from palr.agents.sac import SACConfig
+    from palr.intervention_configs import InterventionSettings
     parser = OneLineParser(
         prog="run_cw_experiments.py",
         description="Continual World (Meta-World v3 task sequences) with SAC. "
@@ -117,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "_<sequence label>_seed<S>_agent<A>)")
     parser.add_argument("--reference", action="store_true",
                         help="train single-task SAC-FixedLR reference runs (forward transfer)")
-    parser.add_argument("--outdir", type=pathlib.Path, default=results_dir())
+    parser.add_argument("--outdir", type=pathlib.Path, default=results_dir(),
+                        help="output folder: cw_checkpoint<suffix>.json results and cw_runs/ "
+                             "(default palr_plasticity_aware_lr/results)")
     parser.add_argument("--status", action="store_true",
                         help="train nothing: print '<seed> <agent> <new|running|finished> <file>' "
                              "for every run these flags name (exit 2 if one holds other settings)")
@@ -126,7 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
                              "cw10first2, ...), which names their files")
     add_common_run_args(parser)
     parser.set_defaults(seeds=1)
-    return parser
+    by_dest = {a.dest: a for a in parser._actions}
+    cw_actions = [by_dest[k] for k in FLAG_DEFAULTS[DEFAULT_PRESET] if k not in SAC_FLAGS]
+    cw_section = flag_section("CWRun", cw_actions, "Continual World's episodes, training "
+                              "schedule and evaluation (the flags of the same names; defaults "
+                              "from --preset).")
+    root = dataclasses.make_dataclass("CWConfig", [
+        ("sac", SACConfig, dataclasses.field(default_factory=SACConfig)),
+        ("cw", cw_section, dataclasses.field(default_factory=cw_section)),
+        ("interventions", InterventionSettings,
+         dataclasses.field(default_factory=InterventionSettings))])
+    root.__doc__ = "Everything a Continual World SAC run trains with (palr.config)."
+    bindings = FlagBindings(root, labels={"sac": "SAC", "cw": "CW"}, reserved=dict(RESERVED))
+    bindings.bind([by_dest[k] for k in SAC_FLAGS], "sac")
+    bindings.bind(cw_actions, "cw")
+    bindings.bind([by_dest["measure_freq"], by_dest["diag_batch_size"]], "interventions")
+    return parser, bindings
+
+
+def resolve_config(args: argparse.Namespace) -> tuple:
+    """The validated config tree of ``args`` (preset < --config < --set < flags) and the
+    mapping of what was set; UsageError/ConfigError naming the key otherwise."""
+    preset = FLAG_DEFAULTS[args.preset]
+    defaults = {"sac": {k: v for k, v in preset.items() if k in SAC_FLAGS},
+                "cw": {k: v for k, v in preset.items() if k not in SAC_FLAGS}}
+    return resolve_tree(args, config_bindings(), defaults=defaults)
 
 
 def apply_preset(args: argparse.Namespace) -> None:
@@ -171,11 +218,14 @@ def _agent_refs(args: argparse.Namespace) -> List[str]:
 
 def make_jobs(args: argparse.Namespace) -> List[RunJob]:
     from palr.envs.continual_world import task_sequence
-    apply_preset(args)
+    tree, data = resolve_config(args)
+    for key in FLAG_DEFAULTS[args.preset]:  # the resolved values, read as the flags'
+        setattr(args, key, getattr(tree.sac if key in SAC_FLAGS else tree.cw, key))
     sequence, num_tasks, label = resolve_sequence(args)
     specs = resolve_agents(["0"] if args.reference else _agent_refs(args), ALGO)
-    overrides = intervention_overrides(args)
+    overrides = explicit_interventions(tree, data)
     check_agent_settings(specs, overrides, ALGO)
+    sac = {key: getattr(tree.sac, key) for key in data.get("sac", {}) if key not in SAC_FLAGS}
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     pairs = [(spec, seed) for seed in seeds for spec in specs]
     if args.ckpt_suffix is not None and len(pairs) > 1 and not args.reference:
@@ -187,7 +237,8 @@ def make_jobs(args: argparse.Namespace) -> List[RunJob]:
         "sequence": sequence, "num_tasks": num_tasks, "label": label, "preset": args.preset,
         "protocol": PRESETS[args.preset].to_dict(),
         **{key: getattr(args, key) for key in FLAG_DEFAULTS[args.preset]},
-        "overrides": overrides, "device": args.device, "checkpoint_every": args.checkpoint_every,
+        "overrides": overrides, "sac_overrides": sac, "device": args.device,
+        "checkpoint_every": args.checkpoint_every,
         **display_options(args), "outdir": str(args.outdir),
     }
     jobs = []
@@ -229,7 +280,8 @@ def _sac_config(job: RunJob) -> Any:
     opts, protocol = job.options, _protocol(job)
     target_entropy = None if protocol.target_entropy_std is None else \
         cw_target_entropy(ACT_DIM, protocol.target_entropy_std)
-    return SACConfig(network=opts["network"], batch_size=opts["batch_size"], seed=job.seed,
+    return SACConfig(**opts.get("sac_overrides", {}), network=opts["network"],
+                     batch_size=opts["batch_size"], seed=job.seed,
                      device=opts["device"], multi_head=protocol.multi_head,
                      hide_task_id=protocol.hide_task_id, per_task_alpha=protocol.per_task_alpha,
                      reset_replay_on_task=protocol.reset_replay,
@@ -378,6 +430,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.print_config:  # creates nothing
+            print_tree(resolve_config(args)[0], config_bindings())
+            return 0
         check_device(args.device)
         torch_threads()
         jobs = make_jobs(args)
@@ -412,6 +467,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["build_parser", "cw_schedule", "apply_preset", "resolve_sequence",
+__all__ = ["build_parser", "config_bindings", "resolve_config", "cw_schedule",
+           "apply_preset", "resolve_sequence",
            "check_suffix_label", "make_jobs", "cw_identity", "run_cw_job", "publish_finished",
            "print_status", "main"]

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from palr.agent_table import AGENTS, resolve_agent
+from palr.checks import check_non_negative_int, check_positive_int
 from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
                                   configure_torch, create_dir, display_options, fail,
-                                  intervention_overrides,
                                   non_negative_int, output_failure, positive_float, positive_int,
                                   resolve_agents, torch_threads, unit_float)
+from palr.experiments.launcher_config import (FlagBindings, explicit_interventions,
+                                              flag_section, print_tree, resolve_tree)
 from palr.experiments.progress import trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 
@@ -77,16 +79,41 @@ DOMAINS: Dict[str, DQNDomain] = {}
 DOMAIN_MODULES = {"cartpole": "palr.experiments.cartpole", "jbw": "palr.experiments.jbw",
                   "permuted_cartpole": "palr.experiments.permuted_cartpole"}
 
-#: the DQN settings that are the trainer's schedule (:class:`~palr.experiments.schedule.
-#: TrainingSchedule` fields), not DQNConfig's; jobs keep them with the DQN settings
+#: the schedule settings every DQN run records (:class:`~palr.experiments.schedule.
+#: TrainingSchedule` fields); jobs keep the schedule with the DQN settings
 SCHEDULE_KEYS = ("learning_starts", "train_frequency", "priming_updates")
-#: DQN flag -> DQNConfig or schedule field (flags left out keep the domain's default)
-DQN_FLAGS = {"double_dqn": "double_dqn", "target_update_every": "target_update_every",
-             "buffer_size": "buffer_size", "lr": "learning_rate", "gamma": "gamma",
-             "hidden_sizes": "hidden_sizes", "start_epsilon": "start_epsilon",
-             "end_epsilon": "end_epsilon", "priming_updates": "priming_updates"}
+#: DQN flag -> the config-tree field it is a shorthand for (``dqn``: DQNConfig, ``schedule``:
+#: TrainingSchedule); fields left unset keep the domain's default
+DQN_FLAGS = {"double_dqn": "dqn.double_dqn", "target_update_every": "dqn.target_update_every",
+             "buffer_size": "dqn.buffer_size", "lr": "dqn.learning_rate", "gamma": "dqn.gamma",
+             "hidden_sizes": "dqn.hidden_sizes", "start_epsilon": "dqn.start_epsilon",
+             "end_epsilon": "dqn.end_epsilon", "exploration_steps": "dqn.exploration_steps",
+             "learning_starts": "schedule.learning_starts",
+             "priming_updates": "schedule.priming_updates",
+             "probe_steps": "probe.steps", "probe_states": "probe.states",
+             "measure_freq": "interventions.measure_freq",
+             "diag_batch_size": "interventions.diag_batch_size"}
+#: fields of the tree that other flags own
+RESERVED = {"dqn.seed": "--seeds/--seed_offset", "dqn.device": "--device"}
 #: capacity probe defaults (palr.capacity_probe; 1000 Adam steps on 2048 replay states)
 PROBE_STEPS, PROBE_STATES = 1000, 2048
+
+
+@dataclass
+class ProbeSettings:
+    """The capacity probe run at every task end (:mod:`palr.capacity_probe`; Lyle et al. 2022).
+
+    Attributes:
+        steps: Adam steps of the probe (0 = no probe).
+        states: replay states the probe fits.
+    """
+
+    steps: int = PROBE_STEPS
+    states: int = PROBE_STATES
+
+    def __post_init__(self) -> None:
+        check_non_negative_int("steps", self.steps)
+        check_positive_int("states", self.states)
 
 
 def register_domain(domain: DQNDomain) -> DQNDomain:
@@ -101,6 +128,20 @@ def get_domain(name: str) -> DQNDomain:
 
 
 def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
+    """The domain's command line (its flags are shorthands of :func:`config_bindings`' tree)."""
+    return _parser_and_bindings(domain)[0]
+
+
+def config_bindings(domain: DQNDomain) -> FlagBindings:
+    """The domain's config tree (``dqn``, ``schedule``, ``env``, ``probe``, ``interventions``)
+    and which flags write which of its fields."""
+    return _parser_and_bindings(domain)[1]
+
+
+def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, FlagBindings]:
+    from palr.agents.dqn import DQNConfig
+    from palr.experiments.schedule import TrainingSchedule
+    from palr.intervention_configs import InterventionSettings
     parser = OneLineParser(prog=domain.prog, description=domain.description + " Agents: " +
                            ", ".join(f"{s.index}={s.display_name(ALGO)}" for s in AGENTS))
     parser.add_argument("--agents", nargs="+", default=list(domain.default_agents),
@@ -108,16 +149,47 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
     parser.add_argument("--agent_idx", "--agent", dest="agent_idx", default=None,
                         help="run this single agent (index or name, e.g. PALR-DQN) instead of "
                              "--agents")
-    parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir)
+    parser.add_argument("--outdir", type=pathlib.Path, default=domain.default_outdir,
+                        help=f"output folder: runs/, merged results, summary and plots (default "
+                             f"{domain.default_outdir})")
     parser.add_argument("--exploration_steps", type=positive_int, default=None,
                         help="DQN epsilon decay length in env steps")
     parser.add_argument("--learning_starts", type=positive_int, default=None,
                         help="env steps before DQN starts training")
     add_dqn_arguments(parser, domain)
+    first_env = len(parser._actions)
     domain.add_arguments(parser)
+    env_actions = parser._actions[first_env:]
+    env_section = flag_section(f"{domain.name.title().replace('_', '')}Env", env_actions,
+                               f"The {domain.name} environment and its task schedule (the "
+                               "flags of the same names).")
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
-    return parser
+    root = dataclasses.make_dataclass(f"{env_section.__name__[:-3]}DQNRun", [
+        ("dqn", DQNConfig, dataclasses.field(default_factory=DQNConfig)),
+        ("schedule", TrainingSchedule, dataclasses.field(default_factory=TrainingSchedule)),
+        ("env", env_section, dataclasses.field(default_factory=env_section)),
+        ("probe", ProbeSettings, dataclasses.field(default_factory=ProbeSettings)),
+        ("interventions", InterventionSettings,
+         dataclasses.field(default_factory=InterventionSettings))])
+    root.__doc__ = (f"Everything a {domain.name} DQN run trains with: the DQN agent, its training "
+                    "schedule, the environment, the task-end capacity probe and the intervention "
+                    "settings (palr.config).")
+    bindings = FlagBindings(root, labels={"dqn": "DQN", "schedule": "DQN schedule"},
+                            reserved=dict(RESERVED))
+    for dest, path in DQN_FLAGS.items():
+        section, name = path.split(".")
+        bindings.bind([a for a in parser._actions if a.dest == dest], section, {dest: name})
+    bindings.bind(env_actions, "env")
+    return parser, bindings
+
+
+def resolve_config(domain: DQNDomain, args: argparse.Namespace) -> Tuple[Any, Dict[str, Any]]:
+    """The validated config tree of ``args`` (domain defaults < --config < --set < flags) and
+    the mapping of what was set; UsageError/ConfigError naming the key otherwise."""
+    agent, schedule = split_dqn_settings(domain.dqn_defaults)
+    return resolve_tree(args, config_bindings(domain),
+                        defaults={"dqn": agent, "schedule": schedule})
 
 
 def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> None:
@@ -158,49 +230,24 @@ def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> Non
                        help=f"replay states the capacity probe fits (default {PROBE_STATES})")
 
 
-def dqn_flag_values(args: argparse.Namespace) -> Dict[str, Any]:
-    """DQNConfig fields given on the command line (:data:`DQN_FLAGS`)."""
-    values: Dict[str, Any] = {}
-    for flag, field in DQN_FLAGS.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            values[field] = tuple(value) if field == "hidden_sizes" else value
-    return values
-
-
-def probe_options(args: argparse.Namespace) -> Optional[Dict[str, int]]:
-    """The capacity probe's settings for the jobs, None when it is off (``--probe_steps 0``)."""
-    steps = getattr(args, "probe_steps", 0)
-    if not steps:
-        return None
-    return {"steps": steps, "states": args.probe_states}
-
-
 def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
     """One job per (agent, seed); raises UsageError for a bad agent, setting or env option."""
+    tree, data = resolve_config(domain, args)
     refs = [args.agent_idx] if args.agent_idx is not None else args.agents
     specs = resolve_agents(refs, ALGO)
-    overrides = intervention_overrides(args)
+    overrides = explicit_interventions(tree, data)
     check_agent_settings(specs, overrides, ALGO)
+    for field in dataclasses.fields(tree.env):  # the env options read the resolved values
+        setattr(args, field.name, getattr(tree.env, field.name))
     env_options = domain.env_options(args)
     from palr.experiments.sweep import RunJob, run_dir_for
-    dqn = dict(domain.dqn_defaults)
-    for key in ("exploration_steps", "learning_starts"):
-        if getattr(args, key) is not None:
-            dqn[key] = getattr(args, key)
-    dqn.update(dqn_flag_values(args))
-    from palr.agents.dqn import DQNConfig
-    from palr.experiments.schedule import TrainingSchedule
-    agent_fields, schedule_fields = split_dqn_settings(dqn)
-    try:
-        DQNConfig(**agent_fields)
-        TrainingSchedule(**schedule_fields)
-    except ValueError as err:
-        raise UsageError(f"{err}; change the DQN flags (see --help)") from None
+    dqn = {**{key: getattr(tree.dqn, key) for key in data.get("dqn", {})},
+           **{key: getattr(tree.schedule, key) for key in data.get("schedule", {})}}
     options = {"env": env_options, "dqn": dqn, "device": args.device,
                "overrides": overrides, "checkpoint_every": args.checkpoint_every,
                **display_options(args)}
-    options["probe"] = probe_options(args)
+    options["probe"] = {"steps": tree.probe.steps, "states": tree.probe.states} \
+        if tree.probe.steps else None
     options["max_reward"] = domain.max_reward
     jobs = []
     for spec in specs:
@@ -215,8 +262,10 @@ def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
 
 def split_dqn_settings(dqn: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """A job's DQN settings as ``(DQNConfig fields, TrainingSchedule fields)``."""
-    agent = {k: v for k, v in dqn.items() if k not in SCHEDULE_KEYS}
-    return agent, {k: v for k, v in dqn.items() if k in SCHEDULE_KEYS}
+    from palr.experiments.schedule import TrainingSchedule
+    schedule = {f.name for f in dataclasses.fields(TrainingSchedule)}
+    agent = {k: v for k, v in dqn.items() if k not in schedule}
+    return agent, {k: v for k, v in dqn.items() if k in schedule}
 
 
 def _dqn_config(job: RunJob) -> Any:
@@ -235,10 +284,12 @@ def dqn_schedule(job: RunJob) -> Any:
 def dqn_settings(job: RunJob) -> Dict[str, Any]:
     """Every resolved DQN setting of a job, the agent's config and its schedule, one value each:
     what the run records as ``config.dqn`` and its identity holds (the key set of the runs made
-    when the schedule was part of DQNConfig, so their fingerprints stay the same)."""
+    when the schedule was part of DQNConfig, so their fingerprints stay the same, plus any other
+    schedule field that was set)."""
     schedule = dqn_schedule(job)
     return {**dataclasses.asdict(_dqn_config(job)),
-            **{key: getattr(schedule, key) for key in SCHEDULE_KEYS}}
+            **{key: getattr(schedule, key) for key in SCHEDULE_KEYS},
+            **split_dqn_settings(job.options["dqn"])[1]}
 
 
 def dqn_identity(job: RunJob) -> Dict[str, Any]:
@@ -314,6 +365,9 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser(domain)
     args = parser.parse_args(argv)
     try:
+        if args.print_config:  # creates nothing
+            print_tree(resolve_config(domain, args)[0], config_bindings(domain))
+            return 0
         check_device(args.device)
         torch_threads()
         outdir = check_writable_dir(args.outdir)

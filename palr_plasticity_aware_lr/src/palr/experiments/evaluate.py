@@ -328,8 +328,8 @@ def format_evaluation(evaluation: Mapping[str, Any]) -> str:
                       f"mean {score} over tasks: {evaluation['mean_score']:.3f}"]) + "\n"
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m palr.experiments.evaluate"
-         ) -> int:
+def build_parser(prog: str = "python -m palr.experiments.evaluate") -> OneLineParser:
+    """The evaluate command line."""
     parser = OneLineParser(prog=prog, description="evaluate a run's checkpoint on every task of "
                                                   "the run and write RUN_DIR/" + EVALUATION_FILE)
     parser.add_argument("run_dir", type=pathlib.Path,
@@ -348,6 +348,12 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m palr.exper
     parser.add_argument("--stochastic", action="store_true",
                         help="epsilon-greedy (DQN, the run's final epsilon) or sampled (SAC) "
                              "actions instead of greedy/deterministic ones")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m palr.experiments.evaluate"
+         ) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     from palr.experiments.files import atomic_write_json
     configure_torch()

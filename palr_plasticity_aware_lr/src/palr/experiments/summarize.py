@@ -26,11 +26,17 @@ def result_files(paths: Sequence[pathlib.Path]) -> List[pathlib.Path]:
     return list(dict.fromkeys(found))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> OneLineParser:
+    """The summarize command line."""
     parser = OneLineParser(prog="palr.experiments.summarize", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=pathlib.Path,
                         help="result.json files or directories of runs")
     parser.add_argument("--title", default=None, help="what the runs are (the table's heading)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     files = result_files(args.paths)
     if not files:

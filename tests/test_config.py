@@ -1,0 +1,150 @@
+"""The one config system (palr.config) as the launchers use it: YAML --config, dotted --set,
+flag shorthands, --print_config, one-line errors and the run identity."""
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+SRC = pathlib.Path(__file__).resolve().parents[1] / "palr_plasticity_aware_lr" / "src"
+CARTPOLE = SRC / "run_experiments.py"
+CW = SRC / "run_cw_experiments.py"
+
+
+def _cartpole_jobs(argv):
+    from palr.experiments.cartpole import CARTPOLE as DOMAIN
+    from palr.experiments.dqn_launcher import build_parser, make_jobs
+    return make_jobs(DOMAIN, build_parser(DOMAIN).parse_args([*argv, "--agents", "4",
+                                                             "--seeds", "1"]))
+
+
+def test_flag_set_and_config_file_give_one_fingerprint(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("dqn:\n  learning_rate: 1.0e-4\n")
+    spellings = [["--lr", "1e-4"], ["--set", "dqn.learning_rate=1e-4"],
+                 ["--config", str(config)], ["--lr", "1e-4", "--set", "dqn.learning_rate=1e-4"]]
+    (first,), *others = [_cartpole_jobs(argv) for argv in spellings]
+    assert first.identity["dqn"]["learning_rate"] == 1e-4
+    assert all(job.identity == first.identity for (job,) in others)
+    (default,) = _cartpole_jobs([])
+    assert default.identity != first.identity
+    # intervention settings: flag, flat --set and dotted --set are one field too
+    flat, dotted, flag = (_cartpole_jobs(a)[0] for a in (
+        ["--set", "measure_freq=50"], ["--set", "interventions.measure_freq=50"],
+        ["--measure_freq", "50"]))
+    assert flat.identity == dotted.identity == flag.identity != default.identity
+    assert flat.options["overrides"] == {"measure_freq": 50}
+
+
+def test_set_overrides_the_config_file_and_flags_override_both(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("dqn:\n  gamma: 0.9\n  learning_rate: 1.0e-3\nenv:\n  phase_episodes: 7\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("base: base.yaml\ndqn:\n  gamma: 0.95\n")
+    (job,) = _cartpole_jobs(["--config", str(top)])
+    assert (job.options["dqn"]["gamma"], job.options["dqn"]["learning_rate"]) == (0.95, 1e-3)
+    assert job.options["env"]["phase_episodes"] == 7
+    (job,) = _cartpole_jobs(["--config", str(top), "--set", "dqn.gamma=0.8",
+                             "--set", "env.phase_episodes=9"])
+    assert job.options["dqn"]["gamma"] == 0.8 and job.options["env"]["phase_episodes"] == 9
+    (job,) = _cartpole_jobs(["--config", str(top), "--gamma", "0.7", "--phase_episodes", "5"])
+    assert job.options["dqn"]["gamma"] == 0.7 and job.options["env"]["phase_episodes"] == 5
+
+
+def test_cw_sac_fields_reach_the_identity():
+    from palr.experiments.continual_world import build_parser, make_jobs
+    argv = ["--agent_idx", "4", "--num_tasks", "2", "--outdir", "unused"]
+    (plain,) = make_jobs(build_parser().parse_args(argv))
+    (tuned,) = make_jobs(build_parser().parse_args([*argv, "--set", "sac.lr=3e-4"]))
+    (batch,) = make_jobs(build_parser().parse_args([*argv, "--set", "sac.batch_size=64"]))
+    (flag,) = make_jobs(build_parser().parse_args([*argv, "--batch_size", "64"]))
+    assert tuned.identity["sac"]["lr"] == 3e-4 and plain.identity["sac"]["lr"] == 1e-3
+    assert batch.identity == flag.identity != plain.identity
+    (paper,) = make_jobs(build_parser().parse_args([*argv, "--preset", "cw-paper",
+                                                    "--set", "cw.episodes_per_task=3"]))
+    assert paper.identity["episodes_per_task"] == 3 and paper.identity["sac"]["network"] == "cw"
+
+
+def _run(script, argv, cwd):
+    return subprocess.run([sys.executable, str(script), *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    (CARTPOLE, ["--set", "dqn.lrr=1"], "--set dqn.lrr: unknown key; valid keys under 'dqn': "
+                                       "hidden_sizes, learning_rate"),
+    (CARTPOLE, ["--set", "dqn.gamma=abc"], "--set dqn.gamma: expected a number, got 'abc'"),
+    (CARTPOLE, ["--set", "dqn.gamma=1.5"], "dqn: gamma must be"),
+    (CARTPOLE, ["--set", "env.phase_episodes=0"], "phase_episodes: expected a positive integer"),
+    (CARTPOLE, ["--set", "interventions.sigma=-1"], "sigma must be a finite number >= 0"),
+    (CARTPOLE, ["--set", "dqn.seed=3"], "dqn.seed is set by --seeds/--seed_offset"),
+    (CARTPOLE, ["--lr", "1e-3", "--set", "dqn.learning_rate=2e-3"],
+     "--lr 0.001 and --set dqn.learning_rate=2e-3 set dqn.learning_rate to different values"),
+    (CARTPOLE, ["--config", "missing.yaml"], "config file"),
+    (CW, ["--set", "sac.lr=-1"], "sac: lr must be a finite number > 0"),
+    (CW, ["--set", "sac.multi_head=true"], "sac.multi_head is set by --preset"),
+    (CW, ["--set", "cw.eval_every=ten"], "--set cw.eval_every: expected an integer or null"),
+])
+def test_bad_config_input_is_one_line_exit_2_nothing_on_disk(tmp_path, script, argv, message):
+    outdir = tmp_path / "out"
+    proc = _run(script, [*argv, "--outdir", str(outdir)], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not outdir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_bad_key_in_the_config_file_names_the_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("dqn:\n  gama: 0.9\n")
+    proc = _run(CARTPOLE, ["--config", "c.yaml", "--outdir", "out"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("run_experiments.py: error: c.yaml: dqn.gama: unknown key")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", [CARTPOLE, CW])
+def test_print_config_is_yaml_that_config_reads_back(tmp_path, script):
+    proc = _run(script, ["--set", "interventions.sigma=0.3", "--print_config", "--outdir", "out"],
+                tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    tree = yaml.safe_load(proc.stdout)
+    assert tree["interventions"]["sigma"] == 0.3 and "seed" not in tree.get("dqn", tree.get("sac"))
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "printed.yaml").write_text(proc.stdout)
+    again = _run(script, ["--config", "printed.yaml", "--print_config"], tmp_path)
+    assert again.returncode == 0 and yaml.safe_load(again.stdout) == tree
+
+
+@pytest.mark.slow
+def test_a_changed_value_is_refused_on_an_existing_run(tmp_path):
+    tiny = ["--agents", "0", "--seeds", "1", "--phase_episodes", "2", "--probe_steps", "0",
+            "--no_tensorboard", "--jobs", "1", "--outdir", "out"]
+    first = _run(CARTPOLE, [*tiny, "--set", "dqn.learning_rate=1e-3"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    same = _run(CARTPOLE, [*tiny, "--lr", "1e-3"], tmp_path)  # the other spelling: finished
+    assert same.returncode == 0, same.stderr
+    changed = _run(CARTPOLE, [*tiny, "--set", "dqn.learning_rate=2e-3"], tmp_path)
+    assert changed.returncode == 2
+    assert "other settings (dqn.learning_rate 0.001 -> 0.002)" in changed.stderr, changed.stderr
+
+
+def _parsers():
+    from palr.experiments import continual_world, evaluate, study, summarize
+    from palr.experiments.dqn_launcher import build_parser, get_domain
+    from palr_habitat import palr_trainer
+    parsers = {name: build_parser(get_domain(name))
+               for name in ("cartpole", "permuted_cartpole", "jbw")}
+    parsers.update(cw=continual_world.build_parser(), habitat=palr_trainer.build_parser(),
+                   study=study.build_parser(), summarize=summarize.build_parser(),
+                   evaluate=evaluate.build_parser())
+    return parsers
+
+
+def test_every_flag_of_every_launcher_has_help():
+    missing = [f"{name}: {action.option_strings or action.dest}"
+               for name, parser in _parsers().items() for action in parser._actions
+               if not (action.help or "").strip()]
+    assert missing == []
