@@ -187,3 +187,19 @@ def test_bullets_wrap_long_sentences_to_the_table_width():
     assert max(len(line) for line in lines) <= 120 and lines[0].startswith("- PALR-DQN")
     assert all(line.startswith("  ") for line in lines[1:-1]) and lines[-1] == "- short"
     assert " ".join(" ".join(lines[:-1])[2:].split()) == " ".join(sentence.split())
+
+
+def test_segments_weigh_equally_whatever_their_episode_count():
+    """Phases counted in env steps: phase 0 spent in 100 short episodes (return 10), phase 1 in 10
+    long ones (return 200). Early = (10 + 200) / 2 = 105, not the episode-pooled 27.3."""
+    run = make_run("DQN-FixedLR", 0, 0, [0.0] * PHASES)
+    scores = [10.0] * 100 + [200.0] * 10 + [50.0] * (EPISODES * (PHASES - 2))
+    bounds = [0, 100, 110] + [110 + EPISODES * k for k in range(1, PHASES - 1)]
+    run["episodes"] = {"return": scores, "score": scores, "length": [STEPS] * len(scores),
+                       "env_step": [STEPS * (i + 1) for i in range(len(scores))],
+                       "task": [k for k in range(PHASES) for _ in range(bounds[k + 1] - bounds[k])]}
+    for k, task in enumerate(run["tasks"]):
+        task["start_episode"], task["end_episode"] = bounds[k], bounds[k + 1]
+    values = run_verdict_values(run)
+    assert values["early"] == pytest.approx(105.0)
+    assert values["late"] == pytest.approx(50.0) and values["change"] == pytest.approx(-55.0)

@@ -4,9 +4,12 @@ Per run, the run is cut into segments: its task windows when it has at least 3 t
 :data:`BLOCKS` equal blocks of env steps (a run without switches, e.g. the priming check). Per
 run and agent:
 
-- ``early``: mean score (return) over the episodes of the first two segments; ``late``: over the
-  last third of the segments (at least one); ``change = late - early``. Every segment is as hard as
-  the first on the permuted testbed, so a negative change is learning that got worse with time.
+- ``early``: the mean over the first two segments of each segment's mean score (return);
+  ``late``: the same over the last third of the segments (at least one); ``change = late -
+  early``. Segments weigh equally whatever their episode count: in phases counted in env steps a
+  poorly performing phase has many short episodes, and pooling episodes would weigh it more.
+  Every segment is as hard as the first on the permuted testbed, so a negative change is learning
+  that got worse with time.
 - probe ratio: capacity-probe residual of the trained network over that of a fresh one
   (:mod:`palr.capacity_probe`), mean over the probes taken at the ends of the late segments;
 - trends of the value network (``q``, else a ``critic``, else the first network): effective rank
@@ -155,6 +158,12 @@ def _mean_score(scores: Sequence[Optional[float]], segs: Sequence[Tuple[int, int
     return float(np.mean(x)) if x else float("nan")
 
 
+def _mean_of_segments(means: Sequence[float]) -> float:
+    """The mean of the segments' mean scores, each segment weighing the same (NaN: none)."""
+    finite = [m for m in means if math.isfinite(m)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def reward_bound(run: Mapping[str, Any]) -> Optional[float]:
     """``max_reward / (1 - gamma)`` from the run's config; None when either is unknown."""
     config = run.get("config") or {}
@@ -169,12 +178,11 @@ def run_verdict_values(run: Mapping[str, Any]) -> Dict[str, Any]:
     """Per-run values of the module docstring (NaN where a run has no such measurement)."""
     segs = segments(run)
     n_late = late_count(len(segs))
-    early_segs, late_segs = segs[:2], segs[-n_late:]
     scores = run["episodes"]["score"]
     out: Dict[str, Any] = {"segments": len(segs), "late_segments": n_late,
                            "segment_scores": [_mean_score(scores, [s]) for s in segs]}
-    out["early"] = _mean_score(scores, early_segs)
-    out["late"] = _mean_score(scores, late_segs)
+    out["early"] = _mean_of_segments(out["segment_scores"][:2])
+    out["late"] = _mean_of_segments(out["segment_scores"][-n_late:])
     out["change"] = out["late"] - out["early"]
     ranges = _segment_steps(run, segs)
     early_ranges, late_ranges = ranges[:2], ranges[-n_late:]
