@@ -18,7 +18,8 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
     for part, merged, runs in (("cartpole", "cartpole_raw_results.json", 2),
                                ("cw", "mt10first2_raw_results.json", 2),
                                ("permuted", "permuted_cartpole_raw_results.json", 4),
-                               ("priming", "permuted_cartpole_raw_results.json", 2)):
+                               ("priming", "permuted_cartpole_raw_results.json", 2),
+                               ("nodiv", "permuted_cartpole_raw_results.json", 2)):
         target = publish / part
         sweep = json.loads((target / merged).read_text())
         assert {run["agent"] for run in sweep["runs"]} == set(sweep["agents"])
@@ -59,6 +60,10 @@ def test_smoke_study_publishes_summary_plots_and_manifest(tmp_path):
     priming_manifest = json.loads((publish / "priming" / "MANIFEST.json").read_text())
     assert len(priming_manifest["launchers"]) == 2 and "--priming_updates" not in \
         priming_manifest["launchers"][1]
+    # the testbed without value divergence: its own learning rate and target period, recorded
+    nodiv = json.loads((publish / "nodiv" / "permuted_cartpole_raw_results.json").read_text())
+    assert {(r["config"]["dqn"]["learning_rate"], r["config"]["dqn"]["target_update_every"])
+            for r in nodiv["runs"]} == {(1e-4, 2000)}
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ Four parts, each a sweep through the project's own launchers, then published:
   of 15k env steps, a new signed permutation of the observation each), all eight agents x 5 seeds;
 - ``priming``: the primacy-bias check (Nikishin et al. 2022): CartPole without switches for 50k env
   steps after 100k updates on the first 1000 transitions; FixedLR, PeriodicReset, PALR and ReDo
-  x 5 seeds.
+  x 5 seeds;
+- ``nodiv``: the permuted testbed without value divergence (Adam 1e-4, target copy every 2000
+  updates): FixedLR, PeriodicReset and PALR x 5 seeds.
 
 Presets: ``full`` (the published study), ``pilot`` (the permuted part with FixedLR and PALR x 2
 seeds) and ``smoke`` (every part in seconds, for the tests).
@@ -89,6 +91,9 @@ class StudyPart:
 #: testbed, its DQN settings) for 50k env steps; primed runs first do 100k updates on the first
 #: 1000 transitions, the unprimed FixedLR reference does not.
 PRIMING_ARGS = ("--num_phases", "1", "--phase_steps", "50000")
+#: The testbed without value divergence: a 5x smaller learning rate and a 4x longer target period
+#: (a pilot, 3 seeds: FixedLR's mean |Q| stayed below the reward bound of 100).
+NODIV_ARGS = ("--lr", "1e-4", "--target_update_every", "2000")
 #: Seconds-long DQN settings of the smoke preset.
 SMOKE_DQN = ("--learning_starts", "50", "--buffer_size", "500", "--measure_freq", "50",
              "--diag_batch_size", "128", "--probe_steps", "20", "--probe_states", "128")
@@ -107,6 +112,8 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
                                "0", "4", "--seeds", "3", "--start_steps", "2000",
                                "--eval_episodes", "5"],
                         "mt10_raw_results.json"),
+        "nodiv": StudyPart("nodiv", [*NODIV_ARGS, "--agents", "0", "2", "4", "--seeds", "5"],
+                           "permuted_cartpole_raw_results.json"),
     },
     # Seconds-long version of the same pipeline, for the test suite.
     "smoke": {
@@ -128,6 +135,9 @@ PRESETS: Dict[str, Dict[str, StudyPart]] = {
                                "--update_every", "10", "--eval_episodes", "1", "--batch_size",
                                "16"],
                         "mt10first2_raw_results.json"),
+        "nodiv": StudyPart("nodiv", [*NODIV_ARGS, "--agents", "0", "4", "--seeds", "1",
+                                     "--phase_steps", "150", "--num_phases", "3", *SMOKE_DQN],
+                           "permuted_cartpole_raw_results.json"),
     },
     # The pilot of the permuted testbed: FixedLR and PALR x 2 seeds at the full size.
     "pilot": {
@@ -232,6 +242,7 @@ RUNNERS: Dict[str, Callable[[StudyPart, pathlib.Path, int], List[List[str]]]] = 
     "cw": _cw_run,
     "permuted": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
     "priming": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
+    "nodiv": _dqn_runner("run_permuted_cartpole.py", "palr.experiments.permuted_cartpole"),
 }
 PART_NAMES = tuple(RUNNERS)
 

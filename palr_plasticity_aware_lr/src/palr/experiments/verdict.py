@@ -355,9 +355,10 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
                      f"early {score} is below {FLOOR_FRACTION:g} x the threshold {_f(threshold)}; "
                      f"{span}; {probe}.")
     else:
-        lines.append(f"{baseline} does NOT lose plasticity here: {span}; {probe}"
+        lines.append(f"{baseline} shows NO DETECTABLE loss of plasticity here: {span}; {probe}"
                      + (f"; its late mean |Q| exceeds {bound_text} in {b['diverged']}/{seeds} "
-                        f"seeds without a fall in {score}" if b["diverged"] else "") + ".")
+                        f"seeds without a detectable fall in {score}"
+                        if b["diverged"] else "") + ".")
     for agent, entry in agents.items():
         if agent == baseline or "paired" not in entry:
             continue
