@@ -258,22 +258,37 @@ def dqn_identity(job: RunJob) -> Dict[str, Any]:
 def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     """Build env + DQN + interventions for one job and train (or resume) it."""
     from palr.agents.dqn import DQNAgent
-    from palr.experiments.records import RunRecorder
-    from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
-    from palr.interventions import build_stack, stack_settings
+    from palr.experiments.trainer import EpisodicTrainer
+    from palr.interventions import build_stack
 
     configure_torch()
     domain = get_domain(job.domain)
     opts = job.options
-    identity = job.identity if job.identity is not None else dqn_identity(job)
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
     if domain.describe_env is not None:
         print(f"[{domain.name}] {job.label}: {domain.describe_env(env)}", file=sys.stderr,
               flush=True)
     config = _dqn_config(job)
-    spec = resolve_agent(job.agent_index, ALGO)
-    stack = build_stack(spec, opts["overrides"])
+    stack = build_stack(resolve_agent(job.agent_index, ALGO), opts["overrides"])
     agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config, stack)
+    recorder, settings = dqn_run_records(job, stack, tasks, threshold)
+    return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
+                           task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
+                           ).run()
+
+
+def dqn_run_records(job: RunJob, stack: Any, tasks: List[Dict[str, Any]], threshold: float
+                    ) -> Tuple[Any, Any]:
+    """The :class:`~palr.experiments.records.RunRecorder` (header: identity, config, task
+    windows) and :class:`~palr.experiments.trainer.TrainerSettings` of a DQN job's run, whose
+    intervention stack is ``stack`` and environment has ``tasks`` windows."""
+    from palr.experiments.records import RunRecorder
+    from palr.experiments.trainer import TrainerSettings
+    from palr.interventions import stack_settings
+    domain = get_domain(job.domain)
+    opts = job.options
+    identity = job.identity if job.identity is not None else dqn_identity(job)
+    spec = resolve_agent(job.agent_index, ALGO)
     by_steps = "end_step" in tasks[-1]  # phases counted in env steps
     total = None if by_steps else tasks[-1]["end_episode"]
     total_steps = tasks[-1]["end_step"] if by_steps else None
@@ -289,14 +304,11 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     }
     if opts["env"].get("reward_rate_window"):  # the run records its reward rate (JBW)
         header["reward_rate"] = {"window": int(opts["env"]["reward_rate_window"])}
-    recorder = RunRecorder(header)
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
                                description=job.label, total_env_steps=total_steps,
                                **trainer_display(opts))
-    return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
-                           task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
-                           ).run()
+    return RunRecorder(header), settings
 
 
 def _capacity_probe(agent: Any, options: Optional[Dict[str, int]], seed: int) -> Any:
