@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import time
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -35,10 +36,12 @@ from palr.experiments.checkpoint import load_checkpoint, save_checkpoint
 from palr.experiments.files import atomic_write_json
 from palr.experiments.rng import capture_global_rng, restore_global_rng
 from palr.experiments.run_identity import check_same_run, settings_fingerprint
-from palr.experiments.run_lock import RunLock
-from palr.experiments.run_state import CHECKPOINT_FILE, FINISHED, read_result
+from palr.experiments.run_lock import RunLock, check_not_locked
+from palr.experiments.run_state import (CHECKPOINT_FILE, FINISHED, NEW, RUNNING, RESULT_FILE,
+                                        read_result)
 from palr.experiments.sweep import RunJob
 from palr.experiments.trainer import EpisodicTrainer, Preempted, task_of
+from palr.errors import UsageError
 from palr.signals import StopSignals
 
 BATCHES_DIR = "batches"
@@ -114,7 +117,7 @@ def batch_dir_for(jobs: Sequence[RunJob]) -> pathlib.Path:
 
 
 def _finished(job: RunJob) -> bool:
-    result = read_result(pathlib.Path(job.run_dir) / "result.json")
+    result = read_result(pathlib.Path(job.run_dir) / RESULT_FILE)
     if result is None:
         return False
     check_same_run(result.get("identity"), job.identity, job.run_dir)
@@ -141,6 +144,50 @@ def run_dqn_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
         return SeedBatch(jobs, batch_dir).run()
 
 
+@dataclass
+class BatchJob(RunJob):
+    """A sweep job that trains ``members`` (the seeds of one agent) as one batch; ``run_dir`` is
+    the batch directory. Finished when every member is."""
+
+    members: List[RunJob] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.agent_name} seeds {'-'.join(str(job.seed) for job in self.members)}"
+
+    def state(self) -> str:
+        states = [job.state() for job in self.members]  # raises RunMismatch / RunLocked
+        if all(state == FINISHED for state in states):
+            return FINISHED
+        check_not_locked(self.run_dir)
+        checkpoint = pathlib.Path(self.run_dir) / CHECKPOINT_FILE
+        return RUNNING if checkpoint.is_file() or RUNNING in states else NEW
+
+
+def batch_jobs(jobs: Sequence[RunJob]) -> List[BatchJob]:
+    """One :class:`BatchJob` per agent configuration (settings fingerprint) of ``jobs``, in the
+    order the agents first appear."""
+    groups: Dict[str, List[RunJob]] = {}
+    for job in jobs:
+        if job.identity is None:
+            raise ValueError(f"{job.label}: a sweep job needs its run identity")
+        groups.setdefault(settings_fingerprint(job.identity), []).append(job)
+    out = []
+    for members in groups.values():
+        first = members[0]
+        out.append(BatchJob(domain=first.domain, agent_index=first.agent_index,
+                            agent_name=first.agent_name, seed=first.seed,
+                            run_dir=str(batch_dir_for(members)), options=first.options,
+                            members=members))
+    return out
+
+
+def run_batch_job(job: BatchJob) -> List[Dict[str, Any]]:
+    """The sweep's ``run_one`` for a :class:`BatchJob` (module level, so that it can be sent to
+    worker processes)."""
+    return run_dqn_batch(job.members)
+
+
 class SeedBatch:
     """One batch run (see the module docstring); ``run`` expects the run locks held."""
 
@@ -163,6 +210,11 @@ class SeedBatch:
             self.members = [by_seed[s] for s in seeds]
         else:  # runs finished earlier (e.g. separately) are not trained again
             self.members = [job for job in self.jobs if not _finished(job)]
+            for job in self.members:
+                if (pathlib.Path(job.run_dir) / CHECKPOINT_FILE).is_file():
+                    raise UsageError(f"{job.run_dir} holds a run started without --batch_seeds; "
+                                     "finish it without --batch_seeds, or delete that directory "
+                                     "to train it again in a batch")
         self.results: Dict[int, Dict[str, Any]] = {}
         if self.members:
             self._build()
@@ -192,6 +244,7 @@ class SeedBatch:
         self.trainers: List[EpisodicTrainer] = []
         for k, (job, (env, tasks, threshold)) in enumerate(zip(self.members, built)):
             recorder, settings = dl.dqn_run_records(job, stacks[k], tasks, threshold)
+            recorder.header["batched_with"] = [m.seed for m in self.members]  # how it trained
             settings.progress = False  # K members share a terminal: plain lines
             agent = MemberAgent(self.learner, k)
             self.trainers.append(EpisodicTrainer(
@@ -237,12 +290,12 @@ class SeedBatch:
     # --- the loop ----------------------------------------------------------------------------
     def run(self) -> List[Dict[str, Any]]:
         for job in self.members:  # never overwrite another run's result
-            previous = read_result(pathlib.Path(job.run_dir) / "result.json")
+            previous = read_result(pathlib.Path(job.run_dir) / RESULT_FILE)
             if previous is not None:
                 check_same_run(previous.get("identity"), job.identity, job.run_dir)
         if self.members:
             self._train()
-        return [read_result(pathlib.Path(job.run_dir) / "result.json") or {} for job in self.jobs]
+        return [read_result(pathlib.Path(job.run_dir) / RESULT_FILE) or {} for job in self.jobs]
 
     def _train(self) -> None:
         resumed = self.state is not None
@@ -354,5 +407,5 @@ class SeedBatch:
             self.save()
 
 
-__all__ = ["MemberAgent", "MemberReplayView", "SeedBatch", "batch_dir_for", "check_batch",
+__all__ = ["BatchJob", "batch_jobs", "run_batch_job", "MemberAgent", "MemberReplayView", "SeedBatch", "batch_dir_for", "check_batch",
            "run_dqn_batch"]

@@ -117,6 +117,11 @@ def build_parser(domain: DQNDomain) -> argparse.ArgumentParser:
     domain.add_arguments(parser)
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
+    # seed-batched training (palr.batched.runner): the dispatch is in main()
+    parser.add_argument("--batch_seeds", action="store_true",
+                        help="train the seeds of each agent together in one process (one batch "
+                             "job per agent; --jobs still counts processes); every seed writes "
+                             "its own run directory as a separate run would")
     return parser
 
 
@@ -335,8 +340,12 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     from palr.experiments.sweep import SweepStopped, collection, execute_for_cli, finalize
     configure_torch()
+    run_one: Callable[[Any], Any] = run_dqn_job
+    if args.batch_seeds:  # one job per agent, its seeds batched (palr.batched.runner)
+        from palr.batched.runner import batch_jobs, run_batch_job
+        jobs, run_one = batch_jobs(jobs), run_batch_job
     try:
-        execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
+        execute_for_cli(parser.prog, jobs, run_one, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
     runs = collection(outdir)
