@@ -77,15 +77,17 @@ class MemberReplay:
     _ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated")
 
     def state_dict(self) -> Dict[str, Any]:
-        """The filled part of the ring, its position and every member's generator state."""
-        return {**{name: getattr(self, name)[:, :self.size].copy() for name in self._ARRAYS},
+        """The filled part of the ring (tensors: loadable with ``weights_only=True``), its
+        position and every member's generator state."""
+        return {**{name: torch.from_numpy(getattr(self, name)[:, :self.size].copy())
+                   for name in self._ARRAYS},
                 "pos": self.pos, "size": self.size,
                 "rngs": [rng.bit_generator.state for rng in self.rngs]}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         size = int(state["size"])
         for name in self._ARRAYS:
-            getattr(self, name)[:, :size] = state[name]
+            getattr(self, name)[:, :size] = state[name].numpy()
         self.pos, self.size = int(state["pos"]), size
         for rng, st in zip(self.rngs, state["rngs"]):
             rng.bit_generator.state = st
