@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -228,6 +229,9 @@ class SeedBatch:
         spec = resolve_agent(first.agent_index, dl.ALGO)
         built = [domain.make_env(job.options["env"], job.seed) for job in self.members]
         self.envs = [env for env, _, _ in built]
+        if domain.describe_env is not None:
+            print(f"[{domain.name}] {spec.display_name(dl.ALGO)} seed batch: "
+                  f"{domain.describe_env(self.envs[0])}", file=sys.stderr, flush=True)
         for env in self.envs:
             if not hasattr(env.unwrapped, "state_dict"):
                 raise ValueError(f"{domain.name}: its environment cannot be checkpointed "
