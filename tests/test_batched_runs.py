@@ -17,6 +17,7 @@ from palr.batched.dqn import BatchedDQN
 from palr.batched.runner import batch_dir_for, run_dqn_batch
 from palr.experiments.cartpole import CARTPOLE
 from palr.experiments.dqn_launcher import build_parser, make_jobs, run_dqn_job
+from palr.errors import UsageError
 from palr.experiments.run_identity import RunMismatch
 from palr.intervention_configs import PALRConfig
 from palr.interventions import PALR, InterventionStack
@@ -116,6 +117,42 @@ def test_a_batch_with_other_settings_is_refused_on_existing_runs(tmp_path):
     assert (tmp_path / "runs" / "PALR-DQN_seed0" / "result.json").read_bytes() == before
 
 
+SEPARATE_SCRIPT = """
+import pathlib, sys
+sys.path.insert(0, {tests!r})
+from test_batched_runs import jobs
+from palr.experiments.dqn_launcher import run_dqn_job
+run_dqn_job(jobs(pathlib.Path({outdir!r}), seeds=1, phase_episodes=10)[0])
+"""
+
+
+def wait_until(ready, proc, within=300):
+    deadline = time.time() + within
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "the run made no progress"
+        try:
+            if ready():
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_separate_runs_checkpoint_is_not_taken_over_by_a_batch(tmp_path):
+    code = SEPARATE_SCRIPT.format(tests=str(ROOT / "tests"), outdir=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    run_dir = tmp_path / "runs" / "PALR-DQN_seed0"
+    wait_until((run_dir / "checkpoint.pt").exists, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with pytest.raises(UsageError, match="started without --batch_seeds"):
+        run_dqn_batch(jobs(tmp_path, seeds=2, phase_episodes=10))
+    assert not (tmp_path / "batches").exists() and not (tmp_path / "runs" / "PALR-DQN_seed1").exists()
+
+
 BATCH_SCRIPT = """
 import pathlib, sys
 sys.path.insert(0, {tests!r})
@@ -138,17 +175,8 @@ def test_a_killed_batch_resumes_to_the_uninterrupted_results(tmp_path):
                             stderr=subprocess.PIPE)
     checkpoint = batch_dir_for(jobs(outdir)) / "checkpoint.pt"
     results = [outdir / "runs" / f"PALR-DQN_seed{k}" / "result.json" for k in range(3)]
-    deadline = time.time() + 300
-    while True:  # until every member has 12 episodes in a saved checkpoint's results
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline, "the batch made no progress"
-        try:
-            if checkpoint.exists() and all(
-                    len(json.loads(r.read_text())["episodes"]["return"]) >= 12 for r in results):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.05)
+    wait_until(lambda: checkpoint.exists() and all(  # every member 12 episodes in, saved
+        len(json.loads(r.read_text())["episodes"]["return"]) >= 12 for r in results), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads(results[0].read_text())["status"] == "running"
@@ -166,12 +194,7 @@ def test_launcher_batches_seeds_stops_on_sigterm_with_75_and_resumes(tmp_path):
             "--phase_episodes", "10", "--checkpoint_every", "2", "--batch_seeds",
             "--outdir", str(tmp_path), *TINY]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    result = tmp_path / "runs" / "PALR-DQN_seed0" / "result.json"
-    deadline = time.time() + 300
-    while not result.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_until((tmp_path / "runs" / "PALR-DQN_seed0" / "result.json").exists, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 75, err.decode()

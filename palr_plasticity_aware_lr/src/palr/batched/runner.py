@@ -137,6 +137,11 @@ def run_dqn_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
         Preempted: stopped by SIGTERM/SIGUSR1 (batch checkpoint saved).
     """
     check_batch(jobs)
+    for job in jobs:  # a batch never takes over a separate run's trajectory
+        if not _finished(job) and (pathlib.Path(job.run_dir) / CHECKPOINT_FILE).is_file():
+            raise UsageError(f"{job.run_dir} holds a run started without --batch_seeds; finish it "
+                             "without --batch_seeds, or delete that directory to train it again "
+                             "in a batch")
     batch_dir = batch_dir_for(jobs)
     with contextlib.ExitStack() as locks:
         locks.enter_context(RunLock(batch_dir))
@@ -211,11 +216,6 @@ class SeedBatch:
             self.members = [by_seed[s] for s in seeds]
         else:  # runs finished earlier (e.g. separately) are not trained again
             self.members = [job for job in self.jobs if not _finished(job)]
-            for job in self.members:
-                if (pathlib.Path(job.run_dir) / CHECKPOINT_FILE).is_file():
-                    raise UsageError(f"{job.run_dir} holds a run started without --batch_seeds; "
-                                     "finish it without --batch_seeds, or delete that directory "
-                                     "to train it again in a batch")
         self.results: Dict[int, Dict[str, Any]] = {}
         if self.members:
             self._build()
