@@ -180,11 +180,14 @@ def test_a_killed_batch_resumes_to_the_uninterrupted_results(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads(results[0].read_text())["status"] == "running"
+    # meanwhile seed 1 is run to its end separately: the batch keeps that result
+    separate = json.loads(json.dumps(run_dqn_job(jobs(outdir, phase_episodes=10)[1])))
     resumed = run_dqn_batch(jobs(outdir, phase_episodes=10))
-    kinds = [[e["kind"] for e in run["events"]] for run in resumed]
-    assert all(k.count("resumed") == 1 for k in kinds)  # none had finished when killed
-    for got, want in zip(resumed, reference):
+    assert resumed[1] == separate and "batched_with" not in resumed[1]
+    for k in (0, 2):
+        got, want = resumed[k], reference[k]
         assert got["status"] == "finished"
+        assert [e["kind"] for e in got["events"]].count("resumed") == 1  # not finished at kill
         assert comparable(got) == comparable(want)
 
 

@@ -303,9 +303,12 @@ class SeedBatch:
 
     def _train(self) -> None:
         resumed = self.state is not None
+        learner, trainers = self.learner, self.trainers
         if resumed:
             self._resume(self.state)
-        learner, trainers = self.learner, self.trainers
+            for k, job in enumerate(self.members):  # finished meanwhile, e.g. by a separate
+                if not learner.frozen[k] and _finished(job):  # run: keep its result; the
+                    learner.freeze(k)                    # members are independent
         progress = []
         try:
             for k, trainer in enumerate(trainers):
