@@ -9,11 +9,20 @@ core, summed over members. Both train every step from ``learning_starts`` with D
 figure is the median over blocks, the ratio the median of same-round ratios (``timing.py``).
 Target: 10 members at >= 2.5x the throughput of 10 separate runs.
 
+``--whole_runs K`` times whole runs instead: K seeds of PALR-DQN on continual CartPole
+(``--phase_episodes`` per phase, the launcher's defaults otherwise, capacity probe off), as one
+seed batch (:func:`palr.batched.runner.run_dqn_batch`) and as K separate runs one after another
+(:func:`palr.experiments.dqn_launcher.run_dqn_job`), each writing its run directories in a
+temporary folder; the two alternate ``--repeats`` times and the fastest of each is reported.
+
 Run: ``python benchmarks/bench_batched.py --seconds 20``
+or ``python benchmarks/bench_batched.py --whole_runs 5 --phase_episodes 25``
 """
 from __future__ import annotations
 
 import argparse
+import tempfile
+import time
 from typing import Dict, List, Optional, Sequence
 
 import gymnasium as gym
@@ -62,16 +71,57 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
     return result
 
 
+def whole_runs(members: int, phase_episodes: int, repeats: int = 2) -> Dict[str, float]:
+    """Wall seconds of K = ``members`` whole PALR-DQN continual CartPole runs, batched and
+    separate (fastest of ``repeats`` alternating tries), and env steps summed over members."""
+    from palr.batched.runner import run_dqn_batch
+    from palr.experiments.cartpole import CARTPOLE
+    from palr.experiments.dqn_launcher import build_parser, make_jobs, run_dqn_job
+
+    def jobs(outdir: str) -> list:
+        args = build_parser(CARTPOLE).parse_args(
+            ["--agents", "PALR-DQN", "--seeds", str(members), "--phase_episodes",
+             str(phase_episodes), "--probe_steps", "0", "--no_progress", "--no_tensorboard",
+             "--outdir", outdir])
+        return make_jobs(CARTPOLE, args)
+
+    times: Dict[str, List[float]] = {"batched": [], "separate": []}
+    steps = 0
+    for _ in range(repeats):
+        for name in times:
+            with tempfile.TemporaryDirectory() as outdir:
+                started = time.perf_counter()
+                runs = run_dqn_batch(jobs(outdir)) if name == "batched" else \
+                    [run_dqn_job(job) for job in jobs(outdir)]
+                times[name].append(time.perf_counter() - started)
+                steps = sum(run["episodes"]["env_step"][-1] for run in runs)
+    return {"batched_s": min(times["batched"]), "separate_s": min(times["separate"]),
+            "env_steps": float(steps)}
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="measured seconds per implementation and K (default 20)")
     parser.add_argument("--chunk_steps", type=int, default=200,
                         help="env steps per member in one timed block")
+    parser.add_argument("--whole_runs", type=int, default=0, metavar="K",
+                        help="time K whole seed runs, batched vs separate, instead")
+    parser.add_argument("--phase_episodes", type=int, default=25,
+                        help="episodes per phase of a whole run (default 25)")
+    parser.add_argument("--repeats", type=int, default=2, help="tries of each whole-run timing")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.chunk_steps <= 0:
-        parser.error("--seconds and --chunk_steps must be positive")
+    if min(args.seconds, args.chunk_steps, args.phase_episodes, args.repeats) <= 0 \
+            or args.whole_runs < 0:
+        parser.error("--seconds, --chunk_steps, --phase_episodes and --repeats must be positive")
     configure_torch()
+    if args.whole_runs:
+        res = whole_runs(args.whole_runs, args.phase_episodes, args.repeats)
+        print(f"{args.whole_runs} seeds of PALR-DQN, continual CartPole, {args.phase_episodes} "
+              f"episodes per phase ({res['env_steps']:.0f} env steps in all): batched "
+              f"{res['batched_s']:.1f}s, separate {res['separate_s']:.1f}s, ratio "
+              f"{res['separate_s'] / res['batched_s']:.2f}x")
+        return
     res = run(args.seconds, chunk_steps=args.chunk_steps)
     print("CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), 1 thread; "
           "env steps/s summed over members")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -100,6 +100,7 @@ class BatchedDQN:
             for k in range(self.members)]
         for stack, ctx in zip(self.stacks, self.contexts):
             stack.on_optimizer_created(ctx)
+        self.frozen = np.zeros(self.members, dtype=bool)
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
 
     # --- the loss and the update -------------------------------------------------------------
@@ -136,7 +137,7 @@ class BatchedDQN:
         losses, q_pred = self.td_loss(batch)
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
-        bad = [k for k, v in enumerate(values) if not math.isfinite(v)]
+        bad = [k for k, v in enumerate(values) if not math.isfinite(v) and not self.frozen[k]]
         if bad:
             raise FloatingPointError(
                 f"DQN loss is {values[bad[0]]} for member {bad[0]} (seed {self.seeds[bad[0]]}) at "
@@ -147,6 +148,8 @@ class BatchedDQN:
         with warnings.catch_warnings():  # the grads are views of self.q.grad, on purpose
             warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
             losses.sum().backward()
+        if self.frozen.any():  # a frozen member's row gets no gradient (and lr 0: see freeze)
+            grad[torch.as_tensor(self.frozen, device=grad.device)] = 0.0
         if cfg.max_grad_norm is not None:  # clip_grad_norm_ of each member's own parameters
             norms = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
             grad.mul_((cfg.max_grad_norm / (norms + 1e-6)).clamp_(max=1.0))
@@ -222,11 +225,27 @@ class BatchedDQN:
         return {self.NET: (self.replay.sample_obs(member, n, self.diag_rngs[member],
                                                   self.device),)}
 
+    def freeze(self, member: int) -> None:
+        """Stop training member ``member`` (its run is over): from now on its gradient row is
+        zero, its learning rates are 0 (Adam leaves its parameters exactly as they are) and its
+        interventions are no longer called. The other members are untouched, so each stays equal
+        to its separate run however long it trains on."""
+        self.frozen[member] = True
+        self._active = [k for k in self._active if k != member]
+        with torch.no_grad():
+            self.adam.lr[member] = 0.0
+
     # --- seams without learning ------------------------------------------------------------
     def on_episode_end(self, member: int) -> None:
         """Call after every finished training episode of member ``member``."""
         self.episodes[member] += 1
         self.stacks[member].on_episode_end(int(self.episodes[member]))
+
+    def on_member_task_switch(self, member: int, task: int) -> None:
+        """Call when member ``member``'s environment switched phase (phases counted in episodes
+        switch at a different env step per member); only its interventions are told. The shared
+        ``task_env_steps`` is not restarted, so per-task schedules are not supported here."""
+        self.stacks[member].on_task_switch(int(task))
 
     def on_task_switch(self, task: int) -> None:
         """Call when the members' environments switched phase (all members switch together)."""
@@ -234,6 +253,62 @@ class BatchedDQN:
         self.task_env_steps = 0
         for stack in self.stacks:
             stack.on_task_switch(self.task)
+
+    # --- checkpointing -------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to resume every member bit-identically (plain tensors, arrays and
+        generator states)."""
+        adam = self.adam
+        return {
+            "seeds": list(self.seeds), "params": self.q.params.detach().clone(),
+            "target": self.target.clone(),
+            "adam": {"exp_avg": adam.exp_avg.clone(), "exp_avg_sq": adam.exp_avg_sq.clone(),
+                     "steps": adam.steps, "lr": adam.lr.clone()},
+            "replay": self.replay.state_dict(),
+            "rngs": [rng.bit_generator.state for rng in self.rngs],
+            "generators": [gen.get_state() for gen in self.generators],
+            "diag_rngs": [rng.bit_generator.state for rng in self.diag_rngs],
+            "stacks": [stack.state_dict() for stack in self.stacks],
+            "optimizer_lrs": [[g["lr"] for g in opt.param_groups] for opt in self.optimizers],
+            "counters": {"env_steps": self.env_steps, "task_env_steps": self.task_env_steps,
+                         "updates": self.updates, "episodes": self.episodes.tolist(),
+                         "task": self.task, "frozen": self.frozen.tolist()},
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; the seeds must be the same."""
+        if [int(s) for s in state["seeds"]] != self.seeds:
+            raise ValueError(f"batch checkpoint of seeds {state['seeds']}, this batch has "
+                             f"{self.seeds}")
+        self.q.params.copy_(state["params"])
+        self.target.copy_(state["target"])
+        adam = state["adam"]
+        self.adam.exp_avg.copy_(adam["exp_avg"])
+        self.adam.exp_avg_sq.copy_(adam["exp_avg_sq"])
+        self.adam.steps = int(adam["steps"])
+        self.adam.lr.copy_(adam["lr"])
+        self.replay.load_state_dict(state["replay"])
+        for rng, st in zip(self.rngs, state["rngs"]):
+            rng.bit_generator.state = st
+        for gen, st in zip(self.generators, state["generators"]):
+            gen.set_state(st)
+        for rng, st in zip(self.diag_rngs, state["diag_rngs"]):
+            rng.bit_generator.state = st
+        for stack, st in zip(self.stacks, state["stacks"]):
+            stack.load_state_dict(st)
+        for opt, lrs in zip(self.optimizers, state["optimizer_lrs"]):
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = float(lr)
+        counters = state["counters"]
+        self.env_steps = int(counters["env_steps"])
+        self.task_env_steps = int(counters["task_env_steps"])
+        self.updates = int(counters["updates"])
+        self.episodes = np.asarray(counters["episodes"], dtype=np.int64)
+        self.task = int(counters["task"])
+        for k, frozen in enumerate(counters["frozen"]):
+            if frozen:
+                self.freeze(k)
 
 
 __all__ = ["BatchedDQN"]

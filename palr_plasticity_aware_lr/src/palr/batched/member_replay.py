@@ -7,7 +7,7 @@ member samples with its own generator, seeded as a separate run's
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import torch
@@ -73,6 +73,24 @@ class MemberReplay:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = rng.integers(0, self.size, size=batch_size)
         return torch.as_tensor(self.obs[member, idx], device=device)
+
+    _ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated")
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The filled part of the ring (tensors: loadable with ``weights_only=True``), its
+        position and every member's generator state."""
+        return {**{name: torch.from_numpy(getattr(self, name)[:, :self.size].copy())
+                   for name in self._ARRAYS},
+                "pos": self.pos, "size": self.size,
+                "rngs": [rng.bit_generator.state for rng in self.rngs]}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        size = int(state["size"])
+        for name in self._ARRAYS:
+            getattr(self, name)[:, :size] = state[name].numpy()
+        self.pos, self.size = int(state["pos"]), size
+        for rng, st in zip(self.rngs, state["rngs"]):
+            rng.bit_generator.state = st
 
 
 __all__ = ["MemberReplay"]

@@ -165,6 +165,11 @@ def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, Fl
                                "flags of the same names).")
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
+    # seed-batched training (palr.batched.runner): the dispatch is in main()
+    parser.add_argument("--batch_seeds", action="store_true",
+                        help="train the seeds of each agent together in one process (one batch "
+                             "job per agent; --jobs still counts processes); every seed writes "
+                             "its own run directory as a separate run would")
     root = dataclasses.make_dataclass(f"{env_section.__name__[:-3]}DQNRun", [
         ("dqn", DQNConfig, dataclasses.field(default_factory=DQNConfig)),
         ("schedule", TrainingSchedule, dataclasses.field(default_factory=TrainingSchedule)),
@@ -309,22 +314,37 @@ def dqn_identity(job: RunJob) -> Dict[str, Any]:
 def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     """Build env + DQN + interventions for one job and train (or resume) it."""
     from palr.agents.dqn import DQNAgent
-    from palr.experiments.records import RunRecorder
-    from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
-    from palr.interventions import build_stack, stack_settings
+    from palr.experiments.trainer import EpisodicTrainer
+    from palr.interventions import build_stack
 
     configure_torch()
     domain = get_domain(job.domain)
     opts = job.options
-    identity = job.identity if job.identity is not None else dqn_identity(job)
     env, tasks, threshold = domain.make_env(opts["env"], job.seed)
     if domain.describe_env is not None:
         print(f"[{domain.name}] {job.label}: {domain.describe_env(env)}", file=sys.stderr,
               flush=True)
     config = _dqn_config(job)
-    spec = resolve_agent(job.agent_index, ALGO)
-    stack = build_stack(spec, opts["overrides"])
+    stack = build_stack(resolve_agent(job.agent_index, ALGO), opts["overrides"])
     agent = DQNAgent(int(env.observation_space.shape[0]), int(env.action_space.n), config, stack)
+    recorder, settings = dqn_run_records(job, stack, tasks, threshold)
+    return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
+                           task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
+                           ).run()
+
+
+def dqn_run_records(job: RunJob, stack: Any, tasks: List[Dict[str, Any]], threshold: float
+                    ) -> Tuple[Any, Any]:
+    """The :class:`~palr.experiments.records.RunRecorder` (header: identity, config, task
+    windows) and :class:`~palr.experiments.trainer.TrainerSettings` of a DQN job's run, whose
+    intervention stack is ``stack`` and environment has ``tasks`` windows."""
+    from palr.experiments.records import RunRecorder
+    from palr.experiments.trainer import TrainerSettings
+    from palr.interventions import stack_settings
+    domain = get_domain(job.domain)
+    opts = job.options
+    identity = job.identity if job.identity is not None else dqn_identity(job)
+    spec = resolve_agent(job.agent_index, ALGO)
     by_steps = "end_step" in tasks[-1]  # phases counted in env steps
     total = None if by_steps else tasks[-1]["end_episode"]
     total_steps = tasks[-1]["end_step"] if by_steps else None
@@ -340,14 +360,11 @@ def run_dqn_job(job: RunJob) -> Dict[str, Any]:
     }
     if opts["env"].get("reward_rate_window"):  # the run records its reward rate (JBW)
         header["reward_rate"] = {"window": int(opts["env"]["reward_rate_window"])}
-    recorder = RunRecorder(header)
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=total,
                                checkpoint_every=opts["checkpoint_every"],
                                description=job.label, total_env_steps=total_steps,
                                **trainer_display(opts))
-    return EpisodicTrainer(env, agent, recorder, settings, dqn_schedule(job),
-                           task_end_probe=_capacity_probe(agent, opts.get("probe"), job.seed)
-                           ).run()
+    return RunRecorder(header), settings
 
 
 def _capacity_probe(agent: Any, options: Optional[Dict[str, int]], seed: int) -> Any:
@@ -377,8 +394,12 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, str(err))
     from palr.experiments.sweep import SweepStopped, collection, execute_for_cli, finalize
     configure_torch()
+    run_one: Callable[[Any], Any] = run_dqn_job
+    if args.batch_seeds:  # one job per agent, its seeds batched (palr.batched.runner)
+        from palr.batched.runner import batch_jobs, run_batch_job
+        jobs, run_one = batch_jobs(jobs), run_batch_job
     try:
-        execute_for_cli(parser.prog, jobs, run_dqn_job, parallel=args.jobs)
+        execute_for_cli(parser.prog, jobs, run_one, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
     runs = collection(outdir)

@@ -275,20 +275,25 @@ class EpisodicTrainer:
                            every=s.progress_every,
                            score_name=str(self.recorder.header.get("score_name", "return")))
 
+    def enter_task(self, task: int) -> None:
+        """An episode of ``task`` starts: at a switch, probe the task that ended, tell the agent,
+        record the switch and mark it in the run log."""
+        if task == self.task:
+            return
+        if self.task >= 0:
+            self.probe_task_end()
+            self.agent.on_task_switch(task)
+            self.recorder.event("task_switch", task=task, episode=self.episode,
+                                env_step=self.env_steps)
+        self.task = task
+        if self.run_log is not None:
+            self.run_log.task_switch(task, self._task_names().get(task), self.episode,
+                                     self.env_steps)
+
     def _play_episode(self):
         env, agent = self.env, self.agent
         obs, info = env.reset()
-        task = task_of(info)
-        if task != self.task:
-            if self.task >= 0:
-                self.probe_task_end()
-                agent.on_task_switch(task)
-                self.recorder.event("task_switch", task=task, episode=self.episode,
-                                    env_step=self.env_steps)
-            self.task = task
-            if self.run_log is not None:
-                self.run_log.task_switch(task, self._task_names().get(task), self.episode,
-                                        self.env_steps)
+        self.enter_task(task_of(info))
         ret, length, done = 0.0, 0, False
         while not done:
             action = self.schedule.act(agent, obs)
