@@ -44,7 +44,7 @@ def test_other_settings_on_a_finished_sweep_are_refused_and_change_nothing(tmp_p
     result = json.loads((tmp_path / "runs" / "DQN-FixedLR_seed0" / "result.json").read_text())
     assert len(result["fingerprint"]) == 16 and result["identity"]["env"]["phase_episodes"] == 2
     for args, fragment in ((["--phase_episodes", "3"], "env.phase_episodes 2 -> 3"),
-                           (["--set", "measure_freq=7"], "measure_freq 50 -> 7"),
+                           (["--measure_freq", "7"], "measure_freq 50 -> 7"),
                            (["--exploration_steps", "99"], "dqn.exploration_steps 100 -> 99")):
         proc = cartpole(tmp_path, *args)  # the last value of a repeated flag wins
         one_line_error(proc, fragment, "--outdir")
