@@ -438,8 +438,9 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
             f"{e['diverged']}/{e['change']['n']}" if e.get("reward_bound") is not None else "n/a",
             _ci(paired) if paired and paired["n"] else "-",
             _f(paired["p_improvement"]) if paired and paired["n"] else "-"])
-    intro = (f"early = mean {score} over the first two segments (tasks, or 1/6 env-step blocks "
-             "without switches), late = over the last third; mean [" + f"{pct}% bootstrap CI] "
+    intro = (f"early = mean over the first two segments (tasks, or 1/6 env-step blocks without "
+             f"switches) of each segment's mean {score}, late = the same over the last third; "
+             f"mean [{pct}% bootstrap CI] "
              "over seeds; probe ratio = capacity-probe residual trained/fresh at the late task "
              f"ends; late vs baseline = paired difference in late {score} on common seeds, "
              "P(improve) = P(agent > baseline) (Agarwal et al. 2021).")
