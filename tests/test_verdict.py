@@ -203,3 +203,28 @@ def test_segments_weigh_equally_whatever_their_episode_count():
     values = run_verdict_values(run)
     assert values["early"] == pytest.approx(105.0)
     assert values["late"] == pytest.approx(50.0) and values["change"] == pytest.approx(-55.0)
+
+
+def test_segment_ends_show_a_loss_that_segment_means_dilute():
+    """Phase 0 climbs from 20 to 200 by its end (30 episodes), phase 1 averages 40 and the later
+    phases 60: the segment means do not fall (change > 0), the ends do (200 -> 60): a loss."""
+    runs = []
+    for seed in range(4):
+        run = make_run("DQN-FixedLR", 0, seed, [0.0] * PHASES, probe_ratio=[1.8] * PHASES)
+        scores = [20.0] * 20 + [200.0 + seed] * 10 + [40.0] * EPISODES \
+            + [60.0 + seed] * (EPISODES * (PHASES - 2))
+        bounds = [0, 30] + [30 + EPISODES * k for k in range(1, PHASES)]
+        run["episodes"] = {"return": scores, "score": scores, "length": [STEPS] * len(scores),
+                           "env_step": [STEPS * (i + 1) for i in range(len(scores))],
+                           "task": [k for k in range(PHASES)
+                                    for _ in range(bounds[k + 1] - bounds[k])]}
+        for k, task in enumerate(run["tasks"]):
+            task["start_episode"], task["end_episode"] = bounds[k], bounds[k + 1]
+        runs.append(run)
+    verdict = compute_verdict(sweep_of(runs))
+    fixed = verdict["agents"]["DQN-FixedLR"]
+    assert fixed["first_end"]["mean"] == pytest.approx(201.5)
+    assert fixed["late_end"]["mean"] == pytest.approx(61.5)
+    assert fixed["end_change"]["ci_high"] < 0 and fixed["change"]["ci_low"] > 0
+    assert classify(fixed) == "loss of plasticity"
+    assert "LOSES PLASTICITY" in verdict["text"][0]

@@ -10,6 +10,11 @@ run and agent:
   poorly performing phase has many short episodes, and pooling episodes would weigh it more.
   Every segment is as hard as the first on the permuted testbed, so a negative change is learning
   that got worse with time.
+- segment ends: the mean score of the last :data:`END_EPISODES` episodes of each segment, what
+  the agent had learned of it by its end (a continual-learning task's final performance);
+  ``first_end`` (the first segment, learned from scratch), ``late_end`` (mean over the last third)
+  and ``end_change = late_end - first_end``. The segment means above also count the learning
+  inside each segment; the ends compare what was reached.
 - probe ratio: capacity-probe residual of the trained network over that of a fresh one
   (:mod:`palr.capacity_probe`), mean over the probes taken at the ends of the late segments;
 - trends of the value network (``q``, else a ``critic``, else the first network): effective rank
@@ -25,7 +30,8 @@ baseline (agent index 0, FixedLR) on the seeds both have: the paired difference 
 Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice"; rliable's definition:
 the Mann-Whitney U statistic over ``n x m``, ties counting half, ``scipy.stats.mannwhitneyu``).
 
-The words: the baseline "loses plasticity" when its change has a CI below 0 and, without value
+The words: the baseline "loses plasticity" when its change or its end change has a CI below 0
+and, without value
 divergence, its probe ratio's CI lies above 1 or its effective rank falls; an agent "changes it"
 when its paired difference in late return has a CI that excludes 0. A claim needs at least two
 seeds (one seed has no interval).
@@ -158,6 +164,15 @@ def _mean_score(scores: Sequence[Optional[float]], segs: Sequence[Tuple[int, int
     return float(np.mean(x)) if x else float("nan")
 
 
+#: episodes at the end of a segment whose mean score is the segment's end score
+END_EPISODES = 10
+
+
+def _end_score(scores: Sequence[Optional[float]], seg: Tuple[int, int]) -> float:
+    start, end = seg
+    return _mean_score(scores, [(max(start, end - END_EPISODES), end)])
+
+
 def _mean_of_segments(means: Sequence[float]) -> float:
     """The mean of the segments' mean scores, each segment weighing the same (NaN: none)."""
     finite = [m for m in means if math.isfinite(m)]
@@ -184,6 +199,11 @@ def run_verdict_values(run: Mapping[str, Any]) -> Dict[str, Any]:
     out["early"] = _mean_of_segments(out["segment_scores"][:2])
     out["late"] = _mean_of_segments(out["segment_scores"][-n_late:])
     out["change"] = out["late"] - out["early"]
+    ends = [_end_score(scores, seg) for seg in segs]
+    out["segment_end_scores"] = ends
+    out["first_end"] = ends[0] if ends else float("nan")
+    out["late_end"] = _mean_of_segments(ends[-n_late:])
+    out["end_change"] = out["late_end"] - out["first_end"]
     ranges = _segment_steps(run, segs)
     early_ranges, late_ranges = ranges[:2], ranges[-n_late:]
     net = value_network(run)
@@ -211,8 +231,9 @@ def run_verdict_values(run: Mapping[str, Any]) -> Dict[str, Any]:
 
 # ----------------------------------------------------------------------------- a sweep
 
-_AGENT_KEYS = ("early", "late", "change", "probe_ratio_late", "erank_early", "erank_late",
-               "output_abs_early", "output_abs_late")
+_AGENT_KEYS = ("early", "late", "change", "first_end", "late_end", "end_change",
+               "probe_ratio_late", "erank_early", "erank_late", "output_abs_early",
+               "output_abs_late")
 
 
 def baseline_agent(sweep: Mapping[str, Any]) -> Optional[str]:
@@ -256,7 +277,7 @@ def _paired(runs: Mapping[Any, Dict[str, Any]], base: Mapping[Any, Dict[str, Any
             confidence: float) -> Dict[str, Any]:
     seeds = [s for s in runs if s in base]
     out: Dict[str, Any] = {"seeds": sorted(seeds, key=str)}
-    for key in ("late", "change"):
+    for key in ("late", "change", "late_end"):
         pairs = [(runs[s][key], base[s][key]) for s in seeds
                  if math.isfinite(runs[s][key]) and math.isfinite(base[s][key])]
         x = [a for a, _ in pairs]
@@ -307,7 +328,8 @@ def classify(entry: Mapping[str, Any]) -> str:
     """``"value divergence"``, ``"loss of plasticity"``, ``"decline"`` (return falls, the
     plasticity measures do not show a loss) or ``"no loss"``, for one agent's entry."""
     n = entry["change"]["n"]
-    declines = _below(entry["change"])
+    # a fall in the segment means, or in what the segments' ends reach
+    declines = _below(entry["change"]) or _below(entry.get("end_change", {"n": 0}))
     if declines and n and entry["diverged"] * 2 >= n:
         return "value divergence"
     rank_falls = entry["erank_late"]["n"] > 0 and entry["erank_early"]["n"] > 0 and \
@@ -333,14 +355,20 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
     threshold = verdict.get("score_threshold")
     span = (f"late phases (last {b['late_segments']} of {b['segments']} segments) vs the first "
             f"two: {score} {_ci(b['late'])} vs {_ci(b['early'])}, change {_ci(b['change'])} "
-            f"({pct}% CI over {seeds} seeds)")
+            f"({pct}% CI over {seeds} seeds); at the segment ends (last {END_EPISODES} "
+            f"episodes) {score} {_ci(b['late_end'])} in the late segments vs {_ci(b['first_end'])} "
+            f"at the end of the first, change {_ci(b['end_change'])}")
     probe = (f"capacity-probe ratio trained/fresh in the late phases {_ci(b['probe_ratio_late'])}; "
              f"effective rank {_f(b['erank_early']['mean'])} -> {_f(b['erank_late']['mean'])}; "
              f"mean |Q| {_f(b['output_abs_early']['mean'])} -> {_f(b['output_abs_late']['mean'])}")
     bound = b.get("reward_bound")
     bound_text = (f"the reward bound max_reward/(1-gamma) = {_f(bound)}" if bound is not None
                   else "an unknown reward bound")
-    if kind == "value divergence":
+    if kind != "value divergence" and _near_floor(b, threshold):
+        lines.append(f"{baseline} learns too little here for a loss of plasticity to show: its "
+                     f"early {score} is below {FLOOR_FRACTION:g} x the threshold {_f(threshold)}; "
+                     f"{span}; {probe}.")
+    elif kind == "value divergence":
         lines.append(f"{baseline} COLLAPSES WITH VALUE DIVERGENCE here: {span}; its late mean |Q| "
                      f"exceeds {bound_text} in {b['diverged']}/{seeds} seeds, so the collapse is "
                      f"(at least in part) value divergence, not only loss of plasticity; {probe}.")
@@ -350,10 +378,6 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
     elif kind == "decline":
         lines.append(f"{baseline}'s return DECLINES here but the plasticity measures do not show a "
                      f"loss of capacity: {span}; {probe}.")
-    elif _near_floor(b, threshold):
-        lines.append(f"{baseline} learns too little here for a loss of plasticity to show: its "
-                     f"early {score} is below {FLOOR_FRACTION:g} x the threshold {_f(threshold)}; "
-                     f"{span}; {probe}.")
     else:
         lines.append(f"{baseline} shows NO DETECTABLE loss of plasticity here: {span}; {probe}"
                      + (f"; its late mean |Q| exceeds {bound_text} in {b['diverged']}/{seeds} "
@@ -376,7 +400,9 @@ def verdict_sentences(verdict: Mapping[str, Any]) -> List[str]:
         own = classify(entry)
         lines.append(
             f"{agent} {effect} {baseline}: late-phase {score} difference {_ci(late)}, "
-            f"P(improvement) {_f(late['p_improvement'])}; change late-early difference "
+            f"P(improvement) {_f(late['p_improvement'])}; late segment ends difference "
+            f"{_ci(entry['paired'].get('late_end', late))}, P(improvement) "
+            f"{_f(entry['paired'].get('late_end', late)['p_improvement'])}; change late-early difference "
             f"{_ci(change)} over {late['n']} paired seeds; its own pattern: {own} "
             f"(change {_ci(entry['change'])}, probe ratio {_ci(entry['probe_ratio_late'])}"
             + (f", |Q| above the bound in {entry['diverged']}/{entry['change']['n']} seeds)"
@@ -425,23 +451,31 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
     pct = int(round(100 * float(verdict.get("confidence", CONFIDENCE))))
     score = verdict.get("score_name") or "return"
     header = ["agent", "seeds", f"early {score}", f"late {score}", "late - early",
-              "probe ratio (late)", "erank early->late", "|Q| early->late", "|Q|>bound",
-              f"late vs baseline [{pct}% CI]", "P(improve)"]
+              "first end", "late ends", "ends: late - first", "probe ratio (late)",
+              "erank early->late", "|Q| early->late", "|Q|>bound",
+              f"late vs baseline [{pct}% CI]", "P(improve)", "late ends vs baseline",
+              "P(improve) ends"]
     rows = []
     for agent, e in verdict["agents"].items():
         paired = e.get("paired", {}).get("late")
+        ends = e.get("paired", {}).get("late_end")
         rows.append([
             agent, str(e["change"]["n"]), _ci(e["early"]), _ci(e["late"]), _ci(e["change"]),
+            _ci(e["first_end"]), _ci(e["late_end"]), _ci(e["end_change"]),
             _ci(e["probe_ratio_late"]),
             f"{_f(e['erank_early']['mean'])} -> {_f(e['erank_late']['mean'])}",
             f"{_f(e['output_abs_early']['mean'])} -> {_f(e['output_abs_late']['mean'])}",
             f"{e['diverged']}/{e['change']['n']}" if e.get("reward_bound") is not None else "n/a",
             _ci(paired) if paired and paired["n"] else "-",
-            _f(paired["p_improvement"]) if paired and paired["n"] else "-"])
+            _f(paired["p_improvement"]) if paired and paired["n"] else "-",
+            _ci(ends) if ends and ends["n"] else "-",
+            _f(ends["p_improvement"]) if ends and ends["n"] else "-"])
     intro = (f"early = mean over the first two segments (tasks, or 1/6 env-step blocks without "
              f"switches) of each segment's mean {score}, late = the same over the last third; "
              f"mean [{pct}% bootstrap CI] "
-             "over seeds; probe ratio = capacity-probe residual trained/fresh at the late task "
+             f"over seeds; ends = mean {score} of the last {END_EPISODES} episodes of a segment "
+             "(first = the first segment's, late = mean over the last third); "
+             "probe ratio = capacity-probe residual trained/fresh at the late task "
              f"ends; late vs baseline = paired difference in late {score} on common seeds, "
              "P(improve) = P(agent > baseline) (Agarwal et al. 2021).")
     lines = ["VERDICT: is plasticity lost, and does each agent change that?",
@@ -452,7 +486,7 @@ def format_verdict(verdict: Mapping[str, Any], width: int = TABLE_WIDTH) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["BLOCKS", "mean_ci", "probability_of_improvement", "segments", "late_count",
+__all__ = ["BLOCKS", "END_EPISODES", "mean_ci", "probability_of_improvement", "segments", "late_count",
            "value_network", "reward_bound", "run_verdict_values", "baseline_agent",
            "compute_verdict", "classify", "verdict_sentences", "reference_comparison", "bullets",
            "format_verdict"]
