@@ -92,12 +92,11 @@ def test_killed_cw_run_resumes_identically(tmp_path):
         assert a[key] == b[key], key
 
 
-def _stop_a_tiny_sweep(tmp_path, sig, to_group, episodes=3):
+def _stop_a_tiny_sweep(tmp_path, sig, to_group):
     """Start run_cw20.sh on two tiny runs, send ``sig`` to its PID (or process group) once both
-    saved a checkpoint, and check the stop: exit 75, no python left, checkpoints in place.
-    ``episodes`` per task: more leaves a loaded machine time to signal before a run ends."""
+    saved a checkpoint, and check the stop: exit 75, no python left, checkpoints in place."""
     results = tmp_path / "results"
-    env = dict(os.environ, SIF="none", RESULTS_DIR=str(results), TASKS="cw10", EPISODES=str(episodes),
+    env = dict(os.environ, SIF="none", RESULTS_DIR=str(results), TASKS="cw10", EPISODES="3",
                SEEDS="0", AGENTS="0 4", PARALLEL="2", BATCH_SIZE="32",
                EXTRA_ARGS=TINY + " --checkpoint_every 1")
     command = ["bash", str(ROOT / "run_cw20.sh")]
@@ -141,7 +140,7 @@ def test_sigterm_checkpoints_every_run_and_the_same_command_resumes(tmp_path):
 def test_ctrl_c_checkpoints_every_run(tmp_path):
     """SIGINT to run_cw20.sh's process group (what Ctrl-C in its terminal sends) stops its runs
     like SIGTERM: checkpoints, exit 75, no python process left."""
-    _stop_a_tiny_sweep(tmp_path, signal.SIGINT, to_group=True, episodes=20)
+    _stop_a_tiny_sweep(tmp_path, signal.SIGINT, to_group=True)
 
 
 HUGE = "99999999999999999999"  # beyond bash's 64-bit integers

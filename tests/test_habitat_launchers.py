@@ -104,8 +104,7 @@ def test_ctrl_c_and_sigusr1_stop_the_trainer_too(tmp_path, sig, to_group):
     for) reach the trainer, whose environments run in worker processes of its process group (which
     torchrun signals as a whole): it saves its checkpoint, exit 75, no process left."""
     outdir = tmp_path / "run"
-    # long phases: a loaded machine still signals long before the run could end by itself
-    args = [*SHORT, "--set", "env.vector=subprocess", "--set", "curriculum.steps_per_phase=2400"]
+    args = [*SHORT, "--set", "env.vector=subprocess"]
     err = _stop_when_checkpointed(_launch("run_interactive.sh", args, OUTDIR=str(outdir)),
                                   outdir, sig, to_group)
     assert "checkpoint saved" in err
