@@ -32,13 +32,14 @@ def split_table(header: Sequence[str], rows: Sequence[Sequence[str]], width: int
     columns = [[header[c], *(r[c] for r in rows)] for c in range(len(header))]
     sizes = [max(len(cell) for cell in column) for column in columns]
     labels = list(range(min(keep, len(header))))
+    label_width = sum(sizes[c] for c in labels) + 2 * (len(labels) - 1)
     blocks: List[List[int]] = []
-    used = sum(sizes[c] for c in labels) + 2 * (len(labels) - 1)
+    used = label_width
     current: List[int] = []
     for c in range(len(labels), len(header)):
         if current and used + 2 + sizes[c] > width:
             blocks.append(current)
-            current, used = [], sum(sizes[i] for i in labels) + 2 * (len(labels) - 1)
+            current, used = [], label_width
         current.append(c)
         used += 2 + sizes[c]
     if current or not blocks:

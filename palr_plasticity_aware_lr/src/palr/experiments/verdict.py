@@ -30,11 +30,10 @@ baseline (agent index 0, FixedLR) on the seeds both have: the paired difference 
 Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice"; rliable's definition:
 the Mann-Whitney U statistic over ``n x m``, ties counting half, ``scipy.stats.mannwhitneyu``).
 
-The words: the baseline "loses plasticity" when its change or its end change has a CI below 0
-and, without value
-divergence, its probe ratio's CI lies above 1 or its effective rank falls; an agent "changes it"
-when its paired difference in late return has a CI that excludes 0. A claim needs at least two
-seeds (one seed has no interval).
+The words: the baseline "loses plasticity" when its change or its end change has a CI below 0 and,
+without value divergence, its probe ratio's CI lies above 1 or its effective rank falls; an agent
+"changes it" when its paired difference in late return has a CI that excludes 0. A claim needs at
+least two seeds (one seed has no interval).
 """
 from __future__ import annotations
 
