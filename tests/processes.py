@@ -11,6 +11,14 @@ from typing import Callable, List
 PROC = pathlib.Path("/proc")
 
 
+def as_terminal_job() -> None:
+    """``preexec_fn`` for a launcher that a test stops with SIGINT: SIGINT back to its default, as
+    in a job a terminal started. A test runner started in the background of a non-interactive
+    shell ignores SIGINT and its children inherit that; a shell started with SIGINT ignored cannot
+    trap it (POSIX), so Ctrl-C could not be tested through it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:

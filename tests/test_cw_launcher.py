@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from processes import alive, kill_after_episodes, processes_mentioning, wait_for
+from processes import alive, as_terminal_job, kill_after_episodes, processes_mentioning, wait_for
 
 pytest.importorskip("metaworld")
 pytestmark = pytest.mark.metaworld
@@ -101,7 +101,7 @@ def _stop_a_tiny_sweep(tmp_path, sig, to_group):
                EXTRA_ARGS=TINY + " --checkpoint_every 1")
     command = ["bash", str(ROOT / "run_cw20.sh")]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=as_terminal_job)
     runs = [results / "cw_runs" / f"cw10first2_seed0_agent{agent}" for agent in (0, 4)]
     wait_for(lambda: all((run / "checkpoint.pt").exists() for run in runs), proc,
              "a checkpoint of both runs")

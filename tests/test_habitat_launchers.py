@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from processes import alive, processes_mentioning, wait_for
+from processes import alive, as_terminal_job, processes_mentioning, wait_for
 
 from palr_habitat.ddppo_config import CONFIG_DIR
 from palr_habitat.palr_trainer import main as trainer_main
@@ -41,7 +41,7 @@ def _env(**knobs) -> dict:
 def _launch(script: str, args, **knobs) -> subprocess.Popen:
     return subprocess.Popen(["bash", str(ROOT / script), *args], env=_env(**knobs),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_terminal_job)
 
 
 def _stop_when_checkpointed(proc, outdir: pathlib.Path, sig, to_group: bool) -> str:
