@@ -3,6 +3,7 @@ writes, finished members are frozen, and a batch resumes bit-identically after k
 import json
 import math
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,7 +181,14 @@ def test_a_killed_batch_resumes_to_the_uninterrupted_results(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads(results[0].read_text())["status"] == "running"
-    # meanwhile seed 1 is run to its end separately: the batch keeps that result
+    # a separate run of a stopped member is refused (it would drop the batch's progress) ...
+    before = results[1].read_text()
+    with pytest.raises(UsageError, match="member of a stopped seed batch.*--batch_seeds"):
+        run_dqn_job(jobs(outdir, phase_episodes=10)[1])
+    assert results[1].read_text() == before
+    # ... unless its directory is deleted: then it runs to its end separately, and the batch
+    # keeps that result
+    shutil.rmtree(results[1].parent)
     separate = json.loads(json.dumps(run_dqn_job(jobs(outdir, phase_episodes=10)[1])))
     resumed = run_dqn_batch(jobs(outdir, phase_episodes=10))
     assert resumed[1] == separate and "batched_with" not in resumed[1]
@@ -203,6 +211,13 @@ def test_launcher_batches_seeds_stops_on_sigterm_with_75_and_resumes(tmp_path):
     assert proc.returncode == 75, err.decode()
     assert (tmp_path / "batches" / "PALR-DQN_seeds0-1" / "checkpoint.pt").exists()
     assert not (tmp_path / "runs" / "PALR-DQN_seed0" / "checkpoint.pt").exists()
+    result0 = tmp_path / "runs" / "PALR-DQN_seed0" / "result.json"
+    before = result0.read_text()
+    forgot = subprocess.run([a for a in args if a != "--batch_seeds"], capture_output=True,
+                            text=True, timeout=300)  # the same command without the flag
+    assert forgot.returncode == 2 and len(forgot.stderr.strip().splitlines()) == 1, forgot.stderr
+    assert "member of a stopped seed batch" in forgot.stderr and "--batch_seeds" in forgot.stderr
+    assert result0.read_text() == before
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1 run(s)" in done.stderr  # one batch job for the agent's two seeds

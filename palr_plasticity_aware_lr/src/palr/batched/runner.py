@@ -162,7 +162,7 @@ class BatchJob(RunJob):
         return f"{self.agent_name} seeds {'-'.join(str(job.seed) for job in self.members)}"
 
     def state(self) -> str:
-        states = [job.state() for job in self.members]  # raises RunMismatch / RunLocked
+        states = [job.state(batch_member=True) for job in self.members]  # RunMismatch/RunLocked
         if all(state == FINISHED for state in states):
             return FINISHED
         check_not_locked(self.run_dir)

@@ -63,11 +63,13 @@ class RunJob:
     def label(self) -> str:
         return f"{self.agent_name} seed {self.seed}"
 
-    def state(self) -> str:
-        """``new``, ``running`` or ``finished`` (raises RunMismatch / RunLocked)."""
+    def state(self, batch_member: bool = False) -> str:
+        """``new``, ``running`` or ``finished`` (raises RunMismatch / RunLocked, or UsageError
+        for a separate run of a stopped seed batch's member unless ``batch_member``)."""
         if self.identity is None:
             raise ValueError(f"{self.label}: a sweep job needs its run identity")
-        return run_state(self.run_dir, self.identity, published=self.published)
+        return run_state(self.run_dir, self.identity, published=self.published,
+                         batch_member=batch_member)
 
 
 def run_dir_for(outdir: pathlib.Path, agent_name: str, seed: int) -> pathlib.Path:

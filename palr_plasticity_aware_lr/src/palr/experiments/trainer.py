@@ -39,7 +39,8 @@ from palr.experiments.records import RunRecorder
 from palr.experiments.rng import capture_global_rng, restore_global_rng
 from palr.experiments.run_identity import check_same_run
 from palr.experiments.run_lock import RunLock
-from palr.experiments.run_state import CHECKPOINT_FILE, RESULT_FILE, read_result
+from palr.experiments.run_state import (CHECKPOINT_FILE, RESULT_FILE, check_not_a_batch_member,
+                                        read_result)
 from palr.experiments.schedule import TrainingSchedule
 from palr.experiments.tracking import RunLog
 from palr.signals import StopSignals
@@ -233,6 +234,7 @@ class EpisodicTrainer:
         previous = read_result(self.result_path)
         if previous is not None and self.identity is not None:  # never overwrite another run's
             check_same_run(previous.get("identity"), self.identity, str(self.result_path))
+        check_not_a_batch_member(previous, self.settings.run_dir)
         resumed = self.resume()
         if resumed:
             self.recorder.event("resumed", episode=self.episode, env_step=self.env_steps)
