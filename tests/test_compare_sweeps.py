@@ -9,7 +9,11 @@ import sys
 
 import pytest
 
-from palr.experiments.compare_sweeps import compare, load_side, main, paired_difference
+import numpy as np
+
+from palr.experiments.compare_sweeps import (compare, differing, holm_adjusted, load_side, main,
+                                             paired_differences, permutation_p_value,
+                                             sign_flip_p_value)
 from palr.experiments.summary import aggregate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,48 +33,65 @@ def _with_values(sweep, agent, figure, values):
     return other
 
 
-def test_a_study_agrees_with_itself_and_its_paired_differences_are_zero(sweep):
-    rows = compare(sweep, sweep)
+def test_a_study_agrees_with_itself(sweep):
+    rows = compare(sweep, sweep, n_resamples=2000)
     assert len(rows) == sum(len(figures) for figures in sweep["summary"].values())
-    assert all(r.agree for r in rows)
-    assert all(r.paired["mean"] == 0 for r in rows if r.paired is not None)
-    assert not any(r.paired_excludes_zero for r in rows)
+    assert all(r.overlap for r in rows) and differing(rows) == []
+    assert all(r.paired_p_value == 1.0 for r in rows if r.paired_p_value is not None)
+    assert min(r.p_value for r in rows if r.p_value is not None) > 0.9
 
 
-def test_a_shifted_figure_disagrees_and_its_paired_difference_excludes_zero(sweep, tmp_path):
+def test_a_shifted_figure_differs(sweep, tmp_path):
     values = sweep["summary"]["PALR-DQN"]["mean_score"]["values"]
     shifted = _with_values(sweep, "PALR-DQN", "mean_score", [v + 100 for v in values])
-    rows = {(r.agent, r.figure): r for r in compare(sweep, shifted)}
+    rows = {(r.agent, r.figure): r for r in compare(sweep, shifted, n_resamples=2000)}
     row = rows[("PALR-DQN", "mean_score")]
-    assert not row.agree and row.paired_excludes_zero
-    assert row.paired["mean"] == pytest.approx(100)
-    assert all(r.agree for key, r in rows.items() if key != ("PALR-DQN", "mean_score"))
+    assert not row.overlap and row.p_value < 0.001 and row.paired_p_value < 0.01
+    assert [(r.agent, r.figure) for r in differing(list(rows.values()))] == \
+        [("PALR-DQN", "mean_score")]
     b = tmp_path / "b.json"
     b.write_text(json.dumps(shifted))
     out = tmp_path / "report.txt"
     assert main([str(PUBLISHED), str(b), "--check", "--out", str(out)]) == 1
     text = out.read_text()
-    assert "disagree: PALR-DQN mean_score" in text
+    assert "apart: PALR-DQN mean_score" in text
+    assert "differ (CIs apart, or Holm-adjusted p < 0.05 over all figures): PALR-DQN mean_score" \
+        in text
     assert max(len(line) for line in text.splitlines()) <= 120
     assert main([str(PUBLISHED), str(b)]) == 0  # without --check: a report, not a failure
 
 
-def test_reshuffled_seeds_agree_but_are_not_paired_zero(sweep):
-    """The same values on other seeds: the same distribution (agree), seed by seed different."""
+def test_reshuffled_seeds_are_one_distribution_but_not_paired(sweep):
+    """The same values on other seeds: the unpaired test sees one distribution (p = 1), the
+    paired differences are not all 0."""
     values = sweep["summary"]["DQN-FixedLR"]["mean_score"]["values"]
     rotated = _with_values(sweep, "DQN-FixedLR", "mean_score", values[1:] + values[:1])
-    row = next(r for r in compare(sweep, rotated)
+    row = next(r for r in compare(sweep, rotated, n_resamples=2000)
                if (r.agent, r.figure) == ("DQN-FixedLR", "mean_score"))
-    assert row.agree and row.paired["mean"] == pytest.approx(0, abs=1e-9)
-    assert row.paired["ci_low"] < 0 < row.paired["ci_high"]
+    assert row.overlap and row.p_value == 1.0 and row.paired_p_value == 1.0  # mean diff is 0
+    assert any(d != 0 for d in paired_differences(sweep["summary"]["DQN-FixedLR"]["mean_score"],
+                                                  rotated["summary"]["DQN-FixedLR"]["mean_score"]))
+
+
+def test_permutation_tests_tell_one_distribution_from_two():
+    rng = np.random.default_rng(1)
+    same = [permutation_p_value(rng.normal(size=10), rng.normal(size=10), 2000, seed=k)
+            for k in range(200)]
+    assert 0.02 < np.mean(np.array(same) < 0.05) < 0.1  # about the nominal 5% false alarms
+    assert permutation_p_value(rng.normal(size=10), rng.normal(3, 1, size=10), 2000) < 0.001
+    assert sign_flip_p_value(rng.normal(2, 1, size=10), 2000) < 0.01
+    assert sign_flip_p_value([0.0, 0.0, 0.0]) == 1.0 and sign_flip_p_value([1.0]) is None
+
+
+def test_holm_adjustment_steps_down():
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjusted([0.5, 0.9]) == [1.0, 1.0]
 
 
 def test_pairing_uses_common_finite_seeds_only():
     a = {"values": [1.0, 2.0, float("nan")], "seeds": [0, 1, 2]}
     b = {"values": [3.0, 5.0, 7.0, 9.0], "seeds": [1, 0, 2, 3]}
-    assert paired_difference(a, b)["n"] == 2
-    assert paired_difference(a, b)["mean"] == pytest.approx(((3 - 2) + (5 - 1)) / 2)
-    assert paired_difference(a, {"values": [1.0], "seeds": [7]}) is None
+    assert paired_differences(a, b) == [3 - 2, 5 - 1]
 
 
 def test_a_folder_of_runs_is_merged_like_the_sweep(sweep, tmp_path):
@@ -80,9 +101,9 @@ def test_a_folder_of_runs_is_merged_like_the_sweep(sweep, tmp_path):
         (folder / f"run{k}" / "result.json").write_text(json.dumps(run))
     merged = load_side(folder)
     assert merged["agents"] == ["PALR-DQN"]
-    rows = compare(sweep, merged)
-    assert rows and all(r.agree for r in rows)
-    assert all(r.paired["mean"] == pytest.approx(0) for r in rows if r.paired is not None)
+    rows = compare(sweep, merged, n_resamples=500)
+    assert rows and all(r.overlap for r in rows) and not differing(rows)
+    assert all(r.paired_p_value == 1.0 for r in rows if r.paired_p_value is not None)
 
 
 @pytest.mark.parametrize("args, message", [
