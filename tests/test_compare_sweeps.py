@@ -11,9 +11,9 @@ import pytest
 
 import numpy as np
 
-from palr.experiments.compare_sweeps import (compare, differing, holm_adjusted, load_side, main,
-                                             paired_differences, permutation_p_value,
-                                             sign_flip_p_value)
+from palr.experiments.compare_sweeps import (compare, differing, first_differing_episodes,
+                                             holm_adjusted, load_side, main, paired_differences,
+                                             permutation_p_value, report, sign_flip_p_value)
 from palr.experiments.summary import aggregate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,6 +86,18 @@ def test_permutation_tests_tell_one_distribution_from_two():
 def test_holm_adjustment_steps_down():
     assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm_adjusted([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_first_differing_episode_per_seed(sweep):
+    changed = copy.deepcopy(sweep)
+    run = next(r for r in changed["runs"] if (r["agent"], r["seed"]) == ("PALR-DQN", 3))
+    run["episodes"]["score"][57] += 1.0
+    firsts = first_differing_episodes(sweep, changed)
+    length = len(run["episodes"]["score"])
+    assert firsts["PALR-DQN"][3] == 57
+    assert firsts["PALR-DQN"][:3] == [length] * 3 and firsts["DQN-FixedLR"][0] > 0
+    assert "  PALR-DQN: " in "\n".join(report(sweep, changed, ("A", "B"), compare(sweep, changed,
+                                                                                 200)))
 
 
 def test_pairing_uses_common_finite_seeds_only():

@@ -12,7 +12,9 @@ score, final dead fraction, effective rank, ...), it reports
 - ``paired p``: a sign-flip test of seed k of B minus seed k of A: where both ways follow one
   trajectory for a while, a systematic shift shows here first;
 - the tally: how many p-values fall below 0.05 against the number expected by chance alone, and
-  which figures differ (CIs apart, or Holm-adjusted p < 0.05 over all figures compared).
+  which figures differ (CIs apart, or Holm-adjusted p < 0.05 over all figures compared);
+- per agent and seed, the first episode whose score differs between the sides (how long the two
+  ways stay one trajectory).
 
 A and B are merged sweep files (``*_raw_results.json``, schema ``palr.sweep/1``) or folders of
 run directories (merged here with the same statistics). ``--check`` makes the exit status 1 when
@@ -147,6 +149,23 @@ def holm_adjusted(p_values: Sequence[float]) -> List[float]:
     return adjusted
 
 
+def first_differing_episodes(a: Mapping[str, Any], b: Mapping[str, Any]) -> Dict[str, List[int]]:
+    """Per agent, for each seed both sides ran: the index of the first episode whose score
+    differs (the shorter run's length when one is a prefix of the other). Where both ways are
+    one learner, this is where summation-order differences, amplified by training, first change
+    an episode; identical runs give their full length."""
+    a_runs = {(r["agent"], r["seed"]): r for r in a.get("runs", [])}
+    found: Dict[str, List[int]] = {}
+    for run in b.get("runs", []):
+        other = a_runs.get((run["agent"], run["seed"]))
+        if other is None:
+            continue
+        x, y = other["episodes"]["score"], run["episodes"]["score"]
+        first = next((i for i, (u, v) in enumerate(zip(x, y)) if u != v), min(len(x), len(y)))
+        found.setdefault(run["agent"], []).append(first)
+    return found
+
+
 def _fmt(stats: Optional[Mapping[str, Any]]) -> str:
     if not stats or not _finite(stats.get("mean")):
         return "n/a"
@@ -197,6 +216,11 @@ def report(a: Mapping[str, Any], b: Mapping[str, Any], labels: Sequence[str],
               + (", ".join(differ) if differ else "none")]
     if only:
         lines.append(f"agents on one side only (not compared): {', '.join(only)}")
+    firsts = first_differing_episodes(a, b)
+    if firsts:
+        lines += ["", "first episode whose score differs, seed by seed (runs of the same agent and "
+                      "seed on both sides):"]
+        lines += [f"  {agent}: {' '.join(map(str, found))}" for agent, found in firsts.items()]
     return lines
 
 
