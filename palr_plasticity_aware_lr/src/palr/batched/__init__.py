@@ -13,6 +13,8 @@ networks' updates are dominated by per-op overhead, which the member axis shares
   them (views of the stacked tensors), so the existing intervention classes run per member;
 - :mod:`palr.batched.dqn`: the batched DQN learner; :mod:`palr.batched.loop`: K environments
   stepped together under one :class:`~palr.experiments.schedule.TrainingSchedule`;
+- :mod:`palr.batched.sac`: the batched SAC learner (stacked actors, twin critics as 2K stacked
+  rows, a temperature per member);
 - :mod:`palr.batched.runner`: whole runs (``--batch_seeds``): every member writes its separate
   run's directory; one checkpoint per batch; finished members frozen.
 """
