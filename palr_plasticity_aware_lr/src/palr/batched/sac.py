@@ -39,6 +39,7 @@ from palr.agents.sac import Actor, SACConfig, TaskInput, TwinQ, sac_seeds, seede
 from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
+from palr.batched.member_state import load_members_state, members_state
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -347,7 +348,7 @@ class BatchedSAC:
         """Everything needed to resume every member bit-identically (plain tensors, arrays and
         generator states)."""
         return {
-            "seeds": list(self.seeds), "actor": self.actor.params.detach().clone(),
+            **members_state(self), "actor": self.actor.params.detach().clone(),
             "critic": self.critic.params.detach().clone(),
             "critic_target": self.critic_target.clone(),
             "log_alpha": self.log_alpha.detach().clone(),
@@ -358,20 +359,14 @@ class BatchedSAC:
             "generators": {name: [g.get_state() for g in gens] for name, gens in (
                 ("interventions", self.generators), ("noise", self.noise_generators),
                 ("eval", self.eval_generators))},
-            "diag_rngs": [rng.bit_generator.state for rng in self.diag_rngs],
-            "stacks": [stack.state_dict() for stack in self.stacks],
             "optimizer_lrs": [[[g["lr"] for g in opt.param_groups] for opt in opts]
                               for opts in (self.actor_optimizers, self.critic_optimizers)],
-            "counters": {"env_steps": self.env_steps, "task_env_steps": self.task_env_steps,
-                         "updates": self.updates, "episodes": self.episodes.tolist()},
         }
 
     @torch.no_grad()
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; the seeds must be the same."""
-        if [int(s) for s in state["seeds"]] != self.seeds:
-            raise ValueError(f"batch checkpoint of seeds {state['seeds']}, this batch has "
-                             f"{self.seeds}")
+        load_members_state(self, state)
         self.actor.params.copy_(state["actor"])
         self.critic.params.copy_(state["critic"])
         self.critic_target.copy_(state["critic_target"])
@@ -388,20 +383,11 @@ class BatchedSAC:
                            (self.eval_generators, "eval")):
             for g, st in zip(mine, gens[name]):
                 g.set_state(st)
-        for rng, st in zip(self.diag_rngs, state["diag_rngs"]):
-            rng.bit_generator.state = st
-        for stack, st in zip(self.stacks, state["stacks"]):
-            stack.load_state_dict(st)
         for opts, saved in zip((self.actor_optimizers, self.critic_optimizers),
                                state["optimizer_lrs"]):
             for opt, lrs in zip(opts, saved):
                 for group, lr in zip(opt.param_groups, lrs):
                     group["lr"] = float(lr)
-        counters = state["counters"]
-        self.env_steps = int(counters["env_steps"])
-        self.task_env_steps = int(counters["task_env_steps"])
-        self.updates = int(counters["updates"])
-        self.episodes = np.asarray(counters["episodes"], dtype=np.int64)
 
 
 __all__ = ["BatchedSAC", "SCALARS"]
