@@ -1,4 +1,5 @@
-"""Seed-batched DQN (``palr.batched``) against K separate DQN learners: env steps per second.
+"""Seed-batched DQN and SAC (``palr.batched``) against K separate learners: env steps (DQN) and
+updates (SAC) per second.
 
 For K = 1, 5 and 10 members, one :class:`~palr.batched.dqn.BatchedDQN` with K seeds and K
 CartPole-v1 environments (:class:`~palr.batched.loop.MemberEnvLoop`) runs interleaved with K
@@ -15,22 +16,34 @@ seed batch (:func:`palr.batched.runner.run_dqn_batch`) and as K separate runs on
 (:func:`palr.experiments.dqn_launcher.run_dqn_job`), each writing its run directories in a
 temporary folder; the two alternate ``--repeats`` times and the fastest of each is reported.
 
+``--sac`` times seed-batched SAC instead (:func:`run_sac`): for K = 1 and 5 members and batch
+128 and 2048, one :class:`~palr.batched.sac.BatchedSAC` update against K separate
+:class:`~palr.agents.sac.SACAgent` updates one after another, Meta-World sizes (39-dim
+observations, 4-dim actions, actor and twin critics 256x4 ReLU as the Continual World preset),
+each member sampling from its own replay of 20k random transitions (``bench_sac``'s). Figures are
+gradient updates per second summed over members (per core: one thread). Target: 5 members at
+>= 1.4x the throughput of 5 separate runs at batch 128.
+
 Run: ``python benchmarks/bench_batched.py --seconds 20``
 or ``python benchmarks/bench_batched.py --whole_runs 5 --phase_episodes 25``
+or ``python benchmarks/bench_batched.py --sac --seconds 20``
 """
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import gymnasium as gym
 
 from bench_dqn import LEARNING_STARTS, PALRDQNLoop
+from bench_sac import ACT_DIM, OBS_DIM, filled_replay
 from palr.agents.dqn import DQNConfig
+from palr.agents.sac import SACAgent, SACConfig
 from palr.batched.dqn import BatchedDQN
 from palr.batched.loop import MemberEnvLoop
+from palr.batched.sac import BatchedSAC
 from palr.experiments.cli import configure_torch
 from palr.experiments.schedule import TrainingSchedule
 from timing import interleaved_blocks, median_rate, paired_ratio
@@ -38,6 +51,10 @@ from timing import interleaved_blocks, median_rate, paired_ratio
 MEMBERS = (1, 5, 10)
 #: 10 members must reach this multiple of the per-core throughput of 10 separate runs
 TARGET_RATIO = 2.5
+SAC_MEMBERS = (1, 5)
+SAC_BATCH_SIZES = (128, 2048)
+#: 5 SAC members must reach this multiple of the throughput of 5 separate runs at batch 128
+SAC_TARGET_RATIO = 1.4
 
 
 def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: int = 200,
@@ -69,6 +86,62 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
         result[f"k{k}_separate_steps_per_s"] = median_rate(blocks, "separate", k * chunk_steps)
         result[f"k{k}_ratio"] = paired_ratio(blocks, "batched", "separate")
     return result
+
+
+def _sac_learners(seeds: Sequence[int], batch_size: int
+                  ) -> Tuple[BatchedSAC, List[SACAgent]]:
+    """A BatchedSAC and the separate SACAgents of ``seeds``, member k's replay and agent k's
+    holding the same 20k random transitions (``bench_sac.filled_replay(seed)``)."""
+    cfg = dict(batch_size=batch_size, buffer_size=20_000, log_every=10**9)
+    batched = BatchedSAC(OBS_DIM, ACT_DIM, seeds, SACConfig(**cfg))
+    agents = []
+    for k, seed in enumerate(seeds):
+        agent = SACAgent(OBS_DIM, ACT_DIM, SACConfig(seed=seed, **cfg))
+        agent.replay = filled_replay(seed)
+        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            getattr(batched.replay, name)[k] = getattr(agent.replay, name)
+        agents.append(agent)
+    batched.replay.size = agents[0].replay.size
+    return batched, agents
+
+
+def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
+            batch_sizes: Sequence[int] = SAC_BATCH_SIZES, seed: int = 0) -> Dict[str, float]:
+    """For every K in ``members`` and batch size, about ``seconds`` of measured time per
+    implementation: one stacked update of K members vs K separate SAC updates in turn.
+
+    Returns ``{"sac_b<B>_k<K>_batched_updates_per_s", "..._separate_updates_per_s",
+    "..._ratio"}`` (updates/s summed over members; ratio batched / separate, paired per round).
+    """
+    result: Dict[str, float] = {}
+    for batch_size in batch_sizes:
+        for k in members:
+            batched, agents = _sac_learners(list(range(seed, seed + k)), batch_size)
+
+            def run_separate(learners: List[SACAgent] = agents) -> None:
+                for agent in learners:
+                    agent.update()
+
+            blocks = interleaved_blocks({"batched": batched.update, "separate": run_separate},
+                                        seconds, block_seconds=0.0, warmup_calls=2)
+            key = f"sac_b{batch_size}_k{k}"
+            result[f"{key}_batched_updates_per_s"] = median_rate(blocks, "batched", k)
+            result[f"{key}_separate_updates_per_s"] = median_rate(blocks, "separate", k)
+            result[f"{key}_ratio"] = paired_ratio(blocks, "batched", "separate")
+    return result
+
+
+def print_sac(res: Dict[str, float]) -> None:
+    print(f"SAC, Meta-World sizes ({OBS_DIM}-dim obs, {ACT_DIM}-dim actions, actor and twin "
+          "critics 256x4 ReLU), 1 thread; gradient updates/s summed over members")
+    for batch_size in SAC_BATCH_SIZES:
+        for k in SAC_MEMBERS:
+            key = f"sac_b{batch_size}_k{k}"
+            target = f"  (target >= {SAC_TARGET_RATIO})" \
+                if (batch_size, k) == (128, max(SAC_MEMBERS)) else ""
+            print(f"batch {batch_size:>4}, K={k}: batched {res[f'{key}_batched_updates_per_s']:7.1f}"
+                  f"  separate {res[f'{key}_separate_updates_per_s']:7.1f}  ratio "
+                  f"{res[f'{key}_ratio']:.2f}x{target}")
 
 
 def whole_runs(members: int, phase_episodes: int, repeats: int = 2) -> Dict[str, float]:
@@ -110,11 +183,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--phase_episodes", type=int, default=25,
                         help="episodes per phase of a whole run (default 25)")
     parser.add_argument("--repeats", type=int, default=2, help="tries of each whole-run timing")
+    parser.add_argument("--sac", action="store_true",
+                        help="time seed-batched SAC updates (Meta-World sizes) instead")
     args = parser.parse_args(argv)
     if min(args.seconds, args.chunk_steps, args.phase_episodes, args.repeats) <= 0 \
             or args.whole_runs < 0:
         parser.error("--seconds, --chunk_steps, --phase_episodes and --repeats must be positive")
     configure_torch()
+    if args.sac:
+        print_sac(run_sac(args.seconds))
+        return
     if args.whole_runs:
         res = whole_runs(args.whole_runs, args.phase_episodes, args.repeats)
         print(f"{args.whole_runs} seeds of PALR-DQN, continual CartPole, {args.phase_episodes} "

@@ -126,7 +126,9 @@ class CleanRLStyleSAC:
 
 
 # --- measurement ------------------------------------------------------------------------------
-def _filled_replay(seed: int, size: int = 20_000) -> ReplayBuffer:
+def filled_replay(seed: int, size: int = 20_000) -> ReplayBuffer:
+    """A replay buffer of ``size`` random Meta-World-sized transitions (``seed``: data and
+    sampling)."""
     rng = np.random.default_rng(seed)
     buf = ReplayBuffer(size, (OBS_DIM,), (ACT_DIM,), action_dtype=np.float32, seed=seed)
     buf.obs[:] = rng.standard_normal((size, OBS_DIM), dtype=np.float32)
@@ -140,7 +142,7 @@ def _filled_replay(seed: int, size: int = 20_000) -> ReplayBuffer:
 def _ours(batch_size: int, network: str, stack: Optional[InterventionStack]) -> Callable[[], None]:
     agent = SACAgent(OBS_DIM, ACT_DIM, SACConfig(network=network, batch_size=batch_size,
                                                   buffer_size=20_000, log_every=10**9), stack)
-    agent.replay = _filled_replay(1)
+    agent.replay = filled_replay(1)
     return lambda: agent.update()  # samples from its replay buffer, like the reference
 
 
@@ -168,7 +170,7 @@ def run(seconds: float = 30.0, batch_sizes: Iterable[int] = (128, 2048), network
     for bs in batch_sizes:
         torch.manual_seed(0)
         impls: Dict[str, Callable[[], None]] = {
-            "ref": CleanRLStyleSAC(bs, hidden, network, _filled_replay(0)).update,
+            "ref": CleanRLStyleSAC(bs, hidden, network, filled_replay(0)).update,
             "sac": _ours(bs, network, None),
         }
         for name, factory in stacks.items():

@@ -8,6 +8,8 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
   identical plain DQN vs the first (how far a ratio of identical work strays: the noise floor);
 - seed-batched DQN (K = 1, 5, 10 members in one process) vs K separate DQNs run one after
   another, env steps/s per core (bench_batched.py; target: 10 members >= 2.5x);
+- seed-batched SAC (K = 1, 5 members, batch 128 and 2048, Meta-World sizes) vs K separate SAC
+  learners, updates/s per core (bench_batched.py --sac; target: 5 members >= 1.4x at batch 128);
 - SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
 - one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
 - the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
@@ -87,6 +89,17 @@ def collect(seconds: float) -> List[Row]:
                  (f"DQN env steps/s, {k} seed-batched members",
                   f"{batched[f'k{k}_batched_steps_per_s']:.0f}",
                   f"{batched[f'k{k}_ratio']:.2f}x separate{target}")]
+    batched_sac = bench_batched.run_sac(seconds / 4)
+    for b in bench_batched.SAC_BATCH_SIZES:
+        for k in bench_batched.SAC_MEMBERS:
+            key = f"sac_b{b}_k{k}"
+            target = f" (target >= {bench_batched.SAC_TARGET_RATIO})" \
+                if (b, k) == (128, max(bench_batched.SAC_MEMBERS)) else ""
+            rows += [(f"SAC updates/s batch {b}, {k} separate runs in turn",
+                      f"{batched_sac[f'{key}_separate_updates_per_s']:.1f}", "1.00"),
+                     (f"SAC updates/s batch {b}, {k} seed-batched members",
+                      f"{batched_sac[f'{key}_batched_updates_per_s']:.1f}",
+                      f"{batched_sac[f'{key}_ratio']:.2f}x separate{target}")]
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
     for key, row in sac.items():
         b = key[1:]
@@ -132,6 +145,9 @@ def settings() -> List[str]:
         f"seed-batched DQN: the DQN settings above, K = {', '.join(map(str, bench_batched.MEMBERS))} "
         "members (seeds 0..K-1) in one palr.batched.BatchedDQN vs K DQNAgents run one after "
         "another in this process; env steps/s summed over members",
+        f"seed-batched SAC: K = {', '.join(map(str, bench_batched.SAC_MEMBERS))} members in one "
+        "palr.batched.BatchedSAC vs K SACAgents updated one after another, the SAC settings "
+        "below; gradient updates/s summed over members",
         f"SAC: 39-d obs, 4-d action, actor + twin critics {sac_hidden} ReLU, batch 128 and 2048, "
         "20k random transitions in replay; PALR-SAC rows: between measurements",
         f"PALR measurement: PALR-SAC's stack on the same networks, diag batch "

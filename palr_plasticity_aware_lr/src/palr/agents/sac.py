@@ -258,6 +258,24 @@ def tanh_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor
     return torch.tanh(u), log_prob
 
 
+def sac_seeds(seed: int) -> List[int]:
+    """The seeds of a SAC run's generators, derived from ``seed``: initial weights, training
+    policy noise, interventions, replay sampling, diagnostic batches, evaluation noise."""
+    return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(6)]
+
+
+def seeded_networks(obs_dim: int, act_dim: int, cfg: SACConfig, task: TaskInput,
+                    init_seed: int) -> Tuple[Actor, TwinQ]:
+    """The actor and twin critics of a SAC run, PyTorch's default initialisation drawn from
+    ``init_seed`` (the first of :func:`sac_seeds`) without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        actor = Actor(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope,
+                      cfg.log_std_min, cfg.log_std_max, task)
+        critic = TwinQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope, task)
+    return actor, critic
+
+
 # --- agent -----------------------------------------------------------------------------------
 class SACAgent:
     """SAC with an intervention stack at every seam, keeping :class:`palr.agents.contract.Agent`.
@@ -294,16 +312,10 @@ class SACAgent:
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")
-        seeds = [int(s) for s in np.random.SeedSequence(int(cfg.seed)).generate_state(6)]
-        init_seed, noise_seed, ctx_seed, replay_seed, diag_seed, eval_seed = seeds
+        init_seed, noise_seed, ctx_seed, replay_seed, diag_seed, eval_seed = sac_seeds(cfg.seed)
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
 
-        with torch.random.fork_rng(devices=[]):  # PyTorch's default init, without touching the global RNG
-            torch.manual_seed(init_seed)
-            self.actor = Actor(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope,
-                               cfg.log_std_min, cfg.log_std_max, task)
-            self.critic = TwinQ(obs_dim, act_dim, cfg.hidden_sizes, cfg.network, cfg.leaky_slope,
-                                task)
+        self.actor, self.critic = seeded_networks(obs_dim, act_dim, cfg, task, init_seed)
         self.actor.to(self.device)
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
@@ -598,4 +610,4 @@ def _current_layout(state: Dict[str, Any]) -> Dict[str, Any]:
 
 
 __all__ = ["SACConfig", "SACAgent", "Actor", "TwinQ", "TaskInput", "select_head", "mlp",
-           "tanh_gaussian", "NETWORKS"]
+           "tanh_gaussian", "sac_seeds", "seeded_networks", "NETWORKS"]

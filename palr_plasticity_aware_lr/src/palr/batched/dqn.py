@@ -29,6 +29,7 @@ from palr.agents.dqn import DQNConfig, linear_epsilon, random_streams, seeded_q_
 from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
+from palr.batched.member_state import load_members_state, members_state
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -259,28 +260,23 @@ class BatchedDQN:
         """Everything needed to resume every member bit-identically (plain tensors, arrays and
         generator states)."""
         adam = self.adam
+        state = members_state(self)
+        state["counters"].update(task=self.task, frozen=self.frozen.tolist())
         return {
-            "seeds": list(self.seeds), "params": self.q.params.detach().clone(),
+            **state, "params": self.q.params.detach().clone(),
             "target": self.target.clone(),
             "adam": {"exp_avg": adam.exp_avg.clone(), "exp_avg_sq": adam.exp_avg_sq.clone(),
                      "steps": adam.steps, "lr": adam.lr.clone()},
             "replay": self.replay.state_dict(),
             "rngs": [rng.bit_generator.state for rng in self.rngs],
             "generators": [gen.get_state() for gen in self.generators],
-            "diag_rngs": [rng.bit_generator.state for rng in self.diag_rngs],
-            "stacks": [stack.state_dict() for stack in self.stacks],
             "optimizer_lrs": [[g["lr"] for g in opt.param_groups] for opt in self.optimizers],
-            "counters": {"env_steps": self.env_steps, "task_env_steps": self.task_env_steps,
-                         "updates": self.updates, "episodes": self.episodes.tolist(),
-                         "task": self.task, "frozen": self.frozen.tolist()},
         }
 
     @torch.no_grad()
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; the seeds must be the same."""
-        if [int(s) for s in state["seeds"]] != self.seeds:
-            raise ValueError(f"batch checkpoint of seeds {state['seeds']}, this batch has "
-                             f"{self.seeds}")
+        load_members_state(self, state)
         self.q.params.copy_(state["params"])
         self.target.copy_(state["target"])
         adam = state["adam"]
@@ -293,18 +289,10 @@ class BatchedDQN:
             rng.bit_generator.state = st
         for gen, st in zip(self.generators, state["generators"]):
             gen.set_state(st)
-        for rng, st in zip(self.diag_rngs, state["diag_rngs"]):
-            rng.bit_generator.state = st
-        for stack, st in zip(self.stacks, state["stacks"]):
-            stack.load_state_dict(st)
         for opt, lrs in zip(self.optimizers, state["optimizer_lrs"]):
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"] = float(lr)
         counters = state["counters"]
-        self.env_steps = int(counters["env_steps"])
-        self.task_env_steps = int(counters["task_env_steps"])
-        self.updates = int(counters["updates"])
-        self.episodes = np.asarray(counters["episodes"], dtype=np.int64)
         self.task = int(counters["task"])
         for k, frozen in enumerate(counters["frozen"]):
             if frozen:

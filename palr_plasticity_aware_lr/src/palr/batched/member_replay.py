@@ -7,7 +7,7 @@ member samples with its own generator, seeded as a separate run's
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,9 +20,12 @@ class MemberReplay:
         capacity: transitions kept per member (oldest overwritten first).
         obs_dim: size of one flat observation.
         seeds: one sampling seed per member (``K = len(seeds)``).
+        action_shape, action_dtype: of one action (default: a discrete action index; SAC:
+            ``(act_dim,)`` and ``np.float32``).
     """
 
-    def __init__(self, capacity: int, obs_dim: int, seeds: Sequence[int]) -> None:
+    def __init__(self, capacity: int, obs_dim: int, seeds: Sequence[int],
+                 action_shape: Sequence[int] = (), action_dtype: Any = np.int64) -> None:
         if capacity <= 0 or not seeds:
             raise ValueError(f"member replay needs capacity >= 1 and >= 1 seed, got {capacity} "
                              f"and {list(seeds)}")
@@ -30,7 +33,7 @@ class MemberReplay:
         self.capacity = int(capacity)
         self.obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
         self.next_obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((k, self.capacity), dtype=np.int64)
+        self.actions = np.zeros((k, self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros((k, self.capacity), dtype=np.float32)
         self.terminated = np.zeros((k, self.capacity), dtype=np.float32)
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
@@ -73,6 +76,23 @@ class MemberReplay:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = rng.integers(0, self.size, size=batch_size)
         return torch.as_tensor(self.obs[member, idx], device=device)
+
+    def sample_obs_actions(self, member: int, batch_size: int, rng: np.random.Generator,
+                           device: torch.device | str = "cpu"
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Member ``member``'s observations and their actions drawn with ``rng`` (diagnostic
+        batches of state-action networks, as :meth:`ReplayBuffer.sample_obs_actions`)."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = rng.integers(0, self.size, size=batch_size)
+        return (torch.as_tensor(self.obs[member, idx], device=device),
+                torch.as_tensor(self.actions[member, idx], device=device))
+
+    def clear(self) -> None:
+        """Forget every member's transitions (the generators go on, as
+        :meth:`ReplayBuffer.clear`)."""
+        self.pos = 0
+        self.size = 0
 
     _ARRAYS = ("obs", "next_obs", "actions", "rewards", "terminated")
 

@@ -16,7 +16,7 @@ rescale whole networks (Shrink & Perturb) are not supported on this path yet.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -35,27 +35,33 @@ class MemberOptimizerView:
 
     The learning rates set in the groups are read back into ``adam.lr[member]`` by
     :meth:`write_lrs` right before every step.
+
+    ``rows``: the stacked rows the module's parameters occupy, in ``module.parameters()`` order
+    (default ``[member]``); a module made of several stacked MLPs of one shape, e.g. SAC's twin
+    critics (rows ``2k`` and ``2k + 1``), has one group per layer of each row.
     """
 
-    def __init__(self, module: nn.Sequential, stacked: StackedMLP, adam: MemberAdam,
-                 member: int, lr: float) -> None:
+    def __init__(self, module: nn.Module, stacked: StackedMLP, adam: MemberAdam,
+                 member: int, lr: float, rows: Optional[Sequence[int]] = None) -> None:
         self.member = member
         self.adam = adam
+        self.rows = [member] if rows is None else [int(r) for r in rows]
         self.param_groups: List[Dict[str, Any]] = [
             {**group, "lr": float(lr)} for group in layerwise_param_groups(module)]
-        if len(self.param_groups) != stacked.num_layers:
+        if len(self.param_groups) != stacked.num_layers * len(self.rows):
             raise ValueError("a member module must have one parameterised layer per stacked layer")
         params = list(module.parameters())
-        avgs = stacked.member_views(adam.exp_avg, member)
-        sqs = stacked.member_views(adam.exp_avg_sq, member)
+        avgs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg, row)]
+        sqs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg_sq, row)]
         self.state: Dict[torch.Tensor, Dict[str, torch.Tensor]] = {
             p: {"exp_avg": m, "exp_avg_sq": v} for p, m, v in zip(params, avgs, sqs)}
 
     def write_lrs(self) -> None:
-        """``adam.lr[member, layer] <- param_groups[layer]["lr"]`` for every layer."""
-        row = self.adam.lr[self.member]
-        for layer, group in enumerate(self.param_groups):
-            row[layer] = group["lr"]
+        """``adam.lr[row, layer] <- param_groups[i]["lr"]`` for every row and layer (group
+        ``i`` = layer ``i % L`` of row ``rows[i // L]``)."""
+        layers = self.adam.lr.shape[1]
+        for i, group in enumerate(self.param_groups):
+            self.adam.lr[self.rows[i // layers], i % layers] = group["lr"]
 
 
 def check_member_stack(stack: InterventionStack) -> None:

@@ -150,7 +150,7 @@ class StackedMLP:
                 else self.layer_views(params, layer)
             h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             if layer + 1 < self.num_layers:
-                h = torch.relu(h)
+                h = torch.relu_(h)  # in place: baddbmm does not save its output
         return h
 
     __call__ = forward

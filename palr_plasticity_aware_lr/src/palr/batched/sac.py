@@ -1,0 +1,393 @@
+"""Seed-batched SAC (Haarnoja et al. 2018): K seeds of one configuration trained in one process.
+
+Member k is the learner :class:`palr.agents.sac.SACAgent` would be with ``seed = seeds[k]``: the
+same initial actor and twin critics (:func:`~palr.agents.sac.seeded_networks`), the same
+generators (:func:`~palr.agents.sac.sac_seeds`: policy noise in training and evaluation, replay
+draws, interventions, diagnostic batches) and the same update: clipped double-Q soft Bellman
+backup, critic step, actor step through the just-updated critics, entropy-temperature step (its
+own Adam), then the polyak average of the target critics. SAC does not clip gradients.
+
+The K actors are one :class:`~palr.batched.stacked_mlp.StackedMLP`; the 2K critics another, row
+``2k`` member k's first critic and row ``2k + 1`` its second, so both critics of every member
+are one ``baddbmm`` per layer; the K entropy temperatures are a ``[K, 1]`` tensor. Each network
+family has its own :class:`~palr.batched.member_adam.MemberAdam`, as a separate run has one Adam
+per network. Every member's loss is its own batch mean and the members' losses are summed, so
+one backward pass gives every member exactly its own gradient.
+
+It keeps the counters and seams of :class:`palr.agents.contract.Agent` with a member axis
+(``act``/``random_action`` return ``[K, act_dim]``, ``observe`` takes K transitions), so
+:class:`palr.experiments.schedule.TrainingSchedule` drives it unchanged. Interventions run per
+member on views of the stacked tensors (:mod:`palr.batched.member_slots`): the actor slot is an
+:class:`~palr.agents.sac.Actor`, the critic slot a :class:`~palr.agents.sac.TwinQ`, whose MLPs
+alias the member's rows, so layer and group names are a separate run's.
+
+Not supported here (refused at construction): the ``"cw"`` network (LayerNorm/LeakyReLU: not a
+stacked ReLU MLP) and the task-aware heads and temperatures (``multi_head``,
+``per_task_alpha``).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from palr.agents.sac import Actor, SACConfig, TaskInput, TwinQ, sac_seeds, seeded_networks, \
+    tanh_gaussian
+from palr.batched.member_adam import MemberAdam
+from palr.batched.member_replay import MemberReplay
+from palr.batched.member_slots import MemberOptimizerView, check_member_stack
+from palr.batched.member_state import load_members_state, members_state
+from palr.batched.stacked_mlp import StackedMLP
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.network_roles import ALGO_ROLES
+
+#: the SAC log scalars of one member, in the order :meth:`BatchedSAC.update` computes them
+SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
+
+
+def _check_config(cfg: SACConfig) -> None:
+    if cfg.network != "relu":
+        raise ValueError(f"seed-batched SAC stacks ReLU MLPs; network {cfg.network!r} is not "
+                         "supported (use network='relu' or separate runs)")
+    if cfg.multi_head or cfg.per_task_alpha:
+        raise ValueError("seed-batched SAC does not support multi_head or per_task_alpha yet "
+                         "(use separate runs)")
+
+
+class BatchedSAC:
+    """K SAC members (one per seed) with stacked networks and per-member interventions.
+
+    Args:
+        obs_dim, act_dim: as :class:`~palr.agents.sac.SACAgent`'s (actions in [-1, 1]).
+        seeds: one seed per member (``K = len(seeds)``; repeated seeds give identical members).
+        config: hyper-parameters shared by every member (its ``seed`` is not used;
+            ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
+        stacks: one intervention stack per member (``None``: plain SAC), each with its own
+            instances; only measuring interventions are supported
+            (:func:`~palr.batched.member_slots.check_member_stack`).
+    """
+
+    ACTOR, CRITIC = "actor", "critic"
+
+    def __init__(self, obs_dim: int, act_dim: int, seeds: Sequence[int],
+                 config: Optional[SACConfig] = None,
+                 stacks: Optional[Sequence[InterventionStack]] = None) -> None:
+        if obs_dim <= 0 or act_dim <= 0:
+            raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim}, {act_dim}")
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ValueError("a seed-batched SAC needs at least one seed")
+        self.config = cfg = config if config is not None else SACConfig()
+        _check_config(cfg)
+        self.members = k = len(self.seeds)
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.device = torch.device(cfg.device)
+        if stacks is None:
+            stacks = [InterventionStack() for _ in self.seeds]
+        if len(stacks) != k or len({id(s) for s in stacks}) != k:
+            raise ValueError(f"give one intervention stack object per member ({k})")
+        for stack in stacks:
+            check_member_stack(stack)
+        self.stacks: List[InterventionStack] = list(stacks)
+        self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+
+        member_seeds = [sac_seeds(s) for s in self.seeds]
+        nets = [seeded_networks(obs_dim, act_dim, cfg, TaskInput(), s[0]) for s in member_seeds]
+        self.actor = StackedMLP.from_networks([actor.net.to(self.device) for actor, _ in nets])
+        self.critic = StackedMLP.from_networks(
+            [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
+        self.critic_target = self.critic.params.detach().clone()
+        self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
+                                     self.actor.layer_columns(), cfg.lr)
+        self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
+                                      self.critic.layer_columns(), cfg.lr)
+        self.log_alpha = torch.full((k, 1), math.log(cfg.init_alpha), device=self.device,
+                                    requires_grad=True)
+        self.log_alpha.grad = torch.zeros_like(self.log_alpha)
+        self.alpha_adam = MemberAdam(self.log_alpha, self.log_alpha.grad, [1], cfg.lr)
+
+        # a separate run's generators, per member (see SACAgent.__init__)
+        self.generators = [torch.Generator().manual_seed(s[2]) for s in member_seeds]
+        self.noise_generators = [torch.Generator(device=self.device).manual_seed(s[1])
+                                 for s in member_seeds]
+        self.eval_generators = [torch.Generator(device=self.device).manual_seed(s[5])
+                                for s in member_seeds]
+        self.diag_rngs = [np.random.default_rng(s[4]) for s in member_seeds]
+        self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, [s[3] for s in member_seeds],
+                                   action_shape=(self.act_dim,), action_dtype=np.float32)
+
+        self.env_steps = 0
+        self.task_env_steps = 0
+        self.updates = 0
+        self.episodes = np.zeros(k, dtype=np.int64)
+
+        self.actor_modules, self.critic_modules = self._member_modules()
+        self.actor_optimizers = [
+            MemberOptimizerView(m, self.actor, self.actor_adam, i, cfg.lr)
+            for i, m in enumerate(self.actor_modules)]
+        self.critic_optimizers = [
+            MemberOptimizerView(m, self.critic, self.critic_adam, i, cfg.lr, rows=(2 * i, 2 * i + 1))
+            for i, m in enumerate(self.critic_modules)]
+        roles = ALGO_ROLES["SAC"]
+        self.contexts = [
+            TrainingContext(
+                networks={
+                    self.ACTOR: NetworkSlot(self.ACTOR, self.actor_modules[i],
+                                            self.actor_optimizers[i], roles[self.ACTOR]),
+                    self.CRITIC: NetworkSlot(self.CRITIC, self.critic_modules[i],
+                                             self.critic_optimizers[i], roles[self.CRITIC])},
+                generator=self.generators[i],
+                diagnostic_inputs=lambda n, i=i: self.diagnostic_inputs(i, n))
+            for i in range(k)]
+        for stack, ctx in zip(self.stacks, self.contexts):
+            stack.on_optimizer_created(ctx)
+        self._active = [i for i, stack in enumerate(self.stacks) if stack.interventions]
+
+    def _member_modules(self) -> Tuple[List[Actor], List[TwinQ]]:
+        """Each member's actor and twin critics as the modules a separate run has, their MLPs
+        aliasing the member's rows (built on the meta device, then the MLPs swapped in)."""
+        cfg = self.config
+        actors: List[Actor] = []
+        critics: List[TwinQ] = []
+        for i in range(self.members):
+            with torch.device("meta"):
+                actor = Actor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.network,
+                              cfg.leaky_slope, cfg.log_std_min, cfg.log_std_max)
+                critic = TwinQ(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.network,
+                               cfg.leaky_slope)
+            actor.net = self.actor.member_module(i)
+            critic.q1 = self.critic.member_module(2 * i)
+            critic.q2 = self.critic.member_module(2 * i + 1)
+            actors.append(actor)
+            critics.append(critic)
+        return actors, critics
+
+    # --- the networks over the member axis ---------------------------------------------------
+    def policy(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``obs [K, B, obs_dim]`` -> every member's mean and clamped log-std ``[K, B, act_dim]``
+        (:class:`~palr.agents.sac.Actor`'s forward)."""
+        mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        cfg = self.config
+        return mean, log_std.clamp(cfg.log_std_min, cfg.log_std_max)
+
+    def twin_q(self, obs: torch.Tensor, act: torch.Tensor,
+               params: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Both critics of every member, ``[K, 2, B]`` (``params``: the target critics')."""
+        x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
+        return self.critic(x, params).view(self.members, 2, -1)
+
+    def _noise(self, generators: Sequence[torch.Generator], batch: int) -> torch.Tensor:
+        """``[K, batch, act_dim]`` standard normal noise, member k's from ``generators[k]``
+        (the draws of a separate run's ``torch.randn((batch, act_dim))``)."""
+        return torch.stack([torch.randn((batch, self.act_dim), generator=g, device=self.device)
+                            for g in generators])
+
+    def _sample(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.policy(obs)
+        return tanh_gaussian(mean, log_std, self._noise(self.noise_generators, obs.shape[1]))
+
+    # --- the update ----------------------------------------------------------------------------
+    def update(self, batch: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, float]:
+        """One gradient update of every member's critics, actor and temperature, then the target
+        critics, with every member's seams called.
+
+        Args:
+            batch: ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`); ``None`` samples
+                ``batch_size`` per member.
+
+        Returns:
+            ``{}``, except every ``log_every`` updates: ``member<k>/sac/...`` and each member's
+            intervention log under ``member<k>/``.
+
+        Raises:
+            FloatingPointError: at a logging update where a member's values are not finite.
+        """
+        cfg = self.config
+        if batch is None:
+            batch = self.replay.sample(cfg.batch_size, self.device)
+        obs, act = batch["obs"], batch["actions"]
+        rew, next_obs, term = batch["rewards"], batch["next_obs"], batch["terminated"]
+        alpha = self.log_alpha.detach().exp()  # [K, 1]
+
+        # critics: soft Bellman backup with clipped double Q (Fujimoto et al. 2018)
+        with torch.no_grad():
+            next_act, next_logp = self._sample(next_obs)
+            target_q = self.twin_q(next_obs, next_act, self.critic_target).amin(dim=1)
+            target = rew + cfg.gamma * (1.0 - term) * (target_q - alpha * next_logp)
+        q = self.twin_q(obs, act)
+        critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
+        self.critic.grad.zero_()
+        self._backward(critic_losses.sum())
+        self._step(self.CRITIC, self.critic_adam, self.critic_optimizers)
+
+        # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters
+        pi, logp = self._sample(obs)
+        actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
+        self.actor.grad.zero_()
+        self._backward(actor_losses.sum(), self.actor.weights + self.actor.biases)
+        self._step(self.ACTOR, self.actor_adam, self.actor_optimizers)
+
+        # temperature (Haarnoja et al. 2018b, eq. 18; the log-alpha form, as SACAgent)
+        logp_d = logp.detach()
+        alpha_losses = -(self.log_alpha * (logp_d + self.target_entropy)).mean(dim=1)
+        self.log_alpha.grad.zero_()
+        alpha_losses.sum().backward()
+        self.alpha_adam.step()
+
+        with torch.no_grad():
+            self.critic_target.lerp_(self.critic.params, 1.0 - cfg.polyak)
+        self.updates += 1
+        for i in self._active:
+            self.stacks[i].after_update(self.updates)
+        if self.updates % cfg.log_every != 0:
+            return {}
+        return self._log(critic_losses, actor_losses, alpha_losses, alpha, q, logp_d)
+
+    @staticmethod
+    def _backward(loss: torch.Tensor, inputs: Optional[List[torch.Tensor]] = None) -> None:
+        with warnings.catch_warnings():  # the grads are views of the stacked gradient, on purpose
+            warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
+            loss.backward(inputs=inputs)
+
+    def _step(self, net: str, adam: MemberAdam, optimizers: Sequence[MemberOptimizerView]
+              ) -> None:
+        """Adam step of network family ``net``, every active member's seams around it (the
+        learning rates they set read into ``adam.lr`` before the step and after)."""
+        for i in self._active:
+            self.stacks[i].before_step(net)
+            optimizers[i].write_lrs()
+        adam.step()
+        for i in self._active:
+            self.stacks[i].after_step(net)
+            optimizers[i].write_lrs()
+
+    def _log(self, critic_losses: torch.Tensor, actor_losses: torch.Tensor,
+             alpha_losses: torch.Tensor, alpha: torch.Tensor, q: torch.Tensor,
+             logp: torch.Tensor) -> Dict[str, float]:
+        table = torch.stack([critic_losses.detach(), actor_losses.detach(), alpha_losses.detach(),
+                             alpha[:, 0], q[:, 0].detach().mean(dim=1), -logp.mean(dim=1)],
+                            dim=1).tolist()
+        log: Dict[str, float] = {"sac/updates": float(self.updates)}
+        for i, values in enumerate(table):
+            bad = [name for name, v in zip(SCALARS, values) if not math.isfinite(v)]
+            if bad:
+                raise FloatingPointError(
+                    f"non-finite SAC values {bad} for member {i} (seed {self.seeds[i]}) at "
+                    f"update {self.updates}")
+            log.update({f"member{i}/sac/{name}": v for name, v in zip(SCALARS, values)})
+            log.update({f"member{i}/{key}": v for key, v in self.stacks[i].log.items()})
+        return log
+
+    def can_update(self) -> bool:
+        """Whether the replay holds a transition (batches are drawn with replacement)."""
+        return self.replay.size > 0
+
+    # --- acting ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = True, evaluation: bool = False) -> np.ndarray:
+        """Every member's action for ``obs[k]`` (``[K, obs_dim]`` -> ``[K, act_dim]`` float32):
+        a policy sample (``explore``; noise from the member's training generator, or its
+        evaluation generator with ``evaluation``) or ``tanh(mean)``, as ``SACAgent.act``."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        mean, log_std = self.policy(o.reshape(self.members, 1, self.obs_dim))
+        if not explore:
+            action = torch.tanh(mean)
+        else:
+            generators = self.eval_generators if evaluation else self.noise_generators
+            action, _ = tanh_gaussian(mean, log_std, self._noise(generators, 1))
+        return action[:, 0].cpu().numpy()
+
+    def random_action(self) -> np.ndarray:
+        """A uniform action in [-1, 1]^act_dim per member, from its training noise generator."""
+        return np.stack([
+            (torch.rand(self.act_dim, generator=g, device=self.device) * 2.0 - 1.0).cpu().numpy()
+            for g in self.noise_generators])
+
+    def observe(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                next_obs: np.ndarray, terminated: np.ndarray) -> None:
+        """Store one transition per member and count the step (no training: see ``update``)."""
+        self.replay.add(obs, actions, rewards, next_obs, terminated)
+        self.env_steps += 1
+        self.task_env_steps += 1
+
+    def diagnostic_inputs(self, member: int, n: int) -> Dict[str, Tuple[torch.Tensor, ...]]:
+        """``n`` of member ``member``'s replay transitions drawn with its diagnostic generator:
+        ``{"actor": (obs,), "critic": (obs, act)}``, as ``SACAgent.diagnostic_inputs``."""
+        obs, act = self.replay.sample_obs_actions(member, int(n), self.diag_rngs[member],
+                                                  self.device)
+        return {self.ACTOR: (obs,), self.CRITIC: (obs, act)}
+
+    # --- seams without learning ------------------------------------------------------------
+    def on_episode_end(self, member: int) -> None:
+        """Call after every finished training episode of member ``member``."""
+        self.episodes[member] += 1
+        self.stacks[member].on_episode_end(int(self.episodes[member]))
+
+    @torch.no_grad()
+    def on_task_switch(self, task: int) -> None:
+        """Call when the members' environments switched task (all together): the stacks are
+        told, then the config's resets (empty replay, zeroed Adam moments, step counts kept)."""
+        self.task_env_steps = 0
+        for stack in self.stacks:
+            stack.on_task_switch(int(task))
+        if self.config.reset_replay_on_task:
+            self.replay.clear()
+        if self.config.reset_optimizer_on_task:
+            for adam in (self.actor_adam, self.critic_adam, self.alpha_adam):
+                adam.exp_avg.zero_()
+                adam.exp_avg_sq.zero_()
+
+    # --- checkpointing -------------------------------------------------------------------------
+    def _adams(self) -> Dict[str, MemberAdam]:
+        return {"actor": self.actor_adam, "critic": self.critic_adam, "alpha": self.alpha_adam}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to resume every member bit-identically (plain tensors, arrays and
+        generator states)."""
+        return {
+            **members_state(self), "actor": self.actor.params.detach().clone(),
+            "critic": self.critic.params.detach().clone(),
+            "critic_target": self.critic_target.clone(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "adams": {name: {"exp_avg": adam.exp_avg.clone(),
+                             "exp_avg_sq": adam.exp_avg_sq.clone(), "steps": adam.steps,
+                             "lr": adam.lr.clone()} for name, adam in self._adams().items()},
+            "replay": self.replay.state_dict(),
+            "generators": {name: [g.get_state() for g in gens] for name, gens in (
+                ("interventions", self.generators), ("noise", self.noise_generators),
+                ("eval", self.eval_generators))},
+            "optimizer_lrs": [[[g["lr"] for g in opt.param_groups] for opt in opts]
+                              for opts in (self.actor_optimizers, self.critic_optimizers)],
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output; the seeds must be the same."""
+        load_members_state(self, state)
+        self.actor.params.copy_(state["actor"])
+        self.critic.params.copy_(state["critic"])
+        self.critic_target.copy_(state["critic_target"])
+        self.log_alpha.copy_(state["log_alpha"])
+        for name, adam in self._adams().items():
+            saved = state["adams"][name]
+            adam.exp_avg.copy_(saved["exp_avg"])
+            adam.exp_avg_sq.copy_(saved["exp_avg_sq"])
+            adam.steps = int(saved["steps"])
+            adam.lr.copy_(saved["lr"])
+        self.replay.load_state_dict(state["replay"])
+        gens = state["generators"]
+        for mine, name in ((self.generators, "interventions"), (self.noise_generators, "noise"),
+                           (self.eval_generators, "eval")):
+            for g, st in zip(mine, gens[name]):
+                g.set_state(st)
+        for opts, saved in zip((self.actor_optimizers, self.critic_optimizers),
+                               state["optimizer_lrs"]):
+            for opt, lrs in zip(opts, saved):
+                for group, lr in zip(opt.param_groups, lrs):
+                    group["lr"] = float(lr)
+
+
+__all__ = ["BatchedSAC", "SCALARS"]
