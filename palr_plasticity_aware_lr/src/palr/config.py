@@ -11,7 +11,8 @@ from a mapping, which comes from defaults, YAML files and dotted overrides, in t
 Conversion is strict, in the manner of structured configs (Hydra/OmegaConf's typed dataclass
 schemas): an unknown key or a value of the wrong type is a one-line :class:`ConfigError` naming
 where it came from and the key's dotted path, the valid keys or the expected type, e.g.
-``c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``. Integers may be
+``c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``; a key a section
+renamed (its ``RENAMED`` class attribute, ``{old: new}``) names the new one. Integers may be
 written ``50_000_000`` or ``5.0e7`` (an integral float), numbers ``1e-4`` (which YAML 1.1 reads as
 text); booleans must be ``true``/``false``. Ranges are checked in ONE place: each dataclass's
 ``__post_init__`` (with :mod:`palr.checks`), run when the tree is built; its ``ValueError`` is
@@ -127,7 +128,12 @@ def convert(value: Any, tp: Any, path: str, where: str = "") -> Any:
     raise ConfigError(f"{where}{path}: expected {type_name(tp)}, got {describe(value)}")
 
 
-def _unknown(where: str, sub: str, path: str, names: Sequence[str]) -> ConfigError:
+def _unknown(where: str, sub: str, path: str, names: Sequence[str], cls: Any = None
+             ) -> ConfigError:
+    renamed = getattr(cls, "RENAMED", {}).get(sub.rsplit(".", 1)[-1])
+    if renamed:
+        new = f"{path}.{renamed}" if path else renamed
+        return ConfigError(f"{where}{sub}: renamed {new}; write {new} instead")
     section = f"under '{path}'" if path else "at the top level"
     return ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
 
@@ -141,7 +147,7 @@ def build(cls: Type[T], data: Mapping[str, Any], path: str = "", where: str = ""
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in names:
-            raise _unknown(where, sub, path, names)
+            raise _unknown(where, sub, path, names, cls)
         kwargs[key] = convert(value, hints[key], sub, where)
     try:
         return cls(**kwargs)
@@ -170,7 +176,7 @@ def check_keys(data: Mapping[str, Any], cls: Any, path: str = "", where: str = "
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in names:
-            raise _unknown(where, sub, path, names)
+            raise _unknown(where, sub, path, names, cls)
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
             check_keys(value, hints[key], sub, where)
         else:
