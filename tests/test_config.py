@@ -105,6 +105,25 @@ def test_a_bad_key_in_the_config_file_names_the_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("script, section", [(CARTPOLE, "dqn"), (CW, "sac")])
+def test_unknown_key_errors_list_exactly_the_settable_keys(tmp_path, script, section):
+    """The valid keys an unknown-key error lists are those --print_config shows (and --set
+    takes): not the fields other flags own (seed, device; CW's preset fields)."""
+    shown = list(yaml.safe_load(_run(script, ["--print_config"], tmp_path).stdout)[section])
+    (tmp_path / "c.yaml").write_text(f"{section}:\n  bogus: 1\n")
+    for argv, where in ((["--set", f"{section}.bogus=1"], "--set "), (["--config", "c.yaml"],
+                                                                       "c.yaml: ")):
+        proc = _run(script, argv, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        listed = proc.stderr.strip().split(f"{where}{section}.bogus: unknown key; valid keys "
+                                           f"under '{section}': ", 1)[1].split(", ")
+        assert listed == shown and "seed" not in listed and "device" not in listed
+    yaml_owned = (tmp_path / "c.yaml")
+    yaml_owned.write_text(f"{section}:\n  device: cpu\n")
+    proc = _run(script, ["--config", "c.yaml"], tmp_path)
+    assert proc.returncode == 2 and f"c.yaml: {section}.device is set by --device" in proc.stderr
+
+
 @pytest.mark.parametrize("script", [CARTPOLE, CW])
 def test_print_config_is_yaml_that_config_reads_back(tmp_path, script):
     proc = _run(script, ["--set", "interventions.sigma=0.3", "--print_config", "--outdir", "out"],

@@ -168,26 +168,33 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def check_keys(data: Mapping[str, Any], cls: Any, path: str = "", where: str = "") -> None:
+def check_keys(data: Mapping[str, Any], cls: Any, path: str = "", where: str = "",
+               owned: Mapping[str, str] = {}) -> None:
     """Unknown-key and type errors of one mapping's own values (before merging), so an error is
-    reported against the file or override that has it."""
+    reported against the file or override that has it. ``owned``: dotted paths a launcher sets
+    from its own flags (path -> the flag): refused by name, and not listed as valid keys."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls)
+             if (f"{path}.{f.name}" if path else f.name) not in owned]
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
+        if sub in owned:
+            raise ConfigError(f"{where}{sub} is set by {owned[sub]}, not by --set or --config; "
+                              f"use {owned[sub]}")
         if key not in names:
             raise _unknown(where, sub, path, names, cls)
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            check_keys(value, hints[key], sub, where)
+            check_keys(value, hints[key], sub, where, owned)
         else:
             convert(value, hints[key], sub, where)
 
 
 def read_yaml(path: pathlib.Path, root: Any, missing_hint: str,
               empty_hint: Optional[str] = None,
-              chain: Tuple[pathlib.Path, ...] = ()) -> Dict[str, Any]:
+              chain: Tuple[pathlib.Path, ...] = (), owned: Mapping[str, str] = {}
+              ) -> Dict[str, Any]:
     """The merged mapping of the YAML file ``path`` and its ``base`` includes, each file's keys
-    checked against the dataclass ``root``.
+    checked against the dataclass ``root`` (``owned`` as for :func:`check_keys`).
 
     Args:
         missing_hint: the fix named when the file does not exist.
@@ -225,8 +232,8 @@ def read_yaml(path: pathlib.Path, root: Any, missing_hint: str,
     merged: Dict[str, Any] = {}
     for name in bases:
         merged = merge(merged, read_yaml((path.parent / name).resolve(), root, missing_hint,
-                                         empty_hint, chain + (path,)))
-    check_keys(data, root, "", where)
+                                         empty_hint, chain + (path,), owned))
+    check_keys(data, root, "", where, owned)
     return merge(merged, data)
 
 

@@ -170,7 +170,8 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
     data: Dict[str, Any] = {}
     if getattr(args, "config", None):
         data = read_yaml(pathlib.Path(args.config).resolve(), root,
-                         "pass an existing YAML file to --config (--print_config shows one)")
+                         "pass an existing YAML file to --config (--print_config shows one)",
+                         owned=bindings.reserved)
     sets: Dict[str, Any] = {}
     flat: Dict[str, Any] = {}
     for item in getattr(args, "set", None) or []:
@@ -180,7 +181,7 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
             sets[f"interventions.{key}"] = value
             continue
         parts, value = parse_override(item)
-        check_keys(nest(parts, value), root, "", "--set ")
+        check_keys(nest(parts, value), root, "", "--set ", bindings.reserved)
         sets[".".join(parts)] = value
     if flat:  # the flat form's range errors, as before: "sigma must be ..."
         from palr.intervention_configs import InterventionSettings
@@ -202,10 +203,6 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
         sets[path] = value
     for path, value in sets.items():
         data = merge(data, nest(path.split("."), value))
-    for path, owner in bindings.reserved.items():
-        section, name = path.split(".", 1)
-        if name in (data.get(section) or {}):
-            raise UsageError(f"{path} is set by {owner}, not by --set or --config; use {owner}")
     lower = dict(defaults or {})
     if preset is not None:
         lower = merge(lower, preset(data))
