@@ -2,6 +2,7 @@
 flag shorthands, --print_config, one-line errors and the run identity."""
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -68,6 +69,50 @@ def test_cw_sac_fields_reach_the_identity():
     assert paper.identity["episodes_per_task"] == 3 and paper.identity["sac"]["network"] == "cw"
 
 
+def _cartpole_sweep(argv):
+    """(jobs, parsed args after the tree was resolved) of a continual CartPole launch."""
+    from palr.experiments.cartpole import CARTPOLE as DOMAIN
+    from palr.experiments.dqn_launcher import build_parser, make_jobs
+    args = build_parser(DOMAIN).parse_args(argv)
+    return make_jobs(DOMAIN, args), args
+
+
+def test_run_level_settings_come_from_the_file_set_and_flags(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [0, PALR-DQN]\n  seeds: 2\n  seed_offset: 5\n"
+                      f"  outdir: {tmp_path / 'a'}\n  jobs: 1\n")
+    jobs, args = _cartpole_sweep(["--config", str(config)])
+    assert [(j.agent_name, j.seed) for j in jobs] == [
+        ("DQN-FixedLR", 5), ("DQN-FixedLR", 6), ("PALR-DQN", 5), ("PALR-DQN", 6)]
+    assert jobs[0].run_dir == str(tmp_path / "a" / "runs" / "DQN-FixedLR_seed5")
+    assert args.jobs == 1 and args.outdir == tmp_path / "a"
+    # --set over the file, flags over both; a flag and a --set that disagree are refused
+    jobs, args = _cartpole_sweep(["--config", str(config), "--set", "sweep.seeds=1",
+                                  "--set", "sweep.agents=[4]", "--outdir", str(tmp_path / "b")])
+    assert [(j.agent_name, j.seed) for j in jobs] == [("PALR-DQN", 5)]
+    assert jobs[0].run_dir.startswith(str(tmp_path / "b"))
+    _cartpole_sweep(["--set", "sweep.jobs=3", "--jobs", "3"])  # the same value twice is fine
+    from palr.errors import UsageError
+    with pytest.raises(UsageError, match="--seeds 2 and --set sweep.seeds=1 set sweep.seeds to "
+                                         "different values"):
+        _cartpole_sweep(["--set", "sweep.seeds=1", "--seeds", "2"])
+    with pytest.raises(UsageError, match="sweep: jobs: expected a positive integer, got 0"):
+        _cartpole_sweep(["--set", "sweep.jobs=0"])
+
+
+def test_run_level_settings_are_not_part_of_a_runs_identity(tmp_path):
+    from palr.experiments.run_identity import settings_fingerprint
+    (flags,), _ = _cartpole_sweep(["--agents", "4", "--seeds", "1", "--jobs", "1",
+                                   "--outdir", str(tmp_path / "a")])
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [4, 0]\n  seeds: 2\n  jobs: 2\n"
+                      f"  outdir: {tmp_path / 'b'}\n")
+    from_file, _ = _cartpole_sweep(["--config", str(config)])
+    assert "sweep" not in flags.identity
+    assert from_file[0].identity == flags.identity and from_file[0].run_dir != flags.run_dir
+    assert settings_fingerprint(from_file[1].identity) == settings_fingerprint(flags.identity)
+
+
 def _run(script, argv, cwd):
     return subprocess.run([sys.executable, str(script), *argv], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
@@ -131,6 +176,9 @@ def test_print_config_is_yaml_that_config_reads_back(tmp_path, script):
     assert proc.returncode == 0, proc.stderr
     tree = yaml.safe_load(proc.stdout)
     assert tree["interventions"]["sigma"] == 0.3 and "seed" not in tree.get("dqn", tree.get("sac"))
+    if script == CARTPOLE:  # the run-level settings, with the flags' defaults
+        assert tree["sweep"] == {"agents": ["0", "3", "4", "7"], "seeds": 3, "seed_offset": 0,
+                                 "outdir": "out", "jobs": min(2, os.cpu_count() or 1)}
     assert not (tmp_path / "out").exists()
     (tmp_path / "printed.yaml").write_text(proc.stdout)
     again = _run(script, ["--config", "printed.yaml", "--print_config"], tmp_path)

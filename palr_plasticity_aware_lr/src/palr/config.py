@@ -14,7 +14,8 @@ where it came from and the key's dotted path, the valid keys or the expected typ
 ``c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``; a key a section
 renamed (its ``RENAMED`` class attribute, ``{old: new}``) names the new one. Integers may be
 written ``50_000_000`` or ``5.0e7`` (an integral float), numbers ``1e-4`` (which YAML 1.1 reads as
-text); booleans must be ``true``/``false``. Ranges are checked in ONE place: each dataclass's
+text); booleans must be ``true``/``false``; a text field takes an integer as its digits (an
+agent index: ``agents: [0, 4]``). Ranges are checked in ONE place: each dataclass's
 ``__post_init__`` (with :mod:`palr.checks`), run when the tree is built; its ``ValueError`` is
 reported as a ConfigError naming the section.
 
@@ -123,6 +124,8 @@ def convert(value: Any, tp: Any, path: str, where: str = "") -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # YAML's 4 for "4"
+            return str(value)
     elif tp is Any:
         return value
     raise ConfigError(f"{where}{path}: expected {type_name(tp)}, got {describe(value)}")
