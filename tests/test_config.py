@@ -113,6 +113,34 @@ def test_run_level_settings_are_not_part_of_a_runs_identity(tmp_path):
     assert settings_fingerprint(from_file[1].identity) == settings_fingerprint(flags.identity)
 
 
+def _cw_jobs(argv):
+    from palr.experiments.continual_world import build_parser, make_jobs
+    return make_jobs(build_parser().parse_args(argv))
+
+
+def test_cw_run_level_settings_come_from_the_file_and_set_and_match_the_flags(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [4]\n  seeds: 2\n  seed_offset: 3\n  sequence: mt10\n"
+                      f"  num_tasks: 2\n  preset: cw-paper\n  outdir: {tmp_path / 'a'}\n")
+    from_file = _cw_jobs(["--config", str(config)])
+    flags = _cw_jobs(["--agents", "4", "--seeds", "2", "--seed_offset", "3", "--sequence", "mt10",
+                      "--num_tasks", "2", "--preset", "cw-paper", "--outdir", str(tmp_path / "b")])
+    assert [(j.seed, j.options["label"], j.options["preset"]) for j in from_file] == \
+        [(3, "mt10first2", "cw-paper"), (4, "mt10first2", "cw-paper")]
+    assert from_file[0].options["episodes_per_task"] == 5000  # the preset's defaults follow it
+    assert [j.identity for j in from_file] == [j.identity for j in flags]  # not in the identity
+    assert all("sweep" not in j.identity for j in from_file)
+    assert from_file[0].run_dir.startswith(str(tmp_path / "a"))
+    (job,) = _cw_jobs(["--config", str(config), "--set", "sweep.seeds=1", "--set",
+                       "sweep.preset=silent"])
+    assert job.options["preset"] == "silent" and job.options["episodes_per_task"] == 200
+    from palr.errors import UsageError
+    with pytest.raises(UsageError, match="--preset silent and --set sweep.preset=cw-paper"):
+        _cw_jobs(["--preset", "silent", "--set", "sweep.preset=cw-paper"])
+    with pytest.raises(UsageError, match="--cw20 and sequence mt10"):
+        _cw_jobs(["--config", str(config), "--cw20"])
+
+
 def _run(script, argv, cwd):
     return subprocess.run([sys.executable, str(script), *argv], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
