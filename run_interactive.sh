@@ -4,7 +4,7 @@
 #   bash run_interactive.sh                       # seed 0, PALR, in the container if there is one
 #   SEED=2 NPROC=3 bash run_interactive.sh        # 3 GPUs (torchrun processes)
 #   CONFIG=palr_habitat/configs/ddppo_baseline_fetch.yaml bash run_interactive.sh
-#   SIF=none bash run_interactive.sh --set run.max_updates=10   # local .venv (via ./run.sh)
+#   SIF=none bash run_interactive.sh --set run.max_iterations=10   # local .venv (via ./run.sh)
 #
 # With a container (apptainer or singularity found and SIF not "none") it runs the original command:
 #   <runtime> exec --nv --bind <project>:/workspace <SIF> bash -c "cd /workspace &&

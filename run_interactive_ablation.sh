@@ -5,7 +5,7 @@
 #
 #   bash run_interactive_ablation.sh
 #   SEEDS="0 1 2" NPROC=3 bash run_interactive_ablation.sh
-#   SIF=none TINY=1 bash run_interactive_ablation.sh --set run.max_updates=4   # quick local check
+#   SIF=none TINY=1 bash run_interactive_ablation.sh --set run.max_iterations=4   # quick local check
 #
 # Knobs: SEEDS (space-separated integers, default "0"), NPROC, SIF, TINY, CUDA_VISIBLE_DEVICES as
 # in run_interactive.sh; RESULTS (default palr_habitat/results). Runs go to

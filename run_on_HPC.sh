@@ -9,24 +9,33 @@
 #   bash run_on_HPC.sh --sweep                  # CW20, AGENTS (0 3 4 5 6) x SEEDS: 15 tasks
 #   bash run_on_HPC.sh --habitat --nodes 2 --gpus-per-node 4    # DD-PPO PALR, srun + torchrun
 #   bash run_on_HPC.sh --habitat --sweep        # the 4 DD-PPO configs x SEEDS
+#   bash run_on_HPC.sh --cartpole --sweep       # continual CartPole DQN, AGENTS x SEEDS, on CPU
+#   BATCH_SEEDS=1 bash run_on_HPC.sh --permuted-cartpole --sweep   # one task per agent (seeds batched)
 #   bash run_on_HPC.sh --dry-run [...]          # print the job list + sbatch script(s), submit nothing
 #   SIF=none bash run_on_HPC.sh                 # no container: tasks run ./run.sh (the local .venv)
 #
-# Options: --cw (default) | --habitat, --sweep, --nodes N and --gpus-per-node N (--habitat only),
-# --no-merge (CW: no dependent merge job), --dry-run, -h/--help.
+# Options: the domain, --cw (default) | --habitat | --cartpole | --permuted-cartpole | --jbw (or the
+# DOMAIN knob), --sweep, --nodes N and --gpus-per-node N (--habitat only), --no-merge (CW: no
+# dependent merge job), --dry-run, -h/--help.
 # Knobs (environment variables; integers are checked, bad input exits 2 with one line):
+#   DOMAIN       cw | habitat | cartpole | permuted_cartpole | jbw (default cw; an option wins)
 #   SIF          image (default <project>/palr_container.sif; "none" = no container)
 #   SEEDS        seeds (default "0 1 2")      EXTRA_ARGS  more flags for the python launcher
 #   PARTITION, ACCOUNT, QOS   optional sbatch --partition/--account/--qos
 #   TIME         time limit per task (default 2-00:00:00)    SIGNAL_LEAD  seconds (default 90)
-#   CPUS         CPUs per run process (default 4)    MEM  memory per node (default 32G; "" = none)
-#   GPUS         GPUs per task, or per node with --habitat (default 1; 0 = CPU only)
+#   CPUS         CPUs per run process (default 4; DQN 1)    MEM  memory per node (default 32G;
+#                DQN 8G; "" = none)
+#   GPUS         GPUs per task, or per node with --habitat (default 1, DQN 0; 0 = CPU only)
 #   ARRAY_LIMIT  at most this many tasks at once (default: no limit)
 #   JOB_NAME     (default palr-<tasks> / palr-habitat)   SBATCH_EXTRA  more #SBATCH flags
 #   LOG_DIR      task logs <JOB_NAME>_<array job>_<task>.out, the .sbatch scripts and the .jobs
 #                job lists (default <results>/logs/slurm)
 #   CW:      TASKS (cw20 | cw10 | mt10 | mt10x2), EPISODES (200), BATCH_SIZE (2048), AGENT (4),
 #            AGENTS (sweep: "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results)
+#   DQN:     AGENT (4), AGENTS (sweep: the launcher's default agents), RESULTS_DIR (runs in
+#            <RESULTS_DIR>/<domain>, as the launcher's default), BATCH_SEEDS (0; 1 = the
+#            consecutive SEEDS of one agent train together in one task, --batch_seeds); every
+#            task summarises the domain's output directory when its run ends (no merge job)
 #   Habitat: CONFIG (palr_habitat/configs/ddppo_palr_fetch.yaml), AGENT (optional override),
 #            HABITAT_RESULTS (<project>/palr_habitat/results; runs in <name>_seed<S>),
 #            HABITAT_LAUNCHER (torchrun: srun starts one torchrun per node; srun: one srun task
@@ -50,7 +59,7 @@ info() {
 
 # --- options: forwarded to the planner -------------------------------------------------------
 PLAN=(--project "$PROJ_DIR" --workdir "$PWD" --prog "$PROG")
-DOMAIN="cw"
+DOMAIN="${DOMAIN:-cw}"
 DRY_RUN=0
 NODES_OPT=""
 GPN_OPT=""
@@ -58,6 +67,9 @@ while [ "$#" -gt 0 ]; do
     case "$1" in
         --cw) DOMAIN="cw" ;;
         --habitat) DOMAIN="habitat" ;;
+        --cartpole) DOMAIN="cartpole" ;;
+        --permuted-cartpole) DOMAIN="permuted_cartpole" ;;
+        --jbw) DOMAIN="jbw" ;;
         --sweep | --no-merge) PLAN+=("$1") ;;
         --dry-run) DRY_RUN=1; PLAN+=("$1") ;;
         --nodes | --gpus-per-node)
@@ -68,14 +80,14 @@ while [ "$#" -gt 0 ]; do
         --nodes=*) NODES_OPT="${1#*=}" ;;
         --gpus-per-node=*) GPN_OPT="${1#*=}" ;;
         -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-        *) die "unknown option '$1'; valid: --cw, --habitat, --sweep, --nodes N, --gpus-per-node N, --no-merge, --dry-run, --help" ;;
+        *) die "unknown option '$1'; valid: --cw, --habitat, --cartpole, --permuted-cartpole, --jbw, --sweep, --nodes N, --gpus-per-node N, --no-merge, --dry-run, --help" ;;
     esac
     shift
 done
-if [ "$DOMAIN" = "cw" ] && { [ -n "$NODES_OPT" ] || [ -n "$GPN_OPT" ]; }; then
-    die "--nodes/--gpus-per-node are for --habitat; a CW run uses one GPU (GPUS=1)"
+if [ "$DOMAIN" != "habitat" ] && { [ -n "$NODES_OPT" ] || [ -n "$GPN_OPT" ]; }; then
+    die "--nodes/--gpus-per-node are for --habitat; a CW or DQN run uses one process (GPUS)"
 fi
-[ "$DOMAIN" = "cw" ] || PLAN+=(--habitat)
+PLAN+=(--domain "$DOMAIN")
 [ -z "$NODES_OPT" ] || export NODES="$NODES_OPT"
 [ -z "$GPN_OPT" ] || export GPUS="$GPN_OPT"
 if [ "$DRY_RUN" = 0 ] && ! command -v sbatch >/dev/null 2>&1; then

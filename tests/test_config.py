@@ -2,6 +2,7 @@
 flag shorthands, --print_config, one-line errors and the run identity."""
 from __future__ import annotations
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -68,6 +69,78 @@ def test_cw_sac_fields_reach_the_identity():
     assert paper.identity["episodes_per_task"] == 3 and paper.identity["sac"]["network"] == "cw"
 
 
+def _cartpole_sweep(argv):
+    """(jobs, parsed args after the tree was resolved) of a continual CartPole launch."""
+    from palr.experiments.cartpole import CARTPOLE as DOMAIN
+    from palr.experiments.dqn_launcher import build_parser, make_jobs
+    args = build_parser(DOMAIN).parse_args(argv)
+    return make_jobs(DOMAIN, args), args
+
+
+def test_run_level_settings_come_from_the_file_set_and_flags(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [0, PALR-DQN]\n  seeds: 2\n  seed_offset: 5\n"
+                      f"  outdir: {tmp_path / 'a'}\n  jobs: 1\n")
+    jobs, args = _cartpole_sweep(["--config", str(config)])
+    assert [(j.agent_name, j.seed) for j in jobs] == [
+        ("DQN-FixedLR", 5), ("DQN-FixedLR", 6), ("PALR-DQN", 5), ("PALR-DQN", 6)]
+    assert jobs[0].run_dir == str(tmp_path / "a" / "runs" / "DQN-FixedLR_seed5")
+    assert args.jobs == 1 and args.outdir == tmp_path / "a"
+    # --set over the file, flags over both; a flag and a --set that disagree are refused
+    jobs, args = _cartpole_sweep(["--config", str(config), "--set", "sweep.seeds=1",
+                                  "--set", "sweep.agents=[4]", "--outdir", str(tmp_path / "b")])
+    assert [(j.agent_name, j.seed) for j in jobs] == [("PALR-DQN", 5)]
+    assert jobs[0].run_dir.startswith(str(tmp_path / "b"))
+    _cartpole_sweep(["--set", "sweep.jobs=3", "--jobs", "3"])  # the same value twice is fine
+    from palr.errors import UsageError
+    with pytest.raises(UsageError, match="--seeds 2 and --set sweep.seeds=1 set sweep.seeds to "
+                                         "different values"):
+        _cartpole_sweep(["--set", "sweep.seeds=1", "--seeds", "2"])
+    with pytest.raises(UsageError, match="sweep: jobs: expected a positive integer, got 0"):
+        _cartpole_sweep(["--set", "sweep.jobs=0"])
+
+
+def test_run_level_settings_are_not_part_of_a_runs_identity(tmp_path):
+    from palr.experiments.run_identity import settings_fingerprint
+    (flags,), _ = _cartpole_sweep(["--agents", "4", "--seeds", "1", "--jobs", "1",
+                                   "--outdir", str(tmp_path / "a")])
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [4, 0]\n  seeds: 2\n  jobs: 2\n"
+                      f"  outdir: {tmp_path / 'b'}\n")
+    from_file, _ = _cartpole_sweep(["--config", str(config)])
+    assert "sweep" not in flags.identity
+    assert from_file[0].identity == flags.identity and from_file[0].run_dir != flags.run_dir
+    assert settings_fingerprint(from_file[1].identity) == settings_fingerprint(flags.identity)
+
+
+def _cw_jobs(argv):
+    from palr.experiments.continual_world import build_parser, make_jobs
+    return make_jobs(build_parser().parse_args(argv))
+
+
+def test_cw_run_level_settings_come_from_the_file_and_set_and_match_the_flags(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sweep:\n  agents: [4]\n  seeds: 2\n  seed_offset: 3\n  sequence: mt10\n"
+                      f"  num_tasks: 2\n  preset: cw-paper\n  outdir: {tmp_path / 'a'}\n")
+    from_file = _cw_jobs(["--config", str(config)])
+    flags = _cw_jobs(["--agents", "4", "--seeds", "2", "--seed_offset", "3", "--sequence", "mt10",
+                      "--num_tasks", "2", "--preset", "cw-paper", "--outdir", str(tmp_path / "b")])
+    assert [(j.seed, j.options["label"], j.options["preset"]) for j in from_file] == \
+        [(3, "mt10first2", "cw-paper"), (4, "mt10first2", "cw-paper")]
+    assert from_file[0].options["episodes_per_task"] == 5000  # the preset's defaults follow it
+    assert [j.identity for j in from_file] == [j.identity for j in flags]  # not in the identity
+    assert all("sweep" not in j.identity for j in from_file)
+    assert from_file[0].run_dir.startswith(str(tmp_path / "a"))
+    (job,) = _cw_jobs(["--config", str(config), "--set", "sweep.seeds=1", "--set",
+                       "sweep.preset=silent"])
+    assert job.options["preset"] == "silent" and job.options["episodes_per_task"] == 200
+    from palr.errors import UsageError
+    with pytest.raises(UsageError, match="--preset silent and --set sweep.preset=cw-paper"):
+        _cw_jobs(["--preset", "silent", "--set", "sweep.preset=cw-paper"])
+    with pytest.raises(UsageError, match="--cw20 and sequence mt10"):
+        _cw_jobs(["--config", str(config), "--cw20"])
+
+
 def _run(script, argv, cwd):
     return subprocess.run([sys.executable, str(script), *argv], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
@@ -105,6 +178,25 @@ def test_a_bad_key_in_the_config_file_names_the_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("script, section", [(CARTPOLE, "dqn"), (CW, "sac")])
+def test_unknown_key_errors_list_exactly_the_settable_keys(tmp_path, script, section):
+    """The valid keys an unknown-key error lists are those --print_config shows (and --set
+    takes): not the fields other flags own (seed, device; CW's preset fields)."""
+    shown = list(yaml.safe_load(_run(script, ["--print_config"], tmp_path).stdout)[section])
+    (tmp_path / "c.yaml").write_text(f"{section}:\n  bogus: 1\n")
+    for argv, where in ((["--set", f"{section}.bogus=1"], "--set "), (["--config", "c.yaml"],
+                                                                       "c.yaml: ")):
+        proc = _run(script, argv, tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        listed = proc.stderr.strip().split(f"{where}{section}.bogus: unknown key; valid keys "
+                                           f"under '{section}': ", 1)[1].split(", ")
+        assert listed == shown and "seed" not in listed and "device" not in listed
+    yaml_owned = (tmp_path / "c.yaml")
+    yaml_owned.write_text(f"{section}:\n  device: cpu\n")
+    proc = _run(script, ["--config", "c.yaml"], tmp_path)
+    assert proc.returncode == 2 and f"c.yaml: {section}.device is set by --device" in proc.stderr
+
+
 @pytest.mark.parametrize("script", [CARTPOLE, CW])
 def test_print_config_is_yaml_that_config_reads_back(tmp_path, script):
     proc = _run(script, ["--set", "interventions.sigma=0.3", "--print_config", "--outdir", "out"],
@@ -112,6 +204,9 @@ def test_print_config_is_yaml_that_config_reads_back(tmp_path, script):
     assert proc.returncode == 0, proc.stderr
     tree = yaml.safe_load(proc.stdout)
     assert tree["interventions"]["sigma"] == 0.3 and "seed" not in tree.get("dqn", tree.get("sac"))
+    if script == CARTPOLE:  # the run-level settings, with the flags' defaults
+        assert tree["sweep"] == {"agents": ["0", "3", "4", "7"], "seeds": 3, "seed_offset": 0,
+                                 "outdir": "out", "jobs": min(2, os.cpu_count() or 1)}
     assert not (tmp_path / "out").exists()
     (tmp_path / "printed.yaml").write_text(proc.stdout)
     again = _run(script, ["--config", "printed.yaml", "--print_config"], tmp_path)

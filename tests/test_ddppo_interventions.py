@@ -25,7 +25,7 @@ AGENTS = ("FixedLR", "L2Reg", "PALR", "PALR-NoPerturb", "PALR-NoScale", "ReDo", 
           "PeriodicReset")
 #: PeriodicReset's period setting (counted in episodes or updates: 2 makes it act either way)
 RESET_EVERY = next(k for k in config_fields() if k.startswith("reset_every"))
-COMMON = ["run.rank_digests=true", "run.max_updates=2", "run.tensorboard=false",
+COMMON = ["run.rank_digests=true", "run.max_iterations=2", "run.tensorboard=false",
           "ppo.num_steps=16", "curriculum.steps_per_phase=32", "env.max_episode_steps=8",
           "agent.interventions.measure_freq=2", "agent.interventions.perturb_threshold=0.0",
           "agent.interventions.redo_every=2", "agent.interventions.sp_every=3",
@@ -54,18 +54,18 @@ def _layer_values(outdir: pathlib.Path, agent: str, metric: str) -> List[float]:
 
 
 def _digest_at(lines: List[Dict[str, Any]], event: str, step: int) -> str:
-    return next(d["digest"] for d in lines if d["event"] == event and d["gradient_steps"] == step)
+    return next(d["digest"] for d in lines if d["event"] == event and d["updates"] == step)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("agent", AGENTS)
 def test_ranks_stay_identical_and_the_intervention_acts(runs, agent):
     rank0, rank1 = _digests(runs, agent, 0), _digests(runs, agent, 1)
-    row = [(d["event"], d["gradient_steps"], d["digest"], d.get("reinit_units")) for d in rank0]
-    assert row == [(d["event"], d["gradient_steps"], d["digest"], d.get("reinit_units"))
+    row = [(d["event"], d["updates"], d["digest"], d.get("reinit_units")) for d in rank0]
+    assert row == [(d["event"], d["updates"], d["digest"], d.get("reinit_units"))
                    for d in rank1]
-    updates = [d for d in rank0 if d["event"] == "update"]
-    assert len(updates) == 2 and updates[0]["digest"] != updates[1]["digest"]
+    iterations = [d for d in rank0 if d["event"] == "iteration"]
+    assert len(iterations) == 2 and iterations[0]["digest"] != iterations[1]["digest"]
     events = [d["event"] for d in rank0]
     reinit_units = rank0[-1].get("reinit_units")
     scales = _layer_values(runs, agent, "lr_scale")
@@ -73,7 +73,7 @@ def test_ranks_stay_identical_and_the_intervention_acts(runs, agent):
         assert events.count("monitor") == 4 and reinit_units == 0
     elif agent == "L2Reg":  # the penalty reaches the PPO trunk: training differs from FixedLR's
         plain = _digests(runs, "FixedLR", 0)
-        assert _digest_at(rank0, "update", 4) != _digest_at(plain, "update", 4)
+        assert _digest_at(rank0, "iteration", 4) != _digest_at(plain, "iteration", 4)
         # and the runs are deterministic: S&P first acts at step 3, so at 2 it is still FixedLR
         assert _digest_at(_digests(runs, "ShrinkAndPerturb", 0), "monitor", 2) == \
             _digest_at(plain, "monitor", 2)
@@ -86,6 +86,6 @@ def test_ranks_stay_identical_and_the_intervention_acts(runs, agent):
     elif agent == "ReDo":
         assert reinit_units > 0 and events.count("redo") == 4
     elif agent == "ShrinkAndPerturb":
-        assert [d["gradient_steps"] for d in rank0 if d["event"] == "shrink_perturb"] == [3, 6]
+        assert [d["updates"] for d in rank0 if d["event"] == "shrink_perturb"] == [3, 6]
     elif agent == "PeriodicReset":
         assert "periodic_reset" in events

@@ -170,7 +170,7 @@ def test_evaluate_habitat_fetch_run(tmp_path):
     config = ROOT / "palr_habitat" / "configs" / "ddppo_palr_fetch_tiny.yaml"
     run_dir = tmp_path / "fetch"
     proc = subprocess.run([sys.executable, str(trainer), "--config", str(config), "--seed", "0",
-                           "--set", "run.max_updates=1", "--set", "run.tensorboard=false",
+                           "--set", "run.max_iterations=1", "--set", "run.tensorboard=false",
                            "--outdir", str(run_dir)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     videos = tmp_path / "videos"

@@ -152,6 +152,27 @@ def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path, capsy
     assert not outdir.exists()
 
 
+
+def test_the_renamed_run_max_updates_names_run_max_iterations(tmp_path, capsys):
+    """``run.max_updates`` counted PPO iterations; it is ``run.max_iterations`` now (the agent
+    contract's ``updates`` are gradient updates), and an old YAML or --set says so in one line."""
+    old = _write(tmp_path, "base: " + str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml") +
+                 "\nrun:\n  max_updates: 3\n")
+    outdir = tmp_path / "run"
+    for argv, where in (
+            (["--config", str(old)], "c.yaml: "),
+            (["--config", str(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"),
+              "--set", "run.max_updates=3"], "--set ")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--outdir", str(outdir)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"palr_trainer.py: error: {where}run.max_updates: renamed "
+                       "run.max_iterations; write run.max_iterations instead"), err
+    assert not outdir.exists()
+    assert load_config(CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml",
+                       ["run.max_iterations=3"]).run.max_iterations == 3
+
 #: another valid value for every policy setting (the tiny config's policy otherwise)
 POLICY_ALTERNATIVES = {
     "baseplanes": 8, "blocks": "[1, 1, 1, 1]", "norm": "group", "groups": 4, "input_pool": 1,
@@ -190,7 +211,7 @@ def test_curriculum_switches_after_each_phase_budget(tmp_path):
     assert path.name == EVENTS_FILE
     data = json.loads(path.read_text())
     assert data["phases"] == [p.name for p in phases] and data["steps_per_phase"] == 100
-    events = [(e["kind"], e["phase"], e["name"], e["boundary_step"], e["env_step"], e["update"])
+    events = [(e["kind"], e["phase"], e["name"], e["boundary_step"], e["env_step"], e["iteration"])
               for e in data["events"]]
     assert events == [("start", 0, "pick_apple", 0, 0, 0), ("switch", 1, "pick_bowl", 100, 128, 2),
                       ("switch", 2, "open_fridge", 200, 320, 4),

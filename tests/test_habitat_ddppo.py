@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from palr.experiments.checkpoint import load_checkpoint
-from palr_habitat.ddppo_config import CONFIG_DIR
+from palr_habitat.ddppo_config import CONFIG_DIR, load_config
 from palr_habitat.ddppo_ppo import value_loss
 from palr_habitat.ddppo_rollout import RolloutStorage, build_minibatch, segment_minibatches
 
@@ -26,6 +26,8 @@ torch.set_num_threads(1)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAINER = ROOT / "palr_habitat" / "src" / "palr_trainer.py"
 TINY = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+#: gradient updates (the agent contract's ``updates``) of one PPO iteration of the tiny config
+TINY_UPDATES_PER_ITERATION = load_config(TINY).ppo.ppo_epoch * load_config(TINY).ppo.num_mini_batch
 
 
 def _env() -> dict:
@@ -177,7 +179,7 @@ def test_torchrun_two_ranks_stay_identical_through_updates_and_palr_reinit(tmp_p
     outdir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(TRAINER), "--config", str(TINY), "--seed", "3", "--outdir", str(outdir),
-           "--set", "run.rank_digests=true", "--set", "run.max_updates=2",
+           "--set", "run.rank_digests=true", "--set", "run.max_iterations=2",
            "--set", "run.tensorboard=false", "--set", "ppo.num_steps=16",
            "--set", "curriculum.steps_per_phase=32",
            "--set", "agent.interventions.perturb_threshold=0.0"]
@@ -185,14 +187,16 @@ def test_torchrun_two_ranks_stay_identical_through_updates_and_palr_reinit(tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world size 2 (torchrun, gloo)" in proc.stderr and "backend standin" in proc.stderr
     rank0, rank1 = _digests(outdir, 0), _digests(outdir, 1)
-    assert [(d["event"], d["gradient_steps"], d["digest"]) for d in rank0] == \
-           [(d["event"], d["gradient_steps"], d["digest"]) for d in rank1]
-    updates = [d for d in rank0 if d["event"] == "update"]
+    assert [(d["event"], d["updates"], d["digest"]) for d in rank0] == \
+           [(d["event"], d["updates"], d["digest"]) for d in rank1]
+    iterations = [d for d in rank0 if d["event"] == "iteration"]
     measured = [d for d in rank0 if d["event"] == "palr"]
-    assert len(updates) == 2 and updates[0]["digest"] != updates[1]["digest"]
+    assert len(iterations) == 2 and iterations[0]["digest"] != iterations[1]["digest"]
     assert measured and measured[-1]["reinit_units"] > 0
     result = json.loads((outdir / "result.json").read_text())
-    assert result["world_size"] == 2 and result["updates"] == 2 and result["env_steps"] == 64
+    assert result["world_size"] == 2 and result["iterations"] == 2 and result["env_steps"] == 64
+    # the contract's updates: gradient updates, ppo_epoch x num_mini_batch per iteration
+    assert result["updates"] == 2 * TINY_UPDATES_PER_ITERATION == iterations[-1]["updates"]
     assert result["plasticity"]["layers"]["encoder.layer1.0.conv1"]["reinit"]
     events = json.loads((outdir / "curriculum_events.json").read_text())["events"]
     assert [e["name"] for e in events] == ["pick_apple", "pick_bowl", "open_fridge"]
@@ -218,17 +222,17 @@ def test_sigterm_saves_and_a_rerun_resumes(tmp_path):
     assert proc.returncode == 75, stderr[-2000:]
     assert "stopped by signal" in stderr and "run the same command again to resume" in stderr
     saved = load_checkpoint(ckpt)["counters"]
-    assert saved["updates"] >= 1 and saved["env_steps"] == 16 * saved["updates"]
+    assert saved["iterations"] >= 1 and saved["env_steps"] == 16 * saved["iterations"]
 
     from palr_habitat.palr_trainer import main
     code = main(["--config", str(TINY), "--seed", "1", "--outdir", str(outdir), *overrides,
-                 "--set", f"run.max_updates={saved['updates'] + 1}"])
+                 "--set", f"run.max_iterations={saved['iterations'] + 1}"])
     assert code == 0
     result = json.loads((outdir / "result.json").read_text())
-    assert result["updates"] == saved["updates"] + 1
+    assert result["iterations"] == saved["iterations"] + 1
     assert result["env_steps"] == saved["env_steps"] + 16
     resumed = [e for e in result["events"] if e["kind"] == "resumed"]
-    assert resumed and resumed[0]["update"] == saved["updates"]
+    assert resumed and resumed[0]["iteration"] == saved["iterations"]
     assert (outdir / "tb").is_dir() and any((outdir / "tb").iterdir())
     events = json.loads((outdir / "curriculum_events.json").read_text())["events"]
     assert [e["kind"] for e in events] == ["start"]

@@ -92,7 +92,7 @@ def test_sigterm_stops_the_trainer_through_torchrun_and_the_same_command_resumes
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads((outdir / "result.json").read_text())
-    assert result["status"] == "finished" and result["updates"] == 6
+    assert result["status"] == "finished" and result["iterations"] == 6
     assert any(event["kind"] == "resumed" for event in result["events"])
 
 
@@ -192,7 +192,7 @@ def test_check_rejects_an_outdir_below_a_file(tmp_path, capsys):
 def test_check_tells_whether_an_existing_checkpoint_can_resume(tmp_path, capsys):
     outdir = tmp_path / "run"
     base = ["--config", str(TINY), "--seed", "1", "--outdir", str(outdir), *SHORT]
-    assert trainer_main([*base, "--set", "run.max_updates=1"]) == 0
+    assert trainer_main([*base, "--set", "run.max_iterations=1"]) == 0
     capsys.readouterr()
     before = {p: p.stat().st_mtime_ns for p in outdir.rglob("*")}
     assert trainer_main([*base, "--check"]) == 0

@@ -175,6 +175,27 @@ def test_container_mode_builds_the_missing_image_and_binds_the_tree(tmp_path):
     assert f"--outdir {tmp_path}/results " in job_list(proc.stdout)[0][1]
 
 
+def test_dqn_dry_run_is_a_cpu_array_of_the_launchers_runs_without_merge(tmp_path):
+    proc = dry_run(tmp_path, "--permuted-cartpole", "--sweep", SEEDS="0 1 2", BATCH_SEEDS="1")
+    assert proc.returncode == 0, proc.stderr
+    (array,) = scripts(proc.stdout).values()  # no merge job: each task summarises its outdir
+    for line in ("#SBATCH --array=0-1", "#SBATCH --job-name=palr-permuted_cartpole",
+                 "#SBATCH --cpus-per-task=1", "#SBATCH --mem=8G", "#SBATCH --requeue",
+                 "#SBATCH --signal=B:USR1@90", "LAUNCH=(./run.sh python)"):
+        assert line in array, line
+    assert "--gres" not in array
+    runs = job_list(proc.stdout)  # the launcher's default agents, FixedLR and PALR
+    assert [label.split(" -> ")[0] for label, _ in runs] == [
+        "permuted_cartpole seeds 0-1-2 agent 0", "permuted_cartpole seeds 0-1-2 agent 4"]
+    assert runs[1][1] == ("palr_plasticity_aware_lr/src/run_permuted_cartpole.py --agent_idx 4 "
+                          f"--seeds 3 --seed_offset 0 --batch_seeds --outdir "
+                          f"{tmp_path}/results/permuted_cartpole --jobs 1 --no_progress")
+    # the DOMAIN knob is the option's equivalent
+    knob = dry_run(tmp_path, "--sweep", DOMAIN="permuted_cartpole", SEEDS="0 1 2", BATCH_SEEDS="1")
+    assert job_list(knob.stdout) == runs
+    assert not (tmp_path / "results").exists(), "a dry run wrote files"
+
+
 VARIANTS = {
     "cw-venv": ((), {}),
     "cw-sweep-cpu": (("--sweep",), {"GPUS": "0", "MEM": "", "EXTRA_ARGS": "--num_tasks 2"}),
@@ -182,6 +203,8 @@ VARIANTS = {
     "habitat-torchrun": (("--habitat", "--nodes", "2", "--gpus-per-node", "2"), {}),
     "habitat-srun": (("--habitat", "--sweep"), {"HABITAT_LAUNCHER": "srun", "AGENT": "4"}),
     "habitat-container": (("--habitat",), {"SIF": "@sif", "SBATCH_EXTRA": "--constraint=a100"}),
+    "jbw-batched": (("--jbw", "--sweep"), {"BATCH_SEEDS": "1"}),
+    "cartpole-container": (("--cartpole",), {"SIF": "@sif", "GPUS": "1"}),
 }
 
 
@@ -238,6 +261,9 @@ def test_generated_batch_scripts_are_shellcheck_clean(tmp_path, variant):
     (("--habitat", "--gpus-per-node", "99999999999999999999"), {}, "GPUS must be an integer from"),
     (("--bogus",), {}, "unknown option '--bogus'"),
     (("--nodes",), {}, "--nodes needs a value"),
+    (("--cartpole", "--nodes", "2"), {}, "--nodes/--gpus-per-node are for --habitat"),
+    (("--permuted-cartpole",), {"BATCH_SEEDS": "yes"}, "BATCH_SEEDS must be an integer >= 0"),
+    ((), {"DOMAIN": "jbw", "AGENT": "8"}, "AGENT value 8 is not an agent index"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, options, env, message):
     proc = dry_run(tmp_path, *options, **env)
@@ -251,6 +277,7 @@ def test_help_lists_the_knobs():
     proc = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--help"], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 0
-    for knob in ("--sweep", "--habitat", "--dry-run", "PARTITION", "ACCOUNT", "QOS", "TIME",
+    for knob in ("--sweep", "--habitat", "--cartpole", "--permuted-cartpole", "--jbw", "DOMAIN",
+                 "BATCH_SEEDS", "--dry-run", "PARTITION", "ACCOUNT", "QOS", "TIME",
                  "CPUS", "MEM", "GPUS", "EXTRA_ARGS", "SIF"):
         assert knob in proc.stdout, knob

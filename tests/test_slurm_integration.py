@@ -3,7 +3,8 @@ slurmctld/slurmd/munge, started by hand (no systemd) with all state under a pyte
 without a container (SIF=none).
 
 Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint json per seed, the
-dependent merge job); SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
+dependent merge job); a tiny continual CartPole sweep runs one array task per agent with its
+seeds batched (BATCH_SEEDS=1) and summarises its output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
 resume to the end, for a CW run and for the Habitat trainer under srun + torchrun; scancel is
 reported as CANCELLED and not requeued. The daemons are stopped by PID at the end.
 
@@ -35,6 +36,10 @@ TOOLS = ("slurmctld", "slurmd", "munged", "munge", "sbatch", "squeue", "scontrol
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", "/sbin"])
 TINY_CW = ("--num_tasks 2 --start_steps 100 --update_after 100 --eval_episodes 1 --measure_freq 50 "
            "--diag_batch_size 128 --no_tensorboard --checkpoint_every 1")
+
+TINY_CARTPOLE = ("--phase_episodes 2 --learning_starts 50 --measure_freq 20 --diag_batch_size 64 "
+                 "--probe_steps 20 --probe_states 64 --buffer_size 2000 --hidden_sizes 32 32 "
+                 "--no_tensorboard")
 
 
 def which(tool):
@@ -320,6 +325,32 @@ def test_tiny_cw_sweep_runs_as_an_array_with_logs_results_and_merge(cluster, tmp
                            env=dict(cluster.env, SIF="none", MEM="", GPUS="0", **env),
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "nothing to submit" in again.stderr
+
+
+def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_and_summarises(cluster, tmp_path):
+    results = tmp_path / "results"
+    env = dict(RESULTS_DIR=str(results), SEEDS="0 1", AGENTS="0 4", BATCH_SEEDS="1",
+               EXTRA_ARGS=TINY_CARTPOLE)
+    array, merge, out = submit(cluster, "--cartpole", "--sweep", **env)
+    assert array and merge is None, out
+    wait_done(cluster, array)
+    outdir = results / "cartpole"
+    for task, agent in enumerate(("DQN-FixedLR", "PALR-DQN")):
+        for seed in (0, 1):
+            run = json.loads((outdir / "runs" / f"{agent}_seed{seed}" / "result.json").read_text())
+            assert run["status"] == "finished" and run["seed"] == seed
+            assert run["batched_with"] == [0, 1]
+        log = (results / "logs" / "slurm" / f"palr-cartpole_{array}_{task}.out").read_text()
+        assert f"seeds 0-1 agent {(0, 4)[task]}" in log and "run exited with status 0" in log
+    merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
+    assert sorted(merged["agents"]) == ["DQN-FixedLR", "PALR-DQN"]
+    done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array]
+    assert sorted(r["ArrayTaskId"] for r in done) == ["0", "1"]
+    assert all(r["JobState"] == "COMPLETED" for r in done), done
+    again = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--cartpole", "--sweep"],
+                           env=dict(cluster.env, SIF="none", MEM="", **env),
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "nothing to submit" in again.stderr, again.stderr
 
 
 def test_usr1_makes_the_task_checkpoint_requeue_and_resume(cluster, tmp_path):

@@ -14,13 +14,15 @@ import sys
 import pytest
 
 from palr.experiments.continual_world import build_parser, checkpoint_json, make_jobs
+from palr.experiments.dqn_launcher import build_parser as dqn_parser, get_domain
+from palr.experiments.dqn_launcher import make_jobs as dqn_make_jobs
 from palr.experiments.slurm.main import main
 from palr.experiments.slurm.render import array_spec
 from palr.experiments.slurm.runs import HABITAT_SWEEP
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KNOBS = ("SIF", "SEEDS", "AGENT", "AGENTS", "TASKS", "EPISODES", "BATCH_SIZE", "EXTRA_ARGS",
-         "RESULTS_DIR", "HABITAT_RESULTS", "LOG_DIR", "GPUS", "NODES", "CPUS", "MEM", "CONFIG",
+         "DOMAIN", "BATCH_SEEDS", "RESULTS_DIR", "HABITAT_RESULTS", "LOG_DIR", "GPUS", "NODES", "CPUS", "MEM", "CONFIG",
          "ARRAY_LIMIT", "JOB_NAME", "SBATCH_EXTRA", "HABITAT_LAUNCHER")
 
 
@@ -32,8 +34,8 @@ def plan(tmp_path, monkeypatch, capsys):
     def run(*options, **knobs):
         for name in KNOBS:
             monkeypatch.delenv(name, raising=False)
-        env = dict(SIF="none", RESULTS_DIR=str(tmp_path / "results"),
-                   HABITAT_RESULTS=str(tmp_path / "habitat"), GPUS="0", **knobs)
+        env = dict(dict(SIF="none", RESULTS_DIR=str(tmp_path / "results"),
+                        HABITAT_RESULTS=str(tmp_path / "habitat"), GPUS="0"), **knobs)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         try:
@@ -170,3 +172,103 @@ def test_habitat_finished_runs_are_left_out_and_other_settings_refused(plan, tmp
 def test_array_spec_compresses_indices():
     assert array_spec([0, 1, 2, 5, 7, 8, 9]) == "0-2,5,7-9"
     assert array_spec([3], limit=4) == "3%4"
+
+
+# --- the DQN domains ----------------------------------------------------------------------------
+
+TINY_DQN = "--phase_episodes 2 --learning_starts 50 --hidden_sizes 32 --no_tensorboard"
+DQN_KNOBS = dict(SEEDS="3 4 6", AGENTS="0 4", EXTRA_ARGS=TINY_DQN)
+
+
+def dqn_sweep(tmp_path, seeds, offset=0):
+    """The jobs a local continual CartPole sweep (agents 0 and 4) makes."""
+    domain = get_domain("cartpole")
+    return dqn_make_jobs(domain, dqn_parser(domain).parse_args(
+        ["--agents", "0", "4", "--seeds", str(seeds), "--seed_offset", str(offset),
+         "--outdir", str(tmp_path / "results" / "cartpole"), *TINY_DQN.split()]))
+
+
+def dqn_planned(argv):
+    """The launcher's jobs of one planned DQN task (a seed batch when it has --batch_seeds)."""
+    domain = get_domain("cartpole")
+    return dqn_make_jobs(domain, dqn_parser(domain).parse_args(argv[1:]))
+
+
+def test_dqn_job_list_is_the_sweeps_own_runs_on_cpu(plan, tmp_path):
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", **DQN_KNOBS)
+    assert status == 0, err
+    runs = printed_jobs(out)
+    assert [label.split(" -> ")[0] for label, _ in runs] == [
+        f"cartpole seed {s} agent {a}" for s in (3, 4, 6) for a in (0, 4)]
+    assert all(argv[0] == "palr_plasticity_aware_lr/src/run_experiments.py" and "--seeds 1" in
+               shlex.join(argv) and "--batch_seeds" not in argv for _, argv in runs)
+    planned = [job for _, argv in runs for job in dqn_planned(argv)]
+    sweep = [j for j in dqn_sweep(tmp_path, 4, offset=3) if j.seed != 5]
+    key = lambda j: (j.seed, j.agent_index)  # noqa: E731
+    assert sorted((key(j), j.run_dir, j.identity) for j in planned) == \
+        sorted((key(j), j.run_dir, j.identity) for j in sweep)
+    script = out.split("# ---- sbatch script: ", 1)[1]
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=8G" in script
+    assert "--gres" not in script and "merge" not in out  # CPU; each task summarises its outdir
+    assert not (tmp_path / "results").exists(), "a dry run wrote files"
+
+
+def test_dqn_batch_seeds_makes_one_task_per_agent_and_run_of_consecutive_seeds(plan, tmp_path):
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", BATCH_SEEDS="1",
+                            **DQN_KNOBS)
+    assert status == 0, err
+    runs = printed_jobs(out)
+    assert [label.split(" -> ")[0] for label, _ in runs] == [
+        "cartpole seeds 3-4 agent 0", "cartpole seeds 3-4 agent 4",
+        "cartpole seeds 6 agent 0", "cartpole seeds 6 agent 4"]
+    assert all("--batch_seeds" in argv for _, argv in runs)
+    from palr.batched.runner import batch_jobs
+    (batch,) = batch_jobs(dqn_planned(runs[1][1]))
+    sweep = [j for j in dqn_sweep(tmp_path, 2, offset=3) if j.agent_index == 4]
+    assert [(j.seed, j.run_dir, j.identity) for j in batch.members] == \
+        [(j.seed, j.run_dir, j.identity) for j in sweep]
+    assert batch.run_dir == str(tmp_path / "results" / "cartpole" / "batches" / "PALR-DQN_seeds3-4")
+    assert "DQN cartpole, 4 seed batches" in out
+
+
+def finish(job):
+    """``job``'s result.json as a finished run writes it (its identity, status finished)."""
+    pathlib.Path(job.run_dir).mkdir(parents=True)
+    (pathlib.Path(job.run_dir) / "result.json").write_text(
+        json.dumps({"status": "finished", "identity": job.identity}))
+
+
+def test_dqn_finished_runs_and_batches_are_left_out_and_other_settings_refused(plan, tmp_path):
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", **DQN_KNOBS)
+    finish(dqn_planned(printed_jobs(out)[1][1])[0])  # seed 3, agent 4
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", **DQN_KNOBS)
+    assert status == 0 and array_line(out) == "#SBATCH --array=0,2-5", err
+    assert "cartpole seed 3 agent 4" in err and "finished with the same settings, skipped" in err
+    # batched: agent 4's batch of seeds 3-4 has one member left to train, so it stays
+    batched = dict(DQN_KNOBS, BATCH_SEEDS="1")
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", **batched)
+    assert status == 0 and array_line(out) == "#SBATCH --array=0-3", err
+    finish(dqn_planned(printed_jobs(out)[1][1])[1])  # seed 4, agent 4: the batch is finished
+    status, out, err = plan("--domain", "cartpole", "--sweep", "--dry-run", **batched)
+    assert status == 0 and array_line(out) == "#SBATCH --array=0,2-3", err
+    # the same runs with other settings (a wider network) are refused before anything is written
+    status, out, err = plan("--domain", "cartpole", "--sweep",
+                            **dict(DQN_KNOBS, EXTRA_ARGS=TINY_DQN.replace("32", "64")))
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "hidden_sizes" in err, err
+    assert not (tmp_path / "results" / "logs").exists()
+
+
+@pytest.mark.parametrize("options, knobs, message", [
+    ((), {"BATCH_SEEDS": "1"}, "BATCH_SEEDS=1 is for the DQN domains"),
+    (("--domain", "jbw"), {"BATCH_SEEDS": "2"}, "BATCH_SEEDS must be an integer from 0 to 1"),
+    (("--domain", "cartpole"), {"AGENT": "9"}, "AGENT value 9 is not an agent index; valid: 0-7 "
+                                               "(0=DQN-FixedLR ... 4=PALR-DQN"),
+    ((), {"DOMAIN": "atari"}, "DOMAIN must be one of cw, habitat, cartpole"),
+    (("--domain", "permuted_cartpole"), {"GPUS": "2"}, "GPUS must be 0 or 1 for a DQN run"),
+])
+def test_dqn_bad_knobs_are_one_line_and_write_nothing(plan, tmp_path, options, knobs, message):
+    status, out, err = plan(*options, **knobs)
+    assert status == 2 and out == "" and message in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "results").exists()

@@ -64,7 +64,7 @@ DOMAINS = {
     "habitat": Domain("habitat", [
         sys.executable, str(ROOT / "palr_habitat" / "src" / "palr_trainer.py"),
         "--config", str(ROOT / "palr_habitat" / "configs" / "ddppo_palr_fetch_tiny.yaml"),
-        "--seed", "0", "--outdir", "{out}", "--set", "run.max_updates=8",
+        "--seed", "0", "--outdir", "{out}", "--set", "run.max_iterations=8",
         "--set", "run.checkpoint_interval=1", "--set", "run.tensorboard=false"],
         "result.json"),
 }

@@ -3,6 +3,7 @@
 Modules (one job each):
 
 - ``palr_trainer``: the torchrun/srun/single-process entry point and training loop.
+- ``ddppo_checkpoint_format``: the checkpoint format; earlier checkpoints translated on load.
 - ``ddppo_config``: validated YAML configs (``palr_habitat/configs``).
 - ``ddppo_distributed``: process group, straggler preemption, rank 0's decisions, teardown.
 - ``ddppo_rollout`` / ``ddppo_ppo``: rollout storage, GAE, recurrent minibatches, clipped PPO.

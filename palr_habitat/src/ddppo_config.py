@@ -21,7 +21,7 @@ import dataclasses
 import pathlib
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from palr.config import ConfigError, build, convert, load
 
@@ -235,20 +235,25 @@ class RunConfig:
     """Attributes:
         device: ``auto`` (the rank's GPU when CUDA is available), ``cpu`` or ``cuda``.
         total_steps: environment steps of the run; 0 = phases x steps_per_phase.
-        max_updates: stop after this many PPO updates (0 = no limit; smoke tests).
-        checkpoint_interval: PPO updates between checkpoints.
-        log_interval: PPO updates between console lines.
+        max_iterations: stop after this many PPO iterations (0 = no limit; smoke tests). An
+            iteration is one rollout plus its ``ppo_epoch`` x ``num_mini_batch`` gradient
+            updates (the agent contract's ``updates``); called ``max_updates`` before.
+        checkpoint_interval: PPO iterations between checkpoints.
+        log_interval: PPO iterations between console lines.
         torch_threads: intra-op threads per process.
-        rank_digests: write every rank's parameter digest after every update and after every
+        rank_digests: write every rank's parameter digest after every iteration and after every
             intervention's published log (event: its name; with the units re-initialised so far
             in this session) to ``<outdir>/ranks/rank<r>.jsonl`` (tests check the ranks stay
             identical).
         tensorboard: write TensorBoard scalars to ``<outdir>/tb``.
     """
 
+    #: keys of earlier versions -> their names now (palr.config names the new one in the error)
+    RENAMED: ClassVar[Dict[str, str]] = {"max_updates": "max_iterations"}
+
     device: str = "auto"
     total_steps: int = 0
-    max_updates: int = 0
+    max_iterations: int = 0
     checkpoint_interval: int = 50
     log_interval: int = 10
     torch_threads: int = 1
@@ -341,7 +346,7 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
         _positive(where, path, value)
     for path, value in (("env.max_episode_steps", cfg.env.max_episode_steps),
                         ("run.total_steps", cfg.run.total_steps),
-                        ("run.max_updates", cfg.run.max_updates)):
+                        ("run.max_iterations", cfg.run.max_iterations)):
         if value < 0:
             raise ConfigError(f"{where}{path}: must be >= 0, got {value}")
     if cfg.env.resolution < 16:

@@ -8,7 +8,7 @@ PointGoal Navigators from 2.5 Billion Frames").
   process group). NCCL on GPU, gloo on CPU.
 - :class:`RolloutTracker`: the straggler preemption of DD-PPO -- a rank stops collecting once at
   least ``short_rollout_threshold * num_steps`` steps are in and ``sync_frac`` of all ranks have
-  finished a full rollout (a counter per update in a TCP key-value store, as habitat-baselines'
+  finished a full rollout (a counter per iteration in a TCP key-value store, as habitat-baselines'
   ``num_rollouts_done_store``).
 - :func:`rank0_sync`: the interventions' ``TrainingContext.sync`` -- every intervention that
   re-initialises or rescales passes its decision (masks, LR scales) and its generator state
@@ -224,7 +224,7 @@ class RolloutTracker:
     """DD-PPO's straggler preemption through a TCP key-value store shared by all ranks.
 
     Rank 0 hosts a ``TCPStore`` on ``MASTER_ADDR`` and a free port it broadcasts; each rank adds 1
-    to the key of the current update when its rollout reached ``num_steps``. A rank that has
+    to the key of the current iteration when its rollout reached ``num_steps``. A rank that has
     collected at least ``short_rollout_threshold * num_steps`` steps stops early once the key
     reaches ``sync_frac * world_size``.
     """
@@ -257,26 +257,26 @@ class RolloutTracker:
             self.store = dist.TCPStore(host, port, info.world_size, False, timeout)
         barrier(info)
 
-    def _key(self, update: int) -> str:
-        return f"ddppo_done_{update}"
+    def _key(self, iteration: int) -> str:
+        return f"ddppo_done_{iteration}"
 
-    def mark_done(self, update: int) -> None:
-        """This rank collected a full rollout of ``num_steps`` for ``update``."""
+    def mark_done(self, iteration: int) -> None:
+        """This rank collected a full rollout of ``num_steps`` for ``iteration``."""
         if self.store is not None:
-            self.store.add(self._key(update), 1)
+            self.store.add(self._key(iteration), 1)
 
-    def should_stop(self, update: int, step: int) -> bool:
-        """Whether to stop collecting after ``step`` steps of this update's rollout."""
+    def should_stop(self, iteration: int, step: int) -> bool:
+        """Whether to stop collecting after ``step`` steps of this iteration's rollout."""
         if self.store is None or step < self.min_steps:
             return False
-        done = int(self.store.add(self._key(update), 0))
+        done = int(self.store.add(self._key(iteration), 0))
         return done >= self.sync_frac * self.info.world_size
 
-    def forget(self, update: int) -> None:
-        """Drop an old update's counter (rank 0, after every rank moved past it)."""
+    def forget(self, iteration: int) -> None:
+        """Drop an old iteration's counter (rank 0, after every rank moved past it)."""
         if self.store is not None and self.info.is_main:
             try:
-                self.store.delete_key(self._key(update))
+                self.store.delete_key(self._key(iteration))
             except (RuntimeError, AttributeError):  # older stores: keys just stay
                 pass
 

@@ -8,7 +8,7 @@ One gradient step per minibatch::
     backward through the DDP wrapper (gradients all-reduced, averaged over ranks)
     clip the global gradient norm
     stack.before_step(net); optimizer[net].step(); stack.after_step(net)   for net in encoder, trunk
-    stack.after_update(gradient_steps)
+    stack.after_update(updates)
 
 The value loss is habitat-baselines' clipped one (``use_clipped_value_loss``,
 :func:`value_loss`). Losses are means over the valid (non-padded) steps of the minibatch.
@@ -49,7 +49,8 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 
 
 class PPOUpdater:
-    """Runs the PPO epochs of one update; counts gradient steps for the interventions."""
+    """Runs the PPO epochs of one iteration; counts gradient updates (``updates``) for the
+    interventions."""
 
     def __init__(self, model: nn.Module, train_module: nn.Module,
                  optimizers: Dict[str, torch.optim.Optimizer], stack: InterventionStack,
@@ -71,7 +72,7 @@ class PPOUpdater:
         self.config = config
         self.advantage_stats = advantage_stats or (lambda v: v)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.gradient_steps = 0
+        self.updates = 0  # gradient updates (the agent contract's ``updates``)
 
     def _advantages(self, storage: RolloutStorage) -> torch.Tensor:
         adv = storage.advantages
@@ -116,7 +117,7 @@ class PPOUpdater:
                         loss = loss + penalty
                 if not torch.isfinite(loss.detach()):
                     raise FloatingPointError(
-                        f"non-finite PPO loss at gradient step {self.gradient_steps + 1}")
+                        f"non-finite PPO loss at gradient update {self.updates + 1}")
                 for opt in self.optimizers.values():
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -125,8 +126,8 @@ class PPOUpdater:
                     self.stack.before_step(net)
                     self.optimizers[net].step()
                     self.stack.after_step(net)
-                self.gradient_steps += 1
-                self.stack.after_update(self.gradient_steps)
+                self.updates += 1
+                self.stack.after_update(self.updates)
                 with torch.no_grad():
                     sums["ppo/policy_loss"] += float(policy_loss)
                     sums["ppo/value_loss"] += float(v_loss)
@@ -145,10 +146,10 @@ class PPOUpdater:
                 group["lr"] = lr
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"gradient_steps": self.gradient_steps}
+        return {"updates": self.updates}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.gradient_steps = int(state["gradient_steps"])
+        self.updates = int(state["updates"])
 
 
 __all__ = ["PPOUpdater", "masked_mean", "value_loss", "NETWORKS"]

@@ -4,14 +4,14 @@ sink, each for ``steps_per_phase`` environment steps (all ranks together; origin
 Phases switch silently for the agent (no phase id in the observation); the trainer tells the
 intervention stack (logging only) and records every switch in ``<outdir>/curriculum_events.json``::
 
-    {"schema": "palr.curriculum/1", "steps_per_phase": 50000000,
+    {"schema": "palr.curriculum/2", "steps_per_phase": 50000000,
      "phases": ["pick_apple", "pick_bowl", "open_fridge", "place_sink"],
      "events": [{"kind": "start", "phase": 0, "name": "pick_apple", "boundary_step": 0,
-                 "env_step": 0, "update": 0, "wall_time_s": 0.0, "time": "2026-...Z"},
+                 "env_step": 0, "iteration": 0, "wall_time_s": 0.0, "time": "2026-...Z"},
                 {"kind": "switch", "phase": 1, "name": "pick_bowl", "boundary_step": 50000000,
-                 "env_step": 50001408, "update": 12208, ...}, ...]}
+                 "env_step": 50001408, "iteration": 12208, ...}, ...]}
 
-A switch happens at the first PPO-update boundary at or after the phase's step budget
+A switch happens at the first PPO-iteration boundary at or after the phase's step budget
 (``env_step`` >= ``boundary_step``; DD-PPO collects whole rollouts), so ``env_step`` overshoots
 ``boundary_step`` by less than one rollout of all ranks.
 """
@@ -26,7 +26,7 @@ from palr.experiments.files import atomic_write_json
 from palr_habitat.ddppo_config import PhaseConfig
 
 EVENTS_FILE = "curriculum_events.json"
-SCHEMA = "palr.curriculum/1"
+SCHEMA = "palr.curriculum/2"  # /1 called the iterations ``update``
 
 
 def _now() -> str:
@@ -64,12 +64,12 @@ class FetchCurriculum:
             raise ValueError(f"env_steps must be >= 0, got {env_steps}")
         return min(int(env_steps) // self.steps_per_phase, self.num_phases - 1)
 
-    def start(self, update: int = 0, wall_time_s: float = 0.0) -> None:
+    def start(self, iteration: int = 0, wall_time_s: float = 0.0) -> None:
         """Record the start of phase 0 (only once: a resumed run keeps its events)."""
         if not self.events:
-            self._record("start", 0, 0, update, wall_time_s)
+            self._record("start", 0, 0, iteration, wall_time_s)
 
-    def advance(self, env_steps: int, update: int, wall_time_s: float) -> Optional[int]:
+    def advance(self, env_steps: int, iteration: int, wall_time_s: float) -> Optional[int]:
         """Move to the phase of ``env_steps``; returns the new phase if it changed, else None.
 
         Phases are never skipped in the log: if one rollout crossed several budgets (tiny
@@ -79,15 +79,15 @@ class FetchCurriculum:
         if target == self.phase:
             return None
         for phase in range(self.phase + 1, target + 1):
-            self._record("switch", phase, env_steps, update, wall_time_s)
+            self._record("switch", phase, env_steps, iteration, wall_time_s)
         self.phase = target
         return target
 
-    def _record(self, kind: str, phase: int, env_steps: int, update: int, wall: float) -> None:
+    def _record(self, kind: str, phase: int, env_steps: int, iteration: int, wall: float) -> None:
         self.events.append({
             "kind": kind, "phase": phase, "name": self.phases[phase].name,
             "boundary_step": phase * self.steps_per_phase, "env_step": int(env_steps),
-            "update": int(update), "wall_time_s": round(float(wall), 3), "time": _now(),
+            "iteration": int(iteration), "wall_time_s": round(float(wall), 3), "time": _now(),
         })
 
     def to_dict(self) -> Dict[str, Any]:

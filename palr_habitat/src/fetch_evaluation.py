@@ -18,13 +18,14 @@ import torch
 
 from palr.errors import UsageError
 
+from palr_habitat.ddppo_checkpoint_format import FORMAT, upgrade
 from palr_habitat.ddppo_config import ConfigError, TrainConfig, config_from_dict
 from palr_habitat.fetch_obs import STATE_KEYS, visual_tensor, state_tensor
 from palr_habitat.fetch_vec_env import AutoResetEnv, env_seed, make_env, resolve_backend
 from palr_habitat.palr_fetch_policy import FetchPolicy
 
-#: the checkpoint format this module reads (palr_trainer.FORMAT)
-CHECKPOINT_FORMAT = "palr_habitat.ddppo/3"
+#: the checkpoint format this module reads (older upgradable ones are upgraded first)
+CHECKPOINT_FORMAT = FORMAT
 
 #: ``play(seed, capture)`` -> (return, success), as palr.experiments.evaluate's Play
 Play = Callable[[Optional[int], Optional[Callable[[], None]]], Tuple[float, float]]
@@ -33,6 +34,7 @@ Play = Callable[[Optional[int], Optional[Callable[[], None]]], Tuple[float, floa
 def rebuild_policy(state: Mapping[str, Any]) -> Tuple[TrainConfig, FetchPolicy, str]:
     """(config, policy with the saved weights, backend) of a DD-PPO checkpoint; UsageError when
     the checkpoint is of another format or its backend cannot run here."""
+    state = upgrade(dict(state))
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UsageError(f"the checkpoint is of format {state.get('format')!r}, not "
                          f"{CHECKPOINT_FORMAT!r}; evaluate it with the version that wrote it")

@@ -8,7 +8,7 @@ Launch (the original command; one process per GPU)::
 It also runs under ``srun`` (rank/world from SLURM variables) and as a plain single process
 (``python palr_habitat/src/palr_trainer.py ...``: world size 1, no process group).
 
-Each update (Wijmans et al. 2020):
+Each iteration (Wijmans et al. 2020; the contract's ``updates`` count the gradient updates of step 2):
 1. every rank collects up to ``ppo.num_steps`` steps from its ``env.num_envs`` envs; stragglers
    stop early once ``ddppo.sync_frac`` of the ranks finished (:class:`RolloutTracker`);
 2. GAE, then ``ppo_epoch`` x ``num_mini_batch`` clipped-PPO gradient steps through DDP (gradients
@@ -23,9 +23,9 @@ Each update (Wijmans et al. 2020):
 Outputs in ``--outdir``: ``checkpoints/ckpt.pt`` (+ ``.prev``; resumed automatically),
 ``tb/`` (TensorBoard), ``curriculum_events.json``, ``result.json`` (schema ``palr.run/1``: episodes,
 per-layer plasticity curves), ``config.yaml`` (the resolved config). SIGTERM/SIGUSR1 (SLURM
-preemption): finish the update, checkpoint, exit with status 75; run the same command to resume.
+preemption): finish the iteration, checkpoint, exit with status 75; run the same command to resume.
 
-Checkpoints are taken between updates (a rollout boundary). Besides the weights, optimizers,
+Checkpoints are taken between iterations (a rollout boundary). Besides the weights, optimizers,
 interventions, curriculum and records, they hold every rank's own state, gathered to rank 0:
 its envs (stand-in: each env's physics and running episode, its return, length and success so
 far), the first step of its next rollout (observations, recurrent state, previous actions,
@@ -74,6 +74,7 @@ from palr_habitat.ddppo_distributed import (DistInfo, RolloutTracker, all_reduce
                                             all_reduce_sum, broadcast_object, gather_objects,
                                             gather_to_main, init_distributed, plan_distributed,
                                             rank0_sync, teardown)
+from palr_habitat.ddppo_checkpoint_format import FORMAT, OLD_FORMATS, upgrade
 from palr_habitat.ddppo_ppo import PPOUpdater
 from palr_habitat.ddppo_rollout import RolloutStorage
 from palr_habitat.fetch_curriculum import FetchCurriculum
@@ -84,9 +85,6 @@ PROG = "palr_trainer.py"
 ALGO = "PPO"
 DOMAIN = "habitat_fetch"
 CHECKPOINT = pathlib.Path("checkpoints") / "ckpt.pt"
-FORMAT = "palr_habitat.ddppo/3"
-#: checkpoints of earlier formats: /1 without per-rank state, /2 with the GRU policy
-OLD_FORMATS = ("palr_habitat.ddppo/1", "palr_habitat.ddppo/2")
 
 
 def _seeds(seed: int, rank: int) -> Dict[str, int]:
@@ -138,6 +136,7 @@ class DDPPOTrainer:
         self.identity = run_identity(cfg, seed, backend, info.world_size)
         state = load_checkpoint(outdir / CHECKPOINT)
         if state is not None:
+            state = upgrade(state)
             self._check_compatible(state, backend)
             self.curriculum.load_state_dict(state["curriculum"])
         seeds = _seeds(seed, info.rank)
@@ -173,7 +172,7 @@ class DDPPOTrainer:
         self.updater = PPOUpdater(policy, policy, self.optimizers, self.stack, cfg.ppo,
                                   advantage_stats=lambda v: all_reduce_sum(v, info))
         self.env_steps = 0
-        self.updates = 0
+        self.iterations = 0
         self.episodes = 0
         self.wall_time = 0.0
         self.recorder = RunRecorder(self._header())
@@ -183,7 +182,7 @@ class DDPPOTrainer:
         self._rollout_restored = False  # envs and rollout storage continue from the checkpoint
         if state is not None:
             self._load_state(state)
-            self.recorder.event("resumed", update=self.updates, env_step=self.env_steps,
+            self.recorder.event("resumed", iteration=self.iterations, env_step=self.env_steps,
                                 world_size=info.world_size)
         if info.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -192,7 +191,7 @@ class DDPPOTrainer:
         self.tracker: Optional[RolloutTracker] = RolloutTracker(
             info, cfg.ppo.num_steps, cfg.ddppo.sync_frac, cfg.ddppo.short_rollout_threshold,
             cfg.ddppo.timeout_s)
-        self.stop = StopSignals()  # flag checked (and agreed on by all ranks) after every update
+        self.stop = StopSignals()  # flag checked (and agreed on by all ranks) after every iteration
         self._digest_file: Optional[Any] = None
         self._reinit_units = 0  # units re-initialised in this session (from the published logs)
         self._last_train_log: Dict[str, float] = {}
@@ -219,7 +218,7 @@ class DDPPOTrainer:
         check_resumable(state.get("identity"), self.identity, self.outdir)
 
     def rank_state(self) -> Dict[str, Any]:
-        """This rank's own state between updates: envs (None where the backend cannot save
+        """This rank's own state between iterations: envs (None where the backend cannot save
         them), the next rollout's first step and the per-rank generators."""
         assert self.envs is not None
         return {"envs": self.envs.state_dict(), "storage": self.storage.first_step_state(),
@@ -239,7 +238,7 @@ class DDPPOTrainer:
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
             "stack": self.stack.state_dict(), "updater": self.updater.state_dict(),
             "curriculum": self.curriculum.state_dict(), "generator": self.generator.get_state(),
-            "counters": {"env_steps": self.env_steps, "updates": self.updates,
+            "counters": {"env_steps": self.env_steps, "iterations": self.iterations,
                          "episodes": self.episodes, "wall_time": self.wall_time},
             "recorder": self.recorder.state_dict(),
         }
@@ -254,7 +253,7 @@ class DDPPOTrainer:
         self.generator.set_state(state["generator"])
         counters = state["counters"]
         self.env_steps = int(counters["env_steps"])
-        self.updates = int(counters["updates"])
+        self.iterations = int(counters["iterations"])
         self.episodes = int(counters["episodes"])
         self.wall_time = float(counters["wall_time"])
         self.recorder.load_state_dict(state["recorder"])
@@ -288,7 +287,8 @@ class DDPPOTrainer:
         result = self.recorder.to_dict(status, self.wall_time)
         result["tasks"] = self._task_windows()
         result["env_steps"] = self.env_steps
-        result["updates"] = self.updates
+        result["iterations"] = self.iterations
+        result["updates"] = self.updater.updates
         result["steps_per_second"] = self.env_steps / max(self.wall_time, 1e-9)
         atomic_write_json(self.outdir / "result.json", result)
         self.curriculum.write(self.outdir)
@@ -309,7 +309,7 @@ class DDPPOTrainer:
 
     def _on_intervention_log(self, name: str, log: Dict[str, float]) -> None:
         if self.info.is_main:
-            self.recorder.measurement(self.updater.gradient_steps, self.env_steps, log)
+            self.recorder.measurement(self.updater.updates, self.env_steps, log)
             for key, value in log.items():
                 self._log(key, value)
         self._reinit_units += int(sum(v for k, v in log.items() if k.endswith("/reinit")))
@@ -322,8 +322,7 @@ class DDPPOTrainer:
             path = self.outdir / "ranks" / f"rank{self.info.rank}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             self._digest_file = open(path, "a")
-        line = {"event": event, "update": self.updates,
-                "gradient_steps": self.updater.gradient_steps,
+        line = {"event": event, "iteration": self.iterations, "updates": self.updater.updates,
                 "digest": parameter_digest(self.policy), "reinit_units": self._reinit_units}
         self._digest_file.write(json.dumps(line) + "\n")
         self._digest_file.flush()
@@ -367,8 +366,8 @@ class DDPPOTrainer:
             self.storage.insert(obs, h, actions, log_probs, values, rewards, dones)
             episodes.extend(finished)
             if step + 1 == self.cfg.ppo.num_steps:
-                self.tracker.mark_done(self.updates)
-            elif self.tracker.should_stop(self.updates, step + 1):
+                self.tracker.mark_done(self.iterations)
+            elif self.tracker.should_stop(self.iterations, step + 1):
                 break
         self.policy.train()
         return episodes
@@ -411,13 +410,13 @@ class DDPPOTrainer:
 
     def _maybe_switch_phase(self) -> None:
         assert self.envs is not None
-        phase = self.curriculum.advance(self.env_steps, self.updates, self.wall_time)
+        phase = self.curriculum.advance(self.env_steps, self.iterations, self.wall_time)
         if phase is None:
             return
         self._reset_storage(self.envs.set_phase(phase))
         self.stack.on_task_switch(phase)
         self.recorder.event("task_switch", task=phase, env_step=self.env_steps,
-                            update=self.updates)
+                            iteration=self.iterations)
         if self.info.is_main:
             self.curriculum.write(self.outdir)
             print(f"[{PROG}] phase {phase} ({self.curriculum.current.name}) from env step "
@@ -445,7 +444,7 @@ class DDPPOTrainer:
             self.run_log.task_switch(self.curriculum.phase, self.curriculum.current.name, 0, 0)
 
     def train(self) -> int:
-        """Run to ``total_steps`` (or ``run.max_updates``); returns the exit status."""
+        """Run to ``total_steps`` (or ``run.max_iterations``); returns the exit status."""
         assert self.envs is not None
         cfg = self.cfg
         if self.info.is_main:
@@ -455,7 +454,7 @@ class DDPPOTrainer:
                   f" | world size {self.info.world_size} ({self.info.launcher}, "
                   f"{self.info.backend}) | device {self.device} | from env step {self.env_steps}",
                   file=sys.stderr, flush=True)
-        self.curriculum.start(self.updates, self.wall_time)
+        self.curriculum.start(self.iterations, self.wall_time)
         if self.info.is_main:
             self.curriculum.write(self.outdir)
         self._open_log()
@@ -463,10 +462,10 @@ class DDPPOTrainer:
         if not self._rollout_restored:
             self._reset_storage(self.envs.reset())
         self.stop.install()
-        started_updates = self.updates
+        started = self.iterations
         try:
             while self.env_steps < self.total_steps:
-                if cfg.run.max_updates and self.updates >= cfg.run.max_updates:
+                if cfg.run.max_iterations and self.iterations >= cfg.run.max_iterations:
                     break
                 t0 = time.perf_counter()
                 episodes = self._collect()
@@ -474,26 +473,26 @@ class DDPPOTrainer:
                 losses = self._update()
                 self.storage.after_update()
                 assert self.tracker is not None
-                self.tracker.forget(self.updates - 1)
-                self.updates += 1
+                self.tracker.forget(self.iterations - 1)
+                self.iterations += 1
                 stats = self._account(steps, episodes)
                 dt = time.perf_counter() - t0
                 self.wall_time += dt
-                self._write_digest("update")
+                self._write_digest("iteration")
                 self._log_update(stats, losses, dt)
                 self._maybe_switch_phase()
                 stop = all_reduce_max(float(self.stop.signum or 0), self.info)
                 if stop:
                     self.save()
-                    raise Preempted(f"stopped by signal {int(stop)} after update {self.updates} "
+                    raise Preempted(f"stopped by signal {int(stop)} after iteration {self.iterations} "
                                     f"(env step {self.env_steps}); checkpoint saved in "
                                     f"{self.outdir / CHECKPOINT}")
-                if self.updates % cfg.run.checkpoint_interval == 0:
+                if self.iterations % cfg.run.checkpoint_interval == 0:
                     self.save()
             self.save("finished" if self.env_steps >= self.total_steps else "running")
             if self.info.is_main:
                 sps = self.env_steps / max(self.wall_time, 1e-9)
-                print(f"[{PROG}] done: {self.updates - started_updates} updates this session, "
+                print(f"[{PROG}] done: {self.iterations - started} iterations this session, "
                       f"{self.env_steps} env steps, {sps:.1f} steps/s overall; results in "
                       f"{self.outdir}", file=sys.stderr, flush=True)
             return 0
@@ -511,14 +510,14 @@ class DDPPOTrainer:
         if "return" in stats:
             self._log("episode/return", stats["return"])
             self._log("episode/success", stats["success"])
-        if self.updates % self.cfg.run.log_interval == 0 or self.updates == 1:
+        if self.iterations % self.cfg.run.log_interval == 0 or self.iterations == 1:
             extra = ""
             if "return" in stats:
                 extra = f" | return {stats['return']:.2f} success {stats['success']:.2f}"
             started, first_step = self._session_start
             left = eta(self.env_steps - first_step, self.total_steps - first_step,
                        time.perf_counter() - started)
-            print(f"[{PROG}] update {self.updates} | env steps {self.env_steps}/"
+            print(f"[{PROG}] iteration {self.iterations} | env steps {self.env_steps}/"
                   f"{self.total_steps} | phase {self.curriculum.phase} "
                   f"{self.curriculum.current.name} | {fps:.1f} steps/s | value loss "
                   f"{losses['ppo/value_loss']:.3f} entropy {losses['ppo/entropy']:.3f}{extra} | "

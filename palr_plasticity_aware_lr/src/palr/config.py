@@ -11,9 +11,11 @@ from a mapping, which comes from defaults, YAML files and dotted overrides, in t
 Conversion is strict, in the manner of structured configs (Hydra/OmegaConf's typed dataclass
 schemas): an unknown key or a value of the wrong type is a one-line :class:`ConfigError` naming
 where it came from and the key's dotted path, the valid keys or the expected type, e.g.
-``c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``. Integers may be
+``c.yaml: ppo.num_stepz: unknown key; valid keys under 'ppo': clip_param, ...``; a key a section
+renamed (its ``RENAMED`` class attribute, ``{old: new}``) names the new one. Integers may be
 written ``50_000_000`` or ``5.0e7`` (an integral float), numbers ``1e-4`` (which YAML 1.1 reads as
-text); booleans must be ``true``/``false``. Ranges are checked in ONE place: each dataclass's
+text); booleans must be ``true``/``false``; a text field takes an integer as its digits (an
+agent index: ``agents: [0, 4]``). Ranges are checked in ONE place: each dataclass's
 ``__post_init__`` (with :mod:`palr.checks`), run when the tree is built; its ``ValueError`` is
 reported as a ConfigError naming the section.
 
@@ -122,12 +124,19 @@ def convert(value: Any, tp: Any, path: str, where: str = "") -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # YAML's 4 for "4"
+            return str(value)
     elif tp is Any:
         return value
     raise ConfigError(f"{where}{path}: expected {type_name(tp)}, got {describe(value)}")
 
 
-def _unknown(where: str, sub: str, path: str, names: Sequence[str]) -> ConfigError:
+def _unknown(where: str, sub: str, path: str, names: Sequence[str], cls: Any = None
+             ) -> ConfigError:
+    renamed = getattr(cls, "RENAMED", {}).get(sub.rsplit(".", 1)[-1])
+    if renamed:
+        new = f"{path}.{renamed}" if path else renamed
+        return ConfigError(f"{where}{sub}: renamed {new}; write {new} instead")
     section = f"under '{path}'" if path else "at the top level"
     return ConfigError(f"{where}{sub}: unknown key; valid keys {section}: {', '.join(names)}")
 
@@ -141,7 +150,7 @@ def build(cls: Type[T], data: Mapping[str, Any], path: str = "", where: str = ""
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
         if key not in names:
-            raise _unknown(where, sub, path, names)
+            raise _unknown(where, sub, path, names, cls)
         kwargs[key] = convert(value, hints[key], sub, where)
     try:
         return cls(**kwargs)
@@ -162,26 +171,33 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def check_keys(data: Mapping[str, Any], cls: Any, path: str = "", where: str = "") -> None:
+def check_keys(data: Mapping[str, Any], cls: Any, path: str = "", where: str = "",
+               owned: Mapping[str, str] = {}) -> None:
     """Unknown-key and type errors of one mapping's own values (before merging), so an error is
-    reported against the file or override that has it."""
+    reported against the file or override that has it. ``owned``: dotted paths a launcher sets
+    from its own flags (path -> the flag): refused by name, and not listed as valid keys."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls)
+             if (f"{path}.{f.name}" if path else f.name) not in owned]
     for key, value in data.items():
         sub = f"{path}.{key}" if path else str(key)
+        if sub in owned:
+            raise ConfigError(f"{where}{sub} is set by {owned[sub]}, not by --set or --config; "
+                              f"use {owned[sub]}")
         if key not in names:
-            raise _unknown(where, sub, path, names)
+            raise _unknown(where, sub, path, names, cls)
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            check_keys(value, hints[key], sub, where)
+            check_keys(value, hints[key], sub, where, owned)
         else:
             convert(value, hints[key], sub, where)
 
 
 def read_yaml(path: pathlib.Path, root: Any, missing_hint: str,
               empty_hint: Optional[str] = None,
-              chain: Tuple[pathlib.Path, ...] = ()) -> Dict[str, Any]:
+              chain: Tuple[pathlib.Path, ...] = (), owned: Mapping[str, str] = {}
+              ) -> Dict[str, Any]:
     """The merged mapping of the YAML file ``path`` and its ``base`` includes, each file's keys
-    checked against the dataclass ``root``.
+    checked against the dataclass ``root`` (``owned`` as for :func:`check_keys`).
 
     Args:
         missing_hint: the fix named when the file does not exist.
@@ -219,8 +235,8 @@ def read_yaml(path: pathlib.Path, root: Any, missing_hint: str,
     merged: Dict[str, Any] = {}
     for name in bases:
         merged = merge(merged, read_yaml((path.parent / name).resolve(), root, missing_hint,
-                                         empty_hint, chain + (path,)))
-    check_keys(data, root, "", where)
+                                         empty_hint, chain + (path,), owned))
+    check_keys(data, root, "", where, owned)
     return merge(merged, data)
 
 

@@ -27,7 +27,9 @@ class Agent(Protocol):
 
     - ``env_steps``: transitions observed in the whole run;
     - ``task_env_steps``: transitions observed since the last task switch;
-    - ``updates``: gradient updates done (the ``n`` of the stack's ``after_update(n)``);
+    - ``updates``: gradient updates done (the ``n`` of the stack's ``after_update(n)``; PPO's
+      learner counts its minibatch updates so too, and its trainer calls one rollout plus its
+      epochs an *iteration*, Stable-Baselines3's on-policy name);
     - ``episodes``: training episodes finished.
 
     Methods:

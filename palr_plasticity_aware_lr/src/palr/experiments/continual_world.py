@@ -43,8 +43,9 @@ from palr.experiments.cw_evaluation import EvaluationProtocol, evaluate_all
 from palr.experiments.cw_presets import (DEFAULT_PRESET, FLAG_DEFAULTS, PRESETS, TaskProtocol,
                                          cw_target_entropy)
 from palr.experiments.files import atomic_write_json
-from palr.experiments.launcher_config import (FlagBindings, explicit_interventions,
-                                              flag_section, print_tree, resolve_tree)
+from palr.experiments.launcher_config import (SWEEP, FlagBindings, explicit_interventions,
+                                              flag_section, print_tree, resolve_tree,
+                                              write_back)
 from palr.experiments.progress import DISPLAY_KEYS, trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 from palr.experiments.run_lock import remove_stale_temp_files
@@ -59,6 +60,9 @@ DOMAIN = "cw"
 DEFAULT_AGENTS = ("0", "3", "4", "5", "6")
 #: launcher flags that are SACConfig fields (the rest of :data:`FLAG_DEFAULTS` is section ``cw``)
 SAC_FLAGS = ("network", "batch_size")
+#: the run-level flags (which runs exist and where), the tree's ``sweep`` section
+SWEEP_FLAGS = ("agents", "seeds", "seed_offset", "outdir", "jobs", "sequence", "num_tasks",
+               "preset")
 #: SACConfig fields other flags own: the seed, the device and the preset's task protocol
 RESERVED = {"sac.seed": "--seeds/--seed_offset", "sac.device": "--device",
             **{f"sac.{name}": "--preset" for name in (
@@ -150,30 +154,41 @@ def _parser_and_bindings() -> tuple:
     add_common_run_args(parser)
     parser.set_defaults(seeds=1)
     by_dest = {a.dest: a for a in parser._actions}
+    sweep_actions = [by_dest[k] for k in SWEEP_FLAGS]
+    sweep_section = flag_section("CWSweep", sweep_actions, "Which runs the launch trains and "
+                                 "where (the flags of the same names; agents null: 0 3 4 5 6, "
+                                 "sequence null: cw10 or what --cw20/--cw10/--cw_order say); "
+                                 "not part of any run's identity.")
     cw_actions = [by_dest[k] for k in FLAG_DEFAULTS[DEFAULT_PRESET] if k not in SAC_FLAGS]
     cw_section = flag_section("CWRun", cw_actions, "Continual World's episodes, training "
                               "schedule and evaluation (the flags of the same names; defaults "
                               "from --preset).")
     root = dataclasses.make_dataclass("CWConfig", [
+        (SWEEP, sweep_section, dataclasses.field(default_factory=sweep_section)),
         ("sac", SACConfig, dataclasses.field(default_factory=SACConfig)),
         ("cw", cw_section, dataclasses.field(default_factory=cw_section)),
         ("interventions", InterventionSettings,
          dataclasses.field(default_factory=InterventionSettings))])
-    root.__doc__ = "Everything a Continual World SAC run trains with (palr.config)."
+    root.__doc__ = ("Which Continual World SAC runs to train (sweep) and everything a run trains "
+                    "with (palr.config).")
     bindings = FlagBindings(root, labels={"sac": "SAC", "cw": "CW"}, reserved=dict(RESERVED))
     bindings.bind([by_dest[k] for k in SAC_FLAGS], "sac")
     bindings.bind(cw_actions, "cw")
+    bindings.bind(sweep_actions, SWEEP)
     bindings.bind([by_dest["measure_freq"], by_dest["diag_batch_size"]], "interventions")
     return parser, bindings
 
 
 def resolve_config(args: argparse.Namespace) -> tuple:
-    """The validated config tree of ``args`` (preset < --config < --set < flags) and the
-    mapping of what was set; UsageError/ConfigError naming the key otherwise."""
-    preset = FLAG_DEFAULTS[args.preset]
-    defaults = {"sac": {k: v for k, v in preset.items() if k in SAC_FLAGS},
+    """The validated config tree of ``args`` (preset < --config < --set < flags; the preset is
+    ``sweep.preset`` as set in any of them) and the mapping of what was set; UsageError/
+    ConfigError naming the key otherwise."""
+    def preset_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
+        name = (data.get(SWEEP) or {}).get("preset") or DEFAULT_PRESET
+        preset = FLAG_DEFAULTS.get(name, {})  # an unknown name is refused by the tree
+        return {"sac": {k: v for k, v in preset.items() if k in SAC_FLAGS},
                 "cw": {k: v for k, v in preset.items() if k not in SAC_FLAGS}}
-    return resolve_tree(args, config_bindings(), defaults=defaults)
+    return resolve_tree(args, config_bindings(), preset=preset_defaults)
 
 
 def apply_preset(args: argparse.Namespace) -> None:
@@ -190,6 +205,10 @@ def resolve_sequence(args: argparse.Namespace) -> tuple:
     if args.sequence is not None and args.cw_order is not None:
         raise UsageError("--cw_order only goes with --cw10/--cw20; --sequence names the whole "
                          "sequence (cw10, cw20, mt10, mt10x2)")
+    if args.sequence is not None and (args.cw20 or args.cw10):
+        raise UsageError(f"--{'cw20' if args.cw20 else 'cw10'} and sequence {args.sequence} "
+                         "(--sequence, --set sweep.sequence or --config) both name the sequence; "
+                         "give one")
     name = args.sequence or sequence_label(args.cw_order or "cw10", 20 if args.cw20 else 10)
     try:
         label = sequence_label(name, args.num_tasks)
@@ -219,6 +238,7 @@ def _agent_refs(args: argparse.Namespace) -> List[str]:
 def make_jobs(args: argparse.Namespace) -> List[RunJob]:
     from palr.envs.continual_world import task_sequence
     tree, data = resolve_config(args)
+    write_back(args, getattr(tree, SWEEP))  # agents, seeds, outdir, preset ...: as resolved
     for key in FLAG_DEFAULTS[args.preset]:  # the resolved values, read as the flags'
         setattr(args, key, getattr(tree.sac if key in SAC_FLAGS else tree.cw, key))
     sequence, num_tasks, label = resolve_sequence(args)

@@ -26,8 +26,8 @@ from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args
                                   configure_torch, create_dir, display_options, fail,
                                   non_negative_int, output_failure, positive_float, positive_int,
                                   resolve_agents, torch_threads, unit_float)
-from palr.experiments.launcher_config import (FlagBindings, explicit_interventions,
-                                              flag_section, print_tree, resolve_tree)
+from palr.experiments.launcher_config import (SWEEP, FlagBindings, explicit_interventions,
+                                              flag_section, print_tree, resolve_tree, write_back)
 from palr.experiments.progress import trainer_display
 from palr.experiments.run_identity import identity_fields, make_identity
 
@@ -95,6 +95,8 @@ DQN_FLAGS = {"double_dqn": "dqn.double_dqn", "target_update_every": "dqn.target_
              "diag_batch_size": "interventions.diag_batch_size"}
 #: fields of the tree that other flags own
 RESERVED = {"dqn.seed": "--seeds/--seed_offset", "dqn.device": "--device"}
+#: the run-level flags (which runs exist and where), the tree's ``sweep`` section
+SWEEP_FLAGS = ("agents", "seeds", "seed_offset", "outdir", "jobs")
 #: capacity probe defaults (palr.capacity_probe; 1000 Adam steps on 2048 replay states)
 PROBE_STEPS, PROBE_STATES = 1000, 2048
 
@@ -170,22 +172,29 @@ def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, Fl
                         help="train the seeds of each agent together in one process (one batch "
                              "job per agent; --jobs still counts processes); every seed writes "
                              "its own run directory as a separate run would")
+    by_dest = {a.dest: a for a in parser._actions}
+    sweep_actions = [by_dest[dest] for dest in SWEEP_FLAGS]
+    sweep_section = flag_section(
+        "DQNSweep", sweep_actions, "Which runs the launch trains and where (the flags of the "
+        "same names; --agent_idx still picks one agent); not part of any run's identity.")
     root = dataclasses.make_dataclass(f"{env_section.__name__[:-3]}DQNRun", [
+        (SWEEP, sweep_section, dataclasses.field(default_factory=sweep_section)),
         ("dqn", DQNConfig, dataclasses.field(default_factory=DQNConfig)),
         ("schedule", TrainingSchedule, dataclasses.field(default_factory=TrainingSchedule)),
         ("env", env_section, dataclasses.field(default_factory=env_section)),
         ("probe", ProbeSettings, dataclasses.field(default_factory=ProbeSettings)),
         ("interventions", InterventionSettings,
          dataclasses.field(default_factory=InterventionSettings))])
-    root.__doc__ = (f"Everything a {domain.name} DQN run trains with: the DQN agent, its training "
-                    "schedule, the environment, the task-end capacity probe and the intervention "
-                    "settings (palr.config).")
+    root.__doc__ = (f"Which {domain.name} DQN runs to train (sweep) and everything a run trains "
+                    "with: the DQN agent, its training schedule, the environment, the task-end "
+                    "capacity probe and the intervention settings (palr.config).")
     bindings = FlagBindings(root, labels={"dqn": "DQN", "schedule": "DQN schedule"},
                             reserved=dict(RESERVED))
     for dest, path in DQN_FLAGS.items():
         section, name = path.split(".")
         bindings.bind([a for a in parser._actions if a.dest == dest], section, {dest: name})
     bindings.bind(env_actions, "env")
+    bindings.bind(sweep_actions, SWEEP)
     return parser, bindings
 
 
@@ -236,14 +245,16 @@ def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> Non
 
 
 def make_jobs(domain: DQNDomain, args: argparse.Namespace) -> List[RunJob]:
-    """One job per (agent, seed); raises UsageError for a bad agent, setting or env option."""
+    """One job per (agent, seed); raises UsageError for a bad agent, setting or env option.
+    The resolved ``sweep`` and ``env`` sections are written back to ``args`` (what the rest of
+    the launcher reads: agents, seeds, outdir, jobs, the env options)."""
     tree, data = resolve_config(domain, args)
+    write_back(args, tree.env)
+    write_back(args, getattr(tree, SWEEP))
     refs = [args.agent_idx] if args.agent_idx is not None else args.agents
     specs = resolve_agents(refs, ALGO)
     overrides = explicit_interventions(tree, data)
     check_agent_settings(specs, overrides, ALGO)
-    for field in dataclasses.fields(tree.env):  # the env options read the resolved values
-        setattr(args, field.name, getattr(tree.env, field.name))
     env_options = domain.env_options(args)
     from palr.experiments.sweep import RunJob, run_dir_for
     dqn = {**{key: getattr(tree.dqn, key) for key in data.get("dqn", {})},
@@ -387,8 +398,8 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
             return 0
         check_device(args.device)
         torch_threads()
+        jobs = make_jobs(domain, args)  # args.outdir, args.jobs: as resolved (flag, --set, file)
         outdir = check_writable_dir(args.outdir)
-        jobs = make_jobs(domain, args)
         create_dir(outdir)
     except UsageError as err:
         fail(parser.prog, str(err))

@@ -25,8 +25,12 @@ from palr.config import (ConfigError, build, check_keys, convert, merge, nest, p
                          section_of, to_dict, to_yaml)
 from palr.errors import UsageError
 
-__all__ = ["add_config_args", "flag_section", "FlagBindings", "resolve_tree",
-           "explicit_interventions", "print_tree", "GIVEN"]
+__all__ = ["add_config_args", "flag_section", "write_back", "FlagBindings", "resolve_tree",
+           "explicit_interventions", "print_tree", "GIVEN", "SWEEP"]
+
+#: the section of the run-level settings (which runs exist and where: agents, seeds, output
+#: directory, parallel jobs); never part of a run's identity
+SWEEP = "sweep"
 
 #: the Python type each argparse ``type`` of :mod:`palr.experiments.cli` produces
 _VALUE_TYPES: Dict[str, type] = {
@@ -74,11 +78,19 @@ def _check_flag_value(action: argparse.Action, name: str, value: Any) -> None:
                              f"{', '.join(map(str, action.choices))}")
 
 
+def _plain_default(value: Any) -> Any:
+    """A flag's value (or default) as a config value: lists as tuples, paths as text."""
+    if isinstance(value, list):
+        return tuple(value)
+    return str(value) if isinstance(value, pathlib.PurePath) else value
+
+
 def flag_section(name: str, actions: Sequence[argparse.Action], doc: str) -> Type[Any]:
     """A dataclass whose fields are the flags ``actions`` (field = the flag's dest, its type,
     default and checks the flag's), documented by ``doc`` and the flags' help."""
     by_name = {a.dest: a for a in actions}
-    fields = [(a.dest, _field_type(a), dataclasses.field(default=a.default)) for a in actions]
+    fields = [(a.dest, _field_type(a), dataclasses.field(default=_plain_default(a.default)))
+              for a in actions]
 
     def post_init(self: Any) -> None:
         for dest, action in by_name.items():
@@ -88,6 +100,18 @@ def flag_section(name: str, actions: Sequence[argparse.Action], doc: str) -> Typ
     cls.__doc__ = doc + "\n\nAttributes:\n" + "\n".join(
         f"    {a.dest}: {a.help or ''}" for a in actions)
     return cls
+
+
+def write_back(args: argparse.Namespace, section: Any) -> None:
+    """Set each field of the resolved ``section`` on ``args`` (what the launcher's code reads),
+    as the flag would have: a path as a path, a list as a list."""
+    for field in dataclasses.fields(section):
+        value, before = getattr(section, field.name), getattr(args, field.name, None)
+        if isinstance(before, pathlib.PurePath) and value is not None:
+            value = pathlib.Path(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        setattr(args, field.name, value)
 
 
 @dataclasses.dataclass
@@ -170,7 +194,8 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
     data: Dict[str, Any] = {}
     if getattr(args, "config", None):
         data = read_yaml(pathlib.Path(args.config).resolve(), root,
-                         "pass an existing YAML file to --config (--print_config shows one)")
+                         "pass an existing YAML file to --config (--print_config shows one)",
+                         owned=bindings.reserved)
     sets: Dict[str, Any] = {}
     flat: Dict[str, Any] = {}
     for item in getattr(args, "set", None) or []:
@@ -180,7 +205,7 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
             sets[f"interventions.{key}"] = value
             continue
         parts, value = parse_override(item)
-        check_keys(nest(parts, value), root, "", "--set ")
+        check_keys(nest(parts, value), root, "", "--set ", bindings.reserved)
         sets[".".join(parts)] = value
     if flat:  # the flat form's range errors, as before: "sigma must be ..."
         from palr.intervention_configs import InterventionSettings
@@ -193,8 +218,8 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
         value = getattr(args, dest, None)
         if dest not in given or value is None:
             continue
-        value = convert(list(value) if isinstance(value, tuple) else value, _hint(root, path),
-                        path, f"{bindings.flags[dest]}: ")
+        value = convert(_plain_default(value), _hint(root, path), path,
+                        f"{bindings.flags[dest]}: ")
         if path in sets and convert(sets[path], _hint(root, path), path, "--set ") != value:
             raise UsageError(f"{bindings.flags[dest]} {_show(value)} and --set "
                              f"{path}={_show(sets[path])} set {path} to different values; "
@@ -202,10 +227,6 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
         sets[path] = value
     for path, value in sets.items():
         data = merge(data, nest(path.split("."), value))
-    for path, owner in bindings.reserved.items():
-        section, name = path.split(".", 1)
-        if name in (data.get(section) or {}):
-            raise UsageError(f"{path} is set by {owner}, not by --set or --config; use {owner}")
     lower = dict(defaults or {})
     if preset is not None:
         lower = merge(lower, preset(data))

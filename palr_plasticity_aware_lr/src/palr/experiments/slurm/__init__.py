@@ -1,11 +1,12 @@
 """SLURM job arrays for the sweeps: ``python -m palr.experiments.slurm`` (run_on_HPC.sh calls it).
 
-One array task per run, built from the launchers' own job lists and run identities, so that the
+One array task per run (a DQN domain's with BATCH_SEEDS=1: per seed batch of one agent), built from the launchers' own job lists and run identities, so that the
 array holds exactly the runs a local sweep would train, finished runs (same settings) are left
 out and a run directory of other settings stops the submission with one line (exit status 2):
 
 - :mod:`.knobs`: the run_on_HPC.sh knobs (environment variables), checked;
-- :mod:`.runs`: the runs of a Continual World or Habitat sweep, their commands and states;
+- :mod:`.runs`: the runs of a Continual World, DQN (continual CartPole, permuted CartPole,
+  Jelly Bean World) or Habitat sweep, their commands and states;
 - :mod:`.render`: the batch scripts, filled in from ``scripts/slurm/*.sbatch.template``;
 - :mod:`.main`: the command line (plan, print for ``--dry-run``, write the files to submit).
 

@@ -22,6 +22,11 @@ _MEM = re.compile(r"([0-9]+[KMGTkmgt]?)?")
 _AGENT_REF = re.compile(r"[A-Za-z0-9_.+-]+")
 CW_TASKS = ("cw20", "cw10", "mt10", "mt10x2")
 HABITAT_LAUNCHERS = ("torchrun", "srun")
+#: the DQN domains (:data:`palr.experiments.dqn_launcher.DOMAIN_MODULES`)
+DQN_DOMAINS = ("cartpole", "permuted_cartpole", "jbw")
+DOMAINS = ("cw", "habitat", *DQN_DOMAINS)
+#: knob defaults of a DQN run (one torch thread on CPU) where they differ from CW's and Habitat's
+_DQN_DEFAULTS = {"CPUS": "1", "GPUS": "0", "MEM": "8G"}
 
 
 def _is_decimal(text: str) -> bool:
@@ -55,10 +60,12 @@ def check_int_list(name: str, text: str, low: int, high: int = INT_MAX,
     return [int(v) for v in values]
 
 
-def check_agent_list(name: str, text: str) -> List[int]:
+def check_agent_list(name: str, text: str, algo: str = "SAC") -> List[int]:
     """Agent indices of the agent table (launcher_lib.sh's check_agent_list)."""
-    return check_int_list(name, text, 0, 7, "is not an agent index; valid: 0-7 (0=SAC-FixedLR ... "
-                          "4=PALR-SAC ... 7=SAC-ReDo; the README's agent table)")
+    from palr.agent_table import AGENTS
+    shown = " ... ".join(f"{i}={AGENTS[i].display_name(algo)}" for i in (0, 4, 7))
+    return check_int_list(name, text, 0, len(AGENTS) - 1, f"is not an agent index; valid: "
+                          f"0-{len(AGENTS) - 1} ({shown}; the README's agent table)")
 
 
 def check_name(name: str, text: str) -> str:
@@ -72,7 +79,7 @@ def check_name(name: str, text: str) -> str:
 class Knobs:
     """Every knob, checked; paths are absolute (relative ones are taken from ``workdir``)."""
 
-    habitat: bool
+    domain: str
     sweep: bool
     sif: str
     seeds: List[int]
@@ -96,11 +103,26 @@ class Knobs:
     batch_size: int
     agents: List[int]
     results_dir: str
+    # DQN domains
+    batch_seeds: bool
     # Habitat
     config: str
     agent_override: str
     habitat_results: str
     habitat_launcher: str
+
+    @property
+    def habitat(self) -> bool:
+        return self.domain == "habitat"
+
+    @property
+    def dqn(self) -> bool:
+        return self.domain in DQN_DOMAINS
+
+    @property
+    def dqn_outdir(self) -> str:
+        """A DQN domain's runs: ``<RESULTS_DIR>/<domain>``, as its launcher's default outdir."""
+        return os.path.join(self.results_dir, self.domain)
 
     @property
     def results_root(self) -> str:
@@ -112,16 +134,26 @@ def _absolute(path: str, workdir: str) -> str:
     return os.path.normpath(os.path.join(workdir, path))
 
 
-def read_knobs(env: Mapping[str, str], habitat: bool, sweep: bool, project: str,
+def read_knobs(env: Mapping[str, str], domain: Optional[str], sweep: bool, project: str,
                workdir: str) -> Knobs:
-    """The knobs in ``env`` (defaults as run_on_HPC.sh documents them); UsageError if invalid."""
+    """The knobs in ``env`` (defaults as run_on_HPC.sh documents them); UsageError if invalid.
+    ``domain`` None: the DOMAIN knob (default cw)."""
+    domain = domain or env.get("DOMAIN", "") or "cw"
+    if domain not in DOMAINS:
+        raise UsageError(f"DOMAIN must be one of {', '.join(DOMAINS)}, got '{domain}'")
+    habitat, dqn = domain == "habitat", domain in DQN_DOMAINS
+
     def get(name: str, default: str) -> str:
         value = env.get(name, "")
-        return value if value else default
+        return value if value else (_DQN_DEFAULTS.get(name, default) if dqn else default)
 
     seeds = check_int_list("SEEDS", env.get("SEEDS", "0 1 2"), 0)
     cpus = check_int("CPUS", get("CPUS", "4"), 1)
     gpus = check_int("GPUS", get("GPUS", "1"), 0)
+    batch_seeds = bool(check_int("BATCH_SEEDS", get("BATCH_SEEDS", "0"), 0, 1))
+    if batch_seeds and not dqn:
+        raise UsageError(f"BATCH_SEEDS=1 is for the DQN domains ({', '.join(DQN_DOMAINS)}); "
+                         f"unset it for {domain}")
     nodes = check_int("NODES", get("NODES", "1"), 1)
     signal_lead = check_int("SIGNAL_LEAD", get("SIGNAL_LEAD", "90"), 1)
     limit = get("ARRAY_LIMIT", "")
@@ -130,7 +162,7 @@ def read_knobs(env: Mapping[str, str], habitat: bool, sweep: bool, project: str,
     if not _TIME.fullmatch(time):
         raise UsageError("TIME must be a SLURM time limit such as 90, 12:00:00 or 2-00:00:00, "
                          f"got '{time}'")
-    mem = env.get("MEM", "32G")  # set but empty: no --mem
+    mem = env.get("MEM", _DQN_DEFAULTS["MEM"] if dqn else "32G")  # set but empty: no --mem
     if not _MEM.fullmatch(mem):
         raise UsageError(f"MEM must be like 32G or 64000M (or empty), got '{mem}'")
     partition, account, qos = (check_name(k, env.get(k, "")) for k in ("PARTITION", "ACCOUNT", "QOS"))
@@ -149,6 +181,14 @@ def read_knobs(env: Mapping[str, str], habitat: bool, sweep: bool, project: str,
         if agent_env and not _AGENT_REF.fullmatch(agent_env):
             raise UsageError(f"AGENT must be an agent index or name, got '{agent_env}'")
         config = _project_relative(config, project)
+    elif dqn:
+        from palr.experiments.dqn_launcher import ALGO, get_domain
+        default_agents = " ".join(get_domain(domain).default_agents)
+        agents = check_agent_list("AGENTS", get("AGENTS", default_agents), ALGO) if sweep else \
+            check_agent_list("AGENT", get("AGENT", "4"), ALGO)
+        if gpus > 1:
+            raise UsageError(f"GPUS must be 0 or 1 for a DQN run (one process per task), got "
+                             f"'{gpus}'")
     else:
         if tasks not in CW_TASKS:
             raise UsageError(f"TASKS must be cw20, cw10, mt10 or mt10x2, got '{tasks}'")
@@ -159,18 +199,19 @@ def read_knobs(env: Mapping[str, str], habitat: bool, sweep: bool, project: str,
         if gpus > 1:
             raise UsageError(f"GPUS must be 0 or 1 for a CW run (one process per task), got '{gpus}'")
     root = habitat_results if habitat else results_dir
-    job_name = check_name("JOB_NAME", get("JOB_NAME", "palr-habitat" if habitat else f"palr-{tasks}"))
+    job_name = check_name("JOB_NAME", get("JOB_NAME", f"palr-{domain}" if habitat or dqn
+                                          else f"palr-{tasks}"))
     log_dir = _absolute(get("LOG_DIR", os.path.join(root, "logs", "slurm")), workdir)
     if re.search(r"[\s%]", log_dir):
         raise UsageError(f"LOG_DIR may not contain spaces or %, got '{log_dir}'")
-    return Knobs(habitat=habitat, sweep=sweep, sif=get("SIF", os.path.join(project, "palr_container.sif")),
+    return Knobs(domain=domain, sweep=sweep, sif=get("SIF", os.path.join(project, "palr_container.sif")),
                  seeds=seeds, partition=partition, account=account, qos=qos, time=time,
                  signal_lead=signal_lead, cpus=cpus, mem=mem, gpus=gpus, nodes=nodes,
                  array_limit=array_limit, job_name=job_name,
                  sbatch_extra=env.get("SBATCH_EXTRA", "").split(),
                  extra_args=env.get("EXTRA_ARGS", "").split(), log_dir=log_dir, tasks=tasks,
                  episodes=episodes, batch_size=batch_size, agents=agents, results_dir=results_dir,
-                 config=config, agent_override=agent_env if habitat else "",
+                 batch_seeds=batch_seeds, config=config, agent_override=agent_env if habitat else "",
                  habitat_results=habitat_results, habitat_launcher=launcher)
 
 
@@ -184,5 +225,5 @@ def _project_relative(config: str, project: str) -> str:
     return config
 
 
-__all__ = ["INT_MAX", "Knobs", "read_knobs", "check_int", "check_int_list", "check_agent_list",
+__all__ = ["INT_MAX", "DOMAINS", "DQN_DOMAINS", "Knobs", "read_knobs", "check_int", "check_int_list", "check_agent_list",
            "check_name"]

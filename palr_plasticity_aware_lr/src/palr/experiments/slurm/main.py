@@ -18,10 +18,11 @@ from typing import List, Optional, Sequence
 from palr.errors import UsageError
 from palr.experiments.cli import OneLineParser, fail
 from palr.experiments.files import atomic_write_text
-from palr.experiments.slurm.knobs import read_knobs
+from palr.experiments.slurm.knobs import DOMAINS, read_knobs
 from palr.experiments.slurm.render import (Container, array_script, job_list, merge_script,
                                            task_path)
-from palr.experiments.slurm.runs import FINISHED, RUNNING, cw_runs, fill_states, habitat_runs
+from palr.experiments.slurm.runs import (FINISHED, RUNNING, cw_runs, dqn_runs, fill_states,
+                                         habitat_runs)
 
 _SAYS = {"new": "new", RUNNING: "resumes its checkpoint",
          FINISHED: "finished with the same settings, skipped"}
@@ -31,9 +32,12 @@ def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="palr.experiments.slurm",
                            description="Plan a SLURM job array of a sweep (knobs: the "
                                        "environment variables run_on_HPC.sh documents).")
-    parser.add_argument("--habitat", action="store_true", help="Habitat DD-PPO (default: CW)")
-    parser.add_argument("--sweep", action="store_true", help="CW: AGENTS x SEEDS; Habitat: the "
-                        "four DD-PPO configs x SEEDS")
+    parser.add_argument("--domain", default=None,
+                        help=f"{', '.join(DOMAINS)} (default: the DOMAIN knob, else cw)")
+    parser.add_argument("--habitat", dest="domain", action="store_const", const="habitat",
+                        help="Habitat DD-PPO (--domain habitat)")
+    parser.add_argument("--sweep", action="store_true", help="CW and DQN: AGENTS x SEEDS "
+                        "(else AGENT x SEEDS); Habitat: the four DD-PPO configs x SEEDS")
     parser.add_argument("--no-merge", action="store_true", help="CW: no dependent merge job")
     parser.add_argument("--dry-run", action="store_true", help="print, write nothing")
     parser.add_argument("--project", default=os.getcwd(),
@@ -61,11 +65,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prog = args.prog or "palr.experiments.slurm"
     project = os.path.abspath(args.project)
     try:
-        knobs = read_knobs(os.environ, args.habitat, args.sweep, project, args.workdir)
+        knobs = read_knobs(os.environ, args.domain, args.sweep, project, args.workdir)
         container = Container(args.runtime, os.path.join(args.workdir, knobs.sif)) \
             if args.runtime else None
         to_task = lambda path: task_path(path, project, container)  # noqa: E731
-        runs = habitat_runs(knobs, project, to_task) if knobs.habitat else cw_runs(knobs, to_task)
+        runs = habitat_runs(knobs, project, to_task) if knobs.habitat else \
+            dqn_runs(knobs, to_task) if knobs.dqn else cw_runs(knobs, to_task)
         if not args.no_status:
             fill_states(runs, knobs, args.habitat_python)
     except UsageError as err:
@@ -78,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not todo:
         _info(prog, f"all {len(runs)} runs have finished already; nothing to submit")
         return 0
-    merge = not (knobs.habitat or args.no_merge)
+    merge = knobs.domain == "cw" and not args.no_merge  # a DQN task summarises its outdir itself
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
     base = os.path.join(knobs.log_dir, f"{knobs.job_name}_{stamp}")
     files = {"array": base + ".sbatch", "jobs": base + ".jobs"}

@@ -1,11 +1,13 @@
 """The runs of a SLURM sweep: one per array task, each with the command its task runs and its
 state on disk (new, running = resumes its checkpoint, finished with the same settings).
 
-The per-run command is built in one place (:func:`cw_command`, :func:`habitat_command`) and is
-the very command the state is asked with, so the array holds the runs (and run names) the
-launchers' own job lists give: Continual World through
+The per-run command is built in one place (:func:`cw_command`, :func:`dqn_command`,
+:func:`habitat_command`) and is the very command the state is asked with, so the array holds the
+runs (and run names) the launchers' own job lists give: Continual World through
 :func:`palr.experiments.continual_world.make_jobs` and the run identity's finished test
-(:meth:`palr.experiments.sweep.RunJob.state`), Habitat through ``palr_trainer.py --check`` (the
+(:meth:`palr.experiments.sweep.RunJob.state`), the DQN domains through
+:func:`palr.experiments.dqn_launcher.make_jobs` (seed batches through
+:func:`palr.batched.runner.batch_jobs`), Habitat through ``palr_trainer.py --check`` (the
 trainer runs in its own environment, maybe another python).
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from palr.experiments.slurm.knobs import Knobs
 
 NEW, RUNNING, FINISHED = "new", "running", "finished"
 CW_SCRIPT = "palr_plasticity_aware_lr/src/run_cw_experiments.py"
+#: where the DQN launchers (:attr:`palr.experiments.dqn_launcher.DQNDomain.prog`) are
+DQN_SCRIPT_DIR = "palr_plasticity_aware_lr/src/"
 HABITAT_SCRIPT = "palr_habitat/src/palr_trainer.py"
 #: ``--habitat --sweep``: (run name, config) of the four DD-PPO configurations
 HABITAT_SWEEP = (
@@ -59,6 +63,30 @@ def habitat_command(knobs: Knobs, config: str, seed: int, outdir: str) -> List[s
             *knobs.extra_args]
 
 
+def dqn_command(knobs: Knobs, agent: int, seeds: Sequence[int], outdir: str) -> List[str]:
+    """The DQN launcher command of one array task: one run (``--seeds 1``), or with BATCH_SEEDS
+    the consecutive ``seeds`` of one agent trained as one batch (``--batch_seeds``)."""
+    from palr.experiments.dqn_launcher import get_domain
+    device = ["--device", "cuda"] if knobs.gpus else []
+    batch = ["--batch_seeds"] if knobs.batch_seeds else []
+    return [DQN_SCRIPT_DIR + get_domain(knobs.domain).prog, "--agent_idx", str(agent),
+            "--seeds", str(len(seeds)), "--seed_offset", str(seeds[0]), *batch, "--outdir", outdir,
+            "--jobs", "1", "--no_progress", *device, *knobs.extra_args]
+
+
+def seed_groups(seeds: Sequence[int], batch: bool) -> List[List[int]]:
+    """The seeds of each array task: one each, or (``batch``) runs of consecutive seeds, since a
+    launcher takes its seeds as ``--seed_offset S --seeds K``: ``[0, 1, 2, 5]`` -> ``[[0, 1, 2],
+    [5]]``."""
+    groups: List[List[int]] = []
+    for seed in seeds:
+        if batch and groups and seed == groups[-1][-1] + 1:
+            groups[-1].append(seed)
+        else:
+            groups.append([seed])
+    return groups
+
+
 def habitat_experiments(knobs: Knobs, project: str) -> List[tuple]:
     """(run name, config) pairs: the sweep's four, or CONFIG named like the original
     rlBigWorld layout (``ddppo_<name>_fetch.yaml`` -> ``<name>``)."""
@@ -84,6 +112,19 @@ def cw_runs(knobs: Knobs, task_path: Callable[[str], str]) -> List[Run]:
             for seed in knobs.seeds for agent in knobs.agents]
 
 
+def dqn_runs(knobs: Knobs, task_path: Callable[[str], str]) -> List[Run]:
+    """Seeds (or seed batches) x agents, seed-major as Continual World's; every run in
+    ``<RESULTS_DIR>/<domain>``, the launcher's own layout (``runs/<agent>_seed<S>``)."""
+    outdir = knobs.dqn_outdir
+    runs = []
+    for seeds in seed_groups(knobs.seeds, knobs.batch_seeds):
+        which = f"seed {seeds[0]}" if len(seeds) == 1 and not knobs.batch_seeds else \
+            f"seeds {'-'.join(map(str, seeds))}"
+        runs += [Run(f"{knobs.domain} {which} agent {agent} -> {outdir}",
+                     dqn_command(knobs, agent, seeds, task_path(outdir))) for agent in knobs.agents]
+    return runs
+
+
 def habitat_runs(knobs: Knobs, project: str, task_path: Callable[[str], str]) -> List[Run]:
     """Configs x seeds; each run in ``<HABITAT_RESULTS>/<name>_seed<S>``."""
     runs = []
@@ -102,6 +143,22 @@ def cw_state(argv: Sequence[str]) -> str:
     args = build_parser().parse_args(list(argv[1:]))  # bad EXTRA_ARGS: one line, exit 2
     check_device(args.device)
     (job,) = make_jobs(args)
+    return job.state()
+
+
+def dqn_state(domain_name: str, argv: Sequence[str]) -> str:
+    """The state of the run (or seed batch) ``argv`` names, as the DQN launcher's sweep sees it
+    (:func:`palr.experiments.dqn_launcher.make_jobs`, :func:`palr.batched.runner.batch_jobs`).
+    The device is not checked here: it is not part of a run's settings and the login node may
+    have no GPU."""
+    from palr.experiments.dqn_launcher import build_parser, get_domain, make_jobs
+    domain = get_domain(domain_name)
+    args = build_parser(domain).parse_args(list(argv[1:]))  # bad EXTRA_ARGS: one line, exit 2
+    jobs = make_jobs(domain, args)
+    if args.batch_seeds:
+        from palr.batched.runner import batch_jobs
+        jobs = batch_jobs(jobs)
+    (job,) = jobs
     return job.state()
 
 
@@ -129,6 +186,8 @@ def fill_states(runs: Sequence[Run], knobs: Knobs, habitat_python: Optional[str]
     for run in runs:
         if knobs.habitat:
             run.state = habitat_state(run.argv, habitat_python or sys.executable, world_size)
+        elif knobs.dqn:
+            run.state = dqn_state(knobs.domain, run.argv)
         else:
             run.state = cw_state(run.argv)
 
@@ -141,6 +200,7 @@ def describe(runs: Sequence[Run]) -> Dict[str, List[Run]]:
     return by_state
 
 
-__all__ = ["NEW", "RUNNING", "FINISHED", "HABITAT_SWEEP", "Run", "cw_command", "habitat_command",
-           "habitat_experiments", "cw_runs", "habitat_runs", "cw_state", "habitat_state",
+__all__ = ["NEW", "RUNNING", "FINISHED", "HABITAT_SWEEP", "Run", "cw_command", "dqn_command",
+           "seed_groups", "habitat_command", "habitat_experiments", "cw_runs", "dqn_runs",
+           "habitat_runs", "cw_state", "dqn_state", "habitat_state",
            "fill_states", "describe"]
