@@ -30,7 +30,7 @@ from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.stacked_mlp import StackedMLP
-from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions.base import Intervention, InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 
 
@@ -43,8 +43,7 @@ class BatchedDQN:
         config: hyper-parameters shared by every member (its ``seed`` is not used;
             ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
         stacks: one intervention stack per member (``None``: plain DQN), each with its own
-            instances; only measuring interventions are supported
-            (:func:`~palr.batched.member_slots.check_member_stack`).
+            instances (:func:`~palr.batched.member_slots.check_member_stack`).
     """
 
     NET = "q"
@@ -94,7 +93,8 @@ class BatchedDQN:
         self.contexts = [
             TrainingContext(
                 networks={self.NET: NetworkSlot(self.NET, self.member_modules[k], self.optimizers[k],
-                                                ALGO_ROLES["DQN"][self.NET])},
+                                                ALGO_ROLES["DQN"][self.NET],
+                                                targets=[self.q.member_module(k, self.target)])},
                 generator=self.generators[k],
                 diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n))
             for k in range(self.members)]
@@ -102,6 +102,7 @@ class BatchedDQN:
             stack.on_optimizer_created(ctx)
         self.frozen = np.zeros(self.members, dtype=bool)
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
+        self._penalised = [k for k in self._active if _adds_penalty(self.stacks[k])]
 
     # --- the loss and the update -------------------------------------------------------------
     def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -134,7 +135,8 @@ class BatchedDQN:
         cfg = self.config
         if batch is None:
             batch = self.replay.sample(cfg.batch_size, self.device)
-        losses, q_pred = self.td_loss(batch)
+        td_losses, q_pred = self.td_loss(batch)
+        losses = self._add_penalties(td_losses)
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
         bad = [k for k, v in enumerate(values) if not math.isfinite(v) and not self.frozen[k]]
@@ -166,14 +168,30 @@ class BatchedDQN:
         for k in self._active:
             self.stacks[k].after_update(step)
         if step % cfg.log_every == 0:
-            return self._log(values, q_pred, step)
+            return self._log(values, td_losses, q_pred, step)
         return None
 
-    def _log(self, losses: List[float], q_pred: torch.Tensor, step: int) -> Dict[str, float]:
+    def _add_penalties(self, td_losses: torch.Tensor) -> torch.Tensor:
+        """Every member's loss ``[K]``: its TD loss plus its stack's loss penalty (L2Reg), built
+        by the member's own interventions from its module (parameters aliasing its row), so the
+        penalty's gradient lands in that row only, as in a separate run's ``loss + penalty``."""
+        if not self._penalised:
+            return td_losses
+        parts = [td_losses.new_zeros(())] * self.members
+        for k in self._penalised:
+            penalty = self.stacks[k].loss_penalty(self.NET)
+            if penalty is not None:
+                parts[k] = penalty
+        return td_losses + torch.stack(parts)
+
+    def _log(self, losses: List[float], td_losses: torch.Tensor, q_pred: torch.Tensor,
+             step: int) -> Dict[str, float]:
         q_mean = q_pred.detach().mean(dim=1).tolist()
+        td = td_losses.detach().tolist()
         log: Dict[str, float] = {"dqn/epsilon": self.epsilon, "dqn/updates": float(step)}
         for k in range(self.members):
             log[f"member{k}/dqn/loss"] = losses[k]
+            log[f"member{k}/dqn/td_loss"] = td[k]
             log[f"member{k}/dqn/q_mean"] = q_mean[k]
             for key, value in self.stacks[k].log.items():
                 log[f"member{k}/{key}"] = value
@@ -232,6 +250,7 @@ class BatchedDQN:
         to its separate run however long it trains on."""
         self.frozen[member] = True
         self._active = [k for k in self._active if k != member]
+        self._penalised = [k for k in self._penalised if k != member]
         with torch.no_grad():
             self.adam.lr[member] = 0.0
 
@@ -263,7 +282,8 @@ class BatchedDQN:
             "seeds": list(self.seeds), "params": self.q.params.detach().clone(),
             "target": self.target.clone(),
             "adam": {"exp_avg": adam.exp_avg.clone(), "exp_avg_sq": adam.exp_avg_sq.clone(),
-                     "steps": adam.steps, "lr": adam.lr.clone()},
+                     "steps": adam.steps, "lr": adam.lr.clone(),
+                     "restarted_at": adam.restarted_at.tolist()},
             "replay": self.replay.state_dict(),
             "rngs": [rng.bit_generator.state for rng in self.rngs],
             "generators": [gen.get_state() for gen in self.generators],
@@ -287,6 +307,7 @@ class BatchedDQN:
         self.adam.exp_avg.copy_(adam["exp_avg"])
         self.adam.exp_avg_sq.copy_(adam["exp_avg_sq"])
         self.adam.steps = int(adam["steps"])
+        self.adam.restarted_at[:] = adam.get("restarted_at", 0)  # older batches: no resets
         self.adam.lr.copy_(adam["lr"])
         self.replay.load_state_dict(state["replay"])
         for rng, st in zip(self.rngs, state["rngs"]):
@@ -309,6 +330,12 @@ class BatchedDQN:
         for k, frozen in enumerate(counters["frozen"]):
             if frozen:
                 self.freeze(k)
+
+
+def _adds_penalty(stack: InterventionStack) -> bool:
+    """Whether an intervention of ``stack`` overrides the ``loss_penalty`` seam (L2Reg)."""
+    return any(type(iv).loss_penalty is not Intervention.loss_penalty
+               for iv in stack.interventions)
 
 
 __all__ = ["BatchedDQN"]

@@ -122,19 +122,22 @@ class StackedMLP:
         for view, p in zip(self.member_views(self.params, member), net.parameters()):
             view.copy_(p)
 
-    def member_module(self, member: int) -> nn.Sequential:
+    def member_module(self, member: int, flat: Optional[torch.Tensor] = None) -> nn.Sequential:
         """Member ``member`` as ``nn.Sequential(Linear, ReLU, ..., Linear)`` whose parameters ALIAS
         its row (writes either way are seen by both; gradients alias its row of :attr:`grad`):
-        what probes, measurements and re-initialisation act on."""
+        what probes, measurements and re-initialisation act on. ``flat``: alias that ``[K, P]``
+        tensor of the same layout instead (e.g. the target network's), without gradients."""
         mods: List[nn.Module] = []
+        trained = flat is None
         grads = self.member_views(self.grad, member)
-        views = self.member_views(self.params, member)
+        views = self.member_views(self.params if trained else flat, member)
         for layer in range(self.num_layers):
             _, _, fan_out, fan_in = self.spans[layer]
             linear = nn.utils.skip_init(nn.Linear, fan_in, fan_out, device=self.params.device)
-            linear.weight = nn.Parameter(views[2 * layer])
-            linear.bias = nn.Parameter(views[2 * layer + 1])
-            linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
+            linear.weight = nn.Parameter(views[2 * layer], requires_grad=trained)
+            linear.bias = nn.Parameter(views[2 * layer + 1], requires_grad=trained)
+            if trained:
+                linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
             mods.append(linear)
             if layer + 1 < self.num_layers:
                 mods.append(nn.ReLU())
