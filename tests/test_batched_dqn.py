@@ -16,9 +16,12 @@ from palr.batched import member_adam
 from palr.batched.member_adam import MemberAdam
 from palr.batched.stacked_mlp import StackedMLP
 from palr.experiments.schedule import TrainingSchedule
-from palr.intervention_configs import (L2RegConfig, PALRConfig, PeriodicResetConfig, ReDoConfig,
-                                       ShrinkPerturbConfig)
+from palr.measure import measure_network
+from palr.intervention_configs import (L2RegConfig, MonitorConfig, PALRConfig, PeriodicResetConfig,
+                                       ReDoConfig, ShrinkPerturbConfig)
+from palr.interventions import monitor
 from palr.interventions.base import InterventionStack
+from palr.interventions.monitor import PlasticityMonitor
 from palr.interventions.l2reg import L2Reg
 from palr.interventions.palr import PALR
 from palr.interventions.periodic_reset import PeriodicReset
@@ -303,6 +306,80 @@ def test_interventions_per_member_equal_separate_runs(kind):
     if kind == "palr":  # the scales differ per member, and were applied
         scales = [batched.stacks[k].interventions[0].scales["q"]["0"] for k in range(3)]
         assert scales[0] < scales[1] < scales[2]
+
+
+def _emitted(stack: InterventionStack) -> list:
+    """Every log ``stack``'s interventions publish from now on, in order."""
+    logs: list = []
+    stack.subscribe(lambda name, log: logs.append((name, log)))
+    return logs
+
+
+def _assert_same_logs(ours: list, theirs: list) -> None:
+    assert [name for name, _ in ours] == [name for name, _ in theirs] and ours
+    for (_, a), (_, b) in zip(ours, theirs):
+        assert a.keys() == b.keys()
+        for key, value in b.items():
+            assert a[key] == pytest.approx(value, abs=1e-5), key
+
+
+def _monitor(every: int) -> PlasticityMonitor:
+    return PlasticityMonitor(MonitorConfig(measure_freq=every, diag_batch_size=64))
+
+
+def test_members_are_measured_at_once_with_the_figures_of_separate_runs(monkeypatch):
+    """One stacked forward pass and one batched SVD per layer measure every member: no
+    per-member ``measure_network`` call, and every figure (dead, dormant, ranks, norms, |Q|)
+    equals the separate run's to 1e-5, with a different number of dead units per member."""
+    calls = []
+    monkeypatch.setattr(monitor, "measure_network",
+                        lambda *a, **kw: calls.append(1) or measure_network(*a, **kw))
+    seeds = [0, 1, 2]
+    batched = BatchedDQN(OBS, ACTIONS, seeds, _config(),
+                         [InterventionStack([_monitor(2)]) for _ in seeds])
+    agents = [DQNAgent(OBS, ACTIONS, _config(seed=s), InterventionStack([_monitor(2)]))
+              for s in seeds]
+    ours = [_emitted(stack) for stack in batched.stacks]
+    theirs = [_emitted(agent.stack) for agent in agents]
+    _fill(batched, agents)
+    for k, agent in enumerate(agents):
+        _kill_units(batched.member_modules[k], 2, 3 * k)
+        _kill_units(agent.q, 2, 3 * k)
+    for _ in range(4):
+        batched.update()
+        for agent in agents:
+            agent.update()
+    per_member_calls = len(calls) - 2 * len(agents)  # the separate runs' own measurements
+    assert per_member_calls == 0
+    for k in range(3):
+        _assert_same_logs(ours[k], theirs[k])
+        assert ours[k][-1][1]["plasticity/q/2/dead"] >= 3 * k / 32  # + any dead already
+
+
+def test_measurements_follow_each_members_schedule_and_generator():
+    """Members that measure at different updates or with other batch sizes, and a member whose
+    weights an earlier intervention rewrote at the measuring update (S&P, then the monitor),
+    still log their separate runs' figures and keep their separate runs' diagnostic draws."""
+    def stacks():
+        return [InterventionStack([_monitor(2)]), InterventionStack([_monitor(3)]),
+                InterventionStack([ShrinkAndPerturb(ShrinkPerturbConfig(sp_every=2)),
+                                   _monitor(2)]),
+                InterventionStack([ReDo(ReDoConfig(redo_every=2, redo_batch_size=32))])]
+    seeds = [0, 1, 2, 3]
+    batched = BatchedDQN(OBS, ACTIONS, seeds, _config(), stacks())
+    agents = [DQNAgent(OBS, ACTIONS, _config(seed=s), stack)
+              for s, stack in zip(seeds, stacks())]
+    ours = [_emitted(stack) for stack in batched.stacks]
+    theirs = [_emitted(agent.stack) for agent in agents]
+    _fill(batched, agents)
+    for _ in range(6):
+        batched.update()
+        for agent in agents:
+            agent.update()
+    for k, agent in enumerate(agents):
+        _assert_same_logs(ours[k], theirs[k])
+        _assert_member_equals_agent(batched, k, agent)
+        assert batched.diag_rngs[k].bit_generator.state == agent.diag_rng.bit_generator.state
 
 
 def test_reinit_of_one_member_keeps_outputs_healthy_units_and_other_members():

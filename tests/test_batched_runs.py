@@ -59,19 +59,20 @@ def batch_and_separate(tmp_path, **kwargs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent, setting", [("DQN-ShrinkAndPerturb", "sp_every=40"),
-                                            ("DQN-PeriodicReset", "reset_every_updates=60"),
-                                            ("DQN-L2Reg", "l2_coef=0.01")])
+@pytest.mark.parametrize("agent, setting, every", [
+    ("DQN-ShrinkAndPerturb", "sp_every=40", 40),
+    ("DQN-PeriodicReset", "reset_every_updates=60", 60),
+    ("DQN-L2Reg", "l2_coef=0.01", None)])
 def test_batches_of_weight_intervention_agents_equal_their_separate_runs(tmp_path, agent,
-                                                                         setting):
+                                                                         setting, every):
     """Shrink & Perturb, PeriodicReset (firing several times in the run) and L2Reg batched:
     every member's episodes, events and task windows exactly those of its separate run."""
     batched, separate = batch_and_separate(tmp_path, agents=(agent,), seeds=2, phase_episodes=3,
                                            extra=["--set", setting])
     assert len({run["episodes"]["env_step"][-1] for run in separate}) == 2
     assert all(len(run["episodes"]["return"]) == 12 for run in batched)
-    every = int(setting.split("=")[1])  # S&P and the reset fired at least 3 times
-    assert all(max(run["plasticity"]["update"]) >= 3 * every for run in batched)
+    if every is not None:  # S&P and the reset fired at least 3 times
+        assert all(max(run["plasticity"]["update"]) >= 3 * every for run in batched)
 
 
 @pytest.mark.slow

@@ -11,6 +11,8 @@ networks' updates are dominated by per-op overhead, which the member axis shares
 - :mod:`palr.batched.member_replay`: one replay ring with a member axis, a generator per member;
 - :mod:`palr.batched.member_slots`: each member's network and optimizer as the interventions see
   them (views of the stacked tensors), so the existing intervention classes run per member;
+- :mod:`palr.batched.member_measure`: every member's plasticity measurement from one stacked
+  forward pass and one batched SVD per layer;
 - :mod:`palr.batched.dqn`: the batched DQN learner; :mod:`palr.batched.loop`: K environments
   stepped together under one :class:`~palr.experiments.schedule.TrainingSchedule`;
 - :mod:`palr.batched.runner`: whole runs (``--batch_seeds``): every member writes its separate

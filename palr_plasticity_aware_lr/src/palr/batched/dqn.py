@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from palr.agents.dqn import DQNConfig, linear_epsilon, random_streams, seeded_q_network
 from palr.batched.member_adam import MemberAdam
+from palr.batched.member_measure import MemberMeasurer
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.stacked_mlp import StackedMLP
@@ -88,6 +89,7 @@ class BatchedDQN:
         self.task = 0
 
         self.member_modules = [self.q.member_module(k) for k in range(self.members)]
+        self.measurer = MemberMeasurer(self)  # every member's measurements at once
         self.optimizers = [MemberOptimizerView(module, self.q, self.adam, k, cfg.learning_rate)
                            for k, module in enumerate(self.member_modules)]
         self.contexts = [
@@ -96,7 +98,8 @@ class BatchedDQN:
                                                 ALGO_ROLES["DQN"][self.NET],
                                                 targets=[self.q.member_module(k, self.target)])},
                 generator=self.generators[k],
-                diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n))
+                diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n),
+                measure=self.measurer.for_member(k))
             for k in range(self.members)]
         for stack, ctx in zip(self.stacks, self.contexts):
             stack.on_optimizer_created(ctx)
@@ -165,8 +168,12 @@ class BatchedDQN:
         self.updates = step
         if step % cfg.target_update_every == 0:
             self.sync_target()
-        for k in self._active:
-            self.stacks[k].after_update(step)
+        self.measurer.begin_update()
+        try:
+            for k in self._active:
+                self.stacks[k].after_update(step)
+        finally:
+            self.measurer.end_update()
         if step % cfg.log_every == 0:
             return self._log(values, td_losses, q_pred, step)
         return None
