@@ -74,6 +74,7 @@ class BatchedDQN:
             [seeded_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes, s).to(self.device)
              for s in self.seeds])
         self.target = self.q.params.clone()
+        self._target_operands = self.q.operands(self.target)  # views: follow every copy_
         self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
@@ -107,13 +108,19 @@ class BatchedDQN:
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
         self._penalised = [k for k in self._active if _adds_penalty(self.stacks[k])]
 
+    @property
+    def intervening(self) -> List[int]:
+        """The members whose interventions are called, in the order they are called: not
+        frozen, with a non-empty stack."""
+        return self._active
+
     # --- the loss and the update -------------------------------------------------------------
     def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every member's Huber TD loss ``[K]`` (its own batch mean) and predicted Q ``[K, B]``;
         ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
         cfg = self.config
         with torch.no_grad():
-            next_target = self.q(batch["next_obs"], self.target)
+            next_target = self.q(batch["next_obs"], operands=self._target_operands)
             if cfg.double_dqn:
                 next_actions = self.q(batch["next_obs"]).argmax(dim=2, keepdim=True)
                 next_value = next_target.gather(2, next_actions).squeeze(2)

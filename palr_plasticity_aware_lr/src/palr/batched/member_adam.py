@@ -56,6 +56,8 @@ class MemberAdam:
                              device=params.device)
         self._lr_seen: Optional[torch.Tensor] = None
         self._lr_cols = self.lr
+        #: the one learning rate of every member and layer, None when they differ
+        self._uniform_lr: Optional[float] = float(lr)
         self._scratch = torch.zeros_like(params)
         self._step_count = torch.zeros((), dtype=torch.float32, device=params.device)
 
@@ -65,13 +67,22 @@ class MemberAdam:
 
         With torch's fused Adam kernel (the one :func:`palr.optim.step_adam` calls) the moments
         are updated and ``-m_hat / (sqrt(v_hat) + eps)`` written into a scratch tensor in one
-        pass (learning rate 1), then scaled per member and layer and added: the same rule."""
+        pass (learning rate 1), then scaled per member and layer and added: the same rule. While
+        every member and layer has one learning rate and one step count (plain DQN, and most
+        updates of every agent), the kernel updates the parameters directly at that rate."""
         beta1, beta2 = self.betas
         self.steps += 1
         step_size = self._lr_columns()
         counts = self.steps - self.restarted_at  # every member's own step count
         shared = bool((counts == counts[0]).all())  # NumPy: no torch dispatch per step
         if _FUSED_ADAM_KERNEL is not None and self.params.device.type == "cpu":
+            if shared and self._uniform_lr is not None:  # one rate: torch's fused Adam as is
+                self._step_count.fill_(float(counts[0]))
+                _FUSED_ADAM_KERNEL([self.params], [self.grad], [self.exp_avg], [self.exp_avg_sq],
+                                   [], [self._step_count], lr=self._uniform_lr, beta1=beta1,
+                                   beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
+                                   maximize=False, grad_scale=None, found_inf=None)
+                return
             self._scratch.zero_()
             if shared:
                 self._step_count.fill_(float(counts[0]))
@@ -102,6 +113,8 @@ class MemberAdam:
         if self._lr_seen is None or not torch.equal(self._lr_seen, self.lr):
             self._lr_seen = self.lr.clone()
             self._lr_cols = torch.repeat_interleave(self.lr, self.layer_columns, dim=1)
+            first = self.lr.flatten()[0]
+            self._uniform_lr = float(first) if bool((self.lr == first).all()) else None
         return self._lr_cols
 
     @torch.no_grad()

@@ -105,7 +105,7 @@ class MemberMeasurer:
         """Draw and measure the diagnostic batches of ``first`` and of every member called after
         it in this update whose stack measures."""
         learner = self.learner
-        order = learner._active
+        order = learner.intervening
         start = order.index(first) if first in order else len(order)
         members = [first] + [k for k in order[start + 1:] if any(
             isinstance(iv, MeasuringIntervention) for iv in learner.stacks[k].interventions)]

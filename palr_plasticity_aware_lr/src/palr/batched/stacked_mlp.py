@@ -144,17 +144,30 @@ class StackedMLP:
         return nn.Sequential(*mods)
 
     # --- computing ---------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, params: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, params: Optional[torch.Tensor] = None,
+                operands: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None
+                ) -> torch.Tensor:
         """``[K, B, in] -> [K, B, out]``: member k's MLP on ``x[k]`` (``params``: another
-        ``[K, P]`` tensor of the same layout, e.g. the target network's; default ours)."""
+        ``[K, P]`` tensor of the same layout, e.g. the target network's; default ours;
+        ``operands``: :meth:`operands` of such a tensor, made once)."""
+        if operands is None:
+            operands = self.operands(params) if params is not None else \
+                [(b.unsqueeze(1), w.transpose(1, 2)) for w, b in zip(self.weights, self.biases)]
         h = x
-        for layer in range(self.num_layers):
-            weight, bias = (self.weights[layer], self.biases[layer]) if params is None \
-                else self.layer_views(params, layer)
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            if layer + 1 < self.num_layers:
-                h = torch.relu(h)
+        last = self.num_layers - 1
+        for layer, (bias, weight_t) in enumerate(operands):
+            h = torch.baddbmm(bias, h, weight_t)
+            if layer < last:
+                h = torch.relu_(h)  # in place: baddbmm's backward needs its inputs, not h
         return h
+
+    def operands(self, flat: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the ``[K, 1, out]`` bias and ``[K, in, out]`` transposed weight views of a
+        ``[K, P]`` tensor that :meth:`forward` computes with; they follow in-place writes, so
+        a long-lived tensor's (the target network's) can be made once."""
+        return [(bias.unsqueeze(1), weight.transpose(1, 2))
+                for weight, bias in (self.layer_views(flat, layer)
+                                     for layer in range(self.num_layers))]
 
     __call__ = forward
 
