@@ -96,6 +96,24 @@ def test_stacked_forward_and_greedy_actions_equal_each_member_network():
     assert stacked.greedy_actions(obs)[1] == 1
 
 
+def _step_both(stacked: StackedMLP, adam: MemberAdam, nets, refs) -> None:
+    """One MemberAdam step and one step of every member's torch Adam, on the same gradients."""
+    grads = torch.randn_like(stacked.params)
+    stacked.grad.copy_(grads)
+    adam.step()
+    for k, (net, ref) in enumerate(zip(nets, refs)):
+        for p, g in zip(net.parameters(), stacked.member_views(grads, k)):
+            p.grad = g.clone()
+        ref.step()
+
+
+def _assert_stacked_equals(stacked: StackedMLP, nets) -> None:
+    for k, net in enumerate(nets):
+        for p_stacked, p in zip(stacked.member_views(stacked.params.detach(), k),
+                                net.parameters()):
+            torch.testing.assert_close(p_stacked, p.detach(), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_member_adam_equals_torch_adam_with_a_learning_rate_per_member_and_layer(fused,
                                                                                   monkeypatch):
@@ -112,17 +130,8 @@ def test_member_adam_equals_torch_adam_with_a_learning_rate_per_member_and_layer
                               {"params": list(net[2].parameters()), "lr": lr[1]}], eps=1e-8)
             for net, lr in zip(nets, lrs)]
     for _ in range(5):
-        grads = torch.randn_like(stacked.params)
-        stacked.grad.copy_(grads)
-        adam.step()
-        for k, (net, ref) in enumerate(zip(nets, refs)):
-            for p, g in zip(net.parameters(), stacked.member_views(grads, k)):
-                p.grad = g.clone()
-            ref.step()
-    for k, net in enumerate(nets):
-        for p_stacked, p in zip(stacked.member_views(stacked.params.detach(), k),
-                                net.parameters()):
-            torch.testing.assert_close(p_stacked, p.detach(), rtol=0, atol=1e-6)
+        _step_both(stacked, adam, nets, refs)
+    _assert_stacked_equals(stacked, nets)
     adam.clear(1, slice(0, 4))
     assert not adam.exp_avg[1, :4].any() and adam.exp_avg[1, 4:].all()
     assert adam.exp_avg[0].all()
@@ -260,18 +269,9 @@ def test_member_adam_restart_equals_a_cleared_torch_adam(fused, monkeypatch):
             member = step // 2
             adam.restart(member)
             refs[member].state.clear()
-        grads = torch.randn_like(stacked.params)
-        stacked.grad.copy_(grads)
-        adam.step()
-        for k, (net, ref) in enumerate(zip(nets, refs)):
-            for p, g in zip(net.parameters(), stacked.member_views(grads, k)):
-                p.grad = g.clone()
-            ref.step()
+        _step_both(stacked, adam, nets, refs)
     assert adam.restarted_at.tolist() == [0, 2, 4]
-    for k, net in enumerate(nets):
-        for p_stacked, p in zip(stacked.member_views(stacked.params.detach(), k),
-                                net.parameters()):
-            torch.testing.assert_close(p_stacked, p.detach(), rtol=0, atol=1e-6)
+    _assert_stacked_equals(stacked, nets)
 
 
 @pytest.mark.parametrize("kind", ["palr", "redo"])
