@@ -254,6 +254,32 @@ def test_a_member_reset_at_its_own_update_changes_only_its_row(kind):
         _assert_targets_equal(batched, k, agent)
 
 
+def test_a_checkpoint_after_a_reset_resumes_every_members_adam_step_count():
+    """A batch checkpointed after one member's full reset resumes bit-identically: the member's
+    restarted Adam step count is part of the checkpoint."""
+    seeds = [0, 1]
+
+    def learner() -> BatchedDQN:
+        net = BatchedDQN(OBS, ACTIONS, seeds, _config(),
+                         [_stack("periodic_reset", 1000) for _ in seeds])
+        _fill(net, [])
+        return net
+
+    straight, first = learner(), learner()
+    for net in (straight, first):
+        for _ in range(3):
+            net.update()
+        net.stacks[1].after_update(1000)  # member 1 resets at its own update
+    resumed = learner()
+    resumed.load_state_dict(first.state_dict())
+    for _ in range(3):
+        straight.update()
+        resumed.update()
+    assert resumed.adam.restarted_at.tolist() == [0, 3]
+    assert torch.equal(resumed.q.params, straight.q.params)
+    assert torch.equal(resumed.adam.exp_avg_sq, straight.adam.exp_avg_sq)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_member_adam_restart_equals_a_cleared_torch_adam(fused, monkeypatch):
     if not fused:
