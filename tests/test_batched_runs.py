@@ -44,20 +44,44 @@ def close(a, b, rel):
     return math.isclose(a, b, rel_tol=rel, abs_tol=rel)
 
 
-@pytest.mark.slow
-def test_batch_members_equal_their_separate_runs(tmp_path):
-    batched = run_dqn_batch(jobs(tmp_path / "batch"))
+def batch_and_separate(tmp_path, **kwargs):
+    """Every member's result of a batch and the result.json of its separate run."""
+    batched = run_dqn_batch(jobs(tmp_path / "batch", **kwargs))
     separate = [json.loads(json.dumps(run_dqn_job(job)))  # as its result.json holds it
-                for job in jobs(tmp_path / "separate")]
-    ends = {run["episodes"]["env_step"][-1] for run in separate}
-    assert len(ends) == 3  # members finished at different env steps: the frozen ones waited
+                for job in jobs(tmp_path / "separate", **kwargs)]
     for b, s in zip(batched, separate):
         assert b["schema"] == s["schema"] == "palr.run/1" and b["status"] == "finished"
         for key in ("seed", "identity", "fingerprint", "settings_fingerprint", "config", "tasks"):
             assert b[key] == s[key], key
-        assert b["batched_with"] == [0, 1, 2]
+        assert b["batched_with"] == [s["seed"] for s in separate]
         assert b["episodes"] == s["episodes"]  # returns, lengths, env steps, tasks: exact
         assert [e for e in b["events"]] == [e for e in s["events"]]  # task switches
+    return batched, separate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent, setting, every", [
+    ("DQN-ShrinkAndPerturb", "sp_every=40", 40),
+    ("DQN-PeriodicReset", "reset_every_updates=60", 60),
+    ("DQN-L2Reg", "l2_coef=0.01", None)])
+def test_batches_of_weight_intervention_agents_equal_their_separate_runs(tmp_path, agent,
+                                                                         setting, every):
+    """Shrink & Perturb, PeriodicReset (firing several times in the run) and L2Reg batched:
+    every member's episodes, events and task windows exactly those of its separate run."""
+    batched, separate = batch_and_separate(tmp_path, agents=(agent,), seeds=2, phase_episodes=3,
+                                           extra=["--set", setting])
+    assert len({run["episodes"]["env_step"][-1] for run in separate}) == 2
+    assert all(len(run["episodes"]["return"]) == 12 for run in batched)
+    if every is not None:  # S&P and the reset fired at least 3 times
+        assert all(max(run["plasticity"]["update"]) >= 3 * every for run in batched)
+
+
+@pytest.mark.slow
+def test_batch_members_equal_their_separate_runs(tmp_path):
+    batched, separate = batch_and_separate(tmp_path)
+    ends = {run["episodes"]["env_step"][-1] for run in separate}
+    assert len(ends) == 3  # members finished at different env steps: the frozen ones waited
+    for b, s in zip(batched, separate):
         bp, sp = b["plasticity"], s["plasticity"]
         assert bp["update"] == sp["update"] and bp["env_step"] == sp["env_step"]
         assert len(sp["update"]) > 10 and set(bp["layers"]) == set(sp["layers"])

@@ -97,12 +97,23 @@ def measure_network(module: nn.Module, probes: ActivationProbes, inputs: Tuple[t
             output = module(*inputs)
     finally:
         module.train(was_training)
+    return measurement_of(probes, activations, output, tau, delta, net)
+
+
+def measurement_of(probes: ActivationProbes, activations: Dict[str, torch.Tensor], output: Any,
+                   tau: float = 0.025, delta: float = 0.01, net: str = "network",
+                   singular: Optional[Dict[str, torch.Tensor]] = None) -> NetworkMeasurement:
+    """The :class:`NetworkMeasurement` of a network whose probed layers' activations (samples x
+    units, by layer name) and output on a diagnostic batch are given, as
+    :func:`measure_network` computes it (``singular``: each layer's
+    :func:`~palr.plasticity.singular_values`, if already computed)."""
     result = NetworkMeasurement()
     result.output_abs = output_magnitude(output)
     for layer in probes:
         a = activations[layer.name]
         try:
-            stats = layer_stats(a, exact_zero=layer.exact_zero, tau=tau, delta=delta)
+            stats = layer_stats(a, exact_zero=layer.exact_zero, tau=tau, delta=delta,
+                                singular=None if singular is None else singular[layer.name])
         except NonFiniteActivations as err:
             raise NonFiniteActivations(f"network {net!r}, layer {layer.name!r}: {err}") from None
         weight_norm, grad_norm = _norms(layer)

@@ -20,13 +20,13 @@ Rank estimates are biased low until N is about 4x the layer width (docs/palr.md#
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 __all__ = [
     "dead_fraction", "dead_units", "dormant_fraction", "dormant_units", "effective_rank",
-    "srank", "stable_rank", "singular_values", "units_matrix", "LayerStats", "layer_stats",
+    "srank", "stable_rank", "singular_values", "stacked_singular_values", "units_matrix", "LayerStats", "layer_stats",
     "NonFiniteActivations",
 ]
 
@@ -109,10 +109,27 @@ def singular_values(a: torch.Tensor) -> torch.Tensor:
     ``matrix_rank``), so round-off does not count as extra rank.
     """
     s = torch.linalg.svdvals(_check_2d(a).detach().to(torch.float64))
+    return _numerically_nonzero(s, a.shape)
+
+
+def _numerically_nonzero(s: torch.Tensor, shape: Tuple[int, ...]) -> torch.Tensor:
+    """The singular values ``s`` (descending) of a matrix of ``shape`` above the rank tolerance."""
     if s.numel() == 0 or float(s[0]) == 0.0:
         return s[:0]
-    tol = float(s[0]) * max(a.shape) * torch.finfo(torch.float32).eps
+    tol = float(s[0]) * max(shape) * torch.finfo(torch.float32).eps
     return s[s > tol]
+
+
+def stacked_singular_values(a: torch.Tensor) -> List[torch.Tensor]:
+    """:func:`singular_values` of every matrix ``a[k]`` of a ``[K, N, D]`` stack (K matrices of
+    one shape, e.g. K networks' activations of one layer), with one batched SVD."""
+    if a.dim() != 3:
+        raise ValueError(f"expected a [K, N, D] stack of activation matrices, got shape "
+                         f"{tuple(a.shape)}")
+    for matrix in a:
+        _check_2d(matrix)
+    s = torch.linalg.svdvals(a.detach().to(torch.float64))
+    return [_numerically_nonzero(row, tuple(a.shape[1:])) for row in s]
 
 
 def _erank_from(s: torch.Tensor) -> float:
@@ -175,7 +192,7 @@ class LayerStats:
 
 
 def layer_stats(a: torch.Tensor, exact_zero: bool = True, tau: float = 0.025,
-                delta: float = 0.01) -> LayerStats:
+                delta: float = 0.01, singular: Optional[torch.Tensor] = None) -> LayerStats:
     """All metrics of one (samples x units) matrix with one SVD.
 
     Args:
@@ -183,9 +200,11 @@ def layer_stats(a: torch.Tensor, exact_zero: bool = True, tau: float = 0.025,
         exact_zero: whether the activation can output exact zeros (ReLU family); otherwise the
             dead fraction is reported as not applicable (``None``).
         tau: dormancy threshold; delta: srank threshold.
+        singular: ``singular_values(a)`` if already computed (e.g. by
+            :func:`stacked_singular_values`); computed here otherwise.
     """
     a = _check_2d(a)
-    s = singular_values(a)
+    s = singular_values(a) if singular is None else singular
     dormant_mask = dormant_units(a, tau)
     dead_mask = dead_units(a) if exact_zero else None
     return LayerStats(

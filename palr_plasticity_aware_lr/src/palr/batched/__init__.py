@@ -13,6 +13,8 @@ networks' updates are dominated by per-op overhead, which the member axis shares
   them (views of the stacked tensors), so the existing intervention classes run per member;
 - :mod:`palr.batched.member_state`: the per-member bookkeeping every batched learner
   checkpoints (seeds, diagnostic generators, intervention stacks, counters);
+- :mod:`palr.batched.member_measure`: every member's plasticity measurement from one stacked
+  forward pass and one batched SVD per layer;
 - :mod:`palr.batched.dqn`: the batched DQN learner; :mod:`palr.batched.loop`: K environments
   stepped together under one :class:`~palr.experiments.schedule.TrainingSchedule`;
 - :mod:`palr.batched.sac`: the batched SAC learner (stacked actors, twin critics as 2K stacked

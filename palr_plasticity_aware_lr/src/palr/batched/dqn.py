@@ -27,11 +27,12 @@ import torch.nn.functional as F
 
 from palr.agents.dqn import DQNConfig, linear_epsilon, random_streams, seeded_q_network
 from palr.batched.member_adam import MemberAdam
+from palr.batched.member_measure import MemberMeasurer
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
 from palr.batched.stacked_mlp import StackedMLP
-from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions.base import Intervention, InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 
 
@@ -44,8 +45,7 @@ class BatchedDQN:
         config: hyper-parameters shared by every member (its ``seed`` is not used;
             ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
         stacks: one intervention stack per member (``None``: plain DQN), each with its own
-            instances; only measuring interventions are supported
-            (:func:`~palr.batched.member_slots.check_member_stack`).
+            instances (:func:`~palr.batched.member_slots.check_member_stack`).
     """
 
     NET = "q"
@@ -75,6 +75,7 @@ class BatchedDQN:
             [seeded_q_network(self.obs_dim, self.n_actions, cfg.hidden_sizes, s).to(self.device)
              for s in self.seeds])
         self.target = self.q.params.clone()
+        self._target_operands = self.q.operands(self.target)  # views: follow every copy_
         self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
@@ -90,19 +91,29 @@ class BatchedDQN:
         self.task = 0
 
         self.member_modules = [self.q.member_module(k) for k in range(self.members)]
+        self.measurer = MemberMeasurer(self)  # every member's measurements at once
         self.optimizers = [MemberOptimizerView(module, self.q, self.adam, k, cfg.learning_rate)
                            for k, module in enumerate(self.member_modules)]
         self.contexts = [
             TrainingContext(
                 networks={self.NET: NetworkSlot(self.NET, self.member_modules[k], self.optimizers[k],
-                                                ALGO_ROLES["DQN"][self.NET])},
+                                                ALGO_ROLES["DQN"][self.NET],
+                                                targets=[self.q.member_module(k, self.target)])},
                 generator=self.generators[k],
-                diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n))
+                diagnostic_inputs=lambda n, k=k: self.diagnostic_inputs(k, n),
+                measure=self.measurer.for_member(k))
             for k in range(self.members)]
         for stack, ctx in zip(self.stacks, self.contexts):
             stack.on_optimizer_created(ctx)
         self.frozen = np.zeros(self.members, dtype=bool)
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
+        self._penalised = [k for k in self._active if _adds_penalty(self.stacks[k])]
+
+    @property
+    def intervening(self) -> List[int]:
+        """The members whose interventions are called, in the order they are called: not
+        frozen, with a non-empty stack."""
+        return self._active
 
     # --- the loss and the update -------------------------------------------------------------
     def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +121,7 @@ class BatchedDQN:
         ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
         cfg = self.config
         with torch.no_grad():
-            next_target = self.q(batch["next_obs"], self.target)
+            next_target = self.q(batch["next_obs"], operands=self._target_operands)
             if cfg.double_dqn:
                 next_actions = self.q(batch["next_obs"]).argmax(dim=2, keepdim=True)
                 next_value = next_target.gather(2, next_actions).squeeze(2)
@@ -135,7 +146,8 @@ class BatchedDQN:
         cfg = self.config
         if batch is None:
             batch = self.replay.sample(cfg.batch_size, self.device)
-        losses, q_pred = self.td_loss(batch)
+        td_losses, q_pred = self.td_loss(batch)
+        losses = self._add_penalties(td_losses)
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
         bad = [k for k, v in enumerate(values) if not math.isfinite(v) and not self.frozen[k]]
@@ -164,17 +176,37 @@ class BatchedDQN:
         self.updates = step
         if step % cfg.target_update_every == 0:
             self.sync_target()
-        for k in self._active:
-            self.stacks[k].after_update(step)
+        self.measurer.begin_update()
+        try:
+            for k in self._active:
+                self.stacks[k].after_update(step)
+        finally:
+            self.measurer.end_update()
         if step % cfg.log_every == 0:
-            return self._log(values, q_pred, step)
+            return self._log(values, td_losses, q_pred, step)
         return None
 
-    def _log(self, losses: List[float], q_pred: torch.Tensor, step: int) -> Dict[str, float]:
+    def _add_penalties(self, td_losses: torch.Tensor) -> torch.Tensor:
+        """Every member's loss ``[K]``: its TD loss plus its stack's loss penalty (L2Reg), built
+        by the member's own interventions from its module (parameters aliasing its row), so the
+        penalty's gradient lands in that row only, as in a separate run's ``loss + penalty``."""
+        if not self._penalised:
+            return td_losses
+        parts = [td_losses.new_zeros(())] * self.members
+        for k in self._penalised:
+            penalty = self.stacks[k].loss_penalty(self.NET)
+            if penalty is not None:
+                parts[k] = penalty
+        return td_losses + torch.stack(parts)
+
+    def _log(self, losses: List[float], td_losses: torch.Tensor, q_pred: torch.Tensor,
+             step: int) -> Dict[str, float]:
         q_mean = q_pred.detach().mean(dim=1).tolist()
+        td = td_losses.detach().tolist()
         log: Dict[str, float] = {"dqn/epsilon": self.epsilon, "dqn/updates": float(step)}
         for k in range(self.members):
             log[f"member{k}/dqn/loss"] = losses[k]
+            log[f"member{k}/dqn/td_loss"] = td[k]
             log[f"member{k}/dqn/q_mean"] = q_mean[k]
             for key, value in self.stacks[k].log.items():
                 log[f"member{k}/{key}"] = value
@@ -233,6 +265,7 @@ class BatchedDQN:
         to its separate run however long it trains on."""
         self.frozen[member] = True
         self._active = [k for k in self._active if k != member]
+        self._penalised = [k for k in self._penalised if k != member]
         with torch.no_grad():
             self.adam.lr[member] = 0.0
 
@@ -266,7 +299,8 @@ class BatchedDQN:
             **state, "params": self.q.params.detach().clone(),
             "target": self.target.clone(),
             "adam": {"exp_avg": adam.exp_avg.clone(), "exp_avg_sq": adam.exp_avg_sq.clone(),
-                     "steps": adam.steps, "lr": adam.lr.clone()},
+                     "steps": adam.steps, "lr": adam.lr.clone(),
+                     "restarted_at": adam.restarted_at.tolist()},
             "replay": self.replay.state_dict(),
             "rngs": [rng.bit_generator.state for rng in self.rngs],
             "generators": [gen.get_state() for gen in self.generators],
@@ -283,6 +317,7 @@ class BatchedDQN:
         self.adam.exp_avg.copy_(adam["exp_avg"])
         self.adam.exp_avg_sq.copy_(adam["exp_avg_sq"])
         self.adam.steps = int(adam["steps"])
+        self.adam.restarted_at[:] = adam.get("restarted_at", 0)  # older batches: no resets
         self.adam.lr.copy_(adam["lr"])
         self.replay.load_state_dict(state["replay"])
         for rng, st in zip(self.rngs, state["rngs"]):
@@ -297,6 +332,12 @@ class BatchedDQN:
         for k, frozen in enumerate(counters["frozen"]):
             if frozen:
                 self.freeze(k)
+
+
+def _adds_penalty(stack: InterventionStack) -> bool:
+    """Whether an intervention of ``stack`` overrides the ``loss_penalty`` seam (L2Reg)."""
+    return any(type(iv).loss_penalty is not Intervention.loss_penalty
+               for iv in stack.interventions)
 
 
 __all__ = ["BatchedDQN"]

@@ -31,13 +31,18 @@ class MemberReplay:
                              f"and {list(seeds)}")
         k = len(seeds)
         self.capacity = int(capacity)
-        self.obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((k, self.capacity, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((k, self.capacity, *action_shape), dtype=action_dtype)
-        self.rewards = np.zeros((k, self.capacity), dtype=np.float32)
-        self.terminated = np.zeros((k, self.capacity), dtype=np.float32)
+        self.obs_dim = int(obs_dim)
+        # one float32 record per transition (obs, next_obs, reward, terminated), so a batch is
+        # one gather; the named arrays are views of it
+        self._records = np.zeros((k, self.capacity, 2 * obs_dim + 2), dtype=np.float32)
+        self.obs = self._records[:, :, :obs_dim]
+        self.next_obs = self._records[:, :, obs_dim:2 * obs_dim]
+        self.rewards = self._records[:, :, 2 * obs_dim]
+        self.terminated = self._records[:, :, 2 * obs_dim + 1]
+        self.action_shape = tuple(int(n) for n in action_shape)
+        self.actions = np.zeros((k, self.capacity, *self.action_shape), dtype=action_dtype)
         self.rngs = [np.random.default_rng(seed) for seed in seeds]
-        self._rows = np.arange(k)[:, None]
+        self._row_starts = (np.arange(k) * self.capacity)[:, None]
         self.pos = 0
         self.size = 0
 
@@ -59,13 +64,19 @@ class MemberReplay:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = np.stack([rng.integers(0, self.size, size=batch_size) for rng in self.rngs])
-        rows = self._rows
+        flat = (idx + self._row_starts).ravel()  # member k's index i: row k * capacity + i
+        members, d = len(self.rngs), self.obs_dim
+        records = torch.as_tensor(
+            self._records.reshape(-1, 2 * d + 2).take(flat, axis=0), device=device
+        ).view(members, batch_size, -1)
         return {
-            "obs": torch.as_tensor(self.obs[rows, idx], device=device),
-            "actions": torch.as_tensor(self.actions[rows, idx], device=device),
-            "rewards": torch.as_tensor(self.rewards[rows, idx], device=device),
-            "next_obs": torch.as_tensor(self.next_obs[rows, idx], device=device),
-            "terminated": torch.as_tensor(self.terminated[rows, idx], device=device),
+            "obs": records[:, :, :d],
+            "actions": torch.as_tensor(
+                self.actions.reshape(-1, *self.action_shape).take(flat, axis=0), device=device
+            ).view(members, batch_size, *self.action_shape),
+            "rewards": records[:, :, 2 * d],
+            "next_obs": records[:, :, d:2 * d],
+            "terminated": records[:, :, 2 * d + 1],
         }
 
     def sample_obs(self, member: int, batch_size: int, rng: np.random.Generator,

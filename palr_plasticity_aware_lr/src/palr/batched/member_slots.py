@@ -9,10 +9,12 @@ units by writing the module's parameters and zeroing ``slot.optimizer.state[para
 :meth:`~palr.batched.stacked_mlp.StackedMLP.member_module` (parameters aliasing the member's
 row) and the optimizer is a :class:`MemberOptimizerView`: one param group per layer, named as
 :func:`palr.optim.layerwise_param_groups` names a separate run's, and Adam's moments as views of
-the member's row of :class:`~palr.batched.member_adam.MemberAdam`'s. So PALR, ReDo and the
-metrics-only monitor run unchanged, one stack per member, and their writes land in the stacked
-tensors. Interventions that rebuild optimizers or add loss penalties (PeriodicReset, L2Reg) or
-rescale whole networks (Shrink & Perturb) are not supported on this path yet.
+the member's row of :class:`~palr.batched.member_adam.MemberAdam`'s. So PALR, ReDo, the
+metrics-only monitor, L2Reg (its penalty is built from the member module's parameters, so its
+gradient lands in the member's row), Shrink & Perturb (rescales the module's parameters in place)
+and PeriodicReset (re-draws them in place, clears the optimizer state through
+:class:`MemberAdamState` and reloads the member's target view) run unchanged, one stack per
+member, and their writes land in the stacked tensors.
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from torch import nn
 
 from palr.batched.member_adam import MemberAdam
 from palr.batched.stacked_mlp import StackedMLP
-from palr.intervention_configs import MEASURING
 from palr.interventions.base import InterventionStack
 from palr.optim import layerwise_param_groups
 
@@ -53,8 +54,8 @@ class MemberOptimizerView:
         params = list(module.parameters())
         avgs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg, row)]
         sqs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg_sq, row)]
-        self.state: Dict[torch.Tensor, Dict[str, torch.Tensor]] = {
-            p: {"exp_avg": m, "exp_avg_sq": v} for p, m, v in zip(params, avgs, sqs)}
+        self.state = MemberAdamState(adam, self.rows, {
+            p: {"exp_avg": m, "exp_avg_sq": v} for p, m, v in zip(params, avgs, sqs)})
 
     def write_lrs(self) -> None:
         """``adam.lr[row, layer] <- param_groups[i]["lr"]`` for every row and layer (group
@@ -64,13 +65,39 @@ class MemberOptimizerView:
             self.adam.lr[self.rows[i // layers], i % layers] = group["lr"]
 
 
-def check_member_stack(stack: InterventionStack) -> None:
-    """Raise ValueError unless every intervention of ``stack`` runs on member views (the
-    measuring ones: monitor, PALR and its ablations, ReDo)."""
-    unsupported = [iv.name for iv in stack.interventions if iv.name not in MEASURING]
+class MemberAdamState(Dict[torch.Tensor, Dict[str, torch.Tensor]]):
+    """``optimizer.state`` of one member: ``{param: {"exp_avg", "exp_avg_sq"}}`` views of its
+    rows of :class:`MemberAdam`'s moments. ``clear()`` is what ``torch.optim.Adam``'s
+    ``state.clear()`` does to a separate run (:func:`palr.optim.reset_optimizer_state`, used by
+    full resets): the member's moments are zeroed and its step count restarts
+    (:meth:`MemberAdam.restart`); the views stay, so later writes still reach the moments."""
+
+    def __init__(self, adam: MemberAdam, rows: Sequence[int],
+                 views: Dict[torch.Tensor, Dict[str, torch.Tensor]]) -> None:
+        super().__init__(views)
+        self.adam, self.rows = adam, list(rows)
+
+    def clear(self) -> None:
+        for row in self.rows:
+            self.adam.restart(row)
+
+
+#: interventions that run on member views: every registered one (a new one is refused until
+#: it is checked against separate runs, as tests/test_batched_dqn.py does for these)
+MEMBER_INTERVENTIONS = ("monitor", "palr", "palr_no_perturb", "palr_no_scale", "redo",
+                        "l2reg", "shrink_perturb", "periodic_reset")
+
+
+def check_member_stack(stack: InterventionStack,
+                       supported: Sequence[str] = MEMBER_INTERVENTIONS) -> None:
+    """Raise ValueError unless every intervention of ``stack`` is one of ``supported`` (default
+    :data:`MEMBER_INTERVENTIONS`, the DQN learner's; a learner passes the ones it was checked
+    against separate runs with)."""
+    unsupported = [iv.name for iv in stack.interventions if iv.name not in supported]
     if unsupported:
         raise ValueError(f"interventions {unsupported} do not run on seed-batched members yet; "
-                         f"supported: {', '.join(MEASURING)}")
+                         f"supported: {', '.join(supported)}")
 
 
-__all__ = ["MemberOptimizerView", "check_member_stack"]
+__all__ = ["MEMBER_INTERVENTIONS", "MemberAdamState", "MemberOptimizerView",
+           "check_member_stack"]

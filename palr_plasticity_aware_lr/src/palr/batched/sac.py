@@ -22,8 +22,9 @@ member on views of the stacked tensors (:mod:`palr.batched.member_slots`): the a
 alias the member's rows, so layer and group names are a separate run's.
 
 Not supported here (refused at construction): the ``"cw"`` network (LayerNorm/LeakyReLU: not a
-stacked ReLU MLP) and the task-aware heads and temperatures (``multi_head``,
-``per_task_alpha``).
+stacked ReLU MLP), the task-aware heads and temperatures (``multi_head``, ``per_task_alpha``)
+and the weight interventions (L2Reg, Shrink & Perturb, PeriodicReset), which are checked against
+separate runs on the DQN members only (:data:`SAC_MEMBER_INTERVENTIONS`).
 """
 from __future__ import annotations
 
@@ -41,8 +42,14 @@ from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
 from palr.batched.stacked_mlp import StackedMLP
+from palr.intervention_configs import MEASURING
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
+
+#: interventions checked per member against separate SAC runs (tests/test_batched_sac.py): the
+#: measuring ones; the weight interventions (L2Reg, Shrink & Perturb, PeriodicReset) run on the DQN
+#: members only so far
+SAC_MEMBER_INTERVENTIONS = MEASURING
 
 #: the SAC log scalars of one member, in the order :meth:`BatchedSAC.update` computes them
 SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
@@ -90,7 +97,7 @@ class BatchedSAC:
         if len(stacks) != k or len({id(s) for s in stacks}) != k:
             raise ValueError(f"give one intervention stack object per member ({k})")
         for stack in stacks:
-            check_member_stack(stack)
+            check_member_stack(stack, SAC_MEMBER_INTERVENTIONS)
         self.stacks: List[InterventionStack] = list(stacks)
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
 

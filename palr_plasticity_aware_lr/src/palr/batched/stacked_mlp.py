@@ -122,36 +122,52 @@ class StackedMLP:
         for view, p in zip(self.member_views(self.params, member), net.parameters()):
             view.copy_(p)
 
-    def member_module(self, member: int) -> nn.Sequential:
+    def member_module(self, member: int, flat: Optional[torch.Tensor] = None) -> nn.Sequential:
         """Member ``member`` as ``nn.Sequential(Linear, ReLU, ..., Linear)`` whose parameters ALIAS
         its row (writes either way are seen by both; gradients alias its row of :attr:`grad`):
-        what probes, measurements and re-initialisation act on."""
+        what probes, measurements and re-initialisation act on. ``flat``: alias that ``[K, P]``
+        tensor of the same layout instead (e.g. the target network's), without gradients."""
         mods: List[nn.Module] = []
+        trained = flat is None
         grads = self.member_views(self.grad, member)
-        views = self.member_views(self.params, member)
+        views = self.member_views(self.params if trained else flat, member)
         for layer in range(self.num_layers):
             _, _, fan_out, fan_in = self.spans[layer]
             linear = nn.utils.skip_init(nn.Linear, fan_in, fan_out, device=self.params.device)
-            linear.weight = nn.Parameter(views[2 * layer])
-            linear.bias = nn.Parameter(views[2 * layer + 1])
-            linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
+            linear.weight = nn.Parameter(views[2 * layer], requires_grad=trained)
+            linear.bias = nn.Parameter(views[2 * layer + 1], requires_grad=trained)
+            if trained:
+                linear.weight.grad, linear.bias.grad = grads[2 * layer], grads[2 * layer + 1]
             mods.append(linear)
             if layer + 1 < self.num_layers:
                 mods.append(nn.ReLU())
         return nn.Sequential(*mods)
 
     # --- computing ---------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, params: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, params: Optional[torch.Tensor] = None,
+                operands: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None
+                ) -> torch.Tensor:
         """``[K, B, in] -> [K, B, out]``: member k's MLP on ``x[k]`` (``params``: another
-        ``[K, P]`` tensor of the same layout, e.g. the target network's; default ours)."""
+        ``[K, P]`` tensor of the same layout, e.g. the target network's; default ours;
+        ``operands``: :meth:`operands` of such a tensor, made once)."""
+        if operands is None:
+            operands = self.operands(params) if params is not None else \
+                [(b.unsqueeze(1), w.transpose(1, 2)) for w, b in zip(self.weights, self.biases)]
         h = x
-        for layer in range(self.num_layers):
-            weight, bias = (self.weights[layer], self.biases[layer]) if params is None \
-                else self.layer_views(params, layer)
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            if layer + 1 < self.num_layers:
-                h = torch.relu_(h)  # in place: baddbmm does not save its output
+        last = self.num_layers - 1
+        for layer, (bias, weight_t) in enumerate(operands):
+            h = torch.baddbmm(bias, h, weight_t)
+            if layer < last:
+                h = torch.relu_(h)  # in place: baddbmm's backward needs its inputs, not h
         return h
+
+    def operands(self, flat: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the ``[K, 1, out]`` bias and ``[K, in, out]`` transposed weight views of a
+        ``[K, P]`` tensor that :meth:`forward` computes with; they follow in-place writes, so
+        a long-lived tensor's (the target network's) can be made once."""
+        return [(bias.unsqueeze(1), weight.transpose(1, 2))
+                for weight, bias in (self.layer_views(flat, layer)
+                                     for layer in range(self.num_layers))]
 
     __call__ = forward
 

@@ -101,6 +101,11 @@ class TrainingContext:
             process calls it at the same points (interventions call it only where their schedule,
             driven by update and episode counters equal on every rank, says to act); values are
             picklable, tensors on the CPU.
+        measure: optional ``(slots by name, diagnostic batch size, tau, delta) -> {name:
+            NetworkMeasurement}`` that measuring interventions call instead of drawing a
+            diagnostic batch and running :func:`palr.measure.measure_network` per network
+            themselves; it must return what they would get (a seed-batched learner measures all
+            its members at once: :mod:`palr.batched.member_measure`). ``None``: they do it.
     """
 
     networks: Dict[str, NetworkSlot]
@@ -108,6 +113,7 @@ class TrainingContext:
     diagnostic_inputs: DiagnosticSampler
     reset_hook: Optional[Callable[[Sequence[str]], None]] = None
     sync: Callable[[Any], Any] = field(default=lambda value: value)  # one process: itself
+    measure: Optional[Callable[[Dict[str, NetworkSlot], int, float, float], Dict[str, Any]]] = None
 
     def network_roles(self) -> Dict[str, Tuple[str, ...]]:
         """Every trained network's roles, by name."""

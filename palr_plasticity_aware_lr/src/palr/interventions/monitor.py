@@ -5,13 +5,24 @@ gradient step) and logs, per network and layer, the quantities of docs/plasticit
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+import torch
 
 from palr.intervention_configs import MonitorConfig
-from palr.interventions.base import Intervention, NetworkRoles, networks_with_roles
+from palr.interventions.base import Intervention, NetworkRoles, NetworkSlot, networks_with_roles
 from palr.measure import OUTPUT_LAYER, LayerMeasurement, log_key, measure_network
 
 Measurements = Dict[str, Dict[str, LayerMeasurement]]
+
+
+def measure_slots(slots: Dict[str, NetworkSlot], inputs: Dict[str, Tuple[torch.Tensor, ...]],
+                  tau: float, delta: float) -> Measurements:
+    """:func:`~palr.measure.measure_network` of every network in ``slots`` on its diagnostic
+    inputs (``inputs[name]``: the positional inputs of its forward)."""
+    return {name: measure_network(slot.module, slot.get_probes(), inputs[name], tau, delta,
+                                  net=name)
+            for name, slot in slots.items()}
 
 
 class MeasuringIntervention(Intervention):
@@ -25,14 +36,14 @@ class MeasuringIntervention(Intervention):
         return networks_with_roles(available, self.config.networks, self.name, "networks")
 
     def measure(self, batch_size: Optional[int] = None) -> Measurements:
-        """Measure every selected network on one fresh diagnostic batch."""
+        """Measure every selected network on one fresh diagnostic batch (through the context's
+        ``measure`` where the algorithm gives one)."""
         slots = self.slots()
-        inputs = self.context.diagnostic_inputs(batch_size or self.config.diag_batch_size)
-        return {
-            name: measure_network(slot.module, slot.get_probes(), inputs[name],
-                                  self.config.tau, self.config.srank_delta, net=name)
-            for name, slot in slots.items()
-        }
+        n = batch_size or self.config.diag_batch_size
+        if self.context.measure is not None:
+            return self.context.measure(slots, n, self.config.tau, self.config.srank_delta)
+        return measure_slots(slots, self.context.diagnostic_inputs(n), self.config.tau,
+                             self.config.srank_delta)
 
     def log_measurements(self, measurements: Measurements) -> None:
         self.log = {}
