@@ -20,5 +20,6 @@ networks' updates are dominated by per-op overhead, which the member axis shares
 - :mod:`palr.batched.sac`: the batched SAC learner (stacked actors, twin critics as 2K stacked
   rows, a temperature per member);
 - :mod:`palr.batched.runner`: whole runs (``--batch_seeds``): every member writes its separate
-  run's directory; one checkpoint per batch; finished members frozen.
+  run's directory; one checkpoint per batch; finished members frozen;
+  :mod:`palr.batched.cw_runner`: the same for Continual World SAC runs (``run_cw_batch``).
 """

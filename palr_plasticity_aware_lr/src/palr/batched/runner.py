@@ -65,15 +65,13 @@ class MemberReplayView:
 
 
 class MemberAgent:
-    """What :class:`EpisodicTrainer` and the capacity probe use of an agent, for one member of a
-    :class:`BatchedDQN` (its state is in the batch checkpoint, not the member's)."""
+    """What :class:`EpisodicTrainer` uses of an agent, for one member of a batched learner
+    (:class:`BatchedDQN`, :class:`~palr.batched.sac.BatchedSAC`; its state is in the batch
+    checkpoint, not the member's)."""
 
-    def __init__(self, learner: BatchedDQN, member: int) -> None:
+    def __init__(self, learner: Any, member: int) -> None:
         self.learner, self.member = learner, member
         self.stack = learner.stacks[member]
-        self.NET = learner.NET
-        self.q = learner.member_modules[member]
-        self.replay = MemberReplayView(learner.replay, member)
         self.device = learner.device
 
     @property
@@ -91,6 +89,17 @@ class MemberAgent:
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         return None
+
+
+class DQNMemberAgent(MemberAgent):
+    """A :class:`BatchedDQN` member, with what the capacity probe reads (``NET``, ``q``,
+    ``replay``)."""
+
+    def __init__(self, learner: BatchedDQN, member: int) -> None:
+        super().__init__(learner, member)
+        self.NET = learner.NET
+        self.q = learner.member_modules[member]
+        self.replay = MemberReplayView(learner.replay, member)
 
 
 def check_batch(jobs: Sequence[RunJob]) -> None:
@@ -136,6 +145,12 @@ def run_dqn_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
             or is in use.
         Preempted: stopped by SIGTERM/SIGUSR1 (batch checkpoint saved).
     """
+    return run_seed_batch(jobs, SeedBatch)
+
+
+def run_seed_batch(jobs: Sequence[RunJob], batch_class: type) -> List[Dict[str, Any]]:
+    """Check ``jobs``, take the batch's and every member's run lock and run
+    ``batch_class(jobs, batch_dir)`` (a :class:`SeedBatch`); raises as :func:`run_dqn_batch`."""
     check_batch(jobs)
     for job in jobs:  # a batch never takes over a separate run's trajectory
         if not _finished(job) and (pathlib.Path(job.run_dir) / CHECKPOINT_FILE).is_file():
@@ -147,7 +162,7 @@ def run_dqn_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
         locks.enter_context(RunLock(batch_dir))
         for job in jobs:
             locks.enter_context(RunLock(job.run_dir))
-        return SeedBatch(jobs, batch_dir).run()
+        return batch_class(jobs, batch_dir).run()
 
 
 @dataclass
@@ -195,7 +210,12 @@ def run_batch_job(job: BatchJob) -> List[Dict[str, Any]]:
 
 
 class SeedBatch:
-    """One batch run (see the module docstring); ``run`` expects the run locks held."""
+    """One batch run (see the module docstring); ``run`` expects the run locks held. Other
+    algorithms subclass it (``_build``, :attr:`LOG_NAME`, :meth:`env_action`,
+    :meth:`can_save`)."""
+
+    #: the algorithm's prefix in training logs (``dqn/loss``)
+    LOG_NAME = "dqn"
 
     def __init__(self, jobs: Sequence[RunJob], batch_dir: pathlib.Path) -> None:
         from palr.experiments.cli import configure_torch
@@ -250,11 +270,15 @@ class SeedBatch:
             recorder, settings = dl.dqn_run_records(job, stacks[k], tasks, threshold)
             recorder.header["batched_with"] = [m.seed for m in self.members]  # how it trained
             settings.progress = False  # K members share a terminal: plain lines
-            agent = MemberAgent(self.learner, k)
+            agent = DQNMemberAgent(self.learner, k)
             self.trainers.append(EpisodicTrainer(
                 env, agent, recorder, settings, self.schedule,
                 task_end_probe=dl._capacity_probe(agent, job.options.get("probe"), job.seed)))
-        self.checkpoint_every = int(first.options["checkpoint_every"])
+        self._init_loop(int(first.options["checkpoint_every"]))
+
+    def _init_loop(self, checkpoint_every: int) -> None:
+        """The loop state of the built members (observations, running returns and lengths)."""
+        self.checkpoint_every = checkpoint_every
         k = len(self.members)
         self.obs = np.zeros((k, self.learner.obs_dim), dtype=np.float32)
         self.returns = np.zeros(k)
@@ -328,7 +352,7 @@ class SeedBatch:
                     elapsed = time.perf_counter() - started
                     for k in np.flatnonzero(~learner.frozen):  # the batch's time while it trains
                         trainers[k].wall_time += elapsed
-                    if stop.signum is not None:
+                    if stop.signum is not None and self.can_save():
                         self.save()
                         raise Preempted(f"stopped by signal {stop.signum}; batch checkpoint "
                                         f"saved in {self.checkpoint_path}")
@@ -339,6 +363,16 @@ class SeedBatch:
             for trainer in trainers:
                 if trainer.run_log is not None:
                     trainer.run_log.close()
+
+    def can_save(self) -> bool:
+        """Whether the batch may be checkpointed now (the CartPole environments can be
+        mid-episode)."""
+        return True
+
+    @staticmethod
+    def env_action(action: Any) -> Any:
+        """A member's row of the learner's actions, as its environment takes it."""
+        return int(action)
 
     def _start_episode(self, k: int) -> None:
         obs, info = self.trainers[k].env.reset()
@@ -356,15 +390,15 @@ class SeedBatch:
         terminated = np.zeros(len(trainers), dtype=np.float32)
         ended = []
         for k in running:
-            obs, reward, term, trunc, info = trainers[k].env.step(int(actions[k]))
+            obs, reward, term, trunc, info = trainers[k].env.step(self.env_action(actions[k]))
             next_obs[k], rewards[k], terminated[k] = obs, reward, term
+            self.returns[k] += float(reward)  # as a separate run sums it (not the float32 copy)
             if term or trunc:
                 ended.append((k, info))
         learner.observe(self.obs, actions, rewards, next_obs, terminated)
         train_log = self.schedule.train(learner)
         for k in running:
             trainers[k].env_steps += 1
-            self.returns[k] += float(rewards[k])
             self.lengths[k] += 1
             if train_log and trainers[k].run_log is not None:
                 trainers[k].run_log.scalars(self._member_log(train_log, k),
@@ -382,11 +416,13 @@ class SeedBatch:
                 self._start_episode(k)
 
     def _member_log(self, train_log: Dict[str, float], k: int) -> Dict[str, float]:
-        """Member ``k``'s part of a batch training log, as its separate run logs it (the DQN
-        values; its interventions' values go to the run log once, at each measurement)."""
-        prefix = f"member{k}/dqn/"
-        out = {key: v for key, v in train_log.items() if key.startswith("dqn/")}
-        out.update({"dqn/" + key[len(prefix):]: v for key, v in train_log.items()
+        """Member ``k``'s part of a batch training log, as its separate run logs it (the
+        algorithm's values; its interventions' values go to the run log once, at each
+        measurement)."""
+        name = self.LOG_NAME + "/"
+        prefix = f"member{k}/{name}"
+        out = {key: v for key, v in train_log.items() if key.startswith(name)}
+        out.update({name + key[len(prefix):]: v for key, v in train_log.items()
                     if key.startswith(prefix)})
         return out
 
@@ -414,5 +450,6 @@ class SeedBatch:
             self.save()
 
 
-__all__ = ["BatchJob", "batch_jobs", "run_batch_job", "MemberAgent", "MemberReplayView", "SeedBatch", "batch_dir_for", "check_batch",
-           "run_dqn_batch"]
+__all__ = ["BatchJob", "batch_jobs", "run_batch_job", "MemberAgent", "DQNMemberAgent",
+           "MemberReplayView", "SeedBatch", "batch_dir_for", "check_batch", "run_dqn_batch",
+           "run_seed_batch"]

@@ -130,6 +130,8 @@ class BatchedSAC:
         self.task_env_steps = 0
         self.updates = 0
         self.episodes = np.zeros(k, dtype=np.int64)
+        self.frozen = np.zeros(k, dtype=bool)
+        self._switched: set = set()  # members told of the current task switch (see below)
 
         self.actor_modules, self.critic_modules = self._member_modules()
         self.actor_optimizers = [
@@ -280,7 +282,7 @@ class BatchedSAC:
         log: Dict[str, float] = {"sac/updates": float(self.updates)}
         for i, values in enumerate(table):
             bad = [name for name, v in zip(SCALARS, values) if not math.isfinite(v)]
-            if bad:
+            if bad and not self.frozen[i]:
                 raise FloatingPointError(
                     f"non-finite SAC values {bad} for member {i} (seed {self.seeds[i]}) at "
                     f"update {self.updates}")
@@ -306,6 +308,21 @@ class BatchedSAC:
             generators = self.eval_generators if evaluation else self.noise_generators
             action, _ = tanh_gaussian(mean, log_std, self._noise(generators, 1))
         return action[:, 0].cpu().numpy()
+
+    @torch.no_grad()
+    def member_act(self, member: int, obs: np.ndarray, explore: bool = True,
+                   evaluation: bool = False) -> np.ndarray:
+        """Member ``member``'s action for one observation ``(obs_dim,)``, as its separate
+        ``SACAgent.act`` (its actor module and generators; the other members' are untouched)."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        mean, log_std = self.actor_modules[member](o.reshape(1, self.obs_dim))
+        if not explore:
+            action = torch.tanh(mean)
+        else:
+            generator = (self.eval_generators if evaluation else self.noise_generators)[member]
+            noise = torch.randn(mean.shape, generator=generator, device=self.device)
+            action, _ = tanh_gaussian(mean, log_std, noise)
+        return action[0].cpu().numpy()
 
     def random_action(self) -> np.ndarray:
         """A uniform action in [-1, 1]^act_dim per member, from its training noise generator."""
@@ -333,13 +350,37 @@ class BatchedSAC:
         self.episodes[member] += 1
         self.stacks[member].on_episode_end(int(self.episodes[member]))
 
-    @torch.no_grad()
+    def freeze(self, member: int) -> None:
+        """Member ``member``'s run is over: its learning rates become 0 (Adam leaves its
+        parameters as they are), its interventions are no longer called and its log values are
+        no longer checked. The members are independent, so the others are untouched."""
+        self.frozen[member] = True
+        self._active = [k for k in self._active if k != member]
+        with torch.no_grad():
+            self.actor_adam.lr[member] = 0.0
+            self.critic_adam.lr[2 * member:2 * member + 2] = 0.0
+            self.alpha_adam.lr[member] = 0.0
+
+    def on_member_task_switch(self, member: int, task: int) -> None:
+        """Member ``member``'s environment switched to ``task``: its stack is told; once every
+        running member has been (they switch at the same env step), the shared resets of
+        :meth:`on_task_switch` follow, as in a separate run after its stack."""
+        self.stacks[member].on_task_switch(int(task))
+        self._switched.add(member)
+        if self._switched >= set(np.flatnonzero(~self.frozen).tolist()):
+            self._switched.clear()
+            self._task_resets()
+
     def on_task_switch(self, task: int) -> None:
         """Call when the members' environments switched task (all together): the stacks are
         told, then the config's resets (empty replay, zeroed Adam moments, step counts kept)."""
-        self.task_env_steps = 0
         for stack in self.stacks:
             stack.on_task_switch(int(task))
+        self._task_resets()
+
+    @torch.no_grad()
+    def _task_resets(self) -> None:
+        self.task_env_steps = 0
         if self.config.reset_replay_on_task:
             self.replay.clear()
         if self.config.reset_optimizer_on_task:

@@ -353,34 +353,43 @@ def checkpoint_json(job: RunJob) -> pathlib.Path:
     return pathlib.Path(job.options["outdir"]) / f"cw_checkpoint{job.options['suffix']}.json"
 
 
-def run_cw_job(job: RunJob) -> Dict[str, Any]:
-    """Train (or resume) one Continual World run and publish ``cw_checkpoint<suffix>.json``."""
-    from palr.agents.sac import SACAgent
-    from palr.envs.continual_world import ContinualWorldEnv, describe_sequence, make_task_env
+def cw_env(job: RunJob) -> Any:
+    """The run's training :class:`~palr.envs.continual_world.ContinualWorldEnv` (the sequence, or
+    the single reference task)."""
+    from palr.envs.continual_world import ContinualWorldEnv
+    opts, reference = job.options, job.options.get("reference_task")
+    return ContinualWorldEnv(sequence=[reference] if reference is not None else opts["sequence"],
+                             num_tasks=1 if reference is not None else opts["num_tasks"],
+                             episodes_per_task=opts["episodes_per_task"],
+                             max_episode_steps=opts["max_episode_steps"], seed=job.seed,
+                             task_id=_protocol(job).task_id,
+                             reward_version=opts["reward_version"])
+
+
+def cw_score(_ret: float, info: Dict[str, Any]) -> float:
+    """An episode's score: whether it succeeded at some step."""
+    return float(info.get("episode_success", 0.0))
+
+
+def cw_run_records(job: RunJob, env: Any, agent: Any) -> tuple:
+    """``(recorder, trainer settings, episode hook)`` of a Continual World run of ``agent`` on
+    ``env``: the ``palr.run/1`` header (tasks, config, identity), and the hook that evaluates
+    ALL tasks (``agent.act(obs, explore, evaluation=True)``) every ``eval_every`` env steps and
+    at every task end. Shared by the separate run and a seed-batch member."""
+    from palr.envs.continual_world import describe_sequence, make_task_env
     from palr.experiments.records import RunRecorder
     from palr.experiments.trainer import EpisodicTrainer, TrainerSettings
-    from palr.interventions import build_stack
-
-    configure_torch()
     opts = job.options
     protocol, evaluation = _protocol(job), _evaluation(job)
     reference = opts.get("reference_task")
-    env = ContinualWorldEnv(sequence=[reference] if reference is not None else opts["sequence"],
-                            num_tasks=1 if reference is not None else opts["num_tasks"],
-                            episodes_per_task=opts["episodes_per_task"],
-                            max_episode_steps=opts["max_episode_steps"], seed=job.seed,
-                            task_id=protocol.task_id, reward_version=opts["reward_version"])
     spec = resolve_agent(job.agent_index, ALGO)
-    config = _sac_config(job)
-    sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], config,
-                   build_stack(spec, opts["overrides"]),
-                   num_tasks=env.num_tasks if protocol.task_id else 0)
     tasks = [{"index": i, "name": name, "start_episode": start, "end_episode": end}
              for i, (name, (start, end)) in enumerate(zip(env.tasks, env.windows))]
     header: Dict[str, Any] = {
         "domain": DOMAIN, "agent": job.agent_name, "agent_idx": job.agent_index, "seed": job.seed,
         "score_name": "success", "score_threshold": 0.9, "tasks": tasks,
-        "config": {"sac": dataclasses.asdict(config), "interventions": list(spec.interventions),
+        "config": {"sac": dataclasses.asdict(_sac_config(job)),
+                   "interventions": list(spec.interventions),
                    **{k: v for k, v in opts.items() if k not in DISPLAY_KEYS + ("outdir",)}},
         **identity_fields(job.identity if job.identity is not None else cw_identity(job)),
     }
@@ -402,7 +411,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
         at_task_end = episode in ends
         if not evaluation.due(steps, previous, at_task_end):
             return
-        scores, deterministic = evaluate_all(sac, eval_envs, evaluation,
+        scores, deterministic = evaluate_all(agent, eval_envs, evaluation,
                                              seed=job.seed * 1_000_003 + episode)
         recorder.evaluation(steps, ends.get(episode, trainer.task), scores,
                             during_task=None if at_task_end else trainer.task,
@@ -418,8 +427,24 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
     settings = TrainerSettings(run_dir=pathlib.Path(job.run_dir), total_episodes=env.total_episodes,
                                checkpoint_every=opts["checkpoint_every"],
                                description=job.label, **trainer_display(opts))
-    trainer = EpisodicTrainer(env, sac, recorder, settings, cw_schedule(job),
-                              score_fn=lambda ret, info: float(info.get("episode_success", 0.0)),
+    return recorder, settings, evaluate
+
+
+def run_cw_job(job: RunJob) -> Dict[str, Any]:
+    """Train (or resume) one Continual World run (the sweep publishes
+    ``cw_checkpoint<suffix>.json``: :func:`publish_finished`)."""
+    from palr.agents.sac import SACAgent
+    from palr.experiments.trainer import EpisodicTrainer
+    from palr.interventions import build_stack
+
+    configure_torch()
+    env = cw_env(job)
+    spec = resolve_agent(job.agent_index, ALGO)
+    sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], _sac_config(job),
+                   build_stack(spec, job.options["overrides"]),
+                   num_tasks=env.num_tasks if _protocol(job).task_id else 0)
+    recorder, settings, evaluate = cw_run_records(job, env, sac)
+    trainer = EpisodicTrainer(env, sac, recorder, settings, cw_schedule(job), score_fn=cw_score,
                               episode_hook=evaluate)
     return trainer.run()
 
@@ -489,5 +514,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 __all__ = ["build_parser", "config_bindings", "resolve_config", "cw_schedule",
            "apply_preset", "resolve_sequence",
-           "check_suffix_label", "make_jobs", "cw_identity", "run_cw_job", "publish_finished",
+           "check_suffix_label", "make_jobs", "cw_identity", "cw_env", "cw_score", "cw_run_records",
+           "run_cw_job", "publish_finished",
            "print_status", "main"]

@@ -1,0 +1,114 @@
+"""Seed-batched Continual World runs: K seeds of one SAC agent configuration trained in one
+process (:class:`~palr.batched.sac.BatchedSAC`), each member writing the run directory its
+separate run (:func:`palr.experiments.continual_world.run_cw_job`) would write, and its
+``cw_checkpoint<suffix>.json`` once finished.
+
+The :class:`~palr.batched.runner.SeedBatch` loop with one Meta-World
+:class:`~palr.envs.continual_world.ContinualWorldEnv` per member. Continual World episodes all
+last ``max_episode_steps`` and every member has the same episode budget, so all members end
+their episodes, switch task, are evaluated (every task, each member with its own evaluation
+environments and generator, as its separate run) and finish at the same env steps. A Meta-World
+environment can only be checkpointed between episodes, so members start their next episode at
+the following loop step, and the batch checkpoint (``<outdir>/batches/<agent>_seeds<a-b-...>``)
+is written only when every running member is between episodes; SIGTERM/SIGUSR1 therefore stop
+the batch at the next episode end, as they stop a separate run.
+
+Not batched (refused; run them separately): reference runs, task-aware presets (task one-hot,
+multi-head, per-task temperature or schedule) and the ``cw`` network
+(:class:`~palr.batched.sac.BatchedSAC` stacks ReLU MLPs).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from palr.batched.runner import MemberAgent, SeedBatch, run_seed_batch
+from palr.batched.sac import BatchedSAC
+from palr.experiments.sweep import RunJob
+
+
+class SACMemberAgent(MemberAgent):
+    """A :class:`BatchedSAC` member, acting alone as its ``SACAgent`` would (evaluation)."""
+
+    def act(self, obs: np.ndarray, explore: bool = True, evaluation: bool = False) -> np.ndarray:
+        return self.learner.member_act(self.member, obs, explore, evaluation)
+
+
+class CWSeedBatch(SeedBatch):
+    """One Continual World seed batch (see the module docstring)."""
+
+    LOG_NAME = "sac"
+
+    def _build(self) -> None:
+        from palr.agent_table import resolve_agent
+        from palr.experiments import continual_world as cw
+        from palr.experiments.trainer import EpisodicTrainer
+        from palr.interventions import build_stack
+        first = self.members[0]
+        if first.options.get("reference_task") is not None:
+            raise ValueError("reference runs do not run seed-batched; run them without "
+                             "--batch_seeds")
+        if cw._protocol(first).task_id:
+            raise ValueError(f"preset {first.options['preset']} gives the agent the task id, "
+                             "which seed-batched SAC does not take; run it without --batch_seeds")
+        spec = resolve_agent(first.agent_index, cw.ALGO)
+        envs = [cw.cw_env(job) for job in self.members]
+        stacks = [build_stack(spec, job.options["overrides"]) for job in self.members]
+        seeds = [job.seed for job in self.members]
+        self.learner = BatchedSAC(int(envs[0].observation_space.shape[0]),
+                                  int(envs[0].action_space.shape[0]), seeds,
+                                  cw._sac_config(first), stacks)
+        self.schedule = cw.cw_schedule(first)
+        if self.schedule.per_task:
+            raise ValueError("per-task schedules do not run seed-batched")
+        self.trainers: List[EpisodicTrainer] = []
+        for k, (job, env) in enumerate(zip(self.members, envs)):
+            agent = SACMemberAgent(self.learner, k)
+            recorder, settings, evaluate = cw.cw_run_records(job, env, agent)
+            recorder.header["batched_with"] = seeds  # how it trained
+            settings.progress = False  # K members share a terminal: plain lines
+            self.trainers.append(EpisodicTrainer(env, agent, recorder, settings, self.schedule,
+                                                 score_fn=cw.cw_score, episode_hook=evaluate))
+        self._init_loop(int(first.options["checkpoint_every"]))
+        self.between_episodes = np.ones(len(self.members), dtype=bool)
+
+    @staticmethod
+    def env_action(action: Any) -> Any:
+        return action
+
+    def _start_episode(self, k: int) -> None:
+        self.between_episodes[k] = True  # started at the next step: checkpoints fall between
+
+    def _step(self, progress: List[Any]) -> None:
+        for k in np.flatnonzero(self.between_episodes & ~self.learner.frozen):
+            super()._start_episode(int(k))
+        self.between_episodes[:] = False
+        super()._step(progress)
+
+    def can_save(self) -> bool:
+        """Whether every running member is between episodes."""
+        return bool((self.between_episodes | self.learner.frozen).all())
+
+    def save(self) -> None:
+        if self.can_save():  # else the next episode end saves
+            super().save()
+
+    def _resume(self, state: Dict[str, Any]) -> None:
+        super()._resume(state)
+        self.between_episodes[:] = True  # saved only between episodes
+
+
+def run_cw_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
+    """Train (or resume) the seeds of one Continual World agent configuration as one batch and
+    publish every finished member's ``cw_checkpoint<suffix>.json``; returns every job's result
+    (as :func:`~palr.experiments.continual_world.run_cw_job` does for one). Raises as
+    :func:`~palr.batched.runner.run_dqn_batch`."""
+    from palr.experiments.continual_world import publish_finished
+    try:
+        return run_seed_batch(jobs, CWSeedBatch)
+    finally:
+        publish_finished(jobs)
+
+
+__all__ = ["CWSeedBatch", "SACMemberAgent", "run_cw_batch"]

@@ -1,0 +1,126 @@
+"""Seed-batched Continual World runs (palr.batched.cw_runner): every member writes the run (and
+the cw_checkpoint JSON) its separate run writes, and a killed batch resumes to the uninterrupted
+results."""
+import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("metaworld")
+pytestmark = pytest.mark.metaworld
+
+from palr.batched.cw_runner import run_cw_batch  # noqa: E402
+from palr.batched.runner import batch_dir_for  # noqa: E402
+from palr.experiments.continual_world import (build_parser, checkpoint_json, make_jobs,  # noqa: E402
+                                              run_cw_job)
+from palr.errors import UsageError  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: 2 tasks of 3 episodes of 100 steps; PALR measuring every 50 updates
+TINY = ["--num_tasks", "2", "--episodes_per_task", "3", "--max_episode_steps", "100",
+        "--start_steps", "100", "--update_after", "100", "--update_every", "50",
+        "--batch_size", "32", "--eval_episodes", "1", "--eval_every", "0", "--measure_freq", "50",
+        "--diag_batch_size", "64", "--no_tensorboard", "--no_progress"]
+
+
+def jobs(outdir, extra=()):
+    args = build_parser().parse_args(["--cw10", "--agent", "PALR-SAC", "--seeds", "2",
+                                      "--checkpoint_every", "1", "--outdir", str(outdir),
+                                      *TINY, *extra])
+    return make_jobs(args)
+
+
+def close(a, b, tol=1e-5):
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+@pytest.mark.slow
+def test_batch_members_equal_their_separate_runs(tmp_path):
+    batched = run_cw_batch(jobs(tmp_path / "batch"))
+    separate = [json.loads(json.dumps(run_cw_job(job))) for job in jobs(tmp_path / "separate")]
+    for job, b, s in zip(jobs(tmp_path / "batch"), batched, separate):
+        assert b["schema"] == s["schema"] == "palr.run/1" and b["status"] == "finished"
+        for key in ("seed", "identity", "fingerprint", "settings_fingerprint", "config", "tasks",
+                    "sequence"):
+            assert b[key] == s[key], key
+        assert b["batched_with"] == [0, 1]
+        assert json.loads(checkpoint_json(job).read_text()) == b  # published for the CW merge
+        # exact: episode lengths, env steps, tasks, successes, events, evaluation steps/tasks
+        be, se = b["episodes"], s["episodes"]
+        assert len(be["return"]) == 6
+        for key in be:
+            if key != "return":
+                assert be[key] == se[key], key
+        assert [e["kind"] for e in b["events"]] == [e["kind"] for e in s["events"]]
+        # exact: the warm-up episode (uniform random actions); later episodes differ: the
+        # stacked updates sum in another order (weights ~1e-7 apart) and MuJoCo's contacts
+        # amplify the actions' differences, as separate runs on two machines would differ
+        assert be["return"][0] == se["return"][0]
+        assert be["return"][1:] != se["return"][1:]  # (if this fails, tighten the test)
+        # within 1e-5: the PALR measurements of the first burst (updates 1 and 50, its replay
+        # all warm-up steps)
+        bp, sp = b["plasticity"], s["plasticity"]
+        assert bp["update"] == sp["update"] and bp["update"][:2] == [1, 50]
+        assert set(bp["layers"]) == set(sp["layers"])
+        for layer, metrics in sp["layers"].items():
+            for metric, values in metrics.items():
+                assert close(bp["layers"][layer][metric][:2], values[:2]), (layer, metric)
+        # the evaluations: exact steps and tasks, every task at both task ends
+        assert [(e["env_step"], e["after_task"]) for e in b["evaluations"]] == \
+            [(e["env_step"], e["after_task"]) for e in s["evaluations"]]
+        assert len(s["evaluations"]) == 2
+
+
+BATCH_SCRIPT = """
+import pathlib, sys
+sys.path.insert(0, {tests!r})
+from test_batched_cw import jobs
+from palr.batched.cw_runner import run_cw_batch
+run_cw_batch(jobs(pathlib.Path({outdir!r})))
+"""
+
+
+def comparable(result):
+    return {k: result[k] for k in ("episodes", "plasticity", "evaluations", "tasks", "identity")}
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_to_the_uninterrupted_results(tmp_path):
+    reference = run_cw_batch(jobs(tmp_path / "straight"))
+    outdir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", BATCH_SCRIPT.format(
+        tests=str(ROOT / "tests"), outdir=str(outdir))], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    checkpoint = batch_dir_for(jobs(outdir)) / "checkpoint.pt"
+    results = [pathlib.Path(job.run_dir) / "result.json" for job in jobs(outdir)]
+    deadline = time.time() + 600
+    while True:  # wait until the batch has saved its members 4 episodes in (task 2 started)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "the batch made no progress"
+        try:
+            if checkpoint.exists() and all(
+                    len(json.loads(r.read_text())["episodes"]["return"]) >= 4 for r in results):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert all(json.loads(r.read_text())["status"] == "running" for r in results)
+    with pytest.raises(UsageError, match="member of a stopped seed batch"):  # its separate run
+        run_cw_job(jobs(outdir)[0])
+    resumed = run_cw_batch(jobs(outdir))
+    for got, want in zip(resumed, reference):
+        assert got["status"] == "finished"
+        assert [e["kind"] for e in got["events"]].count("resumed") == 1
+        assert comparable(got) == comparable(want)  # bit-identical
