@@ -245,6 +245,7 @@ def test_launcher_batches_seeds_stops_on_sigterm_with_75_and_resumes(tmp_path):
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1 run(s)" in done.stderr  # one batch job for the agent's two seeds
+    assert "each batch's checkpoint.pt in batches/" in done.stderr  # where the closing line points
     for seed in (0, 1):
         run = json.loads((tmp_path / "runs" / f"PALR-DQN_seed{seed}" / "result.json").read_text())
         assert run["status"] == "finished" and len(run["episodes"]["return"]) == 40

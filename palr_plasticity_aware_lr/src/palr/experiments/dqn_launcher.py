@@ -421,7 +421,8 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         fail(parser.prog, output_failure(err, "--outdir"), status=1)
     except ValueError as err:  # runs of other settings in the same output directory
         fail(parser.prog, f"cannot summarise {outdir}: {err}")
+    where = ("result.json and tb/; each batch's checkpoint.pt in batches/" if args.batch_seeds
+             else "result.json, checkpoint.pt and tb/")
     print(f"results: {outdir} ({len(runs)} runs summarised: {domain.name}_raw_results.json, "
-          f"RESULTS_SUMMARY.txt, plots/, runs/<agent>_seed<k>/ with result.json, checkpoint.pt "
-          f"and tb/)", file=sys.stderr)
+          f"RESULTS_SUMMARY.txt, plots/, runs/<agent>_seed<k>/ with {where})", file=sys.stderr)
     return 0
