@@ -124,3 +124,51 @@ def test_a_killed_batch_resumes_to_the_uninterrupted_results(tmp_path):
         assert got["status"] == "finished"
         assert [e["kind"] for e in got["events"]].count("resumed") == 1
         assert comparable(got) == comparable(want)  # bit-identical
+
+
+LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--agent", "3"], "SAC-L2Reg: interventions ['l2reg'] do not run on seed-batched members"),
+    (["--agent", "4", "--preset", "cw-paper"], "preset cw-paper gives the agent the task id"),
+    (["--agent", "0", "--reference"], "reference runs do not run seed-batched"),
+])
+def test_launcher_refuses_what_does_not_batch_before_anything_runs(tmp_path, extra, message):
+    proc = subprocess.run([sys.executable, str(LAUNCHER), "--cw10", "--seeds", "2",
+                           "--batch_seeds", "--outdir", str(tmp_path / "out"), *TINY, *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--batch_seeds" in proc.stderr
+    assert not (tmp_path / "out" / "cw_runs").exists()
+
+
+@pytest.mark.slow
+def test_launcher_batches_seeds_stops_on_sigterm_with_75_and_resumes(tmp_path):
+    """``--batch_seeds`` on the CW launcher: one batch for the agent's two seeds, SIGTERM saves
+    the batch checkpoint and exits 75, the same command finishes both runs and publishes them;
+    --status reports them as a batch's members."""
+    outdir = tmp_path / "out"
+    args = [sys.executable, str(LAUNCHER), "--cw10", "--agent", "PALR-SAC", "--seeds", "2",
+            "--checkpoint_every", "1", "--batch_seeds", "--outdir", str(outdir), *TINY]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    checkpoint = outdir / "batches" / "PALR-SAC_cw10first2_seeds0-1" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "no batch checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, err.decode()
+    status = subprocess.run(args + ["--status"], capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0, status.stderr
+    assert [line.split()[2] for line in status.stdout.splitlines()] == ["running", "running"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "1 run(s)" in done.stderr  # one batch job for the agent's two seeds
+    for job in jobs(outdir):
+        result = json.loads(checkpoint_json(job).read_text())
+        assert result["status"] == "finished" and result["batched_with"] == [0, 1]
+        assert len(result["episodes"]["return"]) == 6
+        assert [e["kind"] for e in result["events"]].count("resumed") == 1

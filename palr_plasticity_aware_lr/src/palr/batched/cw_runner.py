@@ -25,7 +25,36 @@ import numpy as np
 
 from palr.batched.runner import MemberAgent, SeedBatch, run_seed_batch
 from palr.batched.sac import BatchedSAC
+from palr.errors import UsageError
 from palr.experiments.sweep import RunJob
+
+
+def check_batchable(job: RunJob) -> None:
+    """Raise :class:`~palr.errors.UsageError` (one line naming the fix) unless ``job``'s
+    configuration trains seed-batched: not a reference run, no task id given to the agent, no
+    per-task schedule, a ReLU network and interventions checked per member
+    (:data:`~palr.batched.sac.SAC_MEMBER_INTERVENTIONS`). The launcher asks before anything
+    runs; the batch asks again when it is built."""
+    from palr.agent_table import resolve_agent
+    from palr.batched.member_slots import check_member_stack
+    from palr.batched.sac import SAC_MEMBER_INTERVENTIONS, check_sac_config
+    from palr.experiments import continual_world as cw
+    from palr.interventions import build_stack
+    if job.options.get("reference_task") is not None:
+        raise UsageError("reference runs do not run seed-batched; run them without --batch_seeds")
+    preset = job.options.get("preset")
+    if cw._protocol(job).task_id:
+        raise UsageError(f"preset {preset} gives the agent the task id, which seed-batched SAC "
+                         "does not take; run it without --batch_seeds")
+    if cw.cw_schedule(job).per_task:
+        raise UsageError(f"preset {preset} restarts the SAC schedule at every task, which a seed "
+                         "batch does not; run it without --batch_seeds")
+    try:
+        check_sac_config(cw._sac_config(job))
+        check_member_stack(build_stack(resolve_agent(job.agent_index, cw.ALGO),
+                                       job.options["overrides"]), SAC_MEMBER_INTERVENTIONS)
+    except ValueError as err:
+        raise UsageError(f"{job.agent_name}: {err}; run it without --batch_seeds") from None
 
 
 class SACMemberAgent(MemberAgent):
@@ -46,12 +75,7 @@ class CWSeedBatch(SeedBatch):
         from palr.experiments.trainer import EpisodicTrainer
         from palr.interventions import build_stack
         first = self.members[0]
-        if first.options.get("reference_task") is not None:
-            raise ValueError("reference runs do not run seed-batched; run them without "
-                             "--batch_seeds")
-        if cw._protocol(first).task_id:
-            raise ValueError(f"preset {first.options['preset']} gives the agent the task id, "
-                             "which seed-batched SAC does not take; run it without --batch_seeds")
+        check_batchable(first)
         spec = resolve_agent(first.agent_index, cw.ALGO)
         envs = [cw.cw_env(job) for job in self.members]
         stacks = [build_stack(spec, job.options["overrides"]) for job in self.members]
@@ -111,4 +135,4 @@ def run_cw_batch(jobs: Sequence[RunJob]) -> List[Dict[str, Any]]:
         publish_finished(jobs)
 
 
-__all__ = ["CWSeedBatch", "SACMemberAgent", "run_cw_batch"]
+__all__ = ["CWSeedBatch", "SACMemberAgent", "check_batchable", "run_cw_batch"]

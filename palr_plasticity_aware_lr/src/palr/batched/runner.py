@@ -27,7 +27,7 @@ import pathlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -120,10 +120,13 @@ def check_batch(jobs: Sequence[RunJob]) -> None:
 
 def batch_dir_for(jobs: Sequence[RunJob]) -> pathlib.Path:
     """``<outdir>/batches/<agent>_seeds<a-b-...>`` for jobs whose run dirs are
-    ``<outdir>/runs/<agent>_seed<k>``."""
+    ``<outdir>/runs/<agent>_seed<k>`` (Continual World: ``<agent>_<sequence label>_seeds...``,
+    as its runs of several sequences share one output folder)."""
     outdir = pathlib.Path(jobs[0].run_dir).parent.parent
     seeds = "-".join(str(job.seed) for job in sorted(jobs, key=lambda j: j.seed))
-    return outdir / BATCHES_DIR / f"{jobs[0].agent_name}_seeds{seeds}"
+    label = jobs[0].options.get("label")  # Continual World: the task sequence's label
+    sequence = f"_{label}" if label else ""
+    return outdir / BATCHES_DIR / f"{jobs[0].agent_name}{sequence}_seeds{seeds}"
 
 
 def _finished(job: RunJob) -> bool:
@@ -205,8 +208,18 @@ def batch_jobs(jobs: Sequence[RunJob]) -> List[BatchJob]:
 
 def run_batch_job(job: BatchJob) -> List[Dict[str, Any]]:
     """The sweep's ``run_one`` for a :class:`BatchJob` (module level, so that it can be sent to
-    worker processes)."""
+    worker processes): Continual World batches train SAC (:mod:`palr.batched.cw_runner`), the
+    others DQN."""
+    if job.domain == "cw":
+        from palr.batched.cw_runner import run_cw_batch
+        return run_cw_batch(job.members)
     return run_dqn_batch(job.members)
+
+
+def batched_sweep(jobs: Sequence[RunJob]) -> Tuple[List[BatchJob], Callable[[Any], Any]]:
+    """What a launcher's ``--batch_seeds`` hands the sweep: one :class:`BatchJob` per agent
+    configuration and the ``run_one`` that trains it."""
+    return batch_jobs(jobs), run_batch_job
 
 
 class SeedBatch:

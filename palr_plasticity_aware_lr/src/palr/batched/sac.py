@@ -55,7 +55,8 @@ SAC_MEMBER_INTERVENTIONS = MEASURING
 SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
 
 
-def _check_config(cfg: SACConfig) -> None:
+def check_sac_config(cfg: SACConfig) -> None:
+    """Raise ValueError unless ``cfg`` is a configuration :class:`BatchedSAC` stacks."""
     if cfg.network != "relu":
         raise ValueError(f"seed-batched SAC stacks ReLU MLPs; network {cfg.network!r} is not "
                          "supported (use network='relu' or separate runs)")
@@ -88,7 +89,7 @@ class BatchedSAC:
         if not self.seeds:
             raise ValueError("a seed-batched SAC needs at least one seed")
         self.config = cfg = config if config is not None else SACConfig()
-        _check_config(cfg)
+        check_sac_config(cfg)
         self.members = k = len(self.seeds)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.device = torch.device(cfg.device)

@@ -62,6 +62,15 @@ positive_float = checked_number(float, lambda v: 0 < v < float("inf"), "a positi
 unit_float = checked_number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "unit_float")
 
 
+def add_batch_seeds_arg(parser: argparse.ArgumentParser) -> None:
+    """``--batch_seeds``: train each agent's seeds as one seed batch (:mod:`palr.batched`); the
+    launcher dispatches with :func:`palr.batched.runner.batched_sweep`."""
+    parser.add_argument("--batch_seeds", action="store_true",
+                        help="train the seeds of each agent together in one process (one batch "
+                             "job per agent; --jobs still counts processes); every seed writes "
+                             "its own run directory as a separate run would")
+
+
 def finite_float(text: str) -> float:
     """An argparse type: a finite number (NaN and +-Inf are rejected)."""
     try:

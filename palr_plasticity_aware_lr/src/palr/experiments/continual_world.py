@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 
 from palr.agent_table import AGENTS, resolve_agent
-from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
+from palr.experiments.cli import (OneLineParser, UsageError, add_batch_seeds_arg,
+                                  add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
                                   configure_torch, create_dir, display_options, fail,
                                   file_name_part, non_negative_int, output_failure,
@@ -152,6 +153,7 @@ def _parser_and_bindings() -> tuple:
                         help="train nothing: print the sequence label these flags run (cw20, "
                              "cw10first2, ...), which names their files")
     add_common_run_args(parser)
+    add_batch_seeds_arg(parser)  # dispatch in main(): palr.batched.cw_runner
     parser.set_defaults(seeds=1)
     by_dest = {a.dest: a for a in parser._actions}
     sweep_actions = [by_dest[k] for k in SWEEP_FLAGS]
@@ -463,12 +465,20 @@ def publish_finished(jobs: Sequence[RunJob]) -> None:
             atomic_write_json(target, result)
 
 
-def print_status(jobs: Sequence[RunJob]) -> None:
+def print_status(jobs: Sequence[RunJob], batch_seeds: bool = False) -> None:
     """One line per job, ``<seed> <agent index> <new|running|finished> <published result>``: what
-    the shell launchers (run_cw20.sh, run_on_HPC.sh) ask before starting runs. Raises
-    RunMismatch/RunLocked like a launch would."""
+    the shell launchers (run_cw20.sh, run_on_HPC.sh) ask before starting runs (``batch_seeds``:
+    as members of seed batches). Raises RunMismatch/RunLocked like a launch would."""
+    batch_state: Dict[int, str] = {}  # a member's progress is its batch's checkpoint
+    if batch_seeds:
+        from palr.batched.runner import batch_jobs
+        batch_state = {id(member): batch.state() for batch in batch_jobs(jobs)
+                       for member in batch.members}
     for job in jobs:
-        print(f"{job.seed} {job.agent_index} {job.state()} {checkpoint_json(job)}")
+        state = job.state(batch_member=batch_seeds)
+        if state != "finished" and batch_state.get(id(job)) == "running":
+            state = "running"
+        print(f"{job.seed} {job.agent_index} {state} {checkpoint_json(job)}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -485,16 +495,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(jobs[0].options["label"])
             return 0
         if args.status:  # creates nothing
-            print_status(jobs)
+            print_status(jobs, args.batch_seeds)
             return 0
+        if args.batch_seeds:  # refused before anything runs, naming the fix
+            from palr.batched.cw_runner import check_batchable
+            for job in jobs:
+                check_batchable(job)
         check_writable_dir(args.outdir)
         create_dir(args.outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
     from palr.experiments.sweep import SweepStopped, execute_for_cli, print_ending
     configure_torch()
+    to_run, run_one = jobs, run_cw_job
+    if args.batch_seeds:  # one job per agent, its seeds batched (palr.batched.cw_runner)
+        from palr.batched.runner import batched_sweep
+        to_run, run_one = batched_sweep(jobs)
     try:
-        execute_for_cli(parser.prog, jobs, run_cw_job, parallel=args.jobs)
+        execute_for_cli(parser.prog, to_run, run_one, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
     finally:

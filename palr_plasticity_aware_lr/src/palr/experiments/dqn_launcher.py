@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from palr.agent_table import AGENTS, resolve_agent
 from palr.checks import check_non_negative_int, check_positive_int
-from palr.experiments.cli import (OneLineParser, UsageError, add_common_run_args,
+from palr.experiments.cli import (OneLineParser, UsageError, add_batch_seeds_arg,
+                                  add_common_run_args,
                                   check_agent_settings, check_device, check_writable_dir,
                                   configure_torch, create_dir, display_options, fail,
                                   non_negative_int, output_failure, positive_float, positive_int,
@@ -167,11 +168,7 @@ def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, Fl
                                "flags of the same names).")
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
-    # seed-batched training (palr.batched.runner): the dispatch is in main()
-    parser.add_argument("--batch_seeds", action="store_true",
-                        help="train the seeds of each agent together in one process (one batch "
-                             "job per agent; --jobs still counts processes); every seed writes "
-                             "its own run directory as a separate run would")
+    add_batch_seeds_arg(parser)  # seed-batched training: the dispatch is in main()
     by_dest = {a.dest: a for a in parser._actions}
     sweep_actions = [by_dest[dest] for dest in SWEEP_FLAGS]
     sweep_section = flag_section(
@@ -407,8 +404,8 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
     configure_torch()
     run_one: Callable[[Any], Any] = run_dqn_job
     if args.batch_seeds:  # one job per agent, its seeds batched (palr.batched.runner)
-        from palr.batched.runner import batch_jobs, run_batch_job
-        jobs, run_one = batch_jobs(jobs), run_batch_job
+        from palr.batched.runner import batched_sweep
+        jobs, run_one = batched_sweep(jobs)
     try:
         execute_for_cli(parser.prog, jobs, run_one, parallel=args.jobs)
     except SweepStopped as stop:
