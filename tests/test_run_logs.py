@@ -325,7 +325,7 @@ def test_parsed_flags_reach_the_jobs_as_cosmetic_options(tmp_path):
 
 @pytest.mark.slow
 def test_habitat_trainer_logs_and_ending(tmp_path, capsys):
-    """A whole tiny DD-PPO run: update lines with phase name and ETA, TensorBoard HParams and a
+    """A whole tiny DD-PPO run: iteration lines with phase name and ETA, TensorBoard HParams and a
     marker per curriculum phase, then its summary table and where its files are."""
     from palr_habitat.palr_trainer import main as habitat_main
     outdir = tmp_path / "h"
@@ -335,7 +335,7 @@ def test_habitat_trainer_logs_and_ending(tmp_path, capsys):
                          "--set", "ppo.num_steps=16", "--set", "curriculum.steps_per_phase=24"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert re.search(r"update 1 \| env steps 16/96 \| phase 0 \w+ \| .* \| ETA \S+$", out.err,
+    assert re.search(r"iteration 1 \| env steps 16/96 \| phase 0 \w+ \| .* \| ETA \S+$", out.err,
                      re.M), out.err
     assert "[summary] PPO-FixedLR seed 0" in out.out and f"results: {outdir}" in out.err
     acc = read_events(outdir / "tb")
