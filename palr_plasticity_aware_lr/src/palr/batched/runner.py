@@ -103,7 +103,8 @@ class DQNMemberAgent(MemberAgent):
 
 
 def check_batch(jobs: Sequence[RunJob]) -> None:
-    """Raise ValueError unless ``jobs`` are DQN runs of one configuration with distinct seeds."""
+    """Raise ValueError unless ``jobs`` are runs of one agent configuration (DQN, or Continual
+    World SAC) with distinct seeds."""
     if not jobs:
         raise ValueError("a seed batch needs at least one job")
     if any(job.identity is None for job in jobs):
