@@ -24,18 +24,24 @@ each member sampling from its own replay of 20k random transitions (``bench_sac`
 gradient updates per second summed over members (per core: one thread). Target: 5 members at
 >= 1.4x the throughput of 5 separate runs at batch 128.
 
+``--device cuda`` runs both sides on the GPU (the batched learner and every separate learner;
+each timed block ends with ``torch.cuda.synchronize()``), ``--members`` sets the K values: on a
+GPU the gain grows with K, where one kernel per layer serves every member.
+
 Run: ``python benchmarks/bench_batched.py --seconds 20``
 or ``python benchmarks/bench_batched.py --whole_runs 5 --phase_episodes 25``
 or ``python benchmarks/bench_batched.py --sac --seconds 20``
+or ``python benchmarks/bench_batched.py --device cuda --members 1 10 64 --seconds 10``
 """
 from __future__ import annotations
 
 import argparse
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import gymnasium as gym
+import torch
 
 from bench_dqn import LEARNING_STARTS, PALRDQNLoop
 from bench_sac import ACT_DIM, OBS_DIM, filled_replay
@@ -55,11 +61,27 @@ SAC_MEMBERS = (1, 5)
 SAC_BATCH_SIZES = (128, 2048)
 #: 5 SAC members must reach this multiple of the throughput of 5 separate runs at batch 128
 SAC_TARGET_RATIO = 1.4
+#: the K values of the GPU figures (run_all.py, where a CUDA device is present)
+GPU_MEMBERS = (1, 10, 32)
+GPU_SAC_MEMBERS = (1, 5, 16)
+
+
+def synchronized(work: Callable[[], None], device: str) -> Callable[[], None]:
+    """``work`` followed by a wait for the device's queued kernels (CUDA runs asynchronously: a
+    block's time must include its kernels); ``work`` itself on the CPU."""
+    if torch.device(device).type != "cuda":
+        return work
+
+    def run_and_wait() -> None:
+        work()
+        torch.cuda.synchronize(device)
+    return run_and_wait
 
 
 def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: int = 200,
-        seed: int = 0) -> Dict[str, float]:
-    """For every K in ``members``, about ``seconds`` of measured time per implementation.
+        seed: int = 0, device: str = "cpu") -> Dict[str, float]:
+    """For every K in ``members``, about ``seconds`` of measured time per implementation, both
+    on ``device``.
 
     Returns ``{"k<K>_batched_steps_per_s", "k<K>_separate_steps_per_s", "k<K>_ratio"}``
     (env steps/s summed over the K members; ratio batched / separate, paired per round).
@@ -68,9 +90,9 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
     result: Dict[str, float] = {}
     for k in members:
         seeds = list(range(seed, seed + k))
-        batched = MemberEnvLoop(BatchedDQN(4, 2, seeds, DQNConfig()),
+        batched = MemberEnvLoop(BatchedDQN(4, 2, seeds, DQNConfig(device=device)),
                                 [gym.make("CartPole-v1") for _ in seeds], schedule)
-        separate = [PALRDQNLoop(s) for s in seeds]
+        separate = [PALRDQNLoop(s, device=device) for s in seeds]
         batched.run_steps(LEARNING_STARTS + 200)  # fill past learning_starts and warm up
         for learner in separate:
             learner.run_steps(LEARNING_STARTS + 200)
@@ -79,8 +101,9 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
             for learner in learners:
                 learner.run_steps(chunk_steps)
 
-        blocks = interleaved_blocks({"batched": lambda loop=batched: loop.run_steps(chunk_steps),
-                                     "separate": run_separate},
+        blocks = interleaved_blocks({"batched": synchronized(
+                                         lambda loop=batched: loop.run_steps(chunk_steps), device),
+                                     "separate": synchronized(run_separate, device)},
                                     seconds, block_seconds=0.0, warmup_calls=0)
         result[f"k{k}_batched_steps_per_s"] = median_rate(blocks, "batched", k * chunk_steps)
         result[f"k{k}_separate_steps_per_s"] = median_rate(blocks, "separate", k * chunk_steps)
@@ -88,11 +111,11 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
     return result
 
 
-def _sac_learners(seeds: Sequence[int], batch_size: int
+def _sac_learners(seeds: Sequence[int], batch_size: int, device: str = "cpu"
                   ) -> Tuple[BatchedSAC, List[SACAgent]]:
-    """A BatchedSAC and the separate SACAgents of ``seeds``, member k's replay and agent k's
-    holding the same 20k random transitions (``bench_sac.filled_replay(seed)``)."""
-    cfg = dict(batch_size=batch_size, buffer_size=20_000, log_every=10**9)
+    """A BatchedSAC and the separate SACAgents of ``seeds`` on ``device``, member k's replay and
+    agent k's holding the same 20k random transitions (``bench_sac.filled_replay(seed)``)."""
+    cfg = dict(batch_size=batch_size, buffer_size=20_000, log_every=10**9, device=device)
     batched = BatchedSAC(OBS_DIM, ACT_DIM, seeds, SACConfig(**cfg))
     agents = []
     for k, seed in enumerate(seeds):
@@ -106,9 +129,11 @@ def _sac_learners(seeds: Sequence[int], batch_size: int
 
 
 def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
-            batch_sizes: Sequence[int] = SAC_BATCH_SIZES, seed: int = 0) -> Dict[str, float]:
+            batch_sizes: Sequence[int] = SAC_BATCH_SIZES, seed: int = 0, device: str = "cpu"
+            ) -> Dict[str, float]:
     """For every K in ``members`` and batch size, about ``seconds`` of measured time per
-    implementation: one stacked update of K members vs K separate SAC updates in turn.
+    implementation: one stacked update of K members vs K separate SAC updates in turn, both on
+    ``device``.
 
     Returns ``{"sac_b<B>_k<K>_batched_updates_per_s", "..._separate_updates_per_s",
     "..._ratio"}`` (updates/s summed over members; ratio batched / separate, paired per round).
@@ -116,13 +141,14 @@ def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
     result: Dict[str, float] = {}
     for batch_size in batch_sizes:
         for k in members:
-            batched, agents = _sac_learners(list(range(seed, seed + k)), batch_size)
+            batched, agents = _sac_learners(list(range(seed, seed + k)), batch_size, device)
 
             def run_separate(learners: List[SACAgent] = agents) -> None:
                 for agent in learners:
                     agent.update()
 
-            blocks = interleaved_blocks({"batched": batched.update, "separate": run_separate},
+            blocks = interleaved_blocks({"batched": synchronized(batched.update, device),
+                                         "separate": synchronized(run_separate, device)},
                                         seconds, block_seconds=0.0, warmup_calls=2)
             key = f"sac_b{batch_size}_k{k}"
             result[f"{key}_batched_updates_per_s"] = median_rate(blocks, "batched", k)
@@ -131,17 +157,40 @@ def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
     return result
 
 
-def print_sac(res: Dict[str, float]) -> None:
-    print(f"SAC, Meta-World sizes ({OBS_DIM}-dim obs, {ACT_DIM}-dim actions, actor and twin "
-          "critics 256x4 ReLU), 1 thread; gradient updates/s summed over members")
+def print_sac(res: Dict[str, float], members: Sequence[int] = SAC_MEMBERS,
+              device: str = "cpu", header: bool = True) -> None:
+    if header:
+        print(f"SAC, Meta-World sizes ({OBS_DIM}-dim obs, {ACT_DIM}-dim actions, actor and twin "
+              f"critics 256x4 ReLU), {_where(device)}; gradient updates/s summed over members")
     for batch_size in SAC_BATCH_SIZES:
-        for k in SAC_MEMBERS:
+        for k in members:
             key = f"sac_b{batch_size}_k{k}"
+            if f"{key}_ratio" not in res:
+                continue
             target = f"  (target >= {SAC_TARGET_RATIO})" \
-                if (batch_size, k) == (128, max(SAC_MEMBERS)) else ""
+                if (batch_size, k) == (128, 5) and device == "cpu" else ""
             print(f"batch {batch_size:>4}, K={k}: batched {res[f'{key}_batched_updates_per_s']:7.1f}"
                   f"  separate {res[f'{key}_separate_updates_per_s']:7.1f}  ratio "
-                  f"{res[f'{key}_ratio']:.2f}x{target}")
+                  f"{res[f'{key}_ratio']:.2f}x{target}", flush=True)
+
+
+def print_dqn(res: Dict[str, float], members: Sequence[int] = MEMBERS,
+              device: str = "cpu", header: bool = True) -> None:
+    if header:
+        print(f"CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), "
+              f"{_where(device)}; env steps/s summed over members")
+    for k in members:
+        target = f"  (target >= {TARGET_RATIO})" if k == 10 and device == "cpu" else ""
+        print(f"K={k:>2}: batched {res[f'k{k}_batched_steps_per_s']:7.0f}  separate "
+              f"{res[f'k{k}_separate_steps_per_s']:7.0f}  ratio {res[f'k{k}_ratio']:.2f}x{target}",
+              flush=True)
+
+
+def _where(device: str) -> str:
+    """Where the networks ran, for the printed headers."""
+    if torch.device(device).type == "cuda":
+        return f"on {torch.cuda.get_device_name(torch.device(device))}"
+    return "1 thread"
 
 
 def whole_runs(members: int, phase_episodes: int, repeats: int = 2) -> Dict[str, float]:
@@ -185,13 +234,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="tries of each whole-run timing")
     parser.add_argument("--sac", action="store_true",
                         help="time seed-batched SAC updates (Meta-World sizes) instead")
+    parser.add_argument("--device", default="cpu",
+                        help="where both sides' networks run: cpu (default), cuda or cuda:N")
+    parser.add_argument("--members", type=int, nargs="+", default=None, metavar="K",
+                        help=f"the K values (default {' '.join(map(str, MEMBERS))}; "
+                             f"with --sac {' '.join(map(str, SAC_MEMBERS))})")
     args = parser.parse_args(argv)
     if min(args.seconds, args.chunk_steps, args.phase_episodes, args.repeats) <= 0 \
             or args.whole_runs < 0:
         parser.error("--seconds, --chunk_steps, --phase_episodes and --repeats must be positive")
+    if args.members is not None and min(args.members) < 1:
+        parser.error("--members must be positive integers")
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: no CUDA device here; use --device cpu")
     configure_torch()
-    if args.sac:
-        print_sac(run_sac(args.seconds))
+    if args.sac:  # each row printed as soon as it is measured
+        for i, (batch_size, k) in enumerate((b, k) for b in SAC_BATCH_SIZES
+                                            for k in args.members or SAC_MEMBERS):
+            print_sac(run_sac(args.seconds, [k], [batch_size], device=args.device), [k],
+                      args.device, header=i == 0)
         return
     if args.whole_runs:
         res = whole_runs(args.whole_runs, args.phase_episodes, args.repeats)
@@ -200,13 +261,9 @@ def main(argv: Optional[List[str]] = None) -> None:
               f"{res['batched_s']:.1f}s, separate {res['separate_s']:.1f}s, ratio "
               f"{res['separate_s'] / res['batched_s']:.2f}x")
         return
-    res = run(args.seconds, chunk_steps=args.chunk_steps)
-    print("CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), 1 thread; "
-          "env steps/s summed over members")
-    for k in MEMBERS:
-        target = f"  (target >= {TARGET_RATIO})" if k == max(MEMBERS) else ""
-        print(f"K={k:>2}: batched {res[f'k{k}_batched_steps_per_s']:7.0f}  separate "
-              f"{res[f'k{k}_separate_steps_per_s']:7.0f}  ratio {res[f'k{k}_ratio']:.2f}x{target}")
+    for i, k in enumerate(args.members or MEMBERS):
+        print_dqn(run(args.seconds, [k], args.chunk_steps, device=args.device), [k], args.device,
+                  header=i == 0)
 
 
 if __name__ == "__main__":

@@ -162,9 +162,10 @@ class PALRDQNLoop:
     """Our DQNAgent in the runner's loop shape (act, env.step, observe, the schedule's update,
     episode end)."""
 
-    def __init__(self, seed: int = 0, stack: Optional[InterventionStack] = None) -> None:
+    def __init__(self, seed: int = 0, stack: Optional[InterventionStack] = None,
+                 device: str = "cpu") -> None:
         self.env = gym.make("CartPole-v1")
-        cfg = DQNConfig(seed=seed)  # defaults = the reference's settings
+        cfg = DQNConfig(seed=seed, device=device)  # defaults = the reference's settings
         self.agent = DQNAgent(self.env.observation_space.shape[0], int(self.env.action_space.n),
                               cfg, stack)
         self.obs, _ = self.env.reset(seed=seed)

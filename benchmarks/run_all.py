@@ -10,6 +10,8 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
   another, env steps/s per core (bench_batched.py; target: 10 members >= 2.5x);
 - seed-batched SAC (K = 1, 5 members, batch 128 and 2048, Meta-World sizes) vs K separate SAC
   learners, updates/s per core (bench_batched.py --sac; target: 5 members >= 1.4x at batch 128);
+- where a CUDA device is present, the same two with both sides on the GPU (DQN K = 1, 10, 32;
+  SAC K = 1, 5, 16);
 - SAC updates/s at batch 128 and 2048 vs a CleanRL-style SAC (bench_sac.py), and PALR-SAC vs SAC;
 - one PALR measurement (4x256 MLP, 1024-sample diagnostic batch) in SAC updates (bench_palr.py);
 - the built-in Jelly Bean World simulator's steps/s (target >= 5,000) (bench_jbw.py);
@@ -26,7 +28,7 @@ import argparse
 import platform
 import sys
 import time
-from typing import List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -67,6 +69,37 @@ def _palr_stack(algo: str):
     return lambda: build_stack(resolve_agent("PALR", algo))
 
 
+def batched_dqn_rows(res: Dict[str, float], members: Sequence[int], where: str = "CPU"
+                     ) -> List[Row]:
+    """Rows of bench_batched.run's figures (the target only on the CPU, at 10 members)."""
+    rows: List[Row] = []
+    for k in members:
+        target = f" (target >= {bench_batched.TARGET_RATIO})" if k == 10 and where == "CPU" else ""
+        rows += [(f"DQN env steps/s, {k} separate runs in turn ({where})",
+                  f"{res[f'k{k}_separate_steps_per_s']:.0f}", "1.00"),
+                 (f"DQN env steps/s, {k} seed-batched members ({where})",
+                  f"{res[f'k{k}_batched_steps_per_s']:.0f}",
+                  f"{res[f'k{k}_ratio']:.2f}x separate{target}")]
+    return rows
+
+
+def batched_sac_rows(res: Dict[str, float], members: Sequence[int], where: str = "CPU"
+                     ) -> List[Row]:
+    """Rows of bench_batched.run_sac's figures (the target only on the CPU, 5 members, b128)."""
+    rows: List[Row] = []
+    for b in bench_batched.SAC_BATCH_SIZES:
+        for k in members:
+            key = f"sac_b{b}_k{k}"
+            target = f" (target >= {bench_batched.SAC_TARGET_RATIO})" \
+                if (b, k) == (128, 5) and where == "CPU" else ""
+            rows += [(f"SAC updates/s batch {b}, {k} separate runs in turn ({where})",
+                      f"{res[f'{key}_separate_updates_per_s']:.1f}", "1.00"),
+                     (f"SAC updates/s batch {b}, {k} seed-batched members ({where})",
+                      f"{res[f'{key}_batched_updates_per_s']:.1f}",
+                      f"{res[f'{key}_ratio']:.2f}x separate{target}")]
+    return rows
+
+
 def collect(seconds: float) -> List[Row]:
     rows: List[Row] = []
     # "twin": a second plain DQN, identical to "dqn" down to its trajectory: the ratio between
@@ -80,26 +113,15 @@ def collect(seconds: float) -> List[Row]:
               f"{dqn['twin_vs_dqn']:.3f}x DQN (noise floor of the ratios)"),
              ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
               f"{dqn['palr_vs_dqn']:.3f}x DQN (target >= 0.98)")]
-    batched = bench_batched.run(seconds / 3)
-    for k in bench_batched.MEMBERS:
-        target = f" (target >= {bench_batched.TARGET_RATIO})" \
-            if k == max(bench_batched.MEMBERS) else ""
-        rows += [(f"DQN env steps/s, {k} separate runs in turn",
-                  f"{batched[f'k{k}_separate_steps_per_s']:.0f}", "1.00"),
-                 (f"DQN env steps/s, {k} seed-batched members",
-                  f"{batched[f'k{k}_batched_steps_per_s']:.0f}",
-                  f"{batched[f'k{k}_ratio']:.2f}x separate{target}")]
-    batched_sac = bench_batched.run_sac(seconds / 4)
-    for b in bench_batched.SAC_BATCH_SIZES:
-        for k in bench_batched.SAC_MEMBERS:
-            key = f"sac_b{b}_k{k}"
-            target = f" (target >= {bench_batched.SAC_TARGET_RATIO})" \
-                if (b, k) == (128, max(bench_batched.SAC_MEMBERS)) else ""
-            rows += [(f"SAC updates/s batch {b}, {k} separate runs in turn",
-                      f"{batched_sac[f'{key}_separate_updates_per_s']:.1f}", "1.00"),
-                     (f"SAC updates/s batch {b}, {k} seed-batched members",
-                      f"{batched_sac[f'{key}_batched_updates_per_s']:.1f}",
-                      f"{batched_sac[f'{key}_ratio']:.2f}x separate{target}")]
+    rows += batched_dqn_rows(bench_batched.run(seconds / 3), bench_batched.MEMBERS)
+    rows += batched_sac_rows(bench_batched.run_sac(seconds / 4), bench_batched.SAC_MEMBERS)
+    if torch.cuda.is_available():  # the GPU figures: both sides' networks on the GPU
+        rows += batched_dqn_rows(
+            bench_batched.run(seconds / 4, bench_batched.GPU_MEMBERS, chunk_steps=20,
+                              device="cuda"), bench_batched.GPU_MEMBERS, "GPU")
+        rows += batched_sac_rows(
+            bench_batched.run_sac(seconds / 4, bench_batched.GPU_SAC_MEMBERS, device="cuda"),
+            bench_batched.GPU_SAC_MEMBERS, "GPU")
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
     for key, row in sac.items():
         b = key[1:]

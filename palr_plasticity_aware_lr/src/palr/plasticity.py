@@ -144,7 +144,7 @@ def _srank_from(s: torch.Tensor, delta: float) -> int:
         return 0
     cumulative = torch.cumsum(s, 0) / s.sum()
     # smallest k (1-based) with cumulative >= 1 - delta; a tiny slack absorbs round-off
-    return int(torch.searchsorted(cumulative, torch.tensor(1.0 - delta - 1e-12, dtype=s.dtype))) + 1
+    return int(torch.searchsorted(cumulative, cumulative.new_tensor(1.0 - delta - 1e-12))) + 1
 
 
 def _stable_rank_from(s: torch.Tensor) -> float:
