@@ -21,6 +21,8 @@ from palr.interventions.redo import ReDo
 from palr.interventions.shrink_perturb import ShrinkAndPerturb
 from palr.network_roles import POLICY, VALUE
 
+from helpers import resume_after_member_reset
+
 OBS, ACT = 6, 2
 SMALL = dict(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, log_every=1)
 
@@ -77,6 +79,18 @@ def _assert_member_equals_agent(batched: BatchedSAC, k: int, agent: SACAgent,
             torch.testing.assert_close(t_member, t_agent, **close)
 
 
+def _update_and_compare(batched: BatchedSAC, agents) -> None:
+    """One update of the batch and of every agent (member k's batch and noise = agent k's: the
+    same draws); every logged scalar and member state equal to its agent's to 1e-5."""
+    log = batched.update()
+    for k, agent in enumerate(agents):
+        agent_log = agent.update()
+        for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy"):
+            assert log[f"member{k}/sac/{name}"] == pytest.approx(agent_log[f"sac/{name}"],
+                                                                 abs=1e-5)
+        _assert_member_equals_agent(batched, k, agent)
+
+
 def test_members_start_from_the_weights_and_streams_of_separate_runs():
     seeds = [3, 5, 3]
     batched = BatchedSAC(OBS, ACT, seeds, _config())
@@ -98,13 +112,7 @@ def test_one_stacked_update_equals_separate_sac_agent_updates():
     agents = [SACAgent(OBS, ACT, _config(seed=s)) for s in seeds]
     _fill(batched, agents)
     for _ in range(4):
-        log = batched.update()  # member k's batch and noise = agent k's: the same draws
-        for k, agent in enumerate(agents):
-            agent_log = agent.update()
-            for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy"):
-                assert log[f"member{k}/sac/{name}"] == pytest.approx(agent_log[f"sac/{name}"],
-                                                                     abs=1e-5)
-            _assert_member_equals_agent(batched, k, agent)
+        _update_and_compare(batched, agents)
     # the temperature and the targets moved, and differ per member
     assert not torch.equal(batched.log_alpha[0], batched.log_alpha[1])
     assert not torch.equal(batched.critic_target, batched.critic.params)
@@ -208,14 +216,8 @@ def test_weight_interventions_per_member_equal_separate_runs(kind):
     _fill(batched, agents)
     _fill(plain, [])
     for _ in range(7):
-        log = batched.update()
+        _update_and_compare(batched, agents)
         plain.update()
-        for k, agent in enumerate(agents):
-            agent_log = agent.update()
-            for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy"):
-                assert log[f"member{k}/sac/{name}"] == pytest.approx(agent_log[f"sac/{name}"],
-                                                                     abs=1e-5)
-            _assert_member_equals_agent(batched, k, agent)
     for k, agent in enumerate(agents):
         ours, theirs = batched.stacks[k].interventions[0], agent.stack.interventions[0]
         assert ours.state_dict() == theirs.state_dict()
@@ -278,16 +280,7 @@ def test_a_checkpoint_after_a_reset_resumes_bit_identically():
         _fill(net, [])
         return net
 
-    straight, first = learner(), learner()
-    for net in (straight, first):
-        for _ in range(3):
-            net.update()
-        net.stacks[1].after_update(1000)  # member 1 resets at its own update
-    resumed = learner()
-    resumed.load_state_dict(first.state_dict())
-    for _ in range(3):
-        straight.update()
-        resumed.update()
+    straight, resumed = resume_after_member_reset(learner)
     for adam in (resumed.actor_adam, resumed.alpha_adam):
         assert adam.restarted_at.tolist() == [0, 3]
     assert resumed.critic_adam.restarted_at.tolist() == [0, 0, 3, 3]
