@@ -130,7 +130,8 @@ LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--agent", "3"], "SAC-L2Reg: interventions ['l2reg'] do not run on seed-batched members"),
+    (["--agent", "3", "--network", "cw"],
+     "SAC-L2Reg: seed-batched SAC stacks ReLU MLPs; network 'cw' is not supported"),
     (["--agent", "4", "--preset", "cw-paper"], "preset cw-paper gives the agent the task id"),
     (["--agent", "0", "--reference"], "reference runs do not run seed-batched"),
 ])
@@ -141,6 +142,43 @@ def test_launcher_refuses_what_does_not_batch_before_anything_runs(tmp_path, ext
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--batch_seeds" in proc.stderr
     assert not (tmp_path / "out" / "cw_runs").exists()
+
+
+@pytest.mark.slow
+def test_launcher_batches_a_weight_intervention_agent_as_its_separate_runs(tmp_path):
+    """SAC-L2Reg (a penalty at every update) through ``run_cw_experiments.py --batch_seeds``:
+    each member's published result has its separate run's identity, fingerprints and config,
+    the same episodes, env steps and events, the same warm-up return and, within 1e-5, the
+    plasticity measurements after the first update burst (50 penalised updates, weight norms
+    included; later bursts train on policy steps, where the members drift ~1e-7 apart as
+    in test_batch_members_equal_their_separate_runs)."""
+    one_task = ["--agent", "SAC-L2Reg", "--num_tasks", "1", "--episodes_per_task", "2",
+                "--set", "l2_coef=0.1"]
+    results = {}
+    for mode, flags in (("batch", ["--batch_seeds"]), ("separate", [])):
+        outdir = tmp_path / mode
+        proc = subprocess.run([sys.executable, str(LAUNCHER), "--cw10", "--seeds", "2",
+                               "--outdir", str(outdir), *TINY, *one_task, *flags],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        results[mode] = [json.loads(checkpoint_json(job).read_text())
+                         for job in jobs(outdir, one_task)]
+    for b, s in zip(results["batch"], results["separate"]):
+        assert b["status"] == s["status"] == "finished" and b["batched_with"] == [0, 1]
+        assert b["identity"]["interventions"]["l2reg"]["l2_coef"] == 0.1
+        for key in ("seed", "identity", "fingerprint", "settings_fingerprint", "config", "tasks"):
+            assert b[key] == s[key], key
+        be, se = b["episodes"], s["episodes"]
+        assert len(be["return"]) == 2 and be["return"][0] == se["return"][0]
+        assert {k: v for k, v in be.items() if k != "return"} == \
+            {k: v for k, v in se.items() if k != "return"}
+        assert [e["kind"] for e in b["events"]] == [e["kind"] for e in s["events"]]
+        bp, sp = b["plasticity"], s["plasticity"]
+        assert bp["update"] == sp["update"] == [50, 100, 150]  # the monitor's measurements
+        assert "weight_norm" in sp["layers"]["critic.q1.0"]
+        for layer, metrics in sp["layers"].items():
+            for metric, values in metrics.items():
+                assert close(bp["layers"][layer][metric][:1], values[:1]), (layer, metric)
 
 
 @pytest.mark.slow

@@ -28,6 +28,8 @@ from palr.interventions.periodic_reset import PeriodicReset
 from palr.interventions.redo import ReDo
 from palr.interventions.shrink_perturb import ShrinkAndPerturb
 
+from helpers import resume_after_member_reset
+
 OBS, ACTIONS = 4, 2
 SMALL = dict(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, log_every=1)
 
@@ -265,16 +267,7 @@ def test_a_checkpoint_after_a_reset_resumes_every_members_adam_step_count():
         _fill(net, [])
         return net
 
-    straight, first = learner(), learner()
-    for net in (straight, first):
-        for _ in range(3):
-            net.update()
-        net.stacks[1].after_update(1000)  # member 1 resets at its own update
-    resumed = learner()
-    resumed.load_state_dict(first.state_dict())
-    for _ in range(3):
-        straight.update()
-        resumed.update()
+    straight, resumed = resume_after_member_reset(learner)
     assert resumed.adam.restarted_at.tolist() == [0, 3]
     assert torch.equal(resumed.q.params, straight.q.params)
     assert torch.equal(resumed.adam.exp_avg_sq, straight.adam.exp_avg_sq)

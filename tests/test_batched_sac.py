@@ -10,12 +10,18 @@ import torch
 from palr.agents.sac import SACAgent, SACConfig
 from palr.batched.sac import BatchedSAC
 from palr.experiments.schedule import TrainingSchedule
-from palr.intervention_configs import L2RegConfig, MonitorConfig, PALRConfig, ReDoConfig
+from palr.intervention_configs import (L2RegConfig, MonitorConfig, PALRConfig, PeriodicResetConfig,
+                                       ReDoConfig, ShrinkPerturbConfig)
 from palr.interventions.base import InterventionStack
 from palr.interventions.l2reg import L2Reg
 from palr.interventions.monitor import PlasticityMonitor
 from palr.interventions.palr import PALR
+from palr.interventions.periodic_reset import PeriodicReset
 from palr.interventions.redo import ReDo
+from palr.interventions.shrink_perturb import ShrinkAndPerturb
+from palr.network_roles import POLICY, VALUE
+
+from helpers import resume_after_member_reset
 
 OBS, ACT = 6, 2
 SMALL = dict(hidden_sizes=(32, 32), batch_size=16, buffer_size=500, log_every=1)
@@ -58,18 +64,31 @@ def _assert_member_equals_agent(batched: BatchedSAC, k: int, agent: SACAgent,
         torch.testing.assert_close(p_member.detach(), p_agent.detach(), **close)
         if grads:
             torch.testing.assert_close(p_member.grad, p_agent.grad, **close)
+        their_state = their_opt.state[p_agent]  # empty right after a full reset
         for key in ("exp_avg", "exp_avg_sq"):
-            torch.testing.assert_close(opt.state[p_member][key], their_opt.state[p_agent][key],
-                                       **close)
+            torch.testing.assert_close(opt.state[p_member][key],
+                                       their_state.get(key, torch.zeros_like(p_agent)), **close)
     torch.testing.assert_close(batched.log_alpha.detach()[k], agent.log_alpha.detach(), **close)
     alpha_state = agent.alpha_opt.state[agent.log_alpha]
-    torch.testing.assert_close(batched.alpha_adam.exp_avg[k], alpha_state["exp_avg"], **close)
-    torch.testing.assert_close(batched.alpha_adam.exp_avg_sq[k], alpha_state["exp_avg_sq"],
-                               **close)
+    for key, ours in (("exp_avg", batched.alpha_adam.exp_avg[k]),
+                      ("exp_avg_sq", batched.alpha_adam.exp_avg_sq[k])):
+        torch.testing.assert_close(ours, alpha_state.get(key, torch.zeros_like(ours)), **close)
     for row, q in ((2 * k, agent.critic_target.q1), (2 * k + 1, agent.critic_target.q2)):
         for t_member, t_agent in zip(batched.critic.member_views(batched.critic_target, row),
                                      q.parameters()):
             torch.testing.assert_close(t_member, t_agent, **close)
+
+
+def _update_and_compare(batched: BatchedSAC, agents) -> None:
+    """One update of the batch and of every agent (member k's batch and noise = agent k's: the
+    same draws); every logged scalar and member state equal to its agent's to 1e-5."""
+    log = batched.update()
+    for k, agent in enumerate(agents):
+        agent_log = agent.update()
+        for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy"):
+            assert log[f"member{k}/sac/{name}"] == pytest.approx(agent_log[f"sac/{name}"],
+                                                                 abs=1e-5)
+        _assert_member_equals_agent(batched, k, agent)
 
 
 def test_members_start_from_the_weights_and_streams_of_separate_runs():
@@ -93,13 +112,7 @@ def test_one_stacked_update_equals_separate_sac_agent_updates():
     agents = [SACAgent(OBS, ACT, _config(seed=s)) for s in seeds]
     _fill(batched, agents)
     for _ in range(4):
-        log = batched.update()  # member k's batch and noise = agent k's: the same draws
-        for k, agent in enumerate(agents):
-            agent_log = agent.update()
-            for name in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy"):
-                assert log[f"member{k}/sac/{name}"] == pytest.approx(agent_log[f"sac/{name}"],
-                                                                     abs=1e-5)
-            _assert_member_equals_agent(batched, k, agent)
+        _update_and_compare(batched, agents)
     # the temperature and the targets moved, and differ per member
     assert not torch.equal(batched.log_alpha[0], batched.log_alpha[1])
     assert not torch.equal(batched.critic_target, batched.critic.params)
@@ -123,13 +136,23 @@ def test_task_switch_resets_equal_separate_runs():
         _assert_member_equals_agent(batched, k, agent)
 
 
-def _stack(kind: str) -> InterventionStack:
+def _stack(kind: str, every: int = 3) -> InterventionStack:
+    """One member's (or separate run's) stack of intervention ``kind``, acting every ``every``
+    updates."""
     if kind == "palr":
-        return InterventionStack([PALR(PALRConfig(measure_freq=3, diag_batch_size=64))])
+        return InterventionStack([PALR(PALRConfig(measure_freq=every, diag_batch_size=64))])
     if kind == "monitor":
-        return InterventionStack([PlasticityMonitor(MonitorConfig(measure_freq=3,
+        return InterventionStack([PlasticityMonitor(MonitorConfig(measure_freq=every,
                                                                   diag_batch_size=64))])
-    return InterventionStack([ReDo(ReDoConfig(redo_every=3, redo_batch_size=64))])
+    if kind == "redo":
+        return InterventionStack([ReDo(ReDoConfig(redo_every=every, redo_batch_size=64))])
+    if kind == "l2reg":  # a coefficient large enough to change every update visibly
+        return InterventionStack([L2Reg(L2RegConfig(l2_coef=0.05))])
+    if kind == "l2reg_policy":  # the actor's loss penalised too
+        return InterventionStack([L2Reg(L2RegConfig(l2_coef=0.05, l2_roles=(VALUE, POLICY)))])
+    if kind == "shrink_perturb":
+        return InterventionStack([ShrinkAndPerturb(ShrinkPerturbConfig(sp_every=every))])
+    return InterventionStack([PeriodicReset(PeriodicResetConfig(reset_every_updates=every))])
 
 
 def _kill_units(net: torch.nn.Sequential, layer: int, units: int) -> None:
@@ -176,6 +199,97 @@ def test_interventions_per_member_equal_separate_runs(kind):
     if kind == "palr":  # the scales differ per member, and were applied
         scales = [batched.stacks[k].interventions[0].scales["critic"]["q2.0"] for k in range(3)]
         assert scales[0] < scales[1] < scales[2]
+
+
+@pytest.mark.parametrize("kind", ["l2reg", "l2reg_policy", "shrink_perturb", "periodic_reset"])
+def test_weight_interventions_per_member_equal_separate_runs(kind):
+    """L2Reg's penalty (critics; actor too with the policy role), Shrink & Perturb's rescaling
+    and PeriodicReset's rebuild (actor and critics re-drawn from the member's generator, Adam
+    state and step counts cleared, target critics reloaded, temperature and its Adam restarted)
+    act on each member as on a separate SACAgent: every logged scalar, parameters, gradients,
+    moments, temperature and target critics to 1e-5 at every update, the intervention firing at
+    updates 3 and 6."""
+    seeds = [0, 1, 2]
+    batched = BatchedSAC(OBS, ACT, seeds, _config(), stacks=[_stack(kind) for _ in seeds])
+    agents = [SACAgent(OBS, ACT, _config(seed=s), _stack(kind)) for s in seeds]
+    plain = BatchedSAC(OBS, ACT, seeds, _config())
+    _fill(batched, agents)
+    _fill(plain, [])
+    for _ in range(7):
+        _update_and_compare(batched, agents)
+        plain.update()
+    for k, agent in enumerate(agents):
+        ours, theirs = batched.stacks[k].interventions[0], agent.stack.interventions[0]
+        assert ours.state_dict() == theirs.state_dict()
+        assert not torch.equal(batched.critic.params[2 * k], plain.critic.params[2 * k])  # acted
+    if kind == "periodic_reset":  # fresh weights: each member drew its own
+        assert ours.resets == 2
+        assert not torch.equal(batched.actor.params[0], batched.actor.params[1])
+        for adam in (batched.actor_adam, batched.critic_adam, batched.alpha_adam):
+            assert adam.restarted_at.tolist() == [6] * adam.params.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["shrink_perturb", "periodic_reset"])
+def test_a_member_reset_at_its_own_update_changes_only_its_rows(kind):
+    """One member's intervention firing at an update the others do not changes only its rows:
+    actor and critic parameters (S&P), and with a reset also their moments, its target critics,
+    temperature and the temperature's moments; afterwards every member still trains as its
+    separate run (the reset member's Adams count from step 1 again)."""
+    seeds = [0, 1, 2]
+    batched = BatchedSAC(OBS, ACT, seeds, _config(), [_stack(kind, 1000) for _ in seeds])
+    agents = [SACAgent(OBS, ACT, _config(seed=s), _stack(kind, 1000)) for s in seeds]
+    _fill(batched, agents)
+    for _ in range(3):
+        batched.update()
+        for agent in agents:
+            agent.update()
+
+    def state():  # (tensor, rows of member 1, changed by a reset only)
+        return [(batched.actor.params.detach(), [1], False),
+                (batched.critic.params.detach(), [2, 3], False),
+                (batched.actor_adam.exp_avg, [1], True),
+                (batched.critic_adam.exp_avg_sq, [2, 3], True),
+                (batched.critic_target, [2, 3], True),
+                (batched.log_alpha.detach(), [1], True),
+                (batched.alpha_adam.exp_avg, [1], True)]
+
+    before = [t.clone() for t, _, _ in state()]
+    batched.stacks[1].after_update(1000)  # member 1 only
+    agents[1].stack.after_update(1000)
+    for old, (new, rows, reset_only) in zip(before, state()):
+        others = [r for r in range(new.shape[0]) if r not in rows]
+        assert torch.equal(new[others], old[others])
+        changed = kind == "periodic_reset" or not reset_only
+        assert all(torch.equal(new[r], old[r]) != changed for r in rows)
+    for _ in range(3):
+        batched.update()
+        for agent in agents:
+            agent.update()
+    for k, agent in enumerate(agents):
+        _assert_member_equals_agent(batched, k, agent)
+
+
+def test_a_checkpoint_after_a_reset_resumes_bit_identically():
+    """A batch checkpointed right after one member's full reset resumes bit-identically: every
+    Adam's per-member restart step is in the checkpoint."""
+    seeds = [0, 1]
+
+    def learner() -> BatchedSAC:
+        net = BatchedSAC(OBS, ACT, seeds, _config(),
+                         [_stack("periodic_reset", 1000) for _ in seeds])
+        _fill(net, [])
+        return net
+
+    straight, resumed = resume_after_member_reset(learner)
+    for adam in (resumed.actor_adam, resumed.alpha_adam):
+        assert adam.restarted_at.tolist() == [0, 3]
+    assert resumed.critic_adam.restarted_at.tolist() == [0, 0, 3, 3]
+    for name in ("actor", "critic"):
+        assert torch.equal(getattr(resumed, name).params, getattr(straight, name).params)
+    assert torch.equal(resumed.critic_target, straight.critic_target)
+    assert torch.equal(resumed.log_alpha, straight.log_alpha)
+    for ours, theirs in zip(resumed._adams().values(), straight._adams().values()):
+        assert torch.equal(ours.exp_avg_sq, theirs.exp_avg_sq)
 
 
 def test_the_monitor_logs_each_member_as_its_separate_run():
@@ -311,8 +425,11 @@ def test_state_dict_resumes_every_member_exactly():
 
 
 def test_settings_and_interventions_the_batch_cannot_run_are_refused():
-    with pytest.raises(ValueError, match=r"\['l2reg'\] do not run on seed-batched members"):
-        BatchedSAC(OBS, ACT, [0], _config(), [InterventionStack([L2Reg(L2RegConfig())])])
+    class Unchecked(L2Reg):
+        name = "unchecked"
+
+    with pytest.raises(ValueError, match=r"\['unchecked'\] do not run on seed-batched members"):
+        BatchedSAC(OBS, ACT, [0], _config(), [InterventionStack([Unchecked(L2RegConfig())])])
     shared = InterventionStack()
     with pytest.raises(ValueError, match="one intervention stack object per member"):
         BatchedSAC(OBS, ACT, [0, 1], _config(), [shared, shared])

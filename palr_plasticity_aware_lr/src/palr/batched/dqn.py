@@ -29,10 +29,12 @@ from palr.agents.dqn import DQNConfig, linear_epsilon, random_streams, seeded_q_
 from palr.batched.member_adam import MemberAdam
 from palr.batched.member_measure import MemberMeasurer
 from palr.batched.member_replay import MemberReplay
-from palr.batched.member_slots import MemberOptimizerView, check_member_stack
-from palr.batched.member_state import load_members_state, members_state
+from palr.batched.member_slots import (MemberOptimizerView, add_member_penalties, adds_penalty,
+                                      check_member_stack)
+from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
+                                       members_state)
 from palr.batched.stacked_mlp import StackedMLP
-from palr.interventions.base import Intervention, InterventionStack, NetworkSlot, TrainingContext
+from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 
 
@@ -107,7 +109,7 @@ class BatchedDQN:
             stack.on_optimizer_created(ctx)
         self.frozen = np.zeros(self.members, dtype=bool)
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
-        self._penalised = [k for k in self._active if _adds_penalty(self.stacks[k])]
+        self._penalised = [k for k in self._active if adds_penalty(self.stacks[k])]
 
     @property
     def intervening(self) -> List[int]:
@@ -147,7 +149,7 @@ class BatchedDQN:
         if batch is None:
             batch = self.replay.sample(cfg.batch_size, self.device)
         td_losses, q_pred = self.td_loss(batch)
-        losses = self._add_penalties(td_losses)
+        losses = add_member_penalties(td_losses, self.stacks, self._penalised, self.NET)
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
         bad = [k for k, v in enumerate(values) if not math.isfinite(v) and not self.frozen[k]]
@@ -185,19 +187,6 @@ class BatchedDQN:
         if step % cfg.log_every == 0:
             return self._log(values, td_losses, q_pred, step)
         return None
-
-    def _add_penalties(self, td_losses: torch.Tensor) -> torch.Tensor:
-        """Every member's loss ``[K]``: its TD loss plus its stack's loss penalty (L2Reg), built
-        by the member's own interventions from its module (parameters aliasing its row), so the
-        penalty's gradient lands in that row only, as in a separate run's ``loss + penalty``."""
-        if not self._penalised:
-            return td_losses
-        parts = [td_losses.new_zeros(())] * self.members
-        for k in self._penalised:
-            penalty = self.stacks[k].loss_penalty(self.NET)
-            if penalty is not None:
-                parts[k] = penalty
-        return td_losses + torch.stack(parts)
 
     def _log(self, losses: List[float], td_losses: torch.Tensor, q_pred: torch.Tensor,
              step: int) -> Dict[str, float]:
@@ -292,15 +281,12 @@ class BatchedDQN:
     def state_dict(self) -> Dict[str, Any]:
         """Everything needed to resume every member bit-identically (plain tensors, arrays and
         generator states)."""
-        adam = self.adam
         state = members_state(self)
         state["counters"].update(task=self.task, frozen=self.frozen.tolist())
         return {
             **state, "params": self.q.params.detach().clone(),
             "target": self.target.clone(),
-            "adam": {"exp_avg": adam.exp_avg.clone(), "exp_avg_sq": adam.exp_avg_sq.clone(),
-                     "steps": adam.steps, "lr": adam.lr.clone(),
-                     "restarted_at": adam.restarted_at.tolist()},
+            "adam": adam_state(self.adam),
             "replay": self.replay.state_dict(),
             "rngs": [rng.bit_generator.state for rng in self.rngs],
             "generators": [gen.get_state() for gen in self.generators],
@@ -313,12 +299,7 @@ class BatchedDQN:
         load_members_state(self, state)
         self.q.params.copy_(state["params"])
         self.target.copy_(state["target"])
-        adam = state["adam"]
-        self.adam.exp_avg.copy_(adam["exp_avg"])
-        self.adam.exp_avg_sq.copy_(adam["exp_avg_sq"])
-        self.adam.steps = int(adam["steps"])
-        self.adam.restarted_at[:] = adam.get("restarted_at", 0)  # older batches: no resets
-        self.adam.lr.copy_(adam["lr"])
+        load_adam_state(self.adam, state["adam"])
         self.replay.load_state_dict(state["replay"])
         for rng, st in zip(self.rngs, state["rngs"]):
             rng.bit_generator.state = st
@@ -332,12 +313,6 @@ class BatchedDQN:
         for k, frozen in enumerate(counters["frozen"]):
             if frozen:
                 self.freeze(k)
-
-
-def _adds_penalty(stack: InterventionStack) -> bool:
-    """Whether an intervention of ``stack`` overrides the ``loss_penalty`` seam (L2Reg)."""
-    return any(type(iv).loss_penalty is not Intervention.loss_penalty
-               for iv in stack.interventions)
 
 
 __all__ = ["BatchedDQN"]

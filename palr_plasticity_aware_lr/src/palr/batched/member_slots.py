@@ -25,7 +25,7 @@ from torch import nn
 
 from palr.batched.member_adam import MemberAdam
 from palr.batched.stacked_mlp import StackedMLP
-from palr.interventions.base import InterventionStack
+from palr.interventions.base import Intervention, InterventionStack
 from palr.optim import layerwise_param_groups
 
 
@@ -99,5 +99,26 @@ def check_member_stack(stack: InterventionStack,
                          f"supported: {', '.join(supported)}")
 
 
+def adds_penalty(stack: InterventionStack) -> bool:
+    """Whether an intervention of ``stack`` overrides the ``loss_penalty`` seam (L2Reg)."""
+    return any(type(iv).loss_penalty is not Intervention.loss_penalty
+               for iv in stack.interventions)
+
+
+def add_member_penalties(losses: torch.Tensor, stacks: Sequence[InterventionStack],
+                         members: Sequence[int], net: str) -> torch.Tensor:
+    """Every member's loss ``[K]`` of network ``net``: ``losses[k]`` plus, for each member k in
+    ``members``, its stack's ``loss_penalty(net)``. The penalty is built by the member's own
+    interventions from its member module (parameters aliasing its rows), so its gradient lands
+    in those rows only, as a separate run's ``loss + penalty``. ``losses`` itself (the same
+    object) when no member's stack penalises ``net``."""
+    penalties = {k: stacks[k].loss_penalty(net) for k in members}
+    if all(p is None for p in penalties.values()):
+        return losses
+    zero = losses.new_zeros(())
+    parts = [zero if penalties.get(k) is None else penalties[k] for k in range(len(stacks))]
+    return losses + torch.stack(parts)
+
+
 __all__ = ["MEMBER_INTERVENTIONS", "MemberAdamState", "MemberOptimizerView",
-           "check_member_stack"]
+           "add_member_penalties", "adds_penalty", "check_member_stack"]

@@ -19,12 +19,18 @@ It keeps the counters and seams of :class:`palr.agents.contract.Agent` with a me
 :class:`palr.experiments.schedule.TrainingSchedule` drives it unchanged. Interventions run per
 member on views of the stacked tensors (:mod:`palr.batched.member_slots`): the actor slot is an
 :class:`~palr.agents.sac.Actor`, the critic slot a :class:`~palr.agents.sac.TwinQ`, whose MLPs
-alias the member's rows, so layer and group names are a separate run's.
+alias the member's rows, so layer and group names are a separate run's. The weight interventions
+act as on a separate ``SACAgent``: L2Reg's penalty (from the member modules) is added to the
+member's critic (and, with ``l2_roles`` naming the policy, actor) loss; Shrink & Perturb rescales
+the member's rows in place with noise from its generator; PeriodicReset re-draws its actor and
+critics from its generator (actor first), restarts their Adam rows
+(:meth:`~palr.batched.member_adam.MemberAdam.restart`), reloads its target critics (the critic
+slot's target is a ``TwinQ`` aliasing its rows of the target tensor) and, through the context's
+``reset_hook``, its entropy temperature and the temperature's Adam, as
+``SACAgent._after_reset`` (Nikishin et al. 2022: the whole agent restarts).
 
 Not supported here (refused at construction): the ``"cw"`` network (LayerNorm/LeakyReLU: not a
-stacked ReLU MLP), the task-aware heads and temperatures (``multi_head``, ``per_task_alpha``)
-and the weight interventions (L2Reg, Shrink & Perturb, PeriodicReset), which are checked against
-separate runs on the DQN members only (:data:`SAC_MEMBER_INTERVENTIONS`).
+stacked ReLU MLP) and the task-aware heads and temperatures (``multi_head``, ``per_task_alpha``).
 """
 from __future__ import annotations
 
@@ -39,17 +45,17 @@ from palr.agents.sac import Actor, SACConfig, TaskInput, TwinQ, sac_seeds, seede
     tanh_gaussian
 from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
-from palr.batched.member_slots import MemberOptimizerView, check_member_stack
-from palr.batched.member_state import load_members_state, members_state
+from palr.batched.member_slots import (MEMBER_INTERVENTIONS, MemberOptimizerView,
+                                      add_member_penalties, adds_penalty, check_member_stack)
+from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
+                                       members_state)
 from palr.batched.stacked_mlp import StackedMLP
-from palr.intervention_configs import MEASURING
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 
-#: interventions checked per member against separate SAC runs (tests/test_batched_sac.py): the
-#: measuring ones; the weight interventions (L2Reg, Shrink & Perturb, PeriodicReset) run on the DQN
-#: members only so far
-SAC_MEMBER_INTERVENTIONS = MEASURING
+#: interventions checked per member against separate SAC runs (tests/test_batched_sac.py): every
+#: one the DQN members run, the measuring ones and the weight interventions
+SAC_MEMBER_INTERVENTIONS = MEMBER_INTERVENTIONS
 
 #: the SAC log scalars of one member, in the order :meth:`BatchedSAC.update` computes them
 SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
@@ -74,8 +80,7 @@ class BatchedSAC:
         config: hyper-parameters shared by every member (its ``seed`` is not used;
             ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
         stacks: one intervention stack per member (``None``: plain SAC), each with its own
-            instances; only measuring interventions are supported
-            (:func:`~palr.batched.member_slots.check_member_stack`).
+            instances (:func:`~palr.batched.member_slots.check_member_stack`).
     """
 
     ACTOR, CRITIC = "actor", "critic"
@@ -135,6 +140,7 @@ class BatchedSAC:
         self._switched: set = set()  # members told of the current task switch (see below)
 
         self.actor_modules, self.critic_modules = self._member_modules()
+        self.target_modules = self._member_modules(self.critic_target)[1]
         self.actor_optimizers = [
             MemberOptimizerView(m, self.actor, self.actor_adam, i, cfg.lr)
             for i, m in enumerate(self.actor_modules)]
@@ -148,17 +154,23 @@ class BatchedSAC:
                     self.ACTOR: NetworkSlot(self.ACTOR, self.actor_modules[i],
                                             self.actor_optimizers[i], roles[self.ACTOR]),
                     self.CRITIC: NetworkSlot(self.CRITIC, self.critic_modules[i],
-                                             self.critic_optimizers[i], roles[self.CRITIC])},
+                                             self.critic_optimizers[i], roles[self.CRITIC],
+                                             targets=[self.target_modules[i]])},
                 generator=self.generators[i],
-                diagnostic_inputs=lambda n, i=i: self.diagnostic_inputs(i, n))
+                diagnostic_inputs=lambda n, i=i: self.diagnostic_inputs(i, n),
+                reset_hook=lambda names, i=i: self._after_reset(i, names))
             for i in range(k)]
         for stack, ctx in zip(self.stacks, self.contexts):
             stack.on_optimizer_created(ctx)
         self._active = [i for i, stack in enumerate(self.stacks) if stack.interventions]
+        self._penalised = [i for i in self._active if adds_penalty(self.stacks[i])]
 
-    def _member_modules(self) -> Tuple[List[Actor], List[TwinQ]]:
+    def _member_modules(self, critic_params: Optional[torch.Tensor] = None
+                        ) -> Tuple[List[Actor], List[TwinQ]]:
         """Each member's actor and twin critics as the modules a separate run has, their MLPs
-        aliasing the member's rows (built on the meta device, then the MLPs swapped in)."""
+        aliasing the member's rows (built on the meta device, then the MLPs swapped in);
+        ``critic_params``: the critics alias that ``[2K, P]`` tensor's rows instead (the target
+        critics', without gradients)."""
         cfg = self.config
         actors: List[Actor] = []
         critics: List[TwinQ] = []
@@ -169,8 +181,8 @@ class BatchedSAC:
                 critic = TwinQ(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.network,
                                cfg.leaky_slope)
             actor.net = self.actor.member_module(i)
-            critic.q1 = self.critic.member_module(2 * i)
-            critic.q2 = self.critic.member_module(2 * i + 1)
+            critic.q1 = self.critic.member_module(2 * i, critic_params)
+            critic.q2 = self.critic.member_module(2 * i + 1, critic_params)
             actors.append(actor)
             critics.append(critic)
         return actors, critics
@@ -230,14 +242,21 @@ class BatchedSAC:
         q = self.twin_q(obs, act)
         critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
         self.critic.grad.zero_()
-        self._backward(critic_losses.sum())
+        self._backward(add_member_penalties(critic_losses, self.stacks, self._penalised,
+                                            self.CRITIC).sum())
         self._step(self.CRITIC, self.critic_adam, self.critic_optimizers)
 
         # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters
+        # (the stacked leaves, and the member modules' leaves a penalty is built from)
         pi, logp = self._sample(obs)
         actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
         self.actor.grad.zero_()
-        self._backward(actor_losses.sum(), self.actor.weights + self.actor.biases)
+        penalised = add_member_penalties(actor_losses, self.stacks, self._penalised, self.ACTOR)
+        inputs = self.actor.weights + self.actor.biases
+        if penalised is not actor_losses:
+            inputs = inputs + [p for i in self._penalised
+                               for p in self.actor_modules[i].parameters()]
+        self._backward(penalised.sum(), inputs)
         self._step(self.ACTOR, self.actor_adam, self.actor_optimizers)
 
         # temperature (Haarnoja et al. 2018b, eq. 18; the log-alpha form, as SACAgent)
@@ -357,6 +376,7 @@ class BatchedSAC:
         no longer checked. The members are independent, so the others are untouched."""
         self.frozen[member] = True
         self._active = [k for k in self._active if k != member]
+        self._penalised = [k for k in self._penalised if k != member]
         with torch.no_grad():
             self.actor_adam.lr[member] = 0.0
             self.critic_adam.lr[2 * member:2 * member + 2] = 0.0
@@ -389,6 +409,15 @@ class BatchedSAC:
                 adam.exp_avg.zero_()
                 adam.exp_avg_sq.zero_()
 
+    @torch.no_grad()
+    def _after_reset(self, member: int, names: Sequence[str]) -> None:
+        """Member ``member``'s networks ``names`` were reset (PeriodicReset; its target critics
+        are reloaded through the critic slot's target): with the actor, restart its entropy
+        temperature and the temperature's Adam, as ``SACAgent._after_reset``."""
+        if self.ACTOR in names:
+            self.log_alpha[member] = math.log(self.config.init_alpha)
+            self.alpha_adam.restart(member)
+
     # --- checkpointing -------------------------------------------------------------------------
     def _adams(self) -> Dict[str, MemberAdam]:
         return {"actor": self.actor_adam, "critic": self.critic_adam, "alpha": self.alpha_adam}
@@ -401,9 +430,7 @@ class BatchedSAC:
             "critic": self.critic.params.detach().clone(),
             "critic_target": self.critic_target.clone(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "adams": {name: {"exp_avg": adam.exp_avg.clone(),
-                             "exp_avg_sq": adam.exp_avg_sq.clone(), "steps": adam.steps,
-                             "lr": adam.lr.clone()} for name, adam in self._adams().items()},
+            "adams": {name: adam_state(adam) for name, adam in self._adams().items()},
             "replay": self.replay.state_dict(),
             "generators": {name: [g.get_state() for g in gens] for name, gens in (
                 ("interventions", self.generators), ("noise", self.noise_generators),
@@ -421,11 +448,7 @@ class BatchedSAC:
         self.critic_target.copy_(state["critic_target"])
         self.log_alpha.copy_(state["log_alpha"])
         for name, adam in self._adams().items():
-            saved = state["adams"][name]
-            adam.exp_avg.copy_(saved["exp_avg"])
-            adam.exp_avg_sq.copy_(saved["exp_avg_sq"])
-            adam.steps = int(saved["steps"])
-            adam.lr.copy_(saved["lr"])
+            load_adam_state(adam, state["adams"][name])
         self.replay.load_state_dict(state["replay"])
         gens = state["generators"]
         for mine, name in ((self.generators, "interventions"), (self.noise_generators, "noise"),
