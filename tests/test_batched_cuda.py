@@ -80,6 +80,15 @@ def test_sac_palr_and_redo_per_member_equal_separate_runs(kind):
     sac_tests.test_interventions_per_member_equal_separate_runs(kind)
 
 
+@pytest.mark.parametrize("kind", ["l2reg", "l2reg_policy", "shrink_perturb", "periodic_reset"])
+def test_sac_weight_interventions_per_member_equal_separate_runs(kind):
+    sac_tests.test_weight_interventions_per_member_equal_separate_runs(kind)
+
+
+def test_sac_checkpoint_after_a_reset_resumes_bit_identically():
+    sac_tests.test_a_checkpoint_after_a_reset_resumes_bit_identically()
+
+
 def test_sac_members_given_the_same_seed_follow_the_same_trajectory():
     sac_tests.test_members_given_the_same_seed_follow_the_same_trajectory()
 
