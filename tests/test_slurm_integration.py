@@ -4,7 +4,8 @@ without a container (SIF=none).
 
 Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint json per seed, the
 dependent merge job); a tiny continual CartPole sweep runs one array task per agent with its
-seeds batched (BATCH_SEEDS=1) and summarises its output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
+seeds batched (BATCH_SEEDS=1), the tasks only train and the dependent merge job summarises the
+output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
 resume to the end, for a CW run and for the Habitat trainer under srun + torchrun; scancel is
 reported as CANCELLED and not requeued. The daemons are stopped by PID at the end.
 
@@ -327,13 +328,13 @@ def test_tiny_cw_sweep_runs_as_an_array_with_logs_results_and_merge(cluster, tmp
     assert again.returncode == 0 and "nothing to submit" in again.stderr
 
 
-def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_and_summarises(cluster, tmp_path):
+def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_then_one_summary_job(cluster, tmp_path):
     results = tmp_path / "results"
     env = dict(RESULTS_DIR=str(results), SEEDS="0 1", AGENTS="0 4", BATCH_SEEDS="1",
                EXTRA_ARGS=TINY_CARTPOLE)
     array, merge, out = submit(cluster, "--cartpole", "--sweep", **env)
-    assert array and merge is None, out
-    wait_done(cluster, array)
+    assert array and merge, out
+    wait_done(cluster, array, merge)
     outdir = results / "cartpole"
     for task, agent in enumerate(("DQN-FixedLR", "PALR-DQN")):
         for seed in (0, 1):
@@ -342,10 +343,13 @@ def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_and_summarises(cluste
             assert run["batched_with"] == [0, 1]
         log = (results / "logs" / "slurm" / f"palr-cartpole_{array}_{task}.out").read_text()
         assert f"seeds 0-1 agent {(0, 4)[task]}" in log and "run exited with status 0" in log
+        assert "not summarised" in log and "[summary]" not in log  # the tasks only train
     merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
     assert sorted(merged["agents"]) == ["DQN-FixedLR", "PALR-DQN"]
-    done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array]
-    assert sorted(r["ArrayTaskId"] for r in done) == ["0", "1"]
+    merge_log = (results / "logs" / "slurm" / f"palr-cartpole-merge_{merge}.out").read_text()
+    assert "[summary] 4 run(s)" in merge_log, merge_log
+    done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array or r["JobId"] == merge]
+    assert sorted(r.get("ArrayTaskId", "merge") for r in done) == ["0", "1", "merge"]
     assert all(r["JobState"] == "COMPLETED" for r in done), done
     again = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--cartpole", "--sweep"],
                            env=dict(cluster.env, SIF="none", MEM="", **env),

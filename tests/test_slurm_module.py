@@ -209,7 +209,10 @@ def test_dqn_job_list_is_the_sweeps_own_runs_on_cpu(plan, tmp_path):
         sorted((key(j), j.run_dir, j.identity) for j in sweep)
     script = out.split("# ---- sbatch script: ", 1)[1]
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=8G" in script
-    assert "--gres" not in script and "merge" not in out  # CPU; each task summarises its outdir
+    assert "--gres" not in script  # CPU
+    assert all(argv.count("--no_summary") == 1 for _, argv in runs)  # tasks only train
+    assert f"--summary_only --outdir {tmp_path}/results/cartpole" in out  # the merge job
+    assert "--dependency=afterany:<array job id>" in out
     assert not (tmp_path / "results").exists(), "a dry run wrote files"
 
 
@@ -272,3 +275,41 @@ def test_dqn_bad_knobs_are_one_line_and_write_nothing(plan, tmp_path, options, k
     assert status == 2 and out == "" and message in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_dqn_array_tasks_only_train_and_the_merge_job_summarises_them_all(plan, tmp_path):
+    """The written scripts run as SLURM would run them (outside SLURM: bash, the task index in
+    SLURM_ARRAY_TASK_ID): no task writes the summary, the merge job then summarises every run."""
+    tiny = "--phase_episodes 2 --learning_starts 50 --hidden_sizes 32 --probe_steps 0 " \
+           "--no_tensorboard"
+    status, out, err = plan("--domain", "cartpole", SEEDS="0 1", AGENT="4", EXTRA_ARGS=tiny)
+    assert status == 0, err
+    files = dict(line.split(" ", 1) for line in out.splitlines())
+    outdir = tmp_path / "results" / "cartpole"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    for task in (0, 1):
+        proc = subprocess.run(["bash", files["array"]], env=dict(env, SLURM_ARRAY_TASK_ID=str(task)),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "--no_summary" in proc.stderr and "[summary]" not in proc.stdout
+    assert sorted(p.name for p in (outdir / "runs").iterdir()) == ["PALR-DQN_seed0",
+                                                                  "PALR-DQN_seed1"]
+    assert not (outdir / "RESULTS_SUMMARY.txt").exists()
+    assert not (outdir / "cartpole_raw_results.json").exists()
+    proc = subprocess.run(["bash", files["merge"]], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
+    assert merged["agents"] == ["PALR-DQN"]
+    assert "2 run(s)" in proc.stdout and (outdir / "RESULTS_SUMMARY.txt").is_file()
+
+
+def test_dqn_summary_only_refuses_an_outdir_without_runs(tmp_path):
+    proc = subprocess.run([str(ROOT / "run.sh"), "python",
+                           "palr_plasticity_aware_lr/src/run_experiments.py", "--summary_only",
+                           "--outdir", str(tmp_path / "empty")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no runs in" in proc.stderr
+    assert not (tmp_path / "empty").exists()

@@ -65,13 +65,23 @@ def habitat_command(knobs: Knobs, config: str, seed: int, outdir: str) -> List[s
 
 def dqn_command(knobs: Knobs, agent: int, seeds: Sequence[int], outdir: str) -> List[str]:
     """The DQN launcher command of one array task: one run (``--seeds 1``), or with BATCH_SEEDS
-    the consecutive ``seeds`` of one agent trained as one batch (``--batch_seeds``)."""
+    the consecutive ``seeds`` of one agent trained as one batch (``--batch_seeds``). It trains
+    only (``--no_summary``): the array's merge job summarises ``outdir`` once every task has
+    ended (:func:`dqn_summary_command`)."""
     from palr.experiments.dqn_launcher import get_domain
     device = ["--device", "cuda"] if knobs.gpus else []
     batch = ["--batch_seeds"] if knobs.batch_seeds else []
     return [DQN_SCRIPT_DIR + get_domain(knobs.domain).prog, "--agent_idx", str(agent),
             "--seeds", str(len(seeds)), "--seed_offset", str(seeds[0]), *batch, "--outdir", outdir,
-            "--jobs", "1", "--no_progress", *device, *knobs.extra_args]
+            "--jobs", "1", "--no_progress", "--no_summary", *device, *knobs.extra_args]
+
+
+def dqn_summary_command(knobs: Knobs, outdir: str) -> List[str]:
+    """The DQN launcher command of the merge job: merge, summary and plots of every run in
+    ``outdir`` (``--summary_only``, the launcher's own summary)."""
+    from palr.experiments.dqn_launcher import get_domain
+    return [DQN_SCRIPT_DIR + get_domain(knobs.domain).prog, "--summary_only", "--outdir", outdir,
+            *knobs.extra_args]
 
 
 def seed_groups(seeds: Sequence[int], batch: bool) -> List[List[int]]:
@@ -201,6 +211,6 @@ def describe(runs: Sequence[Run]) -> Dict[str, List[Run]]:
 
 
 __all__ = ["NEW", "RUNNING", "FINISHED", "HABITAT_SWEEP", "Run", "cw_command", "dqn_command",
-           "seed_groups", "habitat_command", "habitat_experiments", "cw_runs", "dqn_runs",
+           "dqn_summary_command",           "seed_groups", "habitat_command", "habitat_experiments", "cw_runs", "dqn_runs",
            "habitat_runs", "cw_state", "dqn_state", "habitat_state",
            "fill_states", "describe"]
