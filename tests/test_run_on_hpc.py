@@ -218,6 +218,7 @@ VARIANTS = {
     "habitat-container": (("--habitat",), {"SIF": "@sif", "SBATCH_EXTRA": "--constraint=a100"}),
     "jbw-batched": (("--jbw", "--sweep"), {"BATCH_SEEDS": "1"}),
     "cartpole-container": (("--cartpole",), {"SIF": "@sif", "GPUS": "1"}),
+    "cw-batched": ((), {"BATCH_SEEDS": "1", "SIF": "@sif"}),
 }
 
 

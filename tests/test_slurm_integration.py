@@ -6,7 +6,8 @@ Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint j
 dependent merge job); a tiny continual CartPole sweep runs one array task per agent with its
 seeds batched (BATCH_SEEDS=1), the tasks only train and the dependent merge job summarises the
 output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
-resume to the end, for a CW run and for the Habitat trainer under srun + torchrun; scancel is
+resume to the end, for a CW run, a CW seed batch (BATCH_SEEDS=1: its batch checkpoint) and the
+Habitat trainer under srun + torchrun; scancel is
 reported as CANCELLED and not requeued. The daemons are stopped by PID at the end.
 
 Needs root (the daemons run as root) and the Debian packages slurmctld, slurmd, slurm-client and
@@ -371,6 +372,34 @@ def test_usr1_makes_the_task_checkpoint_requeue_and_resume(cluster, tmp_path):
     assert log.rstrip().endswith("run exited with status 0"), log
     run = json.loads((results / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())
     assert run["status"] == "finished" and len(run["episodes"]["score"]) == 8
+    info = job_info(cluster, f"{array}_0")[0]
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
+
+
+def test_usr1_requeues_a_cw_seed_batch_which_resumes_its_batch_checkpoint(cluster, tmp_path):
+    results = tmp_path / "results"
+    array, merge, out = submit(cluster, RESULTS_DIR=str(results), TASKS="cw10", EPISODES="3",
+                               BATCH_SIZE="32", SEEDS="0 1", AGENT="4", BATCH_SEEDS="1",
+                               EXTRA_ARGS=TINY_CW)
+    assert array and merge, out
+    checkpoint = results / "batches" / "PALR-SAC_cw10first2_seeds0-1" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert time.time() < deadline, "no batch checkpoint"
+        time.sleep(0.2)
+    cluster.run("scancel", "--signal=USR1", "--batch", f"{array}_0")
+    wait_done(cluster, array, merge)
+    log = (results / "logs" / "slurm" / f"palr-cw10_{array}_0.out").read_text()
+    assert "cw10 seeds 0-1 agent 4" in log and "got SIGUSR1" in log, log
+    assert "run exited with status 75" in log and f"requeueing {array}_0" in log, log
+    assert "(start 2)" in log and log.rstrip().endswith("run exited with status 0"), log
+    for seed in (0, 1):
+        run = json.loads((results / f"cw_checkpoint_cw10first2_seed{seed}_agent4.json").read_text())
+        assert run["status"] == "finished" and run["batched_with"] == [0, 1]
+        assert len(run["episodes"]["score"]) == 6
+        assert [e["kind"] for e in run["events"]].count("resumed") == 1
+    merged = json.loads((results / "cw10first2_raw_results.json").read_text())
+    assert merged["agents"] == ["PALR-SAC"]
     info = job_info(cluster, f"{array}_0")[0]
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
 

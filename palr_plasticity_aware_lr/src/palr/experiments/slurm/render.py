@@ -135,8 +135,8 @@ def array_script(knobs: Knobs, project: str, runs: Sequence[Run], todo: Sequence
                 f"({knobs.habitat_launcher})")
     else:
         per_node, cpus, nodes = 1, knobs.cpus, 1
-        what = f"Continual World {knobs.tasks}, {len(runs)} runs" if not knobs.dqn else \
-            f"DQN {knobs.domain}, {len(runs)} " + ("seed batches" if knobs.batch_seeds else "runs")
+        what = (f"Continual World {knobs.tasks}" if not knobs.dqn else f"DQN {knobs.domain}") + \
+            f", {len(runs)} " + ("seed batches" if knobs.batch_seeds else "runs")
     rest = [f"--array={array_spec(todo, knobs.array_limit)}", "--open-mode=append",
             f"--nodes={nodes}", f"--ntasks-per-node={per_node}", f"--cpus-per-task={cpus}",
             f"--time={knobs.time}", *([f"--mem={knobs.mem}"] if knobs.mem else []),
