@@ -208,11 +208,23 @@ fi
 declare -A STATE=()
 for group in "${GROUPS_OF_SEEDS[@]}"; do
     read -r first count <<< "$group"
+    errors="$(mktemp)"
     # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
-    lines="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+    if ! lines="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
         --episodes_per_task "$EPISODES" --seeds "$count" --batch_size "$BATCH_SIZE" \
         --seed_offset "$first" --agents $AGENTS --outdir "$(results_arg)" "${BATCH_ARGS[@]}" \
-        $EXTRA_ARGS --status)" || exit 2
+        $EXTRA_ARGS --status 2>"$errors")"; then
+        error="$(tail -n 1 "$errors")"
+        case "$error" in  # a configuration that does not batch: the knobs that fix it
+            *"without --batch_seeds"*) rm -f "$errors"
+                die "${error#*: error: } (here: BATCH_SEEDS=0, or AGENTS without that agent)" ;;
+        esac
+        cat "$errors" >&2
+        rm -f "$errors"
+        exit 2
+    fi
+    cat "$errors" >&2
+    rm -f "$errors"
     while read -r run_seed run_agent run_state _; do
         STATE["$run_seed $run_agent"]="$run_state"
     done <<< "$lines"

@@ -229,6 +229,9 @@ def test_bad_knobs_are_rejected(tmp_path, env, message):
     proc = run_cw20(tmp_path, **env)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("run_cw20.sh: error: ")
+    if env.get("BATCH_SEEDS") == "1":  # the knobs that fix it
+        assert "BATCH_SEEDS=0" in proc.stderr or "consecutive" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists()
 
 
