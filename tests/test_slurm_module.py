@@ -160,7 +160,8 @@ def test_cw_batch_seeds_makes_one_task_per_agent_of_the_launchers_own_batches(pl
 
 
 @pytest.mark.parametrize("knobs, message", [
-    ({"EXTRA_ARGS": "--num_tasks 2 --preset cw-paper"}, "preset cw-paper gives the agent the task id"),
+    ({"EXTRA_ARGS": "--num_tasks 2 --preset cw-paper"},
+     "preset cw-paper gives the agent the task id"),
     ({"EXTRA_ARGS": "--num_tasks 2 --network cw"}, "network 'cw' is not supported"),
     ({"EXTRA_ARGS": "--num_tasks 2 --reference"}, "reference runs do not run seed-batched"),
     ({"AGENTS": "4 3"}, "SAC-L2Reg: interventions ['l2reg'] do not run on seed-batched members"),
@@ -333,8 +334,8 @@ def test_dqn_array_tasks_only_train_and_the_merge_job_summarises_them_all(plan, 
     outdir = tmp_path / "results" / "cartpole"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     for task in (0, 1):
-        proc = subprocess.run(["bash", files["array"]], env=dict(env, SLURM_ARRAY_TASK_ID=str(task)),
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(["bash", files["array"]], capture_output=True, text=True,
+                              env=dict(env, SLURM_ARRAY_TASK_ID=str(task)), timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "--no_summary" in proc.stderr and "[summary]" not in proc.stdout
     assert sorted(p.name for p in (outdir / "runs").iterdir()) == ["PALR-DQN_seed0",

@@ -1,7 +1,7 @@
 """The batch scripts: ``scripts/slurm/job.sbatch.template`` (one array task = one run, with the
 SIGUSR1/SIGTERM -> checkpoint -> exit 75 -> ``scontrol requeue`` supervisor) and
-``merge.sbatch.template`` (the dependent merge job of a Continual World or DQN array), filled in by name
-(``@NAME@``), plus the job list the array tasks read (one line per run).
+``merge.sbatch.template`` (the dependent merge job of a Continual World or DQN array), filled
+in by name (``@NAME@``), plus the job list the array tasks read (one line per run).
 
 Nothing here decides which runs exist: :mod:`palr.experiments.slurm.runs` does.
 """

@@ -7,8 +7,8 @@ runs (and run names) the launchers' own job lists give: Continual World through
 :func:`palr.experiments.continual_world.make_jobs` and the run identity's finished test
 (:meth:`palr.experiments.sweep.RunJob.state`), the DQN domains through
 :func:`palr.experiments.dqn_launcher.make_jobs` (seed batches of either through
-:func:`palr.batched.runner.batch_jobs`, as their ``--batch_seeds`` sweeps), Habitat through ``palr_trainer.py --check`` (the
-trainer runs in its own environment, maybe another python).
+:func:`palr.batched.runner.batch_jobs`, as their ``--batch_seeds`` sweeps), Habitat through
+``palr_trainer.py --check`` (the trainer runs in its own environment, maybe another python).
 """
 from __future__ import annotations
 
