@@ -5,13 +5,16 @@
 # --status decides), then merge + plots.
 #
 #   bash run_cw20.sh                      # full sweep: AGENTS x SEEDS
+#   BATCH_SEEDS=1 bash run_cw20.sh   # the same, one process per agent
 #   SEED=2 AGENT=4 bash run_cw20.sh --single
 #   bash run_cw20.sh --merge              # merge existing checkpoints only
 #
 # Knobs (environment): SIF, PROJ_DIR, EPISODES, BATCH_SIZE, SEEDS, AGENTS, PARALLEL,
 # CUDA_VISIBLE_DEVICES, plus RESULTS_DIR (default <proj>/palr_plasticity_aware_lr/results),
-# TASKS (cw20 | cw10: Continual World's sequences; mt10 | mt10x2: the original MT10 ones) and
-# EXTRA_ARGS (more run_cw_experiments.py flags, word-split; e.g. "--preset cw-paper").
+# TASKS (cw20 | cw10: Continual World's sequences; mt10 | mt10x2: the original MT10 ones),
+# EXTRA_ARGS (more run_cw_experiments.py flags, word-split; e.g. "--preset cw-paper") and
+# BATCH_SEEDS (0; 1 = each agent's SEEDS, consecutive, train as one seed batch in one process,
+# --batch_seeds, one log per agent; configurations that do not batch are refused in one line).
 # SIF=none (or no apptainer/singularity on PATH) runs in the local .venv through ./run.sh.
 # SIGTERM, SIGINT (Ctrl-C) and SIGUSR1 reach every running run, which saves its checkpoint; no
 # further run starts, and the launcher exits 75 once they have stopped (the same command resumes).
@@ -26,6 +29,7 @@ AGENTS="${AGENTS:-0 3 4 5 6}"
 PARALLEL="${PARALLEL:-5}"
 TASKS="${TASKS:-cw20}"
 EXTRA_ARGS="${EXTRA_ARGS:-}"
+BATCH_SEEDS="${BATCH_SEEDS:-0}"
 RESULTS_DIR="${RESULTS_DIR:-$PROJ_DIR/palr_plasticity_aware_lr/results}"
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
 LOG_DIR="$RESULTS_DIR/logs"
@@ -39,7 +43,7 @@ case "${1:-}" in
     "") ;;
     --single) MODE="single" ;;
     --merge) MODE="merge" ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown option '$1'; valid: --single, --merge (or none for the full sweep)" ;;
 esac
 [ "$#" -le 1 ] || die "one option at most, got: $*"
@@ -53,6 +57,7 @@ esac
 check_int EPISODES "$EPISODES" 1
 check_int BATCH_SIZE "$BATCH_SIZE" 1
 check_int PARALLEL "$PARALLEL" 1
+check_int BATCH_SEEDS "$BATCH_SEEDS" 0 1
 if [ "$MODE" = "single" ]; then
     SEEDS="${SEED:-}"
     AGENTS="${AGENT:-}"
@@ -64,6 +69,25 @@ if [ "$MODE" = "single" ]; then
 else
     check_int_list SEEDS "$SEEDS" 0
     check_agent_list AGENTS "$AGENTS"
+fi
+# the seed groups each process trains, "<first seed> <count>": one seed each, or with
+# BATCH_SEEDS=1 all of them (a batch is --seed_offset S --seeds K: consecutive seeds)
+declare -a GROUPS_OF_SEEDS=()
+BATCH_ARGS=()
+if [ "$BATCH_SEEDS" = 1 ]; then
+    [ "$MODE" = "sweep" ] || die "BATCH_SEEDS=1 batches the seeds of a sweep; unset it for --$MODE"
+    read -r -a seed_list <<< "$SEEDS"
+    for i in "${!seed_list[@]}"; do
+        if [ "$i" -gt 0 ] && [ "${seed_list[$i]}" != "$((seed_list[i - 1] + 1))" ]; then
+            die "BATCH_SEEDS=1 trains an agent's SEEDS as one batch (--seed_offset S --seeds K), so they must be consecutive, e.g. SEEDS=\"0 1 2\"; got '$SEEDS'"
+        fi
+    done
+    GROUPS_OF_SEEDS=("${seed_list[0]} ${#seed_list[@]}")
+    BATCH_ARGS=(--batch_seeds)
+else
+    for seed in $SEEDS; do
+        GROUPS_OF_SEEDS+=("$seed 1")
+    done
 fi
 
 # --- how to run python: container or local venv ---------------------------------------------
@@ -179,25 +203,50 @@ if [ "$MODE" = "merge" ]; then
 fi
 
 # Which runs have finished: the Python side decides (same settings = same run identity), so a
-# finished run of other settings (e.g. a 2-episode smoke run) stops the launch with one line.
+# finished run of other settings (e.g. a 2-episode smoke run) stops the launch with one line, as
+# does (BATCH_SEEDS=1) a configuration that does not batch.
 declare -A STATE=()
-for seed in $SEEDS; do
+for group in "${GROUPS_OF_SEEDS[@]}"; do
+    read -r first count <<< "$group"
+    errors="$(mktemp)"
     # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
-    lines="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
-        --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE" \
-        --seed_offset "$seed" --agents $AGENTS --outdir "$(results_arg)" $EXTRA_ARGS \
-        --status)" || exit 2
+    if ! lines="$(run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
+        --episodes_per_task "$EPISODES" --seeds "$count" --batch_size "$BATCH_SIZE" \
+        --seed_offset "$first" --agents $AGENTS --outdir "$(results_arg)" "${BATCH_ARGS[@]}" \
+        $EXTRA_ARGS --status 2>"$errors")"; then
+        error="$(tail -n 1 "$errors")"
+        case "$error" in  # a configuration that does not batch: the knobs that fix it
+            *"without --batch_seeds"*) rm -f "$errors"
+                die "${error#*: error: } (here: BATCH_SEEDS=0, or AGENTS without that agent)" ;;
+        esac
+        cat "$errors" >&2
+        rm -f "$errors"
+        exit 2
+    fi
+    cat "$errors" >&2
+    rm -f "$errors"
     while read -r run_seed run_agent run_state _; do
         STATE["$run_seed $run_agent"]="$run_state"
     done <<< "$lines"
 done
 
-for seed in $SEEDS; do
+# finished FIRST COUNT AGENT: whether every run of that process has finished
+finished() {
+    local seed
+    for ((seed = $1; seed < $1 + $2; seed++)); do
+        [ "${STATE["$seed $3"]:-}" = finished ] || return 1
+    done
+}
+
+for group in "${GROUPS_OF_SEEDS[@]}"; do
+    read -r first count <<< "$group"
     for agent in $AGENTS; do
-        [ "${STATE["$seed $agent"]:-}" = finished ] || TOTAL=$((TOTAL + 1))
+        finished "$first" "$count" "$agent" || TOTAL=$((TOTAL + 1))
     done
 done
-echo "[run_cw20] $TOTAL run(s) of $LABEL to run, $PARALLEL at a time; per-run logs (a progress line every 10 episodes) in $LOG_DIR"
+WHAT="run(s)"
+[ "$BATCH_SEEDS" = 0 ] || WHAT="seed batch(es), one per agent,"
+echo "[run_cw20] $TOTAL $WHAT of $LABEL to run, $PARALLEL at a time; per-run logs (a progress line every 10 episodes) in $LOG_DIR"
 
 mkdir -p "$LOG_DIR"
 declare -a PIDS=()
@@ -205,22 +254,28 @@ declare -a LABELS=()
 declare -a LOGS=()
 LAST_LOG=""
 
-launch_one() {  # seed agent
-    local seed="$1" agent="$2"
-    local suffix="_${LABEL}_seed${seed}_agent${agent}"
-    local log="$LOG_DIR/${LABEL}_seed${seed}_agent${agent}.log"
-    if [ "${STATE["$seed $agent"]:-}" = finished ]; then
-        echo "[run_cw20] seed=$seed agent=$agent: finished earlier with the same settings, skipped"
+launch_one() {  # first_seed count agent: one run, or (BATCH_SEEDS=1) the agent's seed batch
+    local first="$1" count="$2" agent="$3"
+    local seeds="$first" suffix=(--ckpt_suffix "_${LABEL}_seed${first}_agent${agent}")
+    if [ "$BATCH_SEEDS" = 1 ]; then
+        seeds="$(seq -s - "$first" $((first + count - 1)))"
+        suffix=()  # each member names its files _<label>_seed<S>_agent<A> itself
+    fi
+    local which="seed=$seeds"
+    [ "$BATCH_SEEDS" = 0 ] || which="seeds=$seeds"
+    local log="$LOG_DIR/${LABEL}_${which%%=*}${seeds}_agent${agent}.log"
+    if finished "$first" "$count" "$agent"; then
+        echo "[run_cw20] $which agent=$agent: finished earlier with the same settings, skipped"
         return
     fi
-    echo "[run_cw20] seed=$seed agent=$agent -> $log"
+    echo "[run_cw20] $which agent=$agent -> $log"
     # shellcheck disable=SC2086  # EXTRA_ARGS is a list of flags on purpose
     start_group run_python palr_plasticity_aware_lr/src/run_cw_experiments.py "$TASK_FLAG" \
-        --episodes_per_task "$EPISODES" --seeds 1 --batch_size "$BATCH_SIZE" \
-        --seed_offset "$seed" --agent_idx "$agent" --ckpt_suffix "$suffix" \
+        --episodes_per_task "$EPISODES" --seeds "$count" --batch_size "$BATCH_SIZE" \
+        --seed_offset "$first" --agent_idx "$agent" "${suffix[@]}" "${BATCH_ARGS[@]}" \
         --outdir "$(results_arg)" --no_progress $EXTRA_ARGS >"$log" 2>&1
     PIDS+=("$CHILD_PID")
-    LABELS+=("seed=$seed agent=$agent")
+    LABELS+=("$which agent=$agent")
     LOGS+=("$log")
     LAST_LOG="$log"
 }
@@ -235,10 +290,11 @@ wait_batch() {
     LOGS=()
 }
 
-for seed in $SEEDS; do
+for group in "${GROUPS_OF_SEEDS[@]}"; do
+    read -r first count <<< "$group"
     for agent in $AGENTS; do
         [ -z "$STOP_SIGNAL" ] || break 2  # stopping: no further run starts
-        launch_one "$seed" "$agent"
+        launch_one "$first" "$count" "$agent"
         if [ "${#PIDS[@]}" -ge "$PARALLEL" ]; then
             wait_batch
         fi

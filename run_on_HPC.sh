@@ -11,12 +11,13 @@
 #   bash run_on_HPC.sh --habitat --sweep        # the 4 DD-PPO configs x SEEDS
 #   bash run_on_HPC.sh --cartpole --sweep       # continual CartPole DQN, AGENTS x SEEDS, on CPU
 #   BATCH_SEEDS=1 bash run_on_HPC.sh --permuted-cartpole --sweep   # one task per agent (seeds batched)
+#   BATCH_SEEDS=1 bash run_on_HPC.sh --sweep        # CW20, the same
 #   bash run_on_HPC.sh --dry-run [...]          # print the job list + sbatch script(s), submit nothing
 #   SIF=none bash run_on_HPC.sh                 # no container: tasks run ./run.sh (the local .venv)
 #
 # Options: the domain, --cw (default) | --habitat | --cartpole | --permuted-cartpole | --jbw (or the
-# DOMAIN knob), --sweep, --nodes N and --gpus-per-node N (--habitat only), --no-merge (CW: no
-# dependent merge job), --dry-run, -h/--help.
+# DOMAIN knob), --sweep, --nodes N and --gpus-per-node N (--habitat only), --no-merge (no
+# dependent merge job after the array; CW and DQN have one), --dry-run, -h/--help.
 # Knobs (environment variables; integers are checked, bad input exits 2 with one line):
 #   DOMAIN       cw | habitat | cartpole | permuted_cartpole | jbw (default cw; an option wins)
 #   SIF          image (default <project>/palr_container.sif; "none" = no container)
@@ -31,11 +32,13 @@
 #   LOG_DIR      task logs <JOB_NAME>_<array job>_<task>.out, the .sbatch scripts and the .jobs
 #                job lists (default <results>/logs/slurm)
 #   CW:      TASKS (cw20 | cw10 | mt10 | mt10x2), EPISODES (200), BATCH_SIZE (2048), AGENT (4),
-#            AGENTS (sweep: "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results)
+#            AGENTS (sweep: "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results),
+#            BATCH_SEEDS (as DQN; configurations that do not batch, e.g. SAC-L2Reg or
+#            --preset cw-paper, are refused in one line)
 #   DQN:     AGENT (4), AGENTS (sweep: the launcher's default agents), RESULTS_DIR (runs in
 #            <RESULTS_DIR>/<domain>, as the launcher's default), BATCH_SEEDS (0; 1 = the
-#            consecutive SEEDS of one agent train together in one task, --batch_seeds); every
-#            task summarises the domain's output directory when its run ends (no merge job)
+#            consecutive SEEDS of one agent train together in one task, --batch_seeds); the
+#            tasks only train, the merge job summarises <RESULTS_DIR>/<domain> after them
 #   Habitat: CONFIG (palr_habitat/configs/ddppo_palr_fetch.yaml), AGENT (optional override),
 #            HABITAT_RESULTS (<project>/palr_habitat/results; runs in <name>_seed<S>),
 #            HABITAT_LAUNCHER (torchrun: srun starts one torchrun per node; srun: one srun task

@@ -143,6 +143,65 @@ def test_ctrl_c_checkpoints_every_run(tmp_path):
     _stop_a_tiny_sweep(tmp_path, signal.SIGINT, to_group=True)
 
 
+@pytest.mark.slow
+def test_batch_seeds_trains_each_agent_in_one_process_stops_with_75_and_resumes(tmp_path):
+    """BATCH_SEEDS=1: one --batch_seeds process per agent (its two seeds), one log per agent;
+    SIGTERM to the launcher saves every batch checkpoint and exits 75, --status reports the
+    members as running, the same command resumes the batches, publishes every run and merges."""
+    results = tmp_path / "results"
+    env = dict(os.environ, SIF="none", RESULTS_DIR=str(results), TASKS="cw10", EPISODES="3",
+               SEEDS="0 1", AGENTS="0 4", PARALLEL="2", BATCH_SIZE="32", BATCH_SEEDS="1",
+               EXTRA_ARGS=TINY + " --checkpoint_every 1")
+    command = ["bash", str(ROOT / "run_cw20.sh")]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, preexec_fn=as_terminal_job)
+    batches = [results / "batches" / f"{agent}_cw10first2_seeds0-1" / "checkpoint.pt"
+               for agent in ("SAC-FixedLR", "PALR-SAC")]
+    wait_for(lambda: all(b.exists() for b in batches), proc, "a checkpoint of both batches")
+    pythons = [pid for pid in processes_mentioning("--batch_seeds")
+               if pid in processes_mentioning(str(results))]
+    assert {_agent_of(pid) for pid in pythons} == {"0", "4"}  # a process per agent, not per run
+    assert all("--seeds 2 " in _command_of(pid) for pid in pythons)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 75, out + err
+    assert "[run_cw20] 2 seed batch(es), one per agent, of cw10first2 to run" in out, out
+    assert "run the same command again to resume" in err
+    assert not any(alive(pid) for pid in pythons) and processes_mentioning(str(results)) == []
+    status = subprocess.run(
+        [sys.executable, str(ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"),
+         "--cw10", *TINY.split(), "--episodes_per_task", "3", "--batch_size", "32", "--seeds", "2",
+         "--agents", "0", "4", "--checkpoint_every", "1", "--outdir", str(results),
+         "--batch_seeds", "--status"], capture_output=True, text=True, timeout=300)
+    assert [line.split()[2] for line in status.stdout.splitlines()] == ["running"] * 4, status
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "run 2/2 done: seeds=0-1 agent=4" in resumed.stdout, resumed.stdout
+    for agent in (0, 4):
+        assert (results / "logs" / f"cw10first2_seeds0-1_agent{agent}.log").exists()
+        for seed in (0, 1):
+            run = json.loads((results / f"cw_checkpoint_cw10first2_seed{seed}_agent{agent}.json")
+                             .read_text())
+            assert run["status"] == "finished" and run["batched_with"] == [0, 1]
+            assert len(run["episodes"]["score"]) == 6
+            assert [e["kind"] for e in run["events"]].count("resumed") == 1
+    merged = json.loads((results / "cw10first2_raw_results.json").read_text())
+    assert merged["agents"] == ["SAC-FixedLR", "PALR-SAC"]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished earlier with the same settings, skipped") == 2
+
+
+def _command_of(pid):
+    return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\0", " ")
+
+
+def _agent_of(pid):
+    """The --agent_idx of the run process ``pid``."""
+    argv = _command_of(pid).split()
+    return argv[argv.index("--agent_idx") + 1]
+
+
 HUGE = "99999999999999999999"  # beyond bash's 64-bit integers
 
 
@@ -159,11 +218,20 @@ HUGE = "99999999999999999999"  # beyond bash's 64-bit integers
     ({"PARALLEL": "0"}, "PARALLEL must be an integer >= 1"),
     ({"PARALLEL": HUGE}, "PARALLEL must be an integer from 1 to 2147483647"),
     ({"TASKS": "cw30"}, "TASKS must be cw20, cw10, mt10 or mt10x2"),
+    ({"BATCH_SEEDS": "2"}, "BATCH_SEEDS must be an integer from 0 to 1"),
+    ({"BATCH_SEEDS": "1", "SEEDS": "0 2"}, "BATCH_SEEDS=1 trains an agent's SEEDS as one batch"),
+    ({"BATCH_SEEDS": "1", "SEEDS": "0 1", "EXTRA_ARGS": TINY + " --network cw"},
+     "network 'cw' is not supported"),
+    ({"BATCH_SEEDS": "1", "EXTRA_ARGS": TINY + " --preset cw-paper"},
+     "preset cw-paper gives the agent the task id"),
 ])
 def test_bad_knobs_are_rejected(tmp_path, env, message):
     proc = run_cw20(tmp_path, **env)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("run_cw20.sh: error: ")
+    if env.get("BATCH_SEEDS") == "1":  # the knobs that fix it
+        assert "BATCH_SEEDS=0" in proc.stderr or "consecutive" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -181,6 +249,8 @@ def test_single_run_seed_and_agent_are_checked(tmp_path, env, message):
 
 def test_single_needs_seed_and_agent_and_unknown_option_fails(tmp_path):
     assert "needs SEED and AGENT" in run_cw20(tmp_path, "--single").stderr
+    batched = run_cw20(tmp_path, "--single", SEED="0", AGENT="4", BATCH_SEEDS="1")
+    assert batched.returncode == 2 and "unset it for --single" in batched.stderr
     assert run_cw20(tmp_path, "--bogus").returncode == 2
 
 

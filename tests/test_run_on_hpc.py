@@ -175,10 +175,12 @@ def test_container_mode_builds_the_missing_image_and_binds_the_tree(tmp_path):
     assert f"--outdir {tmp_path}/results " in job_list(proc.stdout)[0][1]
 
 
-def test_dqn_dry_run_is_a_cpu_array_of_the_launchers_runs_without_merge(tmp_path):
+def test_dqn_dry_run_is_a_cpu_array_of_the_launchers_runs_then_one_summary_job(tmp_path):
     proc = dry_run(tmp_path, "--permuted-cartpole", "--sweep", SEEDS="0 1 2", BATCH_SEEDS="1")
     assert proc.returncode == 0, proc.stderr
-    (array,) = scripts(proc.stdout).values()  # no merge job: each task summarises its outdir
+    found = scripts(proc.stdout)
+    array_path, array = next((p, t) for p, t in found.items() if "-merge_" not in p)
+    merge_path, merge = next((p, t) for p, t in found.items() if "-merge_" in p)
     for line in ("#SBATCH --array=0-1", "#SBATCH --job-name=palr-permuted_cartpole",
                  "#SBATCH --cpus-per-task=1", "#SBATCH --mem=8G", "#SBATCH --requeue",
                  "#SBATCH --signal=B:USR1@90", "LAUNCH=(./run.sh python)"):
@@ -189,7 +191,18 @@ def test_dqn_dry_run_is_a_cpu_array_of_the_launchers_runs_without_merge(tmp_path
         "permuted_cartpole seeds 0-1-2 agent 0", "permuted_cartpole seeds 0-1-2 agent 4"]
     assert runs[1][1] == ("palr_plasticity_aware_lr/src/run_permuted_cartpole.py --agent_idx 4 "
                           f"--seeds 3 --seed_offset 0 --batch_seeds --outdir "
-                          f"{tmp_path}/results/permuted_cartpole --jobs 1 --no_progress")
+                          f"{tmp_path}/results/permuted_cartpole --jobs 1 --no_progress "
+                          "--no_summary")
+    # the tasks only train; one job after the whole array summarises the output directory
+    assert "#SBATCH --job-name=palr-permuted_cartpole-merge" in merge
+    assert merge.rstrip().endswith(
+        "exec ./run.sh python palr_plasticity_aware_lr/src/run_permuted_cartpole.py "
+        f"--summary_only --outdir {tmp_path}/results/permuted_cartpole")
+    assert f"sbatch --parsable {array_path}" in proc.stdout
+    assert f"--dependency=afterany:<array job id> {merge_path}" in proc.stdout
+    no_merge = dry_run(tmp_path, "--permuted-cartpole", "--no-merge", SEEDS="0")
+    assert no_merge.returncode == 0, no_merge.stderr
+    assert len(scripts(no_merge.stdout)) == 1 and "--dependency" not in no_merge.stdout
     # the DOMAIN knob is the option's equivalent
     knob = dry_run(tmp_path, "--sweep", DOMAIN="permuted_cartpole", SEEDS="0 1 2", BATCH_SEEDS="1")
     assert job_list(knob.stdout) == runs
@@ -205,6 +218,7 @@ VARIANTS = {
     "habitat-container": (("--habitat",), {"SIF": "@sif", "SBATCH_EXTRA": "--constraint=a100"}),
     "jbw-batched": (("--jbw", "--sweep"), {"BATCH_SEEDS": "1"}),
     "cartpole-container": (("--cartpole",), {"SIF": "@sif", "GPUS": "1"}),
+    "cw-batched": ((), {"BATCH_SEEDS": "1", "SIF": "@sif"}),
 }
 
 

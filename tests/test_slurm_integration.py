@@ -4,8 +4,10 @@ without a container (SIF=none).
 
 Checks: a tiny CW sweep runs as a job array (one log per task, a cw_checkpoint json per seed, the
 dependent merge job); a tiny continual CartPole sweep runs one array task per agent with its
-seeds batched (BATCH_SEEDS=1) and summarises its output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
-resume to the end, for a CW run and for the Habitat trainer under srun + torchrun; scancel is
+seeds batched (BATCH_SEEDS=1), the tasks only train and the dependent merge job summarises the
+output directory; SIGUSR1 to a task makes the run checkpoint, the task requeue itself and
+resume to the end, for a CW run, a CW seed batch (BATCH_SEEDS=1: its batch checkpoint) and the
+Habitat trainer under srun + torchrun; scancel is
 reported as CANCELLED and not requeued. The daemons are stopped by PID at the end.
 
 Needs root (the daemons run as root) and the Debian packages slurmctld, slurmd, slurm-client and
@@ -327,13 +329,13 @@ def test_tiny_cw_sweep_runs_as_an_array_with_logs_results_and_merge(cluster, tmp
     assert again.returncode == 0 and "nothing to submit" in again.stderr
 
 
-def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_and_summarises(cluster, tmp_path):
+def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_then_one_summary_job(cluster, tmp_path):
     results = tmp_path / "results"
     env = dict(RESULTS_DIR=str(results), SEEDS="0 1", AGENTS="0 4", BATCH_SEEDS="1",
                EXTRA_ARGS=TINY_CARTPOLE)
     array, merge, out = submit(cluster, "--cartpole", "--sweep", **env)
-    assert array and merge is None, out
-    wait_done(cluster, array)
+    assert array and merge, out
+    wait_done(cluster, array, merge)
     outdir = results / "cartpole"
     for task, agent in enumerate(("DQN-FixedLR", "PALR-DQN")):
         for seed in (0, 1):
@@ -342,10 +344,13 @@ def test_tiny_cartpole_sweep_runs_seed_batches_as_an_array_and_summarises(cluste
             assert run["batched_with"] == [0, 1]
         log = (results / "logs" / "slurm" / f"palr-cartpole_{array}_{task}.out").read_text()
         assert f"seeds 0-1 agent {(0, 4)[task]}" in log and "run exited with status 0" in log
+        assert "not summarised" in log and "[summary]" not in log  # the tasks only train
     merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
     assert sorted(merged["agents"]) == ["DQN-FixedLR", "PALR-DQN"]
-    done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array]
-    assert sorted(r["ArrayTaskId"] for r in done) == ["0", "1"]
+    merge_log = (results / "logs" / "slurm" / f"palr-cartpole-merge_{merge}.out").read_text()
+    assert "[summary] 4 run(s)" in merge_log, merge_log
+    done = [r for r in jobcomp(cluster) if r.get("ArrayJobId") == array or r["JobId"] == merge]
+    assert sorted(r.get("ArrayTaskId", "merge") for r in done) == ["0", "1", "merge"]
     assert all(r["JobState"] == "COMPLETED" for r in done), done
     again = subprocess.run(["bash", str(ROOT / "run_on_HPC.sh"), "--cartpole", "--sweep"],
                            env=dict(cluster.env, SIF="none", MEM="", **env),
@@ -367,6 +372,34 @@ def test_usr1_makes_the_task_checkpoint_requeue_and_resume(cluster, tmp_path):
     assert log.rstrip().endswith("run exited with status 0"), log
     run = json.loads((results / "cw_checkpoint_cw10first2_seed0_agent4.json").read_text())
     assert run["status"] == "finished" and len(run["episodes"]["score"]) == 8
+    info = job_info(cluster, f"{array}_0")[0]
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
+
+
+def test_usr1_requeues_a_cw_seed_batch_which_resumes_its_batch_checkpoint(cluster, tmp_path):
+    results = tmp_path / "results"
+    array, merge, out = submit(cluster, RESULTS_DIR=str(results), TASKS="cw10", EPISODES="3",
+                               BATCH_SIZE="32", SEEDS="0 1", AGENT="4", BATCH_SEEDS="1",
+                               EXTRA_ARGS=TINY_CW)
+    assert array and merge, out
+    checkpoint = results / "batches" / "PALR-SAC_cw10first2_seeds0-1" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists():
+        assert time.time() < deadline, "no batch checkpoint"
+        time.sleep(0.2)
+    cluster.run("scancel", "--signal=USR1", "--batch", f"{array}_0")
+    wait_done(cluster, array, merge)
+    log = (results / "logs" / "slurm" / f"palr-cw10_{array}_0.out").read_text()
+    assert "cw10 seeds 0-1 agent 4" in log and "got SIGUSR1" in log, log
+    assert "run exited with status 75" in log and f"requeueing {array}_0" in log, log
+    assert "(start 2)" in log and log.rstrip().endswith("run exited with status 0"), log
+    for seed in (0, 1):
+        run = json.loads((results / f"cw_checkpoint_cw10first2_seed{seed}_agent4.json").read_text())
+        assert run["status"] == "finished" and run["batched_with"] == [0, 1]
+        assert len(run["episodes"]["score"]) == 6
+        assert [e["kind"] for e in run["events"]].count("resumed") == 1
+    merged = json.loads((results / "cw10first2_raw_results.json").read_text())
+    assert merged["agents"] == ["PALR-SAC"]
     info = job_info(cluster, f"{array}_0")[0]
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
 

@@ -129,6 +129,50 @@ def test_bad_input_is_one_line_and_writes_nothing(plan, tmp_path, knobs, message
     assert list((tmp_path / "results").iterdir()) == []
 
 
+def test_cw_batch_seeds_makes_one_task_per_agent_of_the_launchers_own_batches(plan, tmp_path):
+    knobs = dict(CW_KNOBS, SEEDS="3 4 6", BATCH_SEEDS="1")
+    status, out, err = plan("--sweep", "--dry-run", **knobs)
+    assert status == 0, err
+    runs = printed_jobs(out)
+    assert [label.split(" -> ")[0] for label, _ in runs] == [
+        "cw10 seeds 3-4 agent 0", "cw10 seeds 3-4 agent 4", "cw10 seeds 6 agent 0",
+        "cw10 seeds 6 agent 4"]
+    assert all("--batch_seeds" in argv for _, argv in runs)
+    assert "Continual World cw10, 4 seed batches" in out
+    assert "bash ./run_cw20.sh --merge" in out  # the merge job still merges every run
+    from palr.batched.runner import batch_jobs
+    (batch,) = batch_jobs(make_jobs(build_parser().parse_args(runs[1][1][1:])))
+    sweep = [j for j in make_jobs(build_parser().parse_args(
+        ["--cw10", "--num_tasks", "2", "--episodes_per_task", "2", "--batch_size", "32",
+         "--seeds", "2", "--seed_offset", "3", "--agents", "4", "--device", "cpu",
+         "--outdir", str(tmp_path / "results")]))]
+    assert [(j.seed, j.run_dir, j.identity) for j in batch.members] == \
+        [(j.seed, j.run_dir, j.identity) for j in sweep]
+    assert batch.run_dir == str(tmp_path / "results" / "batches" / "PALR-SAC_cw10first2_seeds3-4")
+    # a batch is left out once every member has finished (published or not)
+    (tmp_path / "results").mkdir()
+    for job in batch.members:
+        checkpoint_json(job).write_text(json.dumps({"status": "finished",
+                                                    "identity": job.identity}))
+    status, out, err = plan("--sweep", "--dry-run", **knobs)
+    assert status == 0 and array_line(out) == "#SBATCH --array=0,2-3", err
+    assert "cw10 seeds 3-4 agent 4" in err and "finished with the same settings, skipped" in err
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ({"EXTRA_ARGS": "--num_tasks 2 --preset cw-paper"},
+     "preset cw-paper gives the agent the task id"),
+    ({"EXTRA_ARGS": "--num_tasks 2 --network cw"}, "network 'cw' is not supported"),
+    ({"EXTRA_ARGS": "--num_tasks 2 --reference"}, "reference runs do not run seed-batched"),
+])
+def test_cw_batch_seeds_refuses_what_does_not_batch_in_one_line(plan, tmp_path, knobs, message):
+    (tmp_path / "results").mkdir()
+    status, out, err = plan("--sweep", **dict(CW_KNOBS, BATCH_SEEDS="1", **knobs))
+    assert status == 2 and out == "" and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "BATCH_SEEDS=0" in err, err
+    assert list((tmp_path / "results").iterdir()) == []
+
+
 def test_habitat_job_list_names_each_run_by_config_and_seed(plan, tmp_path):
     status, out, err = plan("--habitat", "--sweep", "--dry-run", SEEDS="0 1")
     assert status == 0, err
@@ -209,7 +253,10 @@ def test_dqn_job_list_is_the_sweeps_own_runs_on_cpu(plan, tmp_path):
         sorted((key(j), j.run_dir, j.identity) for j in sweep)
     script = out.split("# ---- sbatch script: ", 1)[1]
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=8G" in script
-    assert "--gres" not in script and "merge" not in out  # CPU; each task summarises its outdir
+    assert "--gres" not in script  # CPU
+    assert all(argv.count("--no_summary") == 1 for _, argv in runs)  # tasks only train
+    assert f"--summary_only --outdir {tmp_path}/results/cartpole" in out  # the merge job
+    assert "--dependency=afterany:<array job id>" in out
     assert not (tmp_path / "results").exists(), "a dry run wrote files"
 
 
@@ -260,7 +307,7 @@ def test_dqn_finished_runs_and_batches_are_left_out_and_other_settings_refused(p
 
 
 @pytest.mark.parametrize("options, knobs, message", [
-    ((), {"BATCH_SEEDS": "1"}, "BATCH_SEEDS=1 is for the DQN domains"),
+    (("--habitat",), {"BATCH_SEEDS": "1"}, "BATCH_SEEDS=1 is for Continual World and the DQN"),
     (("--domain", "jbw"), {"BATCH_SEEDS": "2"}, "BATCH_SEEDS must be an integer from 0 to 1"),
     (("--domain", "cartpole"), {"AGENT": "9"}, "AGENT value 9 is not an agent index; valid: 0-7 "
                                                "(0=DQN-FixedLR ... 4=PALR-DQN"),
@@ -272,3 +319,41 @@ def test_dqn_bad_knobs_are_one_line_and_write_nothing(plan, tmp_path, options, k
     assert status == 2 and out == "" and message in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_dqn_array_tasks_only_train_and_the_merge_job_summarises_them_all(plan, tmp_path):
+    """The written scripts run as SLURM would run them (outside SLURM: bash, the task index in
+    SLURM_ARRAY_TASK_ID): no task writes the summary, the merge job then summarises every run."""
+    tiny = "--phase_episodes 2 --learning_starts 50 --hidden_sizes 32 --probe_steps 0 " \
+           "--no_tensorboard"
+    status, out, err = plan("--domain", "cartpole", SEEDS="0 1", AGENT="4", EXTRA_ARGS=tiny)
+    assert status == 0, err
+    files = dict(line.split(" ", 1) for line in out.splitlines())
+    outdir = tmp_path / "results" / "cartpole"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    for task in (0, 1):
+        proc = subprocess.run(["bash", files["array"]], capture_output=True, text=True,
+                              env=dict(env, SLURM_ARRAY_TASK_ID=str(task)), timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "--no_summary" in proc.stderr and "[summary]" not in proc.stdout
+    assert sorted(p.name for p in (outdir / "runs").iterdir()) == ["PALR-DQN_seed0",
+                                                                  "PALR-DQN_seed1"]
+    assert not (outdir / "RESULTS_SUMMARY.txt").exists()
+    assert not (outdir / "cartpole_raw_results.json").exists()
+    proc = subprocess.run(["bash", files["merge"]], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    merged = json.loads((outdir / "cartpole_raw_results.json").read_text())
+    assert merged["agents"] == ["PALR-DQN"]
+    assert "2 run(s)" in proc.stdout and (outdir / "RESULTS_SUMMARY.txt").is_file()
+
+
+def test_dqn_summary_only_refuses_an_outdir_without_runs(tmp_path):
+    proc = subprocess.run([str(ROOT / "run.sh"), "python",
+                           "palr_plasticity_aware_lr/src/run_experiments.py", "--summary_only",
+                           "--outdir", str(tmp_path / "empty")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no runs in" in proc.stderr
+    assert not (tmp_path / "empty").exists()

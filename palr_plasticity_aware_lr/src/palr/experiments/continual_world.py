@@ -148,7 +148,8 @@ def _parser_and_bindings() -> tuple:
                              "(default palr_plasticity_aware_lr/results)")
     parser.add_argument("--status", action="store_true",
                         help="train nothing: print '<seed> <agent> <new|running|finished> <file>' "
-                             "for every run these flags name (exit 2 if one holds other settings)")
+                             "for every run these flags name (exit 2 if one holds other settings, "
+                             "or with --batch_seeds a configuration that does not batch)")
     parser.add_argument("--label", action="store_true",
                         help="train nothing: print the sequence label these flags run (cw20, "
                              "cw10first2, ...), which names their files")
@@ -494,13 +495,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.label:  # creates nothing
             print(jobs[0].options["label"])
             return 0
-        if args.status:  # creates nothing
-            print_status(jobs, args.batch_seeds)
-            return 0
-        if args.batch_seeds:  # refused before anything runs, naming the fix
+        if args.batch_seeds:  # refused before anything runs (or is asked about), naming the fix
             from palr.batched.cw_runner import check_batchable
             for job in jobs:
                 check_batchable(job)
+        if args.status:  # creates nothing
+            print_status(jobs, args.batch_seeds)
+            return 0
         check_writable_dir(args.outdir)
         create_dir(args.outdir)
     except UsageError as err:

@@ -169,6 +169,7 @@ def _parser_and_bindings(domain: DQNDomain) -> Tuple[argparse.ArgumentParser, Fl
     add_common_run_args(parser)
     parser.set_defaults(jobs=min(2, os.cpu_count() or 1))  # small runs: use both cores
     add_batch_seeds_arg(parser)  # seed-batched training: the dispatch is in main()
+    add_summary_args(parser)
     by_dest = {a.dest: a for a in parser._actions}
     sweep_actions = [by_dest[dest] for dest in SWEEP_FLAGS]
     sweep_section = flag_section(
@@ -201,6 +202,19 @@ def resolve_config(domain: DQNDomain, args: argparse.Namespace) -> Tuple[Any, Di
     agent, schedule = split_dqn_settings(domain.dqn_defaults)
     return resolve_tree(args, config_bindings(domain),
                         defaults={"dqn": agent, "schedule": schedule})
+
+
+def add_summary_args(parser: argparse.ArgumentParser) -> None:
+    """``--no_summary`` and ``--summary_only``: train and summarise in separate processes, as a
+    SLURM array does (its tasks train, one dependent job summarises the output directory once
+    they have all ended, so no two processes write the summary files at once)."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no_summary", action="store_true",
+                       help="train only: leave the merged results, summary and plots of --outdir "
+                            "to a later --summary_only")
+    which.add_argument("--summary_only", action="store_true",
+                       help="train nothing: merge, summarise and plot the runs already in "
+                            "--outdir")
 
 
 def add_dqn_arguments(parser: argparse.ArgumentParser, domain: DQNDomain) -> None:
@@ -397,28 +411,60 @@ def main(domain: DQNDomain, argv: Optional[Sequence[str]] = None) -> int:
         torch_threads()
         jobs = make_jobs(domain, args)  # args.outdir, args.jobs: as resolved (flag, --set, file)
         outdir = check_writable_dir(args.outdir)
+        if args.summary_only:
+            check_has_runs(outdir)
         create_dir(outdir)
     except UsageError as err:
         fail(parser.prog, str(err))
-    from palr.experiments.sweep import SweepStopped, collection, execute_for_cli, finalize
+    if not args.summary_only:
+        status = train(parser.prog, jobs, args)
+        if status:
+            return status
+    if args.no_summary:
+        print(f"runs: {outdir / 'runs'} (not summarised, --no_summary: {parser.prog} "
+              f"--summary_only --outdir {outdir} summarises them)", file=sys.stderr)
+        return 0
+    return summarise(parser.prog, domain, outdir, args.batch_seeds)
+
+
+def check_has_runs(outdir: pathlib.Path) -> None:
+    """UsageError unless ``outdir`` holds runs to summarise (``--summary_only``)."""
+    from palr.experiments.sweep import collection
+    if not collection(outdir):
+        raise UsageError(f"no runs in {outdir / 'runs'} to summarise; train them first "
+                         "(without --summary_only), or give the --outdir they are in")
+
+
+def train(prog: str, jobs: Sequence[RunJob], args: argparse.Namespace) -> int:
+    """Train (or resume) ``jobs`` as the sweep, seed-batched with ``--batch_seeds``; the exit
+    status of a stopped sweep (2, 75 or 1), else 0."""
+    from palr.experiments.sweep import SweepStopped, execute_for_cli
     configure_torch()
     run_one: Callable[[Any], Any] = run_dqn_job
+    to_run: Sequence[Any] = jobs
     if args.batch_seeds:  # one job per agent, its seeds batched (palr.batched.runner)
         from palr.batched.runner import batched_sweep
-        jobs, run_one = batched_sweep(jobs)
+        to_run, run_one = batched_sweep(jobs)
     try:
-        execute_for_cli(parser.prog, jobs, run_one, parallel=args.jobs)
+        execute_for_cli(prog, to_run, run_one, parallel=args.jobs)
     except SweepStopped as stop:
         return stop.exit_status
+    return 0
+
+
+def summarise(prog: str, domain: DQNDomain, outdir: pathlib.Path, batch_seeds: bool) -> int:
+    """Merge, summarise and plot every run in ``outdir`` (this launch's and earlier ones');
+    exit status 0, or one line and 1 (a full disk) or 2 (runs of other settings)."""
+    from palr.experiments.sweep import collection, finalize
     runs = collection(outdir)
     try:
         finalize(runs, outdir / f"{domain.name}_raw_results.json",
                  outdir / "RESULTS_SUMMARY.txt", outdir / "plots")
     except OSError as err:  # a full disk: one line; the runs and earlier files are intact
-        fail(parser.prog, output_failure(err, "--outdir"), status=1)
+        fail(prog, output_failure(err, "--outdir"), status=1)
     except ValueError as err:  # runs of other settings in the same output directory
-        fail(parser.prog, f"cannot summarise {outdir}: {err}")
-    where = ("result.json and tb/; each batch's checkpoint.pt in batches/" if args.batch_seeds
+        fail(prog, f"cannot summarise {outdir}: {err}")
+    where = ("result.json and tb/; each batch's checkpoint.pt in batches/" if batch_seeds
              else "result.json, checkpoint.pt and tb/")
     print(f"results: {outdir} ({len(runs)} runs summarised: {domain.name}_raw_results.json, "
           f"RESULTS_SUMMARY.txt, plots/, runs/<agent>_seed<k>/ with {where})", file=sys.stderr)

@@ -1,8 +1,10 @@
 """SLURM job arrays for the sweeps: ``python -m palr.experiments.slurm`` (run_on_HPC.sh calls it).
 
-One array task per run (a DQN domain's with BATCH_SEEDS=1: per seed batch of one agent), built from the launchers' own job lists and run identities, so that the
-array holds exactly the runs a local sweep would train, finished runs (same settings) are left
-out and a run directory of other settings stops the submission with one line (exit status 2):
+One array task per run (with BATCH_SEEDS=1, CW and DQN: per seed batch of one agent), built
+from the launchers' own job lists and run identities, so that the array holds exactly the runs a
+local sweep would train, finished runs (same settings) are left out and a run directory of other
+settings stops the submission with one line (exit status 2); CW and DQN arrays are followed by
+one merge job (``--dependency=afterany``) that merges and summarises every run. Modules:
 
 - :mod:`.knobs`: the run_on_HPC.sh knobs (environment variables), checked;
 - :mod:`.runs`: the runs of a Continual World, DQN (continual CartPole, permuted CartPole,

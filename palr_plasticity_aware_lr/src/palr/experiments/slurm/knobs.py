@@ -103,7 +103,7 @@ class Knobs:
     batch_size: int
     agents: List[int]
     results_dir: str
-    # DQN domains
+    # Continual World and the DQN domains
     batch_seeds: bool
     # Habitat
     config: str
@@ -151,9 +151,9 @@ def read_knobs(env: Mapping[str, str], domain: Optional[str], sweep: bool, proje
     cpus = check_int("CPUS", get("CPUS", "4"), 1)
     gpus = check_int("GPUS", get("GPUS", "1"), 0)
     batch_seeds = bool(check_int("BATCH_SEEDS", get("BATCH_SEEDS", "0"), 0, 1))
-    if batch_seeds and not dqn:
-        raise UsageError(f"BATCH_SEEDS=1 is for the DQN domains ({', '.join(DQN_DOMAINS)}); "
-                         f"unset it for {domain}")
+    if batch_seeds and habitat:
+        raise UsageError(f"BATCH_SEEDS=1 is for Continual World and the DQN domains "
+                         f"({', '.join(DQN_DOMAINS)}); unset it for {domain}")
     nodes = check_int("NODES", get("NODES", "1"), 1)
     signal_lead = check_int("SIGNAL_LEAD", get("SIGNAL_LEAD", "90"), 1)
     limit = get("ARRAY_LIMIT", "")

@@ -38,7 +38,9 @@ def build_parser() -> OneLineParser:
                         help="Habitat DD-PPO (--domain habitat)")
     parser.add_argument("--sweep", action="store_true", help="CW and DQN: AGENTS x SEEDS "
                         "(else AGENT x SEEDS); Habitat: the four DD-PPO configs x SEEDS")
-    parser.add_argument("--no-merge", action="store_true", help="CW: no dependent merge job")
+    parser.add_argument("--no-merge", action="store_true",
+                        help="no dependent merge job after the array (CW: merge + plots; DQN: "
+                             "merged results, summary and plots; Habitat has none)")
     parser.add_argument("--dry-run", action="store_true", help="print, write nothing")
     parser.add_argument("--project", default=os.getcwd(),
                         help="the project directory as the cluster sees it (default: here; "
@@ -83,7 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not todo:
         _info(prog, f"all {len(runs)} runs have finished already; nothing to submit")
         return 0
-    merge = knobs.domain == "cw" and not args.no_merge  # a DQN task summarises its outdir itself
+    # the array's tasks only train: one job after them all merges and summarises, so no two
+    # processes write the merged files at once and the summary covers every run
+    merge = not knobs.habitat and not args.no_merge
     stamp = f"{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
     base = os.path.join(knobs.log_dir, f"{knobs.job_name}_{stamp}")
     files = {"array": base + ".sbatch", "jobs": base + ".jobs"}
@@ -91,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              "jobs": job_list(runs)}
     if merge:
         files["merge"] = os.path.join(knobs.log_dir, f"{knobs.job_name}-merge_{stamp}.sbatch")
-        texts["merge"] = merge_script(knobs, project)
+        texts["merge"] = merge_script(knobs, project, container)
     summary = f"{len(todo)} of {len(runs)} runs"
     if args.dry_run:
         _print_dry_run(files, texts)

@@ -1,7 +1,7 @@
 """The batch scripts: ``scripts/slurm/job.sbatch.template`` (one array task = one run, with the
 SIGUSR1/SIGTERM -> checkpoint -> exit 75 -> ``scontrol requeue`` supervisor) and
-``merge.sbatch.template`` (Continual World's dependent merge job), filled in by name
-(``@NAME@``), plus the job list the array tasks read (one line per run).
+``merge.sbatch.template`` (the dependent merge job of a Continual World or DQN array), filled
+in by name (``@NAME@``), plus the job list the array tasks read (one line per run).
 
 Nothing here decides which runs exist: :mod:`palr.experiments.slurm.runs` does.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from palr.experiments.slurm.knobs import Knobs
-from palr.experiments.slurm.runs import Run
+from palr.experiments.slurm.runs import Run, dqn_summary_command
 
 TEMPLATE_DIR = os.path.join("scripts", "slurm")
 #: the python environment of the Habitat trainer inside palr_container.sif
@@ -135,8 +135,8 @@ def array_script(knobs: Knobs, project: str, runs: Sequence[Run], todo: Sequence
                 f"({knobs.habitat_launcher})")
     else:
         per_node, cpus, nodes = 1, knobs.cpus, 1
-        what = f"Continual World {knobs.tasks}, {len(runs)} runs" if not knobs.dqn else \
-            f"DQN {knobs.domain}, {len(runs)} " + ("seed batches" if knobs.batch_seeds else "runs")
+        what = (f"Continual World {knobs.tasks}" if not knobs.dqn else f"DQN {knobs.domain}") + \
+            f", {len(runs)} " + ("seed batches" if knobs.batch_seeds else "runs")
     rest = [f"--array={array_spec(todo, knobs.array_limit)}", "--open-mode=append",
             f"--nodes={nodes}", f"--ntasks-per-node={per_node}", f"--cpus-per-task={cpus}",
             f"--time={knobs.time}", *([f"--mem={knobs.mem}"] if knobs.mem else []),
@@ -152,18 +152,28 @@ def array_script(knobs: Knobs, project: str, runs: Sequence[Run], todo: Sequence
         "CHECK": words(check)})
 
 
-def merge_script(knobs: Knobs, project: str) -> str:
-    """Continual World's merge + plots of the array's checkpoints (run_cw20.sh --merge)."""
+def merge_script(knobs: Knobs, project: str, container: Optional[Container] = None) -> str:
+    """The merge job run after the array (``sbatch --dependency=afterany:<array>``): Continual
+    World's merge + plots of the array's checkpoints (run_cw20.sh --merge), a DQN domain's
+    merge, summary and plots of its output directory (the launcher's ``--summary_only``)."""
     header = directives(knobs, f"{knobs.job_name}-merge", f"{knobs.log_dir}/%x_%j.out",
                         ["--ntasks=1", "--cpus-per-task=1", "--time=00:30:00"])
-    env = {"SIF": knobs.sif, "TASKS": knobs.tasks, "RESULTS_DIR": knobs.results_dir,
-           "EXTRA_ARGS": " ".join(knobs.extra_args), "SEEDS": " ".join(map(str, knobs.seeds)),
-           "AGENTS": " ".join(map(str, knobs.agents)), "EPISODES": str(knobs.episodes),
-           "BATCH_SIZE": str(knobs.batch_size), "PARALLEL": "1"}
+    if knobs.dqn:
+        launch, _ = launch_words(knobs, project, container)
+        command = words([*launch, *dqn_summary_command(
+            knobs, task_path(knobs.dqn_outdir, project, container))])
+        what = f"merge, summary and plots of the {knobs.domain} runs in {knobs.dqn_outdir}"
+    else:
+        env = {"SIF": knobs.sif, "TASKS": knobs.tasks, "RESULTS_DIR": knobs.results_dir,
+               "EXTRA_ARGS": " ".join(knobs.extra_args), "SEEDS": " ".join(map(str, knobs.seeds)),
+               "AGENTS": " ".join(map(str, knobs.agents)), "EPISODES": str(knobs.episodes),
+               "BATCH_SIZE": str(knobs.batch_size), "PARALLEL": "1"}
+        command = "env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + \
+            " bash ./run_cw20.sh --merge"
+        what = f"merge + plots of the {knobs.tasks} runs after the array"
     return fill(_read_template("merge.sbatch.template"), {
-        "SBATCH": header, "DESCRIPTION": f"merge + plots of the {knobs.tasks} runs after the array",
-        "PROJ_DIR": shlex.quote(project),
-        "MERGE_ENV": " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())})
+        "SBATCH": header, "DESCRIPTION": what, "PROJ_DIR": shlex.quote(project),
+        "MERGE": command})
 
 
 __all__ = ["Container", "task_path", "array_spec", "words", "job_list", "directives", "fill",

@@ -6,9 +6,9 @@ The per-run command is built in one place (:func:`cw_command`, :func:`dqn_comman
 runs (and run names) the launchers' own job lists give: Continual World through
 :func:`palr.experiments.continual_world.make_jobs` and the run identity's finished test
 (:meth:`palr.experiments.sweep.RunJob.state`), the DQN domains through
-:func:`palr.experiments.dqn_launcher.make_jobs` (seed batches through
-:func:`palr.batched.runner.batch_jobs`), Habitat through ``palr_trainer.py --check`` (the
-trainer runs in its own environment, maybe another python).
+:func:`palr.experiments.dqn_launcher.make_jobs` (seed batches of either through
+:func:`palr.batched.runner.batch_jobs`, as their ``--batch_seeds`` sweeps), Habitat through
+``palr_trainer.py --check`` (the trainer runs in its own environment, maybe another python).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from palr.errors import UsageError
 from palr.experiments.slurm.knobs import Knobs
@@ -46,14 +46,17 @@ class Run:
     state: str = NEW
 
 
-def cw_command(knobs: Knobs, seed: int, agent: int, outdir: str) -> List[str]:
-    """The ``run_cw_experiments.py`` command of one Continual World run (no ``--ckpt_suffix``:
-    the run names its files ``_<sequence label>_seed<S>_agent<A>`` itself)."""
+def cw_command(knobs: Knobs, seeds: Sequence[int], agent: int, outdir: str) -> List[str]:
+    """The ``run_cw_experiments.py`` command of one array task: one Continual World run
+    (``--seeds 1``), or with BATCH_SEEDS the consecutive ``seeds`` of one agent trained as one
+    batch (``--batch_seeds``). No ``--ckpt_suffix``: each run names its files
+    ``_<sequence label>_seed<S>_agent<A>`` itself."""
     device = ["--device", "cpu"] if knobs.gpus == 0 else []
+    batch = ["--batch_seeds"] if knobs.batch_seeds else []
     return [CW_SCRIPT, *_CW_SEQUENCE_FLAGS[knobs.tasks], "--episodes_per_task", str(knobs.episodes),
-            "--seeds", "1", "--batch_size", str(knobs.batch_size), "--seed_offset", str(seed),
-            "--agent_idx", str(agent), "--outdir", outdir, "--no_progress", *device,
-            *knobs.extra_args]
+            "--seeds", str(len(seeds)), "--batch_size", str(knobs.batch_size), "--seed_offset",
+            str(seeds[0]), "--agent_idx", str(agent), *batch, "--outdir", outdir, "--no_progress",
+            *device, *knobs.extra_args]
 
 
 def habitat_command(knobs: Knobs, config: str, seed: int, outdir: str) -> List[str]:
@@ -65,13 +68,23 @@ def habitat_command(knobs: Knobs, config: str, seed: int, outdir: str) -> List[s
 
 def dqn_command(knobs: Knobs, agent: int, seeds: Sequence[int], outdir: str) -> List[str]:
     """The DQN launcher command of one array task: one run (``--seeds 1``), or with BATCH_SEEDS
-    the consecutive ``seeds`` of one agent trained as one batch (``--batch_seeds``)."""
+    the consecutive ``seeds`` of one agent trained as one batch (``--batch_seeds``). It trains
+    only (``--no_summary``): the array's merge job summarises ``outdir`` once every task has
+    ended (:func:`dqn_summary_command`)."""
     from palr.experiments.dqn_launcher import get_domain
     device = ["--device", "cuda"] if knobs.gpus else []
     batch = ["--batch_seeds"] if knobs.batch_seeds else []
     return [DQN_SCRIPT_DIR + get_domain(knobs.domain).prog, "--agent_idx", str(agent),
             "--seeds", str(len(seeds)), "--seed_offset", str(seeds[0]), *batch, "--outdir", outdir,
-            "--jobs", "1", "--no_progress", *device, *knobs.extra_args]
+            "--jobs", "1", "--no_progress", "--no_summary", *device, *knobs.extra_args]
+
+
+def dqn_summary_command(knobs: Knobs, outdir: str) -> List[str]:
+    """The DQN launcher command of the merge job: merge, summary and plots of every run in
+    ``outdir`` (``--summary_only``, the launcher's own summary)."""
+    from palr.experiments.dqn_launcher import get_domain
+    return [DQN_SCRIPT_DIR + get_domain(knobs.domain).prog, "--summary_only", "--outdir", outdir,
+            *knobs.extra_args]
 
 
 def seed_groups(seeds: Sequence[int], batch: bool) -> List[List[int]]:
@@ -103,26 +116,30 @@ def habitat_experiments(knobs: Knobs, project: str) -> List[tuple]:
     return pairs
 
 
+def seed_tasks(knobs: Knobs) -> List[tuple]:
+    """(seeds, what) of each array task's seeds, in run_on_HPC.sh's order: one seed each, or with
+    BATCH_SEEDS each run of consecutive seeds (:func:`seed_groups`)."""
+    return [(seeds, f"seed {seeds[0]}" if not knobs.batch_seeds else
+             f"seeds {'-'.join(map(str, seeds))}")
+            for seeds in seed_groups(knobs.seeds, knobs.batch_seeds)]
+
+
 def cw_runs(knobs: Knobs, task_path: Callable[[str], str]) -> List[Run]:
-    """Seeds x agents, in run_on_HPC.sh's order (seed-major); ``task_path`` maps a host path to
-    the path the task sees (a container sees the project at /workspace)."""
+    """Seeds (or seed batches) x agents, seed-major; ``task_path`` maps a host path to the path
+    the task sees (a container sees the project at /workspace)."""
     outdir = task_path(knobs.results_dir)
-    return [Run(f"{knobs.tasks} seed {seed} agent {agent} -> {knobs.results_dir}",
-                cw_command(knobs, seed, agent, outdir))
-            for seed in knobs.seeds for agent in knobs.agents]
+    return [Run(f"{knobs.tasks} {which} agent {agent} -> {knobs.results_dir}",
+                cw_command(knobs, seeds, agent, outdir))
+            for seeds, which in seed_tasks(knobs) for agent in knobs.agents]
 
 
 def dqn_runs(knobs: Knobs, task_path: Callable[[str], str]) -> List[Run]:
     """Seeds (or seed batches) x agents, seed-major as Continual World's; every run in
     ``<RESULTS_DIR>/<domain>``, the launcher's own layout (``runs/<agent>_seed<S>``)."""
     outdir = knobs.dqn_outdir
-    runs = []
-    for seeds in seed_groups(knobs.seeds, knobs.batch_seeds):
-        which = f"seed {seeds[0]}" if len(seeds) == 1 and not knobs.batch_seeds else \
-            f"seeds {'-'.join(map(str, seeds))}"
-        runs += [Run(f"{knobs.domain} {which} agent {agent} -> {outdir}",
-                     dqn_command(knobs, agent, seeds, task_path(outdir))) for agent in knobs.agents]
-    return runs
+    return [Run(f"{knobs.domain} {which} agent {agent} -> {outdir}",
+                dqn_command(knobs, agent, seeds, task_path(outdir)))
+            for seeds, which in seed_tasks(knobs) for agent in knobs.agents]
 
 
 def habitat_runs(knobs: Knobs, project: str, task_path: Callable[[str], str]) -> List[Run]:
@@ -137,25 +154,39 @@ def habitat_runs(knobs: Knobs, project: str, task_path: Callable[[str], str]) ->
 
 
 def cw_state(argv: Sequence[str]) -> str:
-    """The state of the one run ``argv`` names, as the CW launcher's sweep sees it."""
+    """The state of the run (or seed batch) ``argv`` names, as the CW launcher's sweep sees it;
+    a configuration that does not batch is refused as the launcher refuses it
+    (:func:`palr.batched.cw_runner.check_batchable`, one line naming the fix)."""
     from palr.experiments.continual_world import build_parser, make_jobs
     from palr.experiments.cli import check_device
     args = build_parser().parse_args(list(argv[1:]))  # bad EXTRA_ARGS: one line, exit 2
     check_device(args.device)
-    (job,) = make_jobs(args)
-    return job.state()
+    jobs = make_jobs(args)
+    if args.batch_seeds:
+        from palr.batched.cw_runner import check_batchable
+        for job in jobs:
+            try:
+                check_batchable(job)
+            except UsageError as err:  # the knobs that fix it
+                raise UsageError(f"{err} (here: BATCH_SEEDS=0, or AGENT/AGENTS without agent "
+                                 f"{job.agent_index})") from None
+    return sweep_state(jobs, args.batch_seeds)
 
 
 def dqn_state(domain_name: str, argv: Sequence[str]) -> str:
     """The state of the run (or seed batch) ``argv`` names, as the DQN launcher's sweep sees it
-    (:func:`palr.experiments.dqn_launcher.make_jobs`, :func:`palr.batched.runner.batch_jobs`).
-    The device is not checked here: it is not part of a run's settings and the login node may
-    have no GPU."""
+    (:func:`palr.experiments.dqn_launcher.make_jobs`). The device is not checked here: it is not
+    part of a run's settings and the login node may have no GPU."""
     from palr.experiments.dqn_launcher import build_parser, get_domain, make_jobs
     domain = get_domain(domain_name)
     args = build_parser(domain).parse_args(list(argv[1:]))  # bad EXTRA_ARGS: one line, exit 2
-    jobs = make_jobs(domain, args)
-    if args.batch_seeds:
+    return sweep_state(make_jobs(domain, args), args.batch_seeds)
+
+
+def sweep_state(jobs: Sequence[Any], batch_seeds: bool) -> str:
+    """The state of a task's one run, or (``batch_seeds``) of its one seed batch, as the
+    launcher's ``--batch_seeds`` sweep groups it (:func:`palr.batched.runner.batch_jobs`)."""
+    if batch_seeds:
         from palr.batched.runner import batch_jobs
         jobs = batch_jobs(jobs)
     (job,) = jobs
@@ -201,6 +232,6 @@ def describe(runs: Sequence[Run]) -> Dict[str, List[Run]]:
 
 
 __all__ = ["NEW", "RUNNING", "FINISHED", "HABITAT_SWEEP", "Run", "cw_command", "dqn_command",
-           "seed_groups", "habitat_command", "habitat_experiments", "cw_runs", "dqn_runs",
-           "habitat_runs", "cw_state", "dqn_state", "habitat_state",
-           "fill_states", "describe"]
+           "dqn_summary_command", "seed_groups", "seed_tasks", "habitat_command",
+           "habitat_experiments", "cw_runs", "dqn_runs", "habitat_runs", "cw_state", "dqn_state",
+           "sweep_state", "habitat_state", "fill_states", "describe"]
