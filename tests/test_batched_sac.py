@@ -136,6 +136,103 @@ def test_task_switch_resets_equal_separate_runs():
         _assert_member_equals_agent(batched, k, agent)
 
 
+TASKS = 3
+#: Continual World's task-aware settings (the cw-paper preset's, on the ReLU network)
+TASK_AWARE = dict(multi_head=True, hide_task_id=True, per_task_alpha=True,
+                  reset_replay_on_task=True, reset_optimizer_on_task=True, init_alpha=np.e)
+
+
+def _fill_task(batched: BatchedSAC, agents, task: int, n: int = 100, seed: int = 0) -> None:
+    """As :func:`_fill`, every observation ending in ``task``'s one-hot (``TASKS`` long)."""
+    rng = np.random.default_rng(seed)
+    k, one_hot = batched.members, np.eye(TASKS, dtype=np.float32)[task]
+    for _ in range(n):
+        obs, nxt = (np.concatenate([rng.normal(size=(k, OBS)).astype(np.float32),
+                                    np.tile(one_hot, (k, 1))], axis=1) for _ in range(2))
+        act = rng.uniform(-1, 1, size=(k, ACT)).astype(np.float32)
+        rew = rng.normal(size=k).astype(np.float32)
+        term = (rng.random(k) < 0.1).astype(np.float32)
+        batched.observe(obs, act, rew, nxt, term)
+        for i, agent in enumerate(agents):
+            agent.observe(obs[i], act[i], float(rew[i]), nxt[i], bool(term[i]))
+
+
+def _task_aware(seeds, stacks=None) -> BatchedSAC:
+    return BatchedSAC(OBS + TASKS, ACT, seeds, _config(**TASK_AWARE), stacks, num_tasks=TASKS)
+
+
+def test_task_aware_members_equal_separate_runs_across_a_task_switch():
+    """Multi-head actor and critics, one temperature per task and the task-switch resets: every
+    member starts, acts and updates as the ``SACAgent`` of its seed with ``num_tasks``, to 1e-5
+    at every update of task 0, across the switch and on task 1; each task trains only its own
+    heads and temperature (task 2's stay as initialised, task 0's stop moving after the switch
+    with its Adam moments zeroed)."""
+    seeds = [0, 1, 2]
+    batched = _task_aware(seeds)
+    agents = [SACAgent(OBS + TASKS, ACT, _config(seed=s, **TASK_AWARE), num_tasks=TASKS)
+              for s in seeds]
+    obs = np.concatenate([np.random.default_rng(1).normal(size=(3, OBS)),
+                          np.eye(TASKS)[[0, 1, 2]]], axis=1).astype(np.float32)  # a head each
+    actions = batched.act(obs)
+    for k, agent in enumerate(agents):
+        torch.testing.assert_close(actions[k], agent.act(obs[k]), rtol=0, atol=1e-6)
+        torch.testing.assert_close(batched.member_act(k, obs[k], explore=False),
+                                   agent.act(obs[k], explore=False), rtol=0, atol=1e-6)
+    assert batched.log_alpha.shape == (3, TASKS) and torch.all(batched.log_alpha == 1.0)
+    last = batched.actor.layer_views(batched.actor.params.detach(), -1)[0]
+    heads_before = last.unflatten(1, (TASKS, -1)).clone()  # [K, task, 2 act, hidden]
+    _fill_task(batched, agents, task=0)
+    for _ in range(3):
+        _update_and_compare(batched, agents)
+    task0_alpha = batched.log_alpha.detach()[:, 0].clone()
+    for learner in [batched] + agents:
+        learner.on_task_switch(1)
+    assert batched.replay.size == 0 and not batched.alpha_adam.exp_avg.any()
+    _fill_task(batched, agents, task=1, n=50, seed=1)
+    for _ in range(3):
+        _update_and_compare(batched, agents)
+    alpha = batched.log_alpha.detach()
+    assert torch.equal(alpha[:, 0], task0_alpha) and not torch.equal(alpha[:, 1], alpha[:, 0])
+    assert torch.all(alpha[:, 1] != 1.0) and torch.all(alpha[:, 2] == 1.0)
+    last = batched.actor.layer_views(batched.actor.params.detach(), -1)[0]
+    heads = last.unflatten(1, (TASKS, -1))
+    assert torch.equal(heads[:, 2], heads_before[:, 2])  # task 2 never trained
+    assert not torch.equal(heads[:, 1], heads_before[:, 1])
+
+
+def test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch():
+    """A checkpoint taken on task 1 (after the switch's resets, per-task temperatures moved)
+    resumes every member bit-identically: parameters, targets, temperatures, moments, replay
+    and the per-task step count."""
+    seeds = [0, 1]
+
+    def trained() -> BatchedSAC:
+        learner = _task_aware(seeds, [_stack("palr") for _ in seeds])
+        _fill_task(learner, [], task=0)
+        for _ in range(2):
+            learner.update()
+        learner.on_task_switch(1)
+        _fill_task(learner, [], task=1, n=30, seed=1)
+        learner.update()
+        return learner
+
+    straight, first = trained(), trained()
+    resumed = _task_aware(seeds, [_stack("palr") for _ in seeds])
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.task_env_steps == straight.task_env_steps == 30
+    for learner in (straight, resumed):
+        _fill_task(learner, [], task=1, n=10, seed=2)
+        for _ in range(3):
+            learner.update()
+    for name in ("actor", "critic"):
+        assert torch.equal(getattr(resumed, name).params, getattr(straight, name).params)
+    assert torch.equal(resumed.critic_target, straight.critic_target)
+    assert torch.equal(resumed.log_alpha, straight.log_alpha)
+    for ours, theirs in zip(resumed._adams().values(), straight._adams().values()):
+        assert torch.equal(ours.exp_avg, theirs.exp_avg)
+        assert torch.equal(ours.exp_avg_sq, theirs.exp_avg_sq)
+
+
 def _stack(kind: str, every: int = 3) -> InterventionStack:
     """One member's (or separate run's) stack of intervention ``kind``, acting every ``every``
     updates."""
@@ -435,5 +532,5 @@ def test_settings_and_interventions_the_batch_cannot_run_are_refused():
         BatchedSAC(OBS, ACT, [0, 1], _config(), [shared, shared])
     with pytest.raises(ValueError, match="network 'cw' is not supported"):
         BatchedSAC(OBS, ACT, [0], _config(network="cw"))
-    with pytest.raises(ValueError, match="multi_head or per_task_alpha"):
-        BatchedSAC(OBS, ACT, [0], _config(per_task_alpha=True))
+    with pytest.raises(ValueError, match=">= 1 with multi_head or per_task_alpha"):
+        BatchedSAC(OBS, ACT, [0], _config(per_task_alpha=True))  # no one-hot (num_tasks=0)
