@@ -27,8 +27,8 @@ TINY = ["--num_tasks", "2", "--episodes_per_task", "3", "--max_episode_steps", "
         "--diag_batch_size", "64", "--no_tensorboard", "--no_progress"]
 
 
-#: Continual World's task-aware protocol on the ReLU network (the stacked one)
-CW_PAPER = ("--preset", "cw-paper", "--network", "relu")
+#: Continual World's task-aware protocol, with its network (LayerNorm, tanh, leaky ReLU)
+CW_PAPER = ("--preset", "cw-paper")
 
 
 def jobs(outdir, extra=()):
@@ -87,9 +87,9 @@ def test_batch_members_equal_their_separate_runs(tmp_path):
 
 @pytest.mark.slow
 def test_cw_paper_batch_members_equal_their_separate_runs(tmp_path):
-    """``--preset cw-paper --network relu`` seed-batched: task one-hot, a head and a temperature
-    per task, replay and Adam moments reset at the switch, warm-up and first update counted from
-    every task's start. Each member has its separate run's identity, fingerprints, config and
+    """``--preset cw-paper`` seed-batched: Continual World's network, task one-hot, a head and a
+    temperature per task, replay and Adam moments reset at the switch, warm-up and first update
+    counted from every task's start. Each member has its separate run's identity, fingerprints, config and
     tasks, the same episode lengths, env steps, events and evaluations, the same updates (the
     per-task schedule: 250 per task, not the 550 of one run-long clock), the same returns in both
     tasks' warm-up episodes (episode 3: the noise generator was consumed alike by task 0's
@@ -103,7 +103,7 @@ def test_cw_paper_batch_members_equal_their_separate_runs(tmp_path):
     for b, s in zip(batched, separate):
         assert b["status"] == s["status"] == "finished" and b["batched_with"] == [0, 1]
         sac = b["identity"]["sac"]
-        assert (sac["network"], sac["multi_head"], sac["per_task_alpha"]) == ("relu", True, True)
+        assert (sac["network"], sac["multi_head"], sac["per_task_alpha"]) == ("cw", True, True)
         assert b["identity"]["schedule"]["per_task"] and b["identity"]["env"]["task_id"]
         for key in ("seed", "identity", "fingerprint", "settings_fingerprint", "config", "tasks",
                     "sequence"):
@@ -176,12 +176,9 @@ LAUNCHER = ROOT / "palr_plasticity_aware_lr" / "src" / "run_cw_experiments.py"
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--agent", "3", "--network", "cw"],
-     "SAC-L2Reg: seed-batched SAC stacks ReLU MLPs, not the 'cw' network (preset silent); "
-     "add --network relu"),
-    (["--agent", "4", "--preset", "cw-paper"],  # its default network
-     "not the 'cw' network (preset cw-paper); add --network relu"),
     (["--agent", "0", "--reference"], "reference runs do not run seed-batched"),
+    (["--agent", "4", "--preset", "cw-paper", "--reference"],
+     "reference runs do not run seed-batched"),
 ])
 def test_launcher_refuses_what_does_not_batch_before_anything_runs(tmp_path, extra, message):
     proc = subprocess.run([sys.executable, str(LAUNCHER), "--cw10", "--seeds", "2",

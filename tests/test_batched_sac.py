@@ -157,20 +157,25 @@ def _fill_task(batched: BatchedSAC, agents, task: int, n: int = 100, seed: int =
             agent.observe(obs[i], act[i], float(rew[i]), nxt[i], bool(term[i]))
 
 
-def _task_aware(seeds, stacks=None) -> BatchedSAC:
-    return BatchedSAC(OBS + TASKS, ACT, seeds, _config(**TASK_AWARE), stacks, num_tasks=TASKS)
+def _task_aware(seeds, stacks=None, network: str = "relu") -> BatchedSAC:
+    return BatchedSAC(OBS + TASKS, ACT, seeds, _config(network=network, **TASK_AWARE), stacks,
+                      num_tasks=TASKS)
 
 
-def test_task_aware_members_equal_separate_runs_across_a_task_switch():
-    """Multi-head actor and critics, one temperature per task and the task-switch resets: every
-    member starts, acts and updates as the ``SACAgent`` of its seed with ``num_tasks``, to 1e-5
-    at every update of task 0, across the switch and on task 1; each task trains only its own
-    heads and temperature (task 2's stay as initialised, task 0's stop moving after the switch
-    with its Adam moments zeroed)."""
+@pytest.mark.parametrize("network", ["relu", "cw"])
+def test_task_aware_members_equal_separate_runs_across_a_task_switch(network):
+    """Multi-head actor and critics, one temperature per task and the task-switch resets (the
+    cw-paper preset, on either network): every member starts, acts and updates as the
+    ``SACAgent`` of its seed with ``num_tasks``, to 1e-5 at every update of task 0, across the
+    switch and on task 1; each task trains only its own heads and temperature (task 2's stay as
+    initialised, task 0's stop moving after the switch with its Adam moments zeroed)."""
     seeds = [0, 1, 2]
-    batched = _task_aware(seeds)
-    agents = [SACAgent(OBS + TASKS, ACT, _config(seed=s, **TASK_AWARE), num_tasks=TASKS)
-              for s in seeds]
+    batched = _task_aware(seeds, network=network)
+    agents = [SACAgent(OBS + TASKS, ACT, _config(seed=s, network=network, **TASK_AWARE),
+                       num_tasks=TASKS) for s in seeds]
+    for k, agent in enumerate(agents):
+        for p_member, p_agent, _, _ in _pairs(batched, k, agent):
+            assert torch.equal(p_member, p_agent)
     obs = np.concatenate([np.random.default_rng(1).normal(size=(3, OBS)),
                           np.eye(TASKS)[[0, 1, 2]]], axis=1).astype(np.float32)  # a head each
     actions = batched.act(obs)
@@ -201,13 +206,13 @@ def test_task_aware_members_equal_separate_runs_across_a_task_switch():
 
 
 def test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch():
-    """A checkpoint taken on task 1 (after the switch's resets, per-task temperatures moved)
-    resumes every member bit-identically: parameters, targets, temperatures, moments, replay
-    and the per-task step count."""
+    """A checkpoint taken on task 1 (after the switch's resets, per-task temperatures moved; the
+    cw network, PALR on) resumes every member bit-identically: parameters (LayerNorm's
+    included), targets, temperatures, moments, replay and the per-task step count."""
     seeds = [0, 1]
 
     def trained() -> BatchedSAC:
-        learner = _task_aware(seeds, [_stack("palr") for _ in seeds])
+        learner = _task_aware(seeds, [_stack("palr") for _ in seeds], network="cw")
         _fill_task(learner, [], task=0)
         for _ in range(2):
             learner.update()
@@ -217,7 +222,7 @@ def test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch():
         return learner
 
     straight, first = trained(), trained()
-    resumed = _task_aware(seeds, [_stack("palr") for _ in seeds])
+    resumed = _task_aware(seeds, [_stack("palr") for _ in seeds], network="cw")
     resumed.load_state_dict(first.state_dict())
     assert resumed.task_env_steps == straight.task_env_steps == 30
     for learner in (straight, resumed):
@@ -324,6 +329,41 @@ def test_weight_interventions_per_member_equal_separate_runs(kind):
         assert not torch.equal(batched.actor.params[0], batched.actor.params[1])
         for adam in (batched.actor_adam, batched.critic_adam, batched.alpha_adam):
             assert adam.restarted_at.tolist() == [6] * adam.params.shape[0]
+
+
+@pytest.mark.parametrize("kind", ["palr", "redo", "l2reg_policy", "shrink_perturb",
+                                  "periodic_reset"])
+def test_cw_network_members_equal_separate_runs(kind):
+    """Continual World's network (Linear, LayerNorm, Tanh, then LeakyReLU: StackedCWMLP) with
+    each intervention firing at updates 3 and 6: every member equals its separate ``SACAgent``
+    to 1e-5 at every update (scalars, parameters with the LayerNorm's, gradients, moments,
+    temperature, target critics), the LayerNorm being its own param group and column block."""
+    seeds = [0, 1, 2]
+    batched = BatchedSAC(OBS, ACT, seeds, _config(network="cw"), [_stack(kind) for _ in seeds])
+    agents = [SACAgent(OBS, ACT, _config(seed=s, network="cw"), _stack(kind)) for s in seeds]
+    names = [g["name"] for g in batched.actor_optimizers[0].param_groups]
+    assert names == [g["name"] for g in agents[0].actor_opt.param_groups] == \
+        ["net.0", "net.1", "net.3", "net.5"]
+    assert len(batched.actor.layer_columns()) == batched.actor_adam.lr.shape[1] == 4
+    _fill(batched, agents)
+    norm_before = batched.actor.norm_weight.detach().clone()
+    for _ in range(7):
+        _update_and_compare(batched, agents)
+    assert not torch.equal(batched.actor.norm_weight, norm_before)  # the LayerNorm trains
+    for k, agent in enumerate(agents):  # PALR's scales, ReDo's counts, ... (floats to 1e-5)
+        _assert_close_tree(batched.stacks[k].interventions[0].state_dict(),
+                           agent.stack.interventions[0].state_dict())
+
+
+def _assert_close_tree(ours, theirs) -> None:
+    if isinstance(theirs, dict):
+        assert ours.keys() == theirs.keys()
+        for key in theirs:
+            _assert_close_tree(ours[key], theirs[key])
+    elif isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, abs=1e-5)
+    else:
+        assert ours == theirs
 
 
 @pytest.mark.parametrize("kind", ["shrink_perturb", "periodic_reset"])
@@ -530,7 +570,5 @@ def test_settings_and_interventions_the_batch_cannot_run_are_refused():
     shared = InterventionStack()
     with pytest.raises(ValueError, match="one intervention stack object per member"):
         BatchedSAC(OBS, ACT, [0, 1], _config(), [shared, shared])
-    with pytest.raises(ValueError, match="network 'cw' is not supported"):
-        BatchedSAC(OBS, ACT, [0], _config(network="cw"))
     with pytest.raises(ValueError, match=">= 1 with multi_head or per_task_alpha"):
         BatchedSAC(OBS, ACT, [0], _config(per_task_alpha=True))  # no one-hot (num_tasks=0)

@@ -13,14 +13,13 @@ the following loop step, and the batch checkpoint (``<outdir>/batches/<agent>_se
 is written only when every running member is between episodes; SIGTERM/SIGUSR1 therefore stop
 the batch at the next episode end, as they stop a separate run.
 
-The task-aware ``cw-paper`` preset batches on the ReLU network (``--network relu``): each
-member's environment appends its task's one-hot, :class:`~palr.batched.sac.BatchedSAC` picks
-heads and temperatures by it, and the per-task schedule (warm-up and first update counted from
-every task's start) runs on the batch's task clock, restarted once every member has switched
-(they switch at the same env step).
+Both presets batch, on either network. Under the task-aware ``cw-paper`` preset each member's
+environment appends its task's one-hot, :class:`~palr.batched.sac.BatchedSAC` picks heads and
+temperatures by it, and the per-task schedule (warm-up and first update counted from every
+task's start) runs on the batch's task clock, restarted once every member has switched (they
+switch at the same env step).
 
-Not batched (refused; run them separately): reference runs and the ``cw`` network, the
-``cw-paper`` preset's default (:class:`~palr.batched.sac.BatchedSAC` stacks ReLU MLPs).
+Not batched (refused; run them separately): reference runs.
 """
 from __future__ import annotations
 
@@ -36,24 +35,17 @@ from palr.experiments.sweep import RunJob
 
 def check_batchable(job: RunJob) -> None:
     """Raise :class:`~palr.errors.UsageError` (one line naming the fix) unless ``job``'s
-    configuration trains seed-batched: not a reference run, a ReLU network and interventions
-    checked per member
+    configuration trains seed-batched: not a reference run, and interventions checked per member
     (:data:`~palr.batched.sac.SAC_MEMBER_INTERVENTIONS`). The launcher asks before anything
     runs; the batch asks again when it is built."""
     from palr.agent_table import resolve_agent
     from palr.batched.member_slots import check_member_stack
-    from palr.batched.sac import SAC_MEMBER_INTERVENTIONS, check_sac_config
+    from palr.batched.sac import SAC_MEMBER_INTERVENTIONS
     from palr.experiments import continual_world as cw
     from palr.interventions import build_stack
     if job.options.get("reference_task") is not None:
         raise UsageError("reference runs do not run seed-batched; run them without --batch_seeds")
-    network = job.options["network"]
-    if network != "relu":
-        raise UsageError(f"{job.agent_name}: seed-batched SAC stacks ReLU MLPs, not the "
-                         f"{network!r} network (preset {job.options.get('preset')}); add "
-                         "--network relu, or run it without --batch_seeds")
     try:
-        check_sac_config(cw._sac_config(job))
         check_member_stack(build_stack(resolve_agent(job.agent_index, cw.ALGO),
                                        job.options["overrides"]), SAC_MEMBER_INTERVENTIONS)
     except ValueError as err:

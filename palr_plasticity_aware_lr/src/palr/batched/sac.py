@@ -7,7 +7,8 @@ draws, interventions, diagnostic batches) and the same update: clipped double-Q 
 backup, critic step, actor step through the just-updated critics, entropy-temperature step (its
 own Adam), then the polyak average of the target critics. SAC does not clip gradients.
 
-The K actors are one :class:`~palr.batched.stacked_mlp.StackedMLP`; the 2K critics another, row
+The K actors are one stacked MLP (:class:`~palr.batched.stacked_mlp.StackedMLP`, or
+:class:`~palr.batched.stacked_cw_mlp.StackedCWMLP` for the ``"cw"`` network); the 2K critics another, row
 ``2k`` member k's first critic and row ``2k + 1`` its second, so both critics of every member
 are one ``baddbmm`` per layer; the K entropy temperatures are a ``[K, 1]`` tensor. Each network
 family has its own :class:`~palr.batched.member_adam.MemberAdam`, as a separate run has one Adam
@@ -39,8 +40,10 @@ by its one-hot (:meth:`~palr.agents.sac.TaskInput.head` over the member axis); w
 ``[num_tasks]`` log-alpha and its Adam), each sample's picked by its one-hot. The task-switch
 resets (replay, Adam moments) apply to every member at once, as all members switch together.
 
-Not supported here (refused at construction): the ``"cw"`` network (LayerNorm/LeakyReLU: not a
-stacked ReLU MLP).
+Both networks of :class:`~palr.agents.sac.SACConfig` stack: ``"relu"`` as
+:class:`~palr.batched.stacked_mlp.StackedMLP`, ``"cw"`` (Linear, LayerNorm, Tanh, then LeakyReLU)
+as :class:`~palr.batched.stacked_cw_mlp.StackedCWMLP`, whose rows also hold the LayerNorm's
+weight and bias (its own column block and param group, as in a separate run's Adam).
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ from palr.batched.member_slots import (MEMBER_INTERVENTIONS, MemberOptimizerView
                                       add_member_penalties, adds_penalty, check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
+from palr.batched.stacked_cw_mlp import StackedCWMLP
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -69,13 +73,6 @@ SAC_MEMBER_INTERVENTIONS = MEMBER_INTERVENTIONS
 
 #: the SAC log scalars of one member, in the order :meth:`BatchedSAC.update` computes them
 SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
-
-
-def check_sac_config(cfg: SACConfig) -> None:
-    """Raise ValueError unless ``cfg`` is a configuration :class:`BatchedSAC` stacks."""
-    if cfg.network != "relu":
-        raise ValueError(f"seed-batched SAC stacks ReLU MLPs; network {cfg.network!r} is not "
-                         "supported (use network='relu' or separate runs)")
 
 
 class BatchedSAC:
@@ -104,7 +101,6 @@ class BatchedSAC:
         if not self.seeds:
             raise ValueError("a seed-batched SAC needs at least one seed")
         self.config = cfg = config if config is not None else SACConfig()
-        check_sac_config(cfg)
         self.task = TaskInput.of(cfg, obs_dim, num_tasks)
         self.num_tasks = self.task.num_tasks
         self.members = k = len(self.seeds)
@@ -121,8 +117,9 @@ class BatchedSAC:
 
         member_seeds = [sac_seeds(s) for s in self.seeds]
         nets = [seeded_networks(obs_dim, act_dim, cfg, self.task, s[0]) for s in member_seeds]
-        self.actor = StackedMLP.from_networks([actor.net.to(self.device) for actor, _ in nets])
-        self.critic = StackedMLP.from_networks(
+        stacked = StackedCWMLP if cfg.network == "cw" else StackedMLP
+        self.actor = stacked.from_networks([actor.net.to(self.device) for actor, _ in nets])
+        self.critic = stacked.from_networks(
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
@@ -275,7 +272,7 @@ class BatchedSAC:
         actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
         self.actor.grad.zero_()
         penalised = add_member_penalties(actor_losses, self.stacks, self._penalised, self.ACTOR)
-        inputs = self.actor.weights + self.actor.biases
+        inputs = self.actor.leaves()
         if penalised is not actor_losses:
             inputs = inputs + [p for i in self._penalised
                                for p in self.actor_modules[i].parameters()]
