@@ -229,13 +229,18 @@ def test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch():
         _fill_task(learner, [], task=1, n=10, seed=2)
         for _ in range(3):
             learner.update()
+    _assert_bit_identical(resumed, straight)
+
+
+def _assert_bit_identical(ours: BatchedSAC, theirs: BatchedSAC) -> None:
+    """Parameters, target critics, temperatures and every Adam's moments exactly equal."""
     for name in ("actor", "critic"):
-        assert torch.equal(getattr(resumed, name).params, getattr(straight, name).params)
-    assert torch.equal(resumed.critic_target, straight.critic_target)
-    assert torch.equal(resumed.log_alpha, straight.log_alpha)
-    for ours, theirs in zip(resumed._adams().values(), straight._adams().values()):
-        assert torch.equal(ours.exp_avg, theirs.exp_avg)
-        assert torch.equal(ours.exp_avg_sq, theirs.exp_avg_sq)
+        assert torch.equal(getattr(ours, name).params, getattr(theirs, name).params)
+    assert torch.equal(ours.critic_target, theirs.critic_target)
+    assert torch.equal(ours.log_alpha, theirs.log_alpha)
+    for mine, other in zip(ours._adams().values(), theirs._adams().values()):
+        assert torch.equal(mine.exp_avg, other.exp_avg)
+        assert torch.equal(mine.exp_avg_sq, other.exp_avg_sq)
 
 
 def _stack(kind: str, every: int = 3) -> InterventionStack:
@@ -421,12 +426,7 @@ def test_a_checkpoint_after_a_reset_resumes_bit_identically():
     for adam in (resumed.actor_adam, resumed.alpha_adam):
         assert adam.restarted_at.tolist() == [0, 3]
     assert resumed.critic_adam.restarted_at.tolist() == [0, 0, 3, 3]
-    for name in ("actor", "critic"):
-        assert torch.equal(getattr(resumed, name).params, getattr(straight, name).params)
-    assert torch.equal(resumed.critic_target, straight.critic_target)
-    assert torch.equal(resumed.log_alpha, straight.log_alpha)
-    for ours, theirs in zip(resumed._adams().values(), straight._adams().values()):
-        assert torch.equal(ours.exp_avg_sq, theirs.exp_avg_sq)
+    _assert_bit_identical(resumed, straight)
 
 
 def test_the_monitor_logs_each_member_as_its_separate_run():
