@@ -33,8 +33,8 @@
 #                job lists (default <results>/logs/slurm)
 #   CW:      TASKS (cw20 | cw10 | mt10 | mt10x2), EPISODES (200), BATCH_SIZE (2048), AGENT (4),
 #            AGENTS (sweep: "0 3 4 5 6"), RESULTS_DIR (<project>/palr_plasticity_aware_lr/results),
-#            BATCH_SEEDS (as DQN; configurations that do not batch, e.g. SAC-L2Reg or
-#            --preset cw-paper, are refused in one line)
+#            BATCH_SEEDS (as DQN; configurations that do not batch, i.e. reference runs,
+#            are refused in one line)
 #   DQN:     AGENT (4), AGENTS (sweep: the launcher's default agents), RESULTS_DIR (runs in
 #            <RESULTS_DIR>/<domain>, as the launcher's default), BATCH_SEEDS (0; 1 = the
 #            consecutive SEEDS of one agent train together in one task, --batch_seeds); the

@@ -97,6 +97,21 @@ def test_sac_state_dict_resumes_every_member_exactly():
     sac_tests.test_state_dict_resumes_every_member_exactly()
 
 
+@pytest.mark.parametrize("network", ["relu", "cw"])
+def test_sac_task_aware_members_equal_separate_runs(network):
+    sac_tests.test_task_aware_members_equal_separate_runs_across_a_task_switch(network)
+
+
+def test_sac_task_aware_batch_resumes_bit_identically_after_a_task_switch():
+    sac_tests.test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch()
+
+
+@pytest.mark.parametrize("kind", ["palr", "redo", "l2reg_policy", "shrink_perturb",
+                                  "periodic_reset"])
+def test_sac_cw_network_members_equal_separate_runs(kind):
+    sac_tests.test_cw_network_members_equal_separate_runs(kind)
+
+
 ON_DEVICE = ("--device", DEVICE)
 
 KILLED_BATCH_SCRIPT = """

@@ -136,6 +136,113 @@ def test_task_switch_resets_equal_separate_runs():
         _assert_member_equals_agent(batched, k, agent)
 
 
+TASKS = 3
+#: Continual World's task-aware settings (the cw-paper preset's, on the ReLU network)
+TASK_AWARE = dict(multi_head=True, hide_task_id=True, per_task_alpha=True,
+                  reset_replay_on_task=True, reset_optimizer_on_task=True, init_alpha=np.e)
+
+
+def _fill_task(batched: BatchedSAC, agents, task: int, n: int = 100, seed: int = 0) -> None:
+    """As :func:`_fill`, every observation ending in ``task``'s one-hot (``TASKS`` long)."""
+    rng = np.random.default_rng(seed)
+    k, one_hot = batched.members, np.eye(TASKS, dtype=np.float32)[task]
+    for _ in range(n):
+        obs, nxt = (np.concatenate([rng.normal(size=(k, OBS)).astype(np.float32),
+                                    np.tile(one_hot, (k, 1))], axis=1) for _ in range(2))
+        act = rng.uniform(-1, 1, size=(k, ACT)).astype(np.float32)
+        rew = rng.normal(size=k).astype(np.float32)
+        term = (rng.random(k) < 0.1).astype(np.float32)
+        batched.observe(obs, act, rew, nxt, term)
+        for i, agent in enumerate(agents):
+            agent.observe(obs[i], act[i], float(rew[i]), nxt[i], bool(term[i]))
+
+
+def _task_aware(seeds, stacks=None, network: str = "relu") -> BatchedSAC:
+    return BatchedSAC(OBS + TASKS, ACT, seeds, _config(network=network, **TASK_AWARE), stacks,
+                      num_tasks=TASKS)
+
+
+@pytest.mark.parametrize("network", ["relu", "cw"])
+def test_task_aware_members_equal_separate_runs_across_a_task_switch(network):
+    """Multi-head actor and critics, one temperature per task and the task-switch resets (the
+    cw-paper preset, on either network): every member starts, acts and updates as the
+    ``SACAgent`` of its seed with ``num_tasks``, to 1e-5 at every update of task 0, across the
+    switch and on task 1; each task trains only its own heads and temperature (task 2's stay as
+    initialised, task 0's stop moving after the switch with its Adam moments zeroed)."""
+    seeds = [0, 1, 2]
+    batched = _task_aware(seeds, network=network)
+    agents = [SACAgent(OBS + TASKS, ACT, _config(seed=s, network=network, **TASK_AWARE),
+                       num_tasks=TASKS) for s in seeds]
+    for k, agent in enumerate(agents):
+        for p_member, p_agent, _, _ in _pairs(batched, k, agent):
+            assert torch.equal(p_member, p_agent)
+    obs = np.concatenate([np.random.default_rng(1).normal(size=(3, OBS)),
+                          np.eye(TASKS)[[0, 1, 2]]], axis=1).astype(np.float32)  # a head each
+    actions = batched.act(obs)
+    for k, agent in enumerate(agents):
+        torch.testing.assert_close(actions[k], agent.act(obs[k]), rtol=0, atol=1e-6)
+        torch.testing.assert_close(batched.member_act(k, obs[k], explore=False),
+                                   agent.act(obs[k], explore=False), rtol=0, atol=1e-6)
+    assert batched.log_alpha.shape == (3, TASKS) and torch.all(batched.log_alpha == 1.0)
+    last = batched.actor.layer_views(batched.actor.params.detach(), -1)[0]
+    heads_before = last.unflatten(1, (TASKS, -1)).clone()  # [K, task, 2 act, hidden]
+    _fill_task(batched, agents, task=0)
+    for _ in range(3):
+        _update_and_compare(batched, agents)
+    task0_alpha = batched.log_alpha.detach()[:, 0].clone()
+    for learner in [batched] + agents:
+        learner.on_task_switch(1)
+    assert batched.replay.size == 0 and not batched.alpha_adam.exp_avg.any()
+    _fill_task(batched, agents, task=1, n=50, seed=1)
+    for _ in range(3):
+        _update_and_compare(batched, agents)
+    alpha = batched.log_alpha.detach()
+    assert torch.equal(alpha[:, 0], task0_alpha) and not torch.equal(alpha[:, 1], alpha[:, 0])
+    assert torch.all(alpha[:, 1] != 1.0) and torch.all(alpha[:, 2] == 1.0)
+    last = batched.actor.layer_views(batched.actor.params.detach(), -1)[0]
+    heads = last.unflatten(1, (TASKS, -1))
+    assert torch.equal(heads[:, 2], heads_before[:, 2])  # task 2 never trained
+    assert not torch.equal(heads[:, 1], heads_before[:, 1])
+
+
+def test_a_task_aware_batch_resumes_bit_identically_after_a_task_switch():
+    """A checkpoint taken on task 1 (after the switch's resets, per-task temperatures moved; the
+    cw network, PALR on) resumes every member bit-identically: parameters (LayerNorm's
+    included), targets, temperatures, moments, replay and the per-task step count."""
+    seeds = [0, 1]
+
+    def trained() -> BatchedSAC:
+        learner = _task_aware(seeds, [_stack("palr") for _ in seeds], network="cw")
+        _fill_task(learner, [], task=0)
+        for _ in range(2):
+            learner.update()
+        learner.on_task_switch(1)
+        _fill_task(learner, [], task=1, n=30, seed=1)
+        learner.update()
+        return learner
+
+    straight, first = trained(), trained()
+    resumed = _task_aware(seeds, [_stack("palr") for _ in seeds], network="cw")
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.task_env_steps == straight.task_env_steps == 30
+    for learner in (straight, resumed):
+        _fill_task(learner, [], task=1, n=10, seed=2)
+        for _ in range(3):
+            learner.update()
+    _assert_bit_identical(resumed, straight)
+
+
+def _assert_bit_identical(ours: BatchedSAC, theirs: BatchedSAC) -> None:
+    """Parameters, target critics, temperatures and every Adam's moments exactly equal."""
+    for name in ("actor", "critic"):
+        assert torch.equal(getattr(ours, name).params, getattr(theirs, name).params)
+    assert torch.equal(ours.critic_target, theirs.critic_target)
+    assert torch.equal(ours.log_alpha, theirs.log_alpha)
+    for mine, other in zip(ours._adams().values(), theirs._adams().values()):
+        assert torch.equal(mine.exp_avg, other.exp_avg)
+        assert torch.equal(mine.exp_avg_sq, other.exp_avg_sq)
+
+
 def _stack(kind: str, every: int = 3) -> InterventionStack:
     """One member's (or separate run's) stack of intervention ``kind``, acting every ``every``
     updates."""
@@ -229,6 +336,41 @@ def test_weight_interventions_per_member_equal_separate_runs(kind):
             assert adam.restarted_at.tolist() == [6] * adam.params.shape[0]
 
 
+@pytest.mark.parametrize("kind", ["palr", "redo", "l2reg_policy", "shrink_perturb",
+                                  "periodic_reset"])
+def test_cw_network_members_equal_separate_runs(kind):
+    """Continual World's network (Linear, LayerNorm, Tanh, then LeakyReLU: StackedCWMLP) with
+    each intervention firing at updates 3 and 6: every member equals its separate ``SACAgent``
+    to 1e-5 at every update (scalars, parameters with the LayerNorm's, gradients, moments,
+    temperature, target critics), the LayerNorm being its own param group and column block."""
+    seeds = [0, 1, 2]
+    batched = BatchedSAC(OBS, ACT, seeds, _config(network="cw"), [_stack(kind) for _ in seeds])
+    agents = [SACAgent(OBS, ACT, _config(seed=s, network="cw"), _stack(kind)) for s in seeds]
+    names = [g["name"] for g in batched.actor_optimizers[0].param_groups]
+    assert names == [g["name"] for g in agents[0].actor_opt.param_groups] == \
+        ["net.0", "net.1", "net.3", "net.5"]
+    assert len(batched.actor.layer_columns()) == batched.actor_adam.lr.shape[1] == 4
+    _fill(batched, agents)
+    norm_before = batched.actor.norm_weight.detach().clone()
+    for _ in range(7):
+        _update_and_compare(batched, agents)
+    assert not torch.equal(batched.actor.norm_weight, norm_before)  # the LayerNorm trains
+    for k, agent in enumerate(agents):  # PALR's scales, ReDo's counts, ... (floats to 1e-5)
+        _assert_close_tree(batched.stacks[k].interventions[0].state_dict(),
+                           agent.stack.interventions[0].state_dict())
+
+
+def _assert_close_tree(ours, theirs) -> None:
+    if isinstance(theirs, dict):
+        assert ours.keys() == theirs.keys()
+        for key in theirs:
+            _assert_close_tree(ours[key], theirs[key])
+    elif isinstance(theirs, float):
+        assert ours == pytest.approx(theirs, abs=1e-5)
+    else:
+        assert ours == theirs
+
+
 @pytest.mark.parametrize("kind", ["shrink_perturb", "periodic_reset"])
 def test_a_member_reset_at_its_own_update_changes_only_its_rows(kind):
     """One member's intervention firing at an update the others do not changes only its rows:
@@ -284,12 +426,7 @@ def test_a_checkpoint_after_a_reset_resumes_bit_identically():
     for adam in (resumed.actor_adam, resumed.alpha_adam):
         assert adam.restarted_at.tolist() == [0, 3]
     assert resumed.critic_adam.restarted_at.tolist() == [0, 0, 3, 3]
-    for name in ("actor", "critic"):
-        assert torch.equal(getattr(resumed, name).params, getattr(straight, name).params)
-    assert torch.equal(resumed.critic_target, straight.critic_target)
-    assert torch.equal(resumed.log_alpha, straight.log_alpha)
-    for ours, theirs in zip(resumed._adams().values(), straight._adams().values()):
-        assert torch.equal(ours.exp_avg_sq, theirs.exp_avg_sq)
+    _assert_bit_identical(resumed, straight)
 
 
 def test_the_monitor_logs_each_member_as_its_separate_run():
@@ -433,7 +570,5 @@ def test_settings_and_interventions_the_batch_cannot_run_are_refused():
     shared = InterventionStack()
     with pytest.raises(ValueError, match="one intervention stack object per member"):
         BatchedSAC(OBS, ACT, [0, 1], _config(), [shared, shared])
-    with pytest.raises(ValueError, match="network 'cw' is not supported"):
-        BatchedSAC(OBS, ACT, [0], _config(network="cw"))
-    with pytest.raises(ValueError, match="multi_head or per_task_alpha"):
-        BatchedSAC(OBS, ACT, [0], _config(per_task_alpha=True))
+    with pytest.raises(ValueError, match=">= 1 with multi_head or per_task_alpha"):
+        BatchedSAC(OBS, ACT, [0], _config(per_task_alpha=True))  # no one-hot (num_tasks=0)

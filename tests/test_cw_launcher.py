@@ -220,10 +220,8 @@ HUGE = "99999999999999999999"  # beyond bash's 64-bit integers
     ({"TASKS": "cw30"}, "TASKS must be cw20, cw10, mt10 or mt10x2"),
     ({"BATCH_SEEDS": "2"}, "BATCH_SEEDS must be an integer from 0 to 1"),
     ({"BATCH_SEEDS": "1", "SEEDS": "0 2"}, "BATCH_SEEDS=1 trains an agent's SEEDS as one batch"),
-    ({"BATCH_SEEDS": "1", "SEEDS": "0 1", "EXTRA_ARGS": TINY + " --network cw"},
-     "network 'cw' is not supported"),
-    ({"BATCH_SEEDS": "1", "EXTRA_ARGS": TINY + " --preset cw-paper"},
-     "preset cw-paper gives the agent the task id"),
+    ({"BATCH_SEEDS": "1", "SEEDS": "0 1", "EXTRA_ARGS": TINY + " --reference"},
+     "reference runs do not run seed-batched"),
 ])
 def test_bad_knobs_are_rejected(tmp_path, env, message):
     proc = run_cw20(tmp_path, **env)

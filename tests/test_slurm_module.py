@@ -160,9 +160,6 @@ def test_cw_batch_seeds_makes_one_task_per_agent_of_the_launchers_own_batches(pl
 
 
 @pytest.mark.parametrize("knobs, message", [
-    ({"EXTRA_ARGS": "--num_tasks 2 --preset cw-paper"},
-     "preset cw-paper gives the agent the task id"),
-    ({"EXTRA_ARGS": "--num_tasks 2 --network cw"}, "network 'cw' is not supported"),
     ({"EXTRA_ARGS": "--num_tasks 2 --reference"}, "reference runs do not run seed-batched"),
 ])
 def test_cw_batch_seeds_refuses_what_does_not_batch_in_one_line(plan, tmp_path, knobs, message):

@@ -188,6 +188,31 @@ class TaskInput:
         """Inputs of the first layer from an observation of ``obs_dim`` entries."""
         return obs_dim - self.num_tasks if self.hide else obs_dim
 
+    def trunk(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the hidden layers see of ``obs`` (``[..., obs_dim]``): without the one-hot when
+        it is hidden."""
+        return obs[..., :-self.num_tasks] if self.hide and self.num_tasks else obs
+
+    def head(self, out: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """``out`` (``[..., heads * k]``) reduced to the head ``obs``'s one-hot picks
+        (:func:`select_head`); ``out`` itself with one head."""
+        if self.heads == 1:
+            return out
+        return select_head(out, obs[..., -self.num_tasks:], self.heads)
+
+    @classmethod
+    def of(cls, cfg: "SACConfig", obs_dim: int, num_tasks: int) -> "TaskInput":
+        """The task input of a SAC agent with ``cfg`` on observations of ``obs_dim`` entries,
+        the last ``num_tasks`` of them the task one-hot (0: none).
+
+        Raises:
+            ValueError: ``num_tasks`` out of range, or 0 with ``multi_head``/``per_task_alpha``.
+        """
+        if not 0 <= num_tasks < obs_dim or (cfg.needs_task_id and num_tasks == 0):
+            raise ValueError(f"num_tasks (task one-hot length) must be in 0..{obs_dim - 1} and "
+                             f">= 1 with multi_head or per_task_alpha, got {num_tasks}")
+        return cls(int(num_tasks), int(num_tasks) if cfg.multi_head else 1, cfg.hide_task_id)
+
 
 def select_head(out: torch.Tensor, one_hot: torch.Tensor, heads: int) -> torch.Tensor:
     """``out`` (N, heads * k) -> (N, k): the block of the head each sample's one-hot picks
@@ -213,11 +238,7 @@ class Actor(nn.Module):
         self.log_std_max = float(log_std_max)
 
     def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        out = self.net(obs[..., :self.trunk_dim] if self.task.hide and self.task.num_tasks
-                       else obs)
-        if self.task.heads > 1:
-            out = select_head(out, obs[..., -self.task.num_tasks:], self.task.heads)
-        mean, log_std = out.chunk(2, dim=-1)
+        mean, log_std = self.task.head(self.net(self.task.trunk(obs)), obs).chunk(2, dim=-1)
         return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
 
@@ -235,13 +256,8 @@ class TwinQ(nn.Module):
         self.q2 = mlp(self.trunk_dim + act_dim, task.heads, hidden_sizes, network, leaky_slope)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        trunk = obs[..., :self.trunk_dim] if self.task.hide and self.task.num_tasks else obs
-        x = torch.cat([trunk, act], dim=-1)
-        q1, q2 = self.q1(x), self.q2(x)
-        if self.task.heads > 1:
-            one_hot = obs[..., -self.task.num_tasks:]
-            q1 = select_head(q1, one_hot, self.task.heads)
-            q2 = select_head(q2, one_hot, self.task.heads)
+        x = torch.cat([self.task.trunk(obs), act], dim=-1)
+        q1, q2 = self.task.head(self.q1(x), obs), self.task.head(self.q2(x), obs)
         return q1.squeeze(-1), q2.squeeze(-1)
 
 
@@ -302,13 +318,9 @@ class SACAgent:
         if obs_dim <= 0 or act_dim <= 0:
             raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim}, {act_dim}")
         self.config = cfg = config if config is not None else SACConfig()
-        if not 0 <= num_tasks < obs_dim or (cfg.needs_task_id and num_tasks == 0):
-            raise ValueError(f"num_tasks (task one-hot length) must be in 0..{obs_dim - 1} and "
-                             f">= 1 with multi_head or per_task_alpha, got {num_tasks}")
+        task = TaskInput.of(cfg, obs_dim, num_tasks)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
-        self.num_tasks = int(num_tasks)
-        task = TaskInput(self.num_tasks, self.num_tasks if cfg.multi_head else 1,
-                         cfg.hide_task_id)
+        self.num_tasks = task.num_tasks
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available; use device='cpu'")

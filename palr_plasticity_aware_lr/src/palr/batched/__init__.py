@@ -6,6 +6,8 @@ a member axis, so one forward/backward/optimizer step serves all of them: on a C
 networks' updates are dominated by per-op overhead, which the member axis shares out.
 
 - :mod:`palr.batched.stacked_mlp`: K ReLU MLPs in one ``[K, P]`` parameter tensor (``baddbmm``);
+  :mod:`palr.batched.stacked_cw_mlp`: K of Continual World's SAC networks (LayerNorm, tanh,
+  leaky ReLU) in the same layout;
 - :mod:`palr.batched.member_adam`: Adam over the member axis with a per-member, per-layer
   learning rate;
 - :mod:`palr.batched.member_replay`: one replay ring with a member axis, a generator per member;
@@ -18,7 +20,7 @@ networks' updates are dominated by per-op overhead, which the member axis shares
 - :mod:`palr.batched.dqn`: the batched DQN learner; :mod:`palr.batched.loop`: K environments
   stepped together under one :class:`~palr.experiments.schedule.TrainingSchedule`;
 - :mod:`palr.batched.sac`: the batched SAC learner (stacked actors, twin critics as 2K stacked
-  rows, a temperature per member);
+  rows, a temperature per member, or per member and task; task-aware heads);
 - :mod:`palr.batched.runner`: whole runs (``--batch_seeds``): every member writes its separate
   run's directory; one checkpoint per batch; finished members frozen;
   :mod:`palr.batched.cw_runner`: the same for Continual World SAC runs (``run_cw_batch``).

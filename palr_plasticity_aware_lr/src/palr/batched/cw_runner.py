@@ -13,9 +13,13 @@ the following loop step, and the batch checkpoint (``<outdir>/batches/<agent>_se
 is written only when every running member is between episodes; SIGTERM/SIGUSR1 therefore stop
 the batch at the next episode end, as they stop a separate run.
 
-Not batched (refused; run them separately): reference runs, task-aware presets (task one-hot,
-multi-head, per-task temperature or schedule) and the ``cw`` network
-(:class:`~palr.batched.sac.BatchedSAC` stacks ReLU MLPs).
+Both presets batch, on either network. Under the task-aware ``cw-paper`` preset each member's
+environment appends its task's one-hot, :class:`~palr.batched.sac.BatchedSAC` picks heads and
+temperatures by it, and the per-task schedule (warm-up and first update counted from every
+task's start) runs on the batch's task clock, restarted once every member has switched (they
+switch at the same env step).
+
+Not batched (refused; run them separately): reference runs.
 """
 from __future__ import annotations
 
@@ -31,26 +35,17 @@ from palr.experiments.sweep import RunJob
 
 def check_batchable(job: RunJob) -> None:
     """Raise :class:`~palr.errors.UsageError` (one line naming the fix) unless ``job``'s
-    configuration trains seed-batched: not a reference run, no task id given to the agent, no
-    per-task schedule, a ReLU network and interventions checked per member
+    configuration trains seed-batched: not a reference run, and interventions checked per member
     (:data:`~palr.batched.sac.SAC_MEMBER_INTERVENTIONS`). The launcher asks before anything
     runs; the batch asks again when it is built."""
     from palr.agent_table import resolve_agent
     from palr.batched.member_slots import check_member_stack
-    from palr.batched.sac import SAC_MEMBER_INTERVENTIONS, check_sac_config
+    from palr.batched.sac import SAC_MEMBER_INTERVENTIONS
     from palr.experiments import continual_world as cw
     from palr.interventions import build_stack
     if job.options.get("reference_task") is not None:
         raise UsageError("reference runs do not run seed-batched; run them without --batch_seeds")
-    preset = job.options.get("preset")
-    if cw._protocol(job).task_id:
-        raise UsageError(f"preset {preset} gives the agent the task id, which seed-batched SAC "
-                         "does not take; run it without --batch_seeds")
-    if cw.cw_schedule(job).per_task:
-        raise UsageError(f"preset {preset} restarts the SAC schedule at every task, which a seed "
-                         "batch does not; run it without --batch_seeds")
     try:
-        check_sac_config(cw._sac_config(job))
         check_member_stack(build_stack(resolve_agent(job.agent_index, cw.ALGO),
                                        job.options["overrides"]), SAC_MEMBER_INTERVENTIONS)
     except ValueError as err:
@@ -82,10 +77,9 @@ class CWSeedBatch(SeedBatch):
         seeds = [job.seed for job in self.members]
         self.learner = BatchedSAC(int(envs[0].observation_space.shape[0]),
                                   int(envs[0].action_space.shape[0]), seeds,
-                                  cw._sac_config(first), stacks)
-        self.schedule = cw.cw_schedule(first)
-        if self.schedule.per_task:
-            raise ValueError("per-task schedules do not run seed-batched")
+                                  cw._sac_config(first), stacks,
+                                  num_tasks=cw.cw_num_tasks(first, envs[0]))
+        self.schedule = cw.cw_schedule(first)  # per task: on the batch's task clock
         self.trainers: List[EpisodicTrainer] = []
         for k, (job, env) in enumerate(zip(self.members, envs)):
             agent = SACMemberAgent(self.learner, k)

@@ -49,8 +49,9 @@ class MemberOptimizerView:
         self.rows = [member] if rows is None else [int(r) for r in rows]
         self.param_groups: List[Dict[str, Any]] = [
             {**group, "lr": float(lr)} for group in layerwise_param_groups(module)]
-        if len(self.param_groups) != stacked.num_layers * len(self.rows):
-            raise ValueError("a member module must have one parameterised layer per stacked layer")
+        if len(self.param_groups) != len(stacked.layer_columns()) * len(self.rows):
+            raise ValueError("a member module must have one parameterised layer per stacked "
+                             "column block (StackedMLP.layer_columns)")
         params = list(module.parameters())
         avgs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg, row)]
         sqs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg_sq, row)]

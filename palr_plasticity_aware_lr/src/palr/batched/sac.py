@@ -7,7 +7,8 @@ draws, interventions, diagnostic batches) and the same update: clipped double-Q 
 backup, critic step, actor step through the just-updated critics, entropy-temperature step (its
 own Adam), then the polyak average of the target critics. SAC does not clip gradients.
 
-The K actors are one :class:`~palr.batched.stacked_mlp.StackedMLP`; the 2K critics another, row
+The K actors are one stacked MLP (:class:`~palr.batched.stacked_mlp.StackedMLP`, or
+:class:`~palr.batched.stacked_cw_mlp.StackedCWMLP` for the ``"cw"`` network); the 2K critics another, row
 ``2k`` member k's first critic and row ``2k + 1`` its second, so both critics of every member
 are one ``baddbmm`` per layer; the K entropy temperatures are a ``[K, 1]`` tensor. Each network
 family has its own :class:`~palr.batched.member_adam.MemberAdam`, as a separate run has one Adam
@@ -29,8 +30,20 @@ slot's target is a ``TwinQ`` aliasing its rows of the target tensor) and, throug
 ``reset_hook``, its entropy temperature and the temperature's Adam, as
 ``SACAgent._after_reset`` (Nikishin et al. 2022: the whole agent restarts).
 
-Not supported here (refused at construction): the ``"cw"`` network (LayerNorm/LeakyReLU: not a
-stacked ReLU MLP) and the task-aware heads and temperatures (``multi_head``, ``per_task_alpha``).
+Task-aware members (Continual World's ``cw-paper`` settings, Wolczyk et al. 2021; ``num_tasks``
+as ``SACAgent``'s): the task one-hot ends every observation; with ``hide_task_id`` the stacked
+networks see the observation without it (:meth:`~palr.agents.sac.TaskInput.trunk`); with
+``multi_head`` the stacked output layers hold one head per task and each sample's head is picked
+by its one-hot (:meth:`~palr.agents.sac.TaskInput.head` over the member axis); with
+``per_task_alpha`` the temperatures are a ``[K, num_tasks]`` tensor with its own
+:class:`~palr.batched.member_adam.MemberAdam` (one column per task, as a separate run's
+``[num_tasks]`` log-alpha and its Adam), each sample's picked by its one-hot. The task-switch
+resets (replay, Adam moments) apply to every member at once, as all members switch together.
+
+Both networks of :class:`~palr.agents.sac.SACConfig` stack: ``"relu"`` as
+:class:`~palr.batched.stacked_mlp.StackedMLP`, ``"cw"`` (Linear, LayerNorm, Tanh, then LeakyReLU)
+as :class:`~palr.batched.stacked_cw_mlp.StackedCWMLP`, whose rows also hold the LayerNorm's
+weight and bias (its own column block and param group, as in a separate run's Adam).
 """
 from __future__ import annotations
 
@@ -49,6 +62,7 @@ from palr.batched.member_slots import (MEMBER_INTERVENTIONS, MemberOptimizerView
                                       add_member_penalties, adds_penalty, check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
+from palr.batched.stacked_cw_mlp import StackedCWMLP
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -61,16 +75,6 @@ SAC_MEMBER_INTERVENTIONS = MEMBER_INTERVENTIONS
 SCALARS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "q", "entropy")
 
 
-def check_sac_config(cfg: SACConfig) -> None:
-    """Raise ValueError unless ``cfg`` is a configuration :class:`BatchedSAC` stacks."""
-    if cfg.network != "relu":
-        raise ValueError(f"seed-batched SAC stacks ReLU MLPs; network {cfg.network!r} is not "
-                         "supported (use network='relu' or separate runs)")
-    if cfg.multi_head or cfg.per_task_alpha:
-        raise ValueError("seed-batched SAC does not support multi_head or per_task_alpha yet "
-                         "(use separate runs)")
-
-
 class BatchedSAC:
     """K SAC members (one per seed) with stacked networks and per-member interventions.
 
@@ -81,20 +85,24 @@ class BatchedSAC:
             ``fused_adam`` does not apply: :class:`~palr.batched.member_adam.MemberAdam` steps).
         stacks: one intervention stack per member (``None``: plain SAC), each with its own
             instances (:func:`~palr.batched.member_slots.check_member_stack`).
+        num_tasks: the last ``num_tasks`` entries of every observation are the task one-hot
+            (0: none); needed by ``multi_head`` and ``per_task_alpha`` (as ``SACAgent``'s).
     """
 
     ACTOR, CRITIC = "actor", "critic"
 
     def __init__(self, obs_dim: int, act_dim: int, seeds: Sequence[int],
                  config: Optional[SACConfig] = None,
-                 stacks: Optional[Sequence[InterventionStack]] = None) -> None:
+                 stacks: Optional[Sequence[InterventionStack]] = None,
+                 num_tasks: int = 0) -> None:
         if obs_dim <= 0 or act_dim <= 0:
             raise ValueError(f"obs_dim and act_dim must be positive, got {obs_dim}, {act_dim}")
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ValueError("a seed-batched SAC needs at least one seed")
         self.config = cfg = config if config is not None else SACConfig()
-        check_sac_config(cfg)
+        self.task = TaskInput.of(cfg, obs_dim, num_tasks)
+        self.num_tasks = self.task.num_tasks
         self.members = k = len(self.seeds)
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.device = torch.device(cfg.device)
@@ -108,19 +116,21 @@ class BatchedSAC:
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
 
         member_seeds = [sac_seeds(s) for s in self.seeds]
-        nets = [seeded_networks(obs_dim, act_dim, cfg, TaskInput(), s[0]) for s in member_seeds]
-        self.actor = StackedMLP.from_networks([actor.net.to(self.device) for actor, _ in nets])
-        self.critic = StackedMLP.from_networks(
+        nets = [seeded_networks(obs_dim, act_dim, cfg, self.task, s[0]) for s in member_seeds]
+        stacked = StackedCWMLP if cfg.network == "cw" else StackedMLP
+        self.actor = stacked.from_networks([actor.net.to(self.device) for actor, _ in nets])
+        self.critic = stacked.from_networks(
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
                                      self.actor.layer_columns(), cfg.lr)
         self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
                                       self.critic.layer_columns(), cfg.lr)
-        self.log_alpha = torch.full((k, 1), math.log(cfg.init_alpha), device=self.device,
+        alphas = self.num_tasks if cfg.per_task_alpha else 1  # per member, as SACAgent's
+        self.log_alpha = torch.full((k, alphas), math.log(cfg.init_alpha), device=self.device,
                                     requires_grad=True)
         self.log_alpha.grad = torch.zeros_like(self.log_alpha)
-        self.alpha_adam = MemberAdam(self.log_alpha, self.log_alpha.grad, [1], cfg.lr)
+        self.alpha_adam = MemberAdam(self.log_alpha, self.log_alpha.grad, [alphas], cfg.lr)
 
         # a separate run's generators, per member (see SACAgent.__init__)
         self.generators = [torch.Generator().manual_seed(s[2]) for s in member_seeds]
@@ -177,9 +187,9 @@ class BatchedSAC:
         for i in range(self.members):
             with torch.device("meta"):
                 actor = Actor(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.network,
-                              cfg.leaky_slope, cfg.log_std_min, cfg.log_std_max)
+                              cfg.leaky_slope, cfg.log_std_min, cfg.log_std_max, self.task)
                 critic = TwinQ(self.obs_dim, self.act_dim, cfg.hidden_sizes, cfg.network,
-                               cfg.leaky_slope)
+                               cfg.leaky_slope, self.task)
             actor.net = self.actor.member_module(i)
             critic.q1 = self.critic.member_module(2 * i, critic_params)
             critic.q2 = self.critic.member_module(2 * i + 1, critic_params)
@@ -190,16 +200,25 @@ class BatchedSAC:
     # --- the networks over the member axis ---------------------------------------------------
     def policy(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``obs [K, B, obs_dim]`` -> every member's mean and clamped log-std ``[K, B, act_dim]``
-        (:class:`~palr.agents.sac.Actor`'s forward)."""
-        mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        (:class:`~palr.agents.sac.Actor`'s forward: each sample's task head)."""
+        mean, log_std = self.task.head(self.actor(self.task.trunk(obs)), obs).chunk(2, dim=-1)
         cfg = self.config
         return mean, log_std.clamp(cfg.log_std_min, cfg.log_std_max)
 
     def twin_q(self, obs: torch.Tensor, act: torch.Tensor,
                params: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Both critics of every member, ``[K, 2, B]`` (``params``: the target critics')."""
-        x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
-        return self.critic(x, params).view(self.members, 2, -1)
+        """Both critics of every member, ``[K, 2, B]`` (``params``: the target critics'; each
+        sample's task head)."""
+        x = torch.cat([self.task.trunk(obs), act], dim=-1).repeat_interleave(2, dim=0)
+        q = self.task.head(self.critic(x, params), obs.repeat_interleave(2, dim=0))
+        return q.view(self.members, 2, -1)
+
+    def _log_alpha(self, obs: torch.Tensor) -> torch.Tensor:
+        """Every member's log alpha for a batch ``obs [K, B, obs_dim]``: its one temperature
+        ``[K, 1]``, or each sample's task's ``[K, B]`` (``SACAgent._log_alpha``)."""
+        if not self.config.per_task_alpha:
+            return self.log_alpha
+        return torch.bmm(obs[..., -self.num_tasks:], self.log_alpha.unsqueeze(-1)).squeeze(-1)
 
     def _noise(self, generators: Sequence[torch.Generator], batch: int) -> torch.Tensor:
         """``[K, batch, act_dim]`` standard normal noise, member k's from ``generators[k]``
@@ -232,7 +251,8 @@ class BatchedSAC:
             batch = self.replay.sample(cfg.batch_size, self.device)
         obs, act = batch["obs"], batch["actions"]
         rew, next_obs, term = batch["rewards"], batch["next_obs"], batch["terminated"]
-        alpha = self.log_alpha.detach().exp()  # [K, 1]
+        log_alpha = self._log_alpha(obs)  # [K, 1], or [K, B] per task
+        alpha = log_alpha.detach().exp()
 
         # critics: soft Bellman backup with clipped double Q (Fujimoto et al. 2018)
         with torch.no_grad():
@@ -252,7 +272,7 @@ class BatchedSAC:
         actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
         self.actor.grad.zero_()
         penalised = add_member_penalties(actor_losses, self.stacks, self._penalised, self.ACTOR)
-        inputs = self.actor.weights + self.actor.biases
+        inputs = self.actor.leaves()
         if penalised is not actor_losses:
             inputs = inputs + [p for i in self._penalised
                                for p in self.actor_modules[i].parameters()]
@@ -261,7 +281,7 @@ class BatchedSAC:
 
         # temperature (Haarnoja et al. 2018b, eq. 18; the log-alpha form, as SACAgent)
         logp_d = logp.detach()
-        alpha_losses = -(self.log_alpha * (logp_d + self.target_entropy)).mean(dim=1)
+        alpha_losses = -(log_alpha * (logp_d + self.target_entropy)).mean(dim=1)
         self.log_alpha.grad.zero_()
         alpha_losses.sum().backward()
         self.alpha_adam.step()
@@ -297,7 +317,7 @@ class BatchedSAC:
              alpha_losses: torch.Tensor, alpha: torch.Tensor, q: torch.Tensor,
              logp: torch.Tensor) -> Dict[str, float]:
         table = torch.stack([critic_losses.detach(), actor_losses.detach(), alpha_losses.detach(),
-                             alpha[:, 0], q[:, 0].detach().mean(dim=1), -logp.mean(dim=1)],
+                             alpha.mean(dim=1), q[:, 0].detach().mean(dim=1), -logp.mean(dim=1)],
                             dim=1).tolist()
         log: Dict[str, float] = {"sac/updates": float(self.updates)}
         for i, values in enumerate(table):

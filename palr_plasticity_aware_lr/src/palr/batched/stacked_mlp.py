@@ -54,11 +54,11 @@ class StackedMLP:
         self.members = int(members)
         self.spans: List[LayerSpan] = []
         offset = 0
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+        for layer, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             weight = slice(offset, offset + fan_out * fan_in)
             bias = slice(weight.stop, weight.stop + fan_out)
             self.spans.append((weight, bias, fan_out, fan_in))
-            offset = bias.stop
+            offset = bias.stop + self._columns_after(layer)
         # rows padded to a multiple of ROW_ALIGN columns: vectorised element-wise kernels then
         # treat every member's entries alike (same lanes, same rounding), so members with the
         # same seed stay bit-identical
@@ -75,6 +75,15 @@ class StackedMLP:
                 param.grad = grad
                 leaves.append(param)
         self._numpy_layers: Optional[List[Tuple[np.ndarray, np.ndarray, np.ndarray]]] = None
+
+    def _columns_after(self, layer: int) -> int:
+        """Columns a subclass keeps in every row right after layer ``layer``'s bias, for
+        parameters of its own (none here)."""
+        return 0
+
+    def leaves(self) -> List[torch.Tensor]:
+        """Every leaf tensor :meth:`forward` computes with (a backward's ``inputs``)."""
+        return self.weights + self.biases
 
     @classmethod
     def from_networks(cls, nets: Sequence[nn.Sequential]) -> "StackedMLP":
@@ -104,8 +113,14 @@ class StackedMLP:
         return flat[:, weight].view(-1, fan_out, fan_in), flat[:, bias]
 
     def member_views(self, flat: torch.Tensor, member: int) -> List[torch.Tensor]:
+        """Member ``member``'s parameter views of a ``[K, P]`` tensor, in the
+        ``nn.Sequential.parameters()`` order of :meth:`member_module` (here
+        :meth:`linear_views`)."""
+        return self.linear_views(flat, member)
+
+    def linear_views(self, flat: torch.Tensor, member: int) -> List[torch.Tensor]:
         """Member ``member``'s per-layer weight ``[out, in]`` and bias ``[out]`` views of a
-        ``[K, P]`` tensor, in ``nn.Sequential.parameters()`` order."""
+        ``[K, P]`` tensor, layer by layer."""
         row = flat[member]
         views: List[torch.Tensor] = []
         for weight, bias, fan_out, fan_in in self.spans:
@@ -129,8 +144,8 @@ class StackedMLP:
         tensor of the same layout instead (e.g. the target network's), without gradients."""
         mods: List[nn.Module] = []
         trained = flat is None
-        grads = self.member_views(self.grad, member)
-        views = self.member_views(self.params if trained else flat, member)
+        grads = self.linear_views(self.grad, member)
+        views = self.linear_views(self.params if trained else flat, member)
         for layer in range(self.num_layers):
             _, _, fan_out, fan_in = self.spans[layer]
             linear = nn.utils.skip_init(nn.Linear, fan_in, fan_out, device=self.params.device)

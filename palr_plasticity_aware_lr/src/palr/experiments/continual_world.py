@@ -312,6 +312,11 @@ def _sac_config(job: RunJob) -> Any:
                      init_alpha=protocol.init_alpha, target_entropy=target_entropy)
 
 
+def cw_num_tasks(job: RunJob, env: Any) -> int:
+    """The length of the task one-hot ending the run's observations (0: the preset gives none)."""
+    return env.num_tasks if _protocol(job).task_id else 0
+
+
 def cw_schedule(job: RunJob) -> Any:
     """The run's :class:`~palr.experiments.schedule.TrainingSchedule` from its launcher flags:
     ``start_steps`` random actions, the first update at ``update_after``, then ``update_every``
@@ -445,7 +450,7 @@ def run_cw_job(job: RunJob) -> Dict[str, Any]:
     spec = resolve_agent(job.agent_index, ALGO)
     sac = SACAgent(env.observation_space.shape[0], env.action_space.shape[0], _sac_config(job),
                    build_stack(spec, job.options["overrides"]),
-                   num_tasks=env.num_tasks if _protocol(job).task_id else 0)
+                   num_tasks=cw_num_tasks(job, env))
     recorder, settings, evaluate = cw_run_records(job, env, sac)
     trainer = EpisodicTrainer(env, sac, recorder, settings, cw_schedule(job), score_fn=cw_score,
                               episode_hook=evaluate)
@@ -531,7 +536,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ["build_parser", "config_bindings", "resolve_config", "cw_schedule",
+__all__ = ["build_parser", "config_bindings", "resolve_config", "cw_schedule", "cw_num_tasks",
            "apply_preset", "resolve_sequence",
            "check_suffix_label", "make_jobs", "cw_identity", "cw_env", "cw_score", "cw_run_records",
            "run_cw_job", "publish_finished",
