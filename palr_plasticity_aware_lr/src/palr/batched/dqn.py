@@ -7,6 +7,8 @@ update: Huber TD loss (Double DQN optional), gradient-norm clipping at ``max_gra
 MEMBER, Adam, a hard target copy every ``target_update_every`` updates. The K Q-networks are one
 :class:`~palr.batched.stacked_mlp.StackedMLP`; the loss of member k is its own batch mean, and the
 members' losses are summed, so one backward pass gives every member exactly its own gradient.
+That backward pass is written by hand (:mod:`palr.batched.stacked_backward`: straight into the
+``[K, P]`` gradient buffer, no autograd graph); only an L2Reg penalty goes through autograd.
 
 It keeps the counters and methods of :class:`palr.agents.contract.Agent` with a member axis
 (``act``/``random_action`` return K actions, ``observe`` takes K transitions), so
@@ -31,6 +33,7 @@ from palr.batched.member_measure import MemberMeasurer
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
+from palr.batched.stacked_backward import backward_into, forward_keeping_inputs, huber_td_grad
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import Intervention, InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -76,6 +79,7 @@ class BatchedDQN:
              for s in self.seeds])
         self.target = self.q.params.clone()
         self._target_operands = self.q.operands(self.target)  # views: follow every copy_
+        self._online_operands = self.q.operands(self.q.params)  # and every optimizer step
         self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
@@ -116,21 +120,29 @@ class BatchedDQN:
         return self._active
 
     # --- the loss and the update -------------------------------------------------------------
-    def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def td_loss_and_grad(self, batch: Dict[str, torch.Tensor]
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every member's Huber TD loss ``[K]`` (its own batch mean) and predicted Q ``[K, B]``;
-        ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
+        the losses' gradient is written into ``self.q.grad`` (every member's row overwritten)
+        by the hand-written backward of :mod:`palr.batched.stacked_backward` (no autograd
+        graph). ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
         cfg = self.config
-        with torch.no_grad():
-            next_target = self.q(batch["next_obs"], operands=self._target_operands)
-            if cfg.double_dqn:
-                next_actions = self.q(batch["next_obs"]).argmax(dim=2, keepdim=True)
-                next_value = next_target.gather(2, next_actions).squeeze(2)
-            else:
-                next_value = next_target.amax(dim=2)
-            td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
-                                      value=cfg.gamma)
-        q_pred = self.q(batch["obs"]).gather(2, batch["actions"].unsqueeze(2)).squeeze(2)
+        next_target = self.q(batch["next_obs"], operands=self._target_operands)
+        if cfg.double_dqn:
+            next_actions = self.q(batch["next_obs"], operands=self._online_operands
+                                  ).argmax(dim=2, keepdim=True)
+            next_value = next_target.gather(2, next_actions).squeeze(2)
+        else:
+            next_value = next_target.amax(dim=2)
+        td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
+                                  value=cfg.gamma)
+        q, inputs = forward_keeping_inputs(self.q, batch["obs"], self._online_operands)
+        actions = batch["actions"]
+        q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
         losses = F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta, reduction="none")
+        grad_q = huber_td_grad(q, actions, q_pred, td_target, cfg.huber_delta)
+        backward_into(self.q, self.q.params, inputs, grad_q, self.q.grad)
         return losses.mean(dim=1), q_pred
 
     def update(self, batch: Optional[Dict[str, torch.Tensor]] = None
@@ -146,8 +158,9 @@ class BatchedDQN:
         cfg = self.config
         if batch is None:
             batch = self.replay.sample(cfg.batch_size, self.device)
-        td_losses, q_pred = self.td_loss(batch)
-        losses = self._add_penalties(td_losses)
+        td_losses, q_pred = self.td_loss_and_grad(batch)
+        penalties = self._penalties()
+        losses = td_losses if penalties is None else td_losses + penalties.detach()
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
         bad = [k for k, v in enumerate(values) if not math.isfinite(v) and not self.frozen[k]]
@@ -157,10 +170,11 @@ class BatchedDQN:
                 f"update {step} (env step {self.env_steps}); lower the learning rate or check "
                 "the rewards")
         grad = self.q.grad
-        grad.zero_()
-        with warnings.catch_warnings():  # the grads are views of self.q.grad, on purpose
-            warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
-            losses.sum().backward()
+        if penalties is not None and penalties.requires_grad:  # L2Reg: autograd adds its
+            with warnings.catch_warnings():  # gradient to the rows (views, on purpose)
+                warnings.filterwarnings("ignore", "grad and param do not obey the gradient "
+                                        "layout")
+                penalties.sum().backward()
         if self.frozen.any():  # a frozen member's row gets no gradient (and lr 0: see freeze)
             grad[torch.as_tensor(self.frozen, device=grad.device)] = 0.0
         if cfg.max_grad_norm is not None:  # clip_grad_norm_ of each member's own parameters
@@ -186,18 +200,20 @@ class BatchedDQN:
             return self._log(values, td_losses, q_pred, step)
         return None
 
-    def _add_penalties(self, td_losses: torch.Tensor) -> torch.Tensor:
-        """Every member's loss ``[K]``: its TD loss plus its stack's loss penalty (L2Reg), built
-        by the member's own interventions from its module (parameters aliasing its row), so the
-        penalty's gradient lands in that row only, as in a separate run's ``loss + penalty``."""
+    def _penalties(self) -> Optional[torch.Tensor]:
+        """Every member's loss penalty ``[K]`` (L2Reg; 0 for members without one), built by the
+        member's own interventions from its module (parameters aliasing its row), so its
+        gradient lands in that row only, as in a separate run's ``loss + penalty``; ``None``
+        when no member adds one."""
         if not self._penalised:
-            return td_losses
-        parts = [td_losses.new_zeros(())] * self.members
+            return None
+        zero = self.q.params.new_zeros(())
+        parts = [zero] * self.members
         for k in self._penalised:
             penalty = self.stacks[k].loss_penalty(self.NET)
             if penalty is not None:
                 parts[k] = penalty
-        return td_losses + torch.stack(parts)
+        return torch.stack(parts)
 
     def _log(self, losses: List[float], td_losses: torch.Tensor, q_pred: torch.Tensor,
              step: int) -> Dict[str, float]:
