@@ -65,7 +65,11 @@ def backward_into(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.
     for layer in reversed(range(mlp.num_layers)):
         h_in = inputs[layer]
         weight_grad, bias_grad = mlp.layer_views(grad, layer)
-        torch.bmm(g.transpose(1, 2), h_in, out=weight_grad)
+        _, _, fan_out, fan_in = mlp.spans[layer]
+        if fan_in < fan_out:  # BLAS is slow at products with few columns (4-dim input: 5x)
+            weight_grad.copy_(torch.bmm(h_in.transpose(1, 2), g).transpose(1, 2))
+        else:
+            torch.bmm(g.transpose(1, 2), h_in, out=weight_grad)
         torch.sum(g, dim=1, out=bias_grad)
         if layer:
             g = torch.bmm(g, mlp.layer_views(params, layer)[0])
