@@ -41,6 +41,7 @@ from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
+from palr.batched.stacked_backward import backward_into, forward_keeping_inputs, squared_error_grad
 from palr.batched.stacked_mlp import StackedMLP
 from palr.intervention_configs import MEASURING
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -108,6 +109,7 @@ class BatchedSAC:
         self.critic = StackedMLP.from_networks(
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
+        self._critic_operands = self.critic.operands(self.critic.params)  # follow every step
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
                                      self.actor.layer_columns(), cfg.lr)
         self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
@@ -186,8 +188,12 @@ class BatchedSAC:
     def twin_q(self, obs: torch.Tensor, act: torch.Tensor,
                params: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Both critics of every member, ``[K, 2, B]`` (``params``: the target critics')."""
-        x = torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
-        return self.critic(x, params).view(self.members, 2, -1)
+        return self.critic(self._critic_input(obs, act), params).view(self.members, 2, -1)
+
+    @staticmethod
+    def _critic_input(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``[2K, B, obs_dim + act_dim]``: member k's batch for its critic rows 2k and 2k + 1."""
+        return torch.cat([obs, act], dim=-1).repeat_interleave(2, dim=0)
 
     def _noise(self, generators: Sequence[torch.Generator], batch: int) -> torch.Tensor:
         """``[K, batch, act_dim]`` standard normal noise, member k's from ``generators[k]``
@@ -227,10 +233,13 @@ class BatchedSAC:
             next_act, next_logp = self._sample(next_obs)
             target_q = self.twin_q(next_obs, next_act, self.critic_target).amin(dim=1)
             target = rew + cfg.gamma * (1.0 - term) * (target_q - alpha * next_logp)
-        q = self.twin_q(obs, act)
+        # gradients by hand (palr.batched.stacked_backward), written straight into critic.grad
+        q_out, inputs = forward_keeping_inputs(self.critic, self._critic_input(obs, act),
+                                               self._critic_operands)
+        q = q_out.view(self.members, 2, -1)
         critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
-        self.critic.grad.zero_()
-        self._backward(critic_losses.sum())
+        backward_into(self.critic, self.critic.params, inputs,
+                      squared_error_grad(q, target.unsqueeze(1)).view_as(q_out), self.critic.grad)
         self._step(self.CRITIC, self.critic_adam, self.critic_optimizers)
 
         # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters

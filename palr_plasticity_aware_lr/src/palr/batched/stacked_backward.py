@@ -24,6 +24,8 @@ held fixed, so::
     dloss/dq(s_i, a)  = clamp(d_i / beta, -1, 1) / B   if a = a_i, else 0
 
 (``|d| < beta``: ``d / beta``; otherwise ``sign(d)``, as torch's ``smooth_l1_loss`` backward).
+SAC's critic loss (Haarnoja et al. 2018) is a batch mean of squared errors, so there
+``dloss/dq_i = 2 (q_i - y_i) / B``.
 """
 from __future__ import annotations
 
@@ -87,4 +89,11 @@ def huber_td_grad(q: torch.Tensor, actions: torch.Tensor, q_pred: torch.Tensor,
     return torch.zeros_like(q).scatter_(2, actions.unsqueeze(2), dq.unsqueeze(2))
 
 
-__all__ = ["forward_keeping_inputs", "backward_into", "huber_td_grad"]
+@torch.no_grad()
+def squared_error_grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``dloss/dpred`` of ``loss = mean over the last axis of (pred - target)^2`` (``target``
+    broadcast to ``pred``'s shape): ``2 (pred - target) / n``."""
+    return (pred - target).mul_(2.0 / pred.shape[-1])
+
+
+__all__ = ["forward_keeping_inputs", "backward_into", "huber_td_grad", "squared_error_grad"]
