@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from palr.batched.stacked_backward import backward_into, forward_keeping_inputs, huber_td_grad
+from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
+                                           huber_td_grad)
 from palr.batched.stacked_mlp import StackedMLP
 
 
@@ -47,16 +48,22 @@ def test_hand_written_gradients_equal_autograd(sizes, members, batch):
     assert any(bool((h == 0).any(dim=1).logical_and((h > 0).any(dim=1)).any())
                for h in hidden)  # and units active on some inputs only
 
-    with torch.no_grad():
-        mlp.grad.fill_(123.0)  # stale values: every layer's columns must be overwritten
-    q, inputs = forward_keeping_inputs(mlp, x, mlp.operands(mlp.params))
-    torch.testing.assert_close(q, q_auto.detach(), rtol=0, atol=1e-6)
-    q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
-    grad_q = huber_td_grad(q, actions, q_pred, td_target, beta)
-    backward_into(mlp, mlp.params, inputs, grad_q, mlp.grad)
-
-    used = mlp.spans[-1][1].stop  # the row's padding is not a layer's: left as it was
-    torch.testing.assert_close(mlp.grad[:, :used], expected[:, :used], rtol=0, atol=1e-6)
+    scratch = Scratch()  # reused: the second pass must not be disturbed by the first's tensors
+    for _ in range(2):
+        with torch.no_grad():
+            mlp.grad.fill_(123.0)  # stale values: every layer's columns must be overwritten
+        q, inputs = forward_keeping_inputs(mlp, x, mlp.operands(mlp.params), scratch)
+        torch.testing.assert_close(q, q_auto.detach(), rtol=0, atol=1e-6)
+        q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
+        grad_q = huber_td_grad(q, actions, q_pred, td_target, beta)
+        backward_into(mlp, mlp.params, inputs, grad_q, mlp.grad, scratch)
+        used = mlp.spans[-1][1].stop  # the row's padding is not a layer's: left as it was
+        torch.testing.assert_close(mlp.grad[:, :used], expected[:, :used], rtol=0, atol=1e-6)
+    with_scratch = mlp.grad.clone()
+    q, inputs = forward_keeping_inputs(mlp, x, mlp.operands(mlp.params))  # fresh tensors
+    backward_into(mlp, mlp.params, inputs, huber_td_grad(q, actions, q_pred, td_target, beta),
+                  mlp.grad)
+    assert torch.equal(mlp.grad, with_scratch)
     assert bool((mlp.grad[:, used:] == 123.0).all())
     dead_rows = [(w == 0).all(dim=2) for w, _ in
                  (mlp.layer_views(mlp.params, layer) for layer in range(mlp.num_layers - 1))]

@@ -33,7 +33,8 @@ from palr.batched.member_measure import MemberMeasurer
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
-from palr.batched.stacked_backward import backward_into, forward_keeping_inputs, huber_td_grad
+from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
+                                           huber_td_grad)
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import Intervention, InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -80,6 +81,7 @@ class BatchedDQN:
         self.target = self.q.params.clone()
         self._target_operands = self.q.operands(self.target)  # views: follow every copy_
         self._online_operands = self.q.operands(self.q.params)  # and every optimizer step
+        self._scratch, self._target_scratch = Scratch(), Scratch()  # reused activations
         self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
@@ -128,7 +130,8 @@ class BatchedDQN:
         by the hand-written backward of :mod:`palr.batched.stacked_backward` (no autograd
         graph). ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
         cfg = self.config
-        next_target = self.q(batch["next_obs"], operands=self._target_operands)
+        next_target, _ = forward_keeping_inputs(self.q, batch["next_obs"],
+                                                self._target_operands, self._target_scratch)
         if cfg.double_dqn:
             next_actions = self.q(batch["next_obs"], operands=self._online_operands
                                   ).argmax(dim=2, keepdim=True)
@@ -137,12 +140,13 @@ class BatchedDQN:
             next_value = next_target.amax(dim=2)
         td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
                                   value=cfg.gamma)
-        q, inputs = forward_keeping_inputs(self.q, batch["obs"], self._online_operands)
+        q, inputs = forward_keeping_inputs(self.q, batch["obs"], self._online_operands,
+                                           self._scratch)
         actions = batch["actions"]
         q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
         losses = F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta, reduction="none")
         grad_q = huber_td_grad(q, actions, q_pred, td_target, cfg.huber_delta)
-        backward_into(self.q, self.q.params, inputs, grad_q, self.q.grad)
+        backward_into(self.q, self.q.params, inputs, grad_q, self.q.grad, self._scratch)
         return losses.mean(dim=1), q_pred
 
     def update(self, batch: Optional[Dict[str, torch.Tensor]] = None

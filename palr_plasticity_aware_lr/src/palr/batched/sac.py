@@ -41,7 +41,8 @@ from palr.batched.member_adam import MemberAdam
 from palr.batched.member_replay import MemberReplay
 from palr.batched.member_slots import MemberOptimizerView, check_member_stack
 from palr.batched.member_state import load_members_state, members_state
-from palr.batched.stacked_backward import backward_into, forward_keeping_inputs, squared_error_grad
+from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
+                                           squared_error_grad)
 from palr.batched.stacked_mlp import StackedMLP
 from palr.intervention_configs import MEASURING
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -110,6 +111,7 @@ class BatchedSAC:
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
         self._critic_operands = self.critic.operands(self.critic.params)  # follow every step
+        self._critic_scratch = Scratch()  # the critic step's activations and gradients, reused
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
                                      self.actor.layer_columns(), cfg.lr)
         self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
@@ -235,11 +237,12 @@ class BatchedSAC:
             target = rew + cfg.gamma * (1.0 - term) * (target_q - alpha * next_logp)
         # gradients by hand (palr.batched.stacked_backward), written straight into critic.grad
         q_out, inputs = forward_keeping_inputs(self.critic, self._critic_input(obs, act),
-                                               self._critic_operands)
+                                               self._critic_operands, self._critic_scratch)
         q = q_out.view(self.members, 2, -1)
         critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
         backward_into(self.critic, self.critic.params, inputs,
-                      squared_error_grad(q, target.unsqueeze(1)).view_as(q_out), self.critic.grad)
+                      squared_error_grad(q, target.unsqueeze(1)).view_as(q_out), self.critic.grad,
+                      self._critic_scratch)
         self._step(self.CRITIC, self.critic_adam, self.critic_optimizers)
 
         # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters

@@ -29,7 +29,7 @@ SAC's critic loss (Haarnoja et al. 2018) is a batch mean of squared errors, so t
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -39,18 +39,44 @@ from palr.batched.stacked_mlp import StackedMLP
 Operands = Sequence[Tuple[torch.Tensor, torch.Tensor]]
 
 
+class Scratch:
+    """Output tensors reused from one update to the next, one per name and shape.
+
+    A fresh ``[K, B, width]`` activation is large enough (10 x 128 x 128 floats: 640 KiB) that
+    the C allocator maps new pages for it and the kernel faults every page in again at its first
+    write; measured on the 2-core machine, that cost a K = 10 DQN loop step about 13% of its CPU
+    time (glibc's ``MALLOC_MMAP_THRESHOLD_`` raised gave the same gain). A tensor taken from
+    here stays valid until the same name is asked for again."""
+
+    def __init__(self) -> None:
+        self._tensors: Dict[Hashable, torch.Tensor] = {}
+
+    def take(self, name: Hashable, shape: Sequence[int], like: torch.Tensor) -> torch.Tensor:
+        """A tensor of ``shape`` with ``like``'s dtype and device, kept under ``name``
+        (contents undefined)."""
+        tensor = self._tensors.get(name)
+        if tensor is None or tensor.shape != tuple(shape) or tensor.dtype != like.dtype \
+                or tensor.device != like.device:
+            tensor = like.new_empty(shape)
+            self._tensors[name] = tensor
+        return tensor
+
+
 @torch.no_grad()
-def forward_keeping_inputs(mlp: StackedMLP, x: torch.Tensor, operands: Operands
+def forward_keeping_inputs(mlp: StackedMLP, x: torch.Tensor, operands: Operands,
+                           scratch: Optional[Scratch] = None
                            ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
     """``[K, B, in] -> [K, B, out]`` as :meth:`StackedMLP.forward` with ``operands`` (views of
     the parameters, :meth:`StackedMLP.operands`), and every layer's input ``h_{l-1}`` for
-    :func:`backward_into`."""
+    :func:`backward_into`; with ``scratch``, the activations and output are its tensors."""
     inputs: List[torch.Tensor] = []
     h = x
     last = mlp.num_layers - 1
     for layer, (bias, weight_t) in enumerate(operands):
         inputs.append(h)
-        h = torch.baddbmm(bias, h, weight_t)
+        shape = (h.shape[0], h.shape[1], weight_t.shape[2])
+        out = None if scratch is None else scratch.take(("z", layer), shape, h)
+        h = torch.baddbmm(bias, h, weight_t, out=out)
         if layer < last:
             h = torch.relu_(h)
     return h, inputs
@@ -58,11 +84,16 @@ def forward_keeping_inputs(mlp: StackedMLP, x: torch.Tensor, operands: Operands
 
 @torch.no_grad()
 def backward_into(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.Tensor],
-                  grad_out: torch.Tensor, grad: torch.Tensor) -> None:
+                  grad_out: torch.Tensor, grad: torch.Tensor,
+                  scratch: Optional[Scratch] = None) -> None:
     """Write ``dloss/dparams`` into ``grad`` (``[K, P]``, the layout of ``params``) given
     ``grad_out = dloss/dq`` (``[K, B, out]``) and the layer ``inputs`` of
     :func:`forward_keeping_inputs`. Every layer's columns are overwritten (not accumulated);
-    the row padding is left as it is. ``grad_out`` is not changed."""
+    the row padding is left as it is. ``grad_out`` is not changed; ``scratch`` holds the
+    intermediate gradients."""
+    def take(name: str, layer: int, like: torch.Tensor) -> Optional[torch.Tensor]:
+        return None if scratch is None else scratch.take((name, layer), like.shape, like)
+
     g = grad_out
     for layer in reversed(range(mlp.num_layers)):
         h_in = inputs[layer]
@@ -74,8 +105,9 @@ def backward_into(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.
             torch.bmm(g.transpose(1, 2), h_in, out=weight_grad)
         torch.sum(g, dim=1, out=bias_grad)
         if layer:
-            g = torch.bmm(g, mlp.layer_views(params, layer)[0])
-            g.mul_(torch.sign(h_in))  # relu'(z_{l-1}): h_in = relu(z_{l-1}) >= 0
+            g = torch.bmm(g, mlp.layer_views(params, layer)[0], out=take("g", layer, h_in))
+            # relu'(z_{l-1}) = sign(h_{l-1}), as h_in = relu(z_{l-1}) >= 0
+            g.mul_(torch.sign(h_in, out=take("relu'", layer, h_in)))
 
 
 @torch.no_grad()
@@ -96,4 +128,4 @@ def squared_error_grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (pred - target).mul_(2.0 / pred.shape[-1])
 
 
-__all__ = ["forward_keeping_inputs", "backward_into", "huber_td_grad", "squared_error_grad"]
+__all__ = ["Scratch", "forward_keeping_inputs", "backward_into", "huber_td_grad", "squared_error_grad"]
