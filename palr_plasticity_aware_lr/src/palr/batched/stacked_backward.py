@@ -44,9 +44,9 @@ class Scratch:
 
     A fresh ``[K, B, width]`` activation is large enough (10 x 128 x 128 floats: 640 KiB) that
     the C allocator maps new pages for it and the kernel faults every page in again at its first
-    write; measured on the 2-core machine, that cost a K = 10 DQN loop step about 13% of its CPU
-    time (glibc's ``MALLOC_MMAP_THRESHOLD_`` raised gave the same gain). A tensor taken from
-    here stays valid until the same name is asked for again."""
+    write. On the 2-core machine that cost a K = 10 DQN loop step about 13% of its CPU time
+    (measured by raising glibc's ``MALLOC_MMAP_THRESHOLD_``, which keeps such blocks in the
+    heap). A tensor taken from here stays valid until the same name is asked for again."""
 
     def __init__(self) -> None:
         self._tensors: Dict[Hashable, torch.Tensor] = {}
