@@ -7,6 +7,8 @@ update: Huber TD loss (Double DQN optional), gradient-norm clipping at ``max_gra
 MEMBER, Adam, a hard target copy every ``target_update_every`` updates. The K Q-networks are one
 :class:`~palr.batched.stacked_mlp.StackedMLP`; the loss of member k is its own batch mean, and the
 members' losses are summed, so one backward pass gives every member exactly its own gradient.
+That backward pass is written by hand (:mod:`palr.batched.stacked_backward`: straight into the
+``[K, P]`` gradient buffer, no autograd graph); only an L2Reg penalty goes through autograd.
 
 It keeps the counters and methods of :class:`palr.agents.contract.Agent` with a member axis
 (``act``/``random_action`` return K actions, ``observe`` takes K transitions), so
@@ -33,6 +35,8 @@ from palr.batched.member_slots import (MemberOptimizerView, add_member_penalties
                                       check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
+from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
+                                           huber_td_grad)
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -78,6 +82,8 @@ class BatchedDQN:
              for s in self.seeds])
         self.target = self.q.params.clone()
         self._target_operands = self.q.operands(self.target)  # views: follow every copy_
+        self._online_operands = self.q.operands(self.q.params)  # and every optimizer step
+        self._scratch, self._target_scratch = Scratch(), Scratch()  # reused activations
         self.adam = MemberAdam(self.q.params, self.q.grad, self.q.layer_columns(),
                                cfg.learning_rate, eps=cfg.adam_eps)
         self.replay = MemberReplay(cfg.buffer_size, self.obs_dim, self.seeds)
@@ -118,21 +124,31 @@ class BatchedDQN:
         return self._active
 
     # --- the loss and the update -------------------------------------------------------------
-    def td_loss(self, batch: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def td_loss_and_grad(self, batch: Dict[str, torch.Tensor]
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every member's Huber TD loss ``[K]`` (its own batch mean) and predicted Q ``[K, B]``;
-        ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
+        the losses' gradient is written into ``self.q.grad`` (every member's row overwritten)
+        by the hand-written backward of :mod:`palr.batched.stacked_backward` (no autograd
+        graph). ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
         cfg = self.config
-        with torch.no_grad():
-            next_target = self.q(batch["next_obs"], operands=self._target_operands)
-            if cfg.double_dqn:
-                next_actions = self.q(batch["next_obs"]).argmax(dim=2, keepdim=True)
-                next_value = next_target.gather(2, next_actions).squeeze(2)
-            else:
-                next_value = next_target.amax(dim=2)
-            td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
-                                      value=cfg.gamma)
-        q_pred = self.q(batch["obs"]).gather(2, batch["actions"].unsqueeze(2)).squeeze(2)
+        next_target, _ = forward_keeping_inputs(self.q, batch["next_obs"],
+                                                self._target_operands, self._target_scratch)
+        if cfg.double_dqn:
+            next_actions = self.q(batch["next_obs"], operands=self._online_operands
+                                  ).argmax(dim=2, keepdim=True)
+            next_value = next_target.gather(2, next_actions).squeeze(2)
+        else:
+            next_value = next_target.amax(dim=2)
+        td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
+                                  value=cfg.gamma)
+        q, inputs = forward_keeping_inputs(self.q, batch["obs"], self._online_operands,
+                                           self._scratch)
+        actions = batch["actions"]
+        q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
         losses = F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta, reduction="none")
+        grad_q = huber_td_grad(q, actions, q_pred, td_target, cfg.huber_delta)
+        backward_into(self.q, self.q.params, inputs, grad_q, self.q.grad, self._scratch)
         return losses.mean(dim=1), q_pred
 
     def update(self, batch: Optional[Dict[str, torch.Tensor]] = None
@@ -148,7 +164,7 @@ class BatchedDQN:
         cfg = self.config
         if batch is None:
             batch = self.replay.sample(cfg.batch_size, self.device)
-        td_losses, q_pred = self.td_loss(batch)
+        td_losses, q_pred = self.td_loss_and_grad(batch)  # the TD gradient already in q.grad
         losses = add_member_penalties(td_losses, self.stacks, self._penalised, self.NET)
         step = self.updates + 1
         values = losses.tolist()  # one host read per update: the finiteness check
@@ -159,10 +175,11 @@ class BatchedDQN:
                 f"update {step} (env step {self.env_steps}); lower the learning rate or check "
                 "the rewards")
         grad = self.q.grad
-        grad.zero_()
-        with warnings.catch_warnings():  # the grads are views of self.q.grad, on purpose
-            warnings.filterwarnings("ignore", "grad and param do not obey the gradient layout")
-            losses.sum().backward()
+        if losses.requires_grad:  # L2Reg: autograd adds its penalty's gradient to the rows
+            with warnings.catch_warnings():  # (views, on purpose)
+                warnings.filterwarnings("ignore", "grad and param do not obey the gradient "
+                                        "layout")
+                losses.sum().backward()
         if self.frozen.any():  # a frozen member's row gets no gradient (and lr 0: see freeze)
             grad[torch.as_tensor(self.frozen, device=grad.device)] = 0.0
         if cfg.max_grad_norm is not None:  # clip_grad_norm_ of each member's own parameters

@@ -62,6 +62,8 @@ from palr.batched.member_slots import (MEMBER_INTERVENTIONS, MemberOptimizerView
                                       add_member_penalties, adds_penalty, check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
+from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
+                                           squared_error_grad)
 from palr.batched.stacked_cw_mlp import StackedCWMLP
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -122,6 +124,11 @@ class BatchedSAC:
         self.critic = stacked.from_networks(
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
+        # the critic step's gradient by hand where the critic is a plain ReLU MLP with one head
+        # (the cw network's LayerNorm and task heads go through autograd)
+        self._hand_written_critic = type(self.critic) is StackedMLP and self.task.heads == 1
+        self._critic_operands = self.critic.operands(self.critic.params)  # follow every step
+        self._critic_scratch = Scratch()  # the critic step's activations and gradients, reused
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
                                      self.actor.layer_columns(), cfg.lr)
         self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
@@ -209,9 +216,14 @@ class BatchedSAC:
                params: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Both critics of every member, ``[K, 2, B]`` (``params``: the target critics'; each
         sample's task head)."""
-        x = torch.cat([self.task.trunk(obs), act], dim=-1).repeat_interleave(2, dim=0)
-        q = self.task.head(self.critic(x, params), obs.repeat_interleave(2, dim=0))
+        q = self.task.head(self.critic(self._critic_input(obs, act), params),
+                           obs.repeat_interleave(2, dim=0))
         return q.view(self.members, 2, -1)
+
+    def _critic_input(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``[2K, B, in]``: member k's batch (observation trunk and action) for its critic rows
+        2k and 2k + 1."""
+        return torch.cat([self.task.trunk(obs), act], dim=-1).repeat_interleave(2, dim=0)
 
     def _log_alpha(self, obs: torch.Tensor) -> torch.Tensor:
         """Every member's log alpha for a batch ``obs [K, B, obs_dim]``: its one temperature
@@ -259,11 +271,23 @@ class BatchedSAC:
             next_act, next_logp = self._sample(next_obs)
             target_q = self.twin_q(next_obs, next_act, self.critic_target).amin(dim=1)
             target = rew + cfg.gamma * (1.0 - term) * (target_q - alpha * next_logp)
-        q = self.twin_q(obs, act)
+        if self._hand_written_critic:  # gradients by hand (palr.batched.stacked_backward),
+            q_out, inputs = forward_keeping_inputs(  # written straight into critic.grad
+                self.critic, self._critic_input(obs, act), self._critic_operands,
+                self._critic_scratch)
+            q = q_out.view(self.members, 2, -1)
+        else:
+            q = self.twin_q(obs, act)
         critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
-        self.critic.grad.zero_()
-        self._backward(add_member_penalties(critic_losses, self.stacks, self._penalised,
-                                            self.CRITIC).sum())
+        if self._hand_written_critic:
+            backward_into(self.critic, self.critic.params, inputs,
+                          squared_error_grad(q, target.unsqueeze(1)).view_as(q_out),
+                          self.critic.grad, self._critic_scratch)
+        else:
+            self.critic.grad.zero_()
+        losses = add_member_penalties(critic_losses, self.stacks, self._penalised, self.CRITIC)
+        if losses.requires_grad:  # autograd: the whole loss, or (by hand) L2Reg's penalties
+            self._backward(losses.sum())
         self._step(self.CRITIC, self.critic_adam, self.critic_optimizers)
 
         # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters
