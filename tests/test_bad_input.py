@@ -147,7 +147,7 @@ def _cases() -> List[Case]:
         Case("jbw", ["--outdir", "{out}", "--score_threshold", "high"],
              "argument --score_threshold: expected a number, got 'high'"),
         Case("jbw", ["--outdir", "{out}", "--world", "jbw-v9"],
-             "--world must be one of jbw-v1, jbw-paper, got 'jbw-v9'; change env.world"),
+             "--world must be one of jbw-v1, jbw-v0, jbw-paper, got 'jbw-v9'; change env.world"),
         Case("jbw", ["--outdir", "{out}", "--backend", "jbw"], "use --backend builtin"),
         Case("jbw", ["--outdir", "{out}", "--action_set", "wasd"], "--action_set must be one of"),
         Case("jbw", out + ["--phase_steps", "150"],
