@@ -64,7 +64,7 @@ def _field_type(action: argparse.Action) -> Any:
     return Optional[item] if action.default is None else item
 
 
-def flag_checks(action: argparse.Action) -> List[Callable[[str, Any], None]]:
+def _flag_checks(action: argparse.Action) -> List[Callable[[str, Any], None]]:
     """The :mod:`palr.checks` checks of the flag ``action``: its argparse type's range check
     (:func:`palr.experiments.cli.checked_number`) and its choices."""
     checks: List[Callable[[str, Any], None]] = []
@@ -86,7 +86,7 @@ def _plain_default(value: Any) -> Any:
 def flag_section(name: str, actions: Sequence[argparse.Action], doc: str) -> Type[Any]:
     """A dataclass whose fields are the flags ``actions`` (field = the flag's dest, its type,
     default and checks the flag's), documented by ``doc`` and the flags' help."""
-    checks = {a.dest: flag_checks(a) for a in actions}
+    checks = {a.dest: _flag_checks(a) for a in actions}
     fields = [(a.dest, _field_type(a), dataclasses.field(default=_plain_default(a.default)))
               for a in actions]
 
