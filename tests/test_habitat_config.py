@@ -94,7 +94,7 @@ def _float_paths():
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
 def test_every_float_of_the_config_must_be_finite(path, value):
     tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
-    with pytest.raises(ConfigError, match=rf"^--set {path} must be a finite number"):
+    with pytest.raises(ConfigError, match=rf"^{path} must be a finite number, got .*; change {path} "):
         load_config(tiny, [f"{path}={value}"])
 
 
@@ -246,3 +246,17 @@ def test_checks_across_sections_name_both_settings():
     with pytest.raises(ConfigError, match="policy.input_pool: 16-pixel images pooled by 4 leave "
                                           "fewer than 8 pixels"):
         load_config(tiny, ["env.resolution=16", "policy.input_pool=4"])
+
+
+def test_a_range_error_names_where_the_value_was_given(tmp_path):
+    """--set and the file give one text for one setting, naming the key (and the file)."""
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    with pytest.raises(ConfigError) as by_set:
+        load_config(tiny, ["ppo.gamma=1.5"])
+    bad = _write(tmp_path, f"base: {tiny}\nppo:\n  gamma: 1.5\n")
+    with pytest.raises(ConfigError) as by_file:
+        load_config(bad)
+    problem = ("must be a finite number in [0.0, 1.0], got 1.5; change ppo.gamma "
+               "(--set ppo.gamma=VALUE or the config file)")
+    assert str(by_set.value) == f"ppo.gamma {problem}"
+    assert str(by_file.value) == f"c.yaml: ppo.gamma {problem}"

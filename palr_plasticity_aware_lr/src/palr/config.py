@@ -289,16 +289,29 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], root: Any
     out = dict(data)
     for text in overrides:
         parts, value = parse_override(text)
-        check_keys(nest(parts, value), root, "", "--set ")
+        try:
+            check_keys(nest(parts, value), root, "", "--set ")
+        except ConfigError as err:
+            raise _out_of_range(err, err.key) if err.key is not None else err from None
         out = merge(out, nest(parts, value))
     return out
+
+
+def _out_of_range(err: ConfigError, label: str) -> ConfigError:
+    """A value out of its range (``err.key``) named as it was given (``label``), with the fix."""
+    return ConfigError(f"{label} {err.problem}; change {err.key} (--set {err.key}=VALUE or the "
+                       "config file)", err.key, err.problem)
 
 
 def load(root: Type[T], path: Optional[Union[str, pathlib.Path]] = None,
          overrides: Sequence[str] = (), defaults: Optional[Mapping[str, Any]] = None,
          missing_hint: str = "pass an existing YAML file to --config",
          empty_hint: Optional[str] = None) -> T:
-    """The validated tree of ``root``: ``defaults`` < the YAML file ``path`` < ``overrides``."""
+    """The validated tree of ``root``: ``defaults`` < the YAML file ``path`` < ``overrides``.
+
+    A value out of its range is named as it was given, with the fix:
+    ``ppo.gamma must be ..., got 1.5; change ppo.gamma (--set ppo.gamma=VALUE or the config
+    file)`` (from ``--set``), ``c.yaml: ppo.gamma must be ...; ...`` (from the file)."""
     data: Dict[str, Any] = dict(defaults or {})
     where = ""
     if path is not None:
@@ -306,7 +319,13 @@ def load(root: Type[T], path: Optional[Union[str, pathlib.Path]] = None,
         data = merge(data, read_yaml(path, root, missing_hint, empty_hint))
         where = f"{path.name}: "
     data = apply_overrides(data, overrides, root)
-    return build(root, data, "", where)
+    try:
+        return build(root, data, "", where)
+    except ConfigError as err:
+        if err.key is None:
+            raise
+        given = {".".join(parse_override(text)[0]) for text in overrides}
+        raise _out_of_range(err, err.key if err.key in given else f"{where}{err.key}") from None
 
 
 def _plain(value: Any) -> Any:
