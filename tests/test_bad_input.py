@@ -69,11 +69,14 @@ def _yaml(text: str) -> str:
 
 def _numeric(entry: str, args: List[str], positive: Sequence[str],
              non_negative: Sequence[str] = ()) -> List[Case]:
-    """Every numeric flag with 0 (where 0 is invalid), -1, nan, inf and a word."""
-    rows = [Case(entry, args + [flag, value], "expected a positive integer")
-            for flag in positive for value in ("0", "-1", "nan", "inf", "ten")]
-    rows += [Case(entry, args + [flag, value], "expected an integer >= 0")
-             for flag in non_negative for value in ("-1", "nan", "inf", "ten")]
+    """Every integer flag with 0 (where 0 is invalid), -1, nan, inf and a word: out of range it
+    names the flag and the range of palr.checks, not an integer it says so."""
+    rows = [Case(entry, args + [flag, value], f"{flag} must be a positive integer, got {value}")
+            for flag in positive for value in ("0", "-1")]
+    rows += [Case(entry, args + [flag, "-1"], f"{flag} must be a non-negative integer, got -1")
+             for flag in non_negative]
+    rows += [Case(entry, args + [flag, value], f"expected an integer, got '{value}'")
+             for flag in [*positive, *non_negative] for value in ("nan", "inf", "ten")]
     return rows
 
 
@@ -82,8 +85,8 @@ def _cases() -> List[Case]:
     out = ["--outdir", "{out}"]
     cases = _numeric("cartpole", out, ["--seeds", "--jobs", "--checkpoint_every", "--measure_freq",
                                        "--diag_batch_size", "--phase_episodes",
-                                       "--exploration_steps", "--learning_starts", "--cycles"],
-                     ["--seed_offset"])
+                                       "--cycles"],
+                     ["--seed_offset", "--exploration_steps", "--learning_starts"])
     cases += _numeric("jbw", out, ["--episodes", "--episode_steps", "--phase_episodes",
                                    "--phase_steps", "--total_steps", "--reward_rate_window"])
     cases += [
@@ -92,20 +95,26 @@ def _cases() -> List[Case]:
         Case("cartpole", out + ["--agents", "0", "PALR-SAC"], "valid agents: 0=DQN-FixedLR"),
         Case("cartpole", out + ["--agent_idx", "Magic"], "valid agents: 0=DQN-FixedLR"),
         Case("jbw", out + ["--agent_idx", "12"], "valid agents: 0=DQN-FixedLR"),
-        Case("cartpole", out + ["--set", "sigma=inf"], "sigma must be a finite number >= 0"),
-        Case("jbw", out + ["--set", "sigma=nan"], "sigma must be a finite number >= 0"),
+        Case("cartpole", out + ["--set", "sigma=inf"],
+             "sigma must be a finite number, got inf; change interventions.sigma"),
+        Case("jbw", out + ["--set", "sigma=nan"], "sigma must be a finite number, got nan"),
         Case("cartpole", out + ["--set", "max_lr_scale=-inf"],
-             "max_lr_scale must be a finite number >= 1"),
-        Case("cartpole", out + ["--set", "rank_beta=nan"], "rank_beta must be a finite number >= 0"),
+             "max_lr_scale must be a finite number, got -inf"),
+        Case("cartpole", out + ["--set", "rank_beta=nan"],
+             "rank_beta must be a finite number, got nan"),
         Case("cartpole", out + ["--set", "perturb_threshold=inf"],
-             "perturb_threshold must be a finite number in [0.0, 1.0]"),
-        Case("cartpole", out + ["--set", "tau=2"], "tau must be a finite number in [0.0, 1.0]"),
+             "perturb_threshold must be a finite number, got inf"),
+        Case("cartpole", out + ["--set", "tau=2"],
+             "tau must be a finite number in [0.0, 1.0], got 2.0; change "
+             "interventions.tau (--set interventions.tau=VALUE or --config"),
         Case("cartpole", out + ["--set", "beta=1"], "beta must be a finite number in [0.0, 0.999999]"),
         Case("cartpole", out + ["--agents", "3", "--set", "l2_coef=-1"],
              "l2_coef must be a finite number > 0"),
         Case("jbw", out + ["--agents", "1", "--set", "sp_noise=inf"],
-             "sp_noise must be a finite number in"),
-        Case("cartpole", out + ["--set", "measure_freq=0"], "measure_freq must be a positive integer"),
+             "sp_noise must be a finite number, got inf"),
+        Case("cartpole", out + ["--set", "measure_freq=0"],
+             "measure_freq must be a positive integer, got 0; change "
+             "interventions.measure_freq (--measure_freq, --set"),
         Case("cartpole", out + ["--set", "measure_freq=abc"], "expected a value like 1000"),
         Case("cartpole", out + ["--set", "measure_freq=1e3"], "expected a value like 1000"),
         Case("cartpole", out + ["--set", "perturb=maybe"], "expected a value like True"),
@@ -129,13 +138,18 @@ def _cases() -> List[Case]:
              name="PALR_TORCH_THREADS=0"),
     ]
     cases += [
-        Case("jbw", ["--outdir", "{out}", "--score_threshold", "nan"], "expected a finite number"),
-        Case("jbw", ["--outdir", "{out}", "--score_threshold", "inf"], "expected a finite number"),
-        Case("jbw", ["--outdir", "{out}", "--score_threshold=-inf"], "expected a finite number"),
-        Case("jbw", ["--outdir", "{out}", "--score_threshold", "high"], "expected a finite number"),
-        Case("jbw", ["--outdir", "{out}", "--world", "jbw-v9"], "invalid choice"),
+        Case("jbw", ["--outdir", "{out}", "--score_threshold", "nan"],
+             "--score_threshold must be a finite number, got nan; change env.score_threshold"),
+        Case("jbw", ["--outdir", "{out}", "--score_threshold", "inf"],
+             "--score_threshold must be a finite number, got inf"),
+        Case("jbw", ["--outdir", "{out}", "--score_threshold=-inf"],
+             "--score_threshold must be a finite number, got -inf"),
+        Case("jbw", ["--outdir", "{out}", "--score_threshold", "high"],
+             "argument --score_threshold: expected a number, got 'high'"),
+        Case("jbw", ["--outdir", "{out}", "--world", "jbw-v9"],
+             "--world must be one of jbw-v1, jbw-v0, jbw-paper, got 'jbw-v9'; change env.world"),
         Case("jbw", ["--outdir", "{out}", "--backend", "jbw"], "use --backend builtin"),
-        Case("jbw", ["--outdir", "{out}", "--action_set", "wasd"], "invalid choice"),
+        Case("jbw", ["--outdir", "{out}", "--action_set", "wasd"], "--action_set must be one of"),
         Case("jbw", out + ["--phase_steps", "150"],
              "--phase_steps 150 is not a multiple of --episode_steps 200"),
         Case("jbw", out + ["--world", "jbw-paper", "--episode_steps", "300"],
@@ -156,7 +170,8 @@ def _cases() -> List[Case]:
     cases += [
         Case("cw", out + ["--num_tasks", "21"], "num_tasks must be in 1..20"),
         Case("cw", out + ["--cw_order", "mt20"], "invalid choice"),
-        Case("cw", out + ["--network", "tanh"], "invalid choice"),
+        Case("cw", out + ["--network", "tanh"],
+             "--network must be one of relu, cw, got 'tanh'; change sac.network (--network, --set"),
         Case("cw", out + ["--cw10", "--cw20"], "not allowed with argument"),
         Case("cw", out + ["--agent", "Nope"], "valid agents: 0=SAC-FixedLR"),
         Case("cw", out + ["--agent_idx", "8"], "valid agents: 0=SAC-FixedLR"),
@@ -170,7 +185,7 @@ def _cases() -> List[Case]:
         Case("cw", out + ["--agent_idx", "4", "--ckpt_suffix", "_*"], "use letters, digits"),
         Case("cw", out + ["--agents", "0", "4", "--ckpt_suffix", "_x"], "names ONE run"),
         Case("cw", out + ["--set", "srank_delta=1"], "srank_delta must be a finite number in"),
-        Case("cw", out + ["--set", "sigma=inf"], "sigma must be a finite number >= 0"),
+        Case("cw", out + ["--set", "sigma=inf"], "sigma must be a finite number, got inf"),
         Case("cw", out + ["--agents", "3", "--set", "l2_roles=encoder"],
              "l2reg looks for a network with role encoder"),
         Case("cw", out + ["--device", "cuda:x"], "CUDA is not available here", slow=True),
@@ -237,8 +252,8 @@ def _cases() -> List[Case]:
         Case("habitat", hab + ["--agent", "PALR-SAC"], "valid agents: 0=PPO-FixedLR"),
         Case("habitat", ["--config", "{tiny}", "--outdir", "{file}", "--agent", "4"],
              "pass a writable --outdir", name="--agent 4 accepted (then the outdir fails)"),
-        Case("habitat", hab + ["--seed", "-1"], "expected an integer >= 0"),
-        Case("habitat", hab + ["--seed", "nan"], "expected an integer >= 0"),
+        Case("habitat", hab + ["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        Case("habitat", hab + ["--seed", "nan"], "argument --seed: expected an integer, got 'nan'"),
         Case("habitat", ["--config", "{tmp}/missing.yaml", "--outdir", "{new}"], "not found"),
         Case("habitat", ["--config", "{tmp}/empty.yaml", "--outdir", "{new}"], "is empty",
              files={"empty.yaml": ""}, name="empty YAML"),
@@ -251,10 +266,11 @@ def _cases() -> List[Case]:
         Case("habitat", ["--config", "{tmp}/c.yaml", "--outdir", "{new}"], "expected a mapping",
              files={"c.yaml": "- a\n- b\n"}, name="YAML list"),
         Case("habitat", ["--config", "{tmp}/c.yaml", "--outdir", "{new}"],
-             "env.max_depth: expected a finite number", files={"c.yaml": _yaml("env:\n  max_depth: .inf\n")},
+             "env.max_depth must be a finite number, got inf",
+             files={"c.yaml": _yaml("env:\n  max_depth: .inf\n")},
              name="YAML inf"),
         Case("habitat", ["--config", "{tmp}/c.yaml", "--outdir", "{new}"],
-             "agent.interventions.sigma: expected a finite number",
+             "agent.interventions.sigma must be a finite number, got nan",
              files={"c.yaml": _yaml("agent:\n  interventions: {sigma: .nan}\n")}, name="YAML intervention nan"),
         Case("habitat", ["--config", "{tmp}/c.yaml", "--outdir", "{new}"],
              "curriculum.phases[0].standin_task: unknown Meta-World v3 task",
@@ -262,18 +278,22 @@ def _cases() -> List[Case]:
              name="unknown stand-in task"),
         Case("habitat", ["--config", "{tmp}/c.yaml", "--outdir", "{new}"], "env.camera: 'nose' is not valid",
              files={"c.yaml": _yaml("env:\n  camera: nose\n")}, name="unknown camera"),
-        Case("habitat", hab + ["--set", "ppo.lr=.inf"], "ppo.lr: expected a finite number"),
-        Case("habitat", hab + ["--set", "policy.log_std_init=.nan"], "expected a finite number"),
-        Case("habitat", hab + ["--set", "ppo.gamma=1.5"], "ppo.gamma: must be in [0, 1]"),
+        Case("habitat", hab + ["--set", "ppo.lr=.inf"], "ppo.lr must be a finite number, got inf"),
+        Case("habitat", hab + ["--set", "policy.log_std_init=.nan"],
+             "policy.log_std_init must be a finite number, got nan"),
+        Case("habitat", hab + ["--set", "ppo.gamma=1.5"],
+             "ppo.gamma must be a finite number in [0.0, 1.0], got 1.5"),
         Case("habitat", hab + ["--set", "agent.interventions.sigma=-1"], "sigma must be a finite number >= 0"),
-        Case("habitat", hab + ["--set", "agent.interventions.max_lr_scale=.inf"], "expected a finite number"),
+        Case("habitat", hab + ["--set", "agent.interventions.max_lr_scale=.inf"],
+             "agent.interventions.max_lr_scale must be a finite number, got inf"),
         Case("habitat", hab + ["--set", "agent.interventions.nope=1"], "unknown intervention setting"),
         Case("habitat", hab + ["--set", "agent.interventions.networks=[q]"],
              "networks: unknown role(s) q"),
         Case("habitat", hab + ["--set", "ppo.num_steps"], "expects SECTION.KEY=VALUE"),
         Case("habitat", hab + ["--set", "run.device=cuda"], "CUDA is not available here"),
         Case("habitat", hab + ["--set", "env.backend=habitat"], "habitat_sim is not importable"),
-        Case("habitat", hab + ["--set", "run.torch_threads=0"], "run.torch_threads: must be positive"),
+        Case("habitat", hab + ["--set", "run.torch_threads=0"],
+             "run.torch_threads must be a positive integer, got 0"),
         Case("habitat", hab, "RANK='abc' is not an integer", env={"RANK": "abc", "WORLD_SIZE": "1"},
              name="RANK=abc"),
     ]

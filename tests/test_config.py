@@ -96,7 +96,7 @@ def test_run_level_settings_come_from_the_file_set_and_flags(tmp_path):
     with pytest.raises(UsageError, match="--seeds 2 and --set sweep.seeds=1 set sweep.seeds to "
                                          "different values"):
         _cartpole_sweep(["--set", "sweep.seeds=1", "--seeds", "2"])
-    with pytest.raises(UsageError, match="sweep: jobs: expected a positive integer, got 0"):
+    with pytest.raises(UsageError, match="sweep.jobs must be a positive integer, got 0"):
         _cartpole_sweep(["--set", "sweep.jobs=0"])
 
 
@@ -150,14 +150,17 @@ def _run(script, argv, cwd):
     (CARTPOLE, ["--set", "dqn.lrr=1"], "--set dqn.lrr: unknown key; valid keys under 'dqn': "
                                        "hidden_sizes, learning_rate"),
     (CARTPOLE, ["--set", "dqn.gamma=abc"], "--set dqn.gamma: expected a number, got 'abc'"),
-    (CARTPOLE, ["--set", "dqn.gamma=1.5"], "dqn: gamma must be"),
-    (CARTPOLE, ["--set", "env.phase_episodes=0"], "phase_episodes: expected a positive integer"),
+    (CARTPOLE, ["--set", "dqn.gamma=1.5"],
+     "dqn.gamma must be a finite number in [0.0, 1.0], got 1.5; change dqn.gamma "
+     "(--gamma, --set dqn.gamma=VALUE or --config"),
+    (CARTPOLE, ["--set", "env.phase_episodes=0"],
+     "env.phase_episodes must be a positive integer, got 0"),
     (CARTPOLE, ["--set", "interventions.sigma=-1"], "sigma must be a finite number >= 0"),
     (CARTPOLE, ["--set", "dqn.seed=3"], "dqn.seed is set by --seeds/--seed_offset"),
     (CARTPOLE, ["--lr", "1e-3", "--set", "dqn.learning_rate=2e-3"],
      "--lr 0.001 and --set dqn.learning_rate=2e-3 set dqn.learning_rate to different values"),
     (CARTPOLE, ["--config", "missing.yaml"], "config file"),
-    (CW, ["--set", "sac.lr=-1"], "sac: lr must be a finite number > 0"),
+    (CW, ["--set", "sac.lr=-1"], "sac.lr must be a finite number > 0, got -1.0"),
     (CW, ["--set", "sac.multi_head=true"], "sac.multi_head is set by --preset"),
     (CW, ["--set", "cw.eval_every=ten"], "--set cw.eval_every: expected an integer or null"),
 ])

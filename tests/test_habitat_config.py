@@ -54,8 +54,8 @@ def _write(tmp_path: pathlib.Path, text: str, name: str = "c.yaml") -> pathlib.P
     ("policy:\n  blocks: [2, two]\n", "policy.blocks[1]: expected an integer"),
     ("agent:\n  interventions: {bogus_knob: 1}\n", "agent.interventions.bogus_knob: unknown"),
     ("agent:\n  interventions: {measure_freq: fast}\n", "agent.interventions.measure_freq"),
-    ("env:\n  backend: gpu\n", "env.backend: 'gpu' is not valid; valid: auto, habitat, standin"),
-    ("ppo:\n  gamma: 1.5\n", "ppo.gamma: must be in [0, 1]"),
+    ("env:\n  backend: gpu\n", "env.backend must be one of auto, habitat, standin, got 'gpu'"),
+    ("ppo:\n  gamma: 1.5\n", "ppo.gamma must be a finite number in [0.0, 1.0], got 1.5"),
     ("ppo: [\n", "c.yaml: malformed YAML at line"),
 ])
 def test_bad_configs_name_the_key_path(tmp_path, text, message):
@@ -94,7 +94,7 @@ def _float_paths():
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
 def test_every_float_of_the_config_must_be_finite(path, value):
     tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
-    with pytest.raises(ConfigError, match=rf"^--set {path}: expected a finite number"):
+    with pytest.raises(ConfigError, match=rf"^{path} must be a finite number, got .*; change {path} "):
         load_config(tiny, [f"{path}={value}"])
 
 
@@ -141,7 +141,7 @@ def test_cli_bad_input_exits_2_with_one_line_and_touches_nothing(tmp_path, capsy
          "--set", "agent.interventions.networks=[critic]"],
     ]
     expected = ["ppo.clip: unknown key", "not found", "unknown agent 'PALR-Magic'; valid agents",
-                "expected an integer >= 0", "networks: unknown role(s) critic; valid roles"]
+                "--seed must be a non-negative integer, got -1", "networks: unknown role(s) critic; valid roles"]
     for argv, text in zip(cases, expected):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
@@ -222,3 +222,41 @@ def test_curriculum_switches_after_each_phase_budget(tmp_path):
     assert resumed.phase == 3 and resumed.events == cur.events
     with pytest.raises(ValueError, match="steps_per_phase"):
         FetchCurriculum(phases, 50).load_state_dict(cur.state_dict())
+
+
+def test_each_section_checks_its_own_ranges():
+    """Range and choice checks live in the sections' __post_init__ (palr.checks), so a section
+    built anywhere (a file, --set, a checkpoint, code) is checked the same way."""
+    from palr.checks import SettingError
+    from palr_habitat.ddppo_config import DDPPOConfig, EnvConfig, PPOConfig, RunConfig
+    with pytest.raises(SettingError, match=r"^gamma must be a finite number in \[0.0, 1.0\], got 1.5$"):
+        PPOConfig(gamma=1.5)
+    with pytest.raises(SettingError, match="^torch_threads must be a positive integer, got 0$"):
+        RunConfig(torch_threads=0)
+    with pytest.raises(SettingError, match="^backend must be one of auto, habitat, standin, got 'gpu'$"):
+        EnvConfig(backend="gpu")
+    with pytest.raises(SettingError, match="^sync_frac must be a finite number in"):
+        DDPPOConfig(sync_frac=-0.1)
+    with pytest.raises(SettingError, match="^blocks must be a non-empty list of positive integers"):
+        PolicyConfig(blocks=[2, 0])
+
+
+def test_checks_across_sections_name_both_settings():
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    with pytest.raises(ConfigError, match="policy.input_pool: 16-pixel images pooled by 4 leave "
+                                          "fewer than 8 pixels"):
+        load_config(tiny, ["env.resolution=16", "policy.input_pool=4"])
+
+
+def test_a_range_error_names_where_the_value_was_given(tmp_path):
+    """--set and the file give one text for one setting, naming the key (and the file)."""
+    tiny = CONFIG_DIR / "ddppo_palr_fetch_tiny.yaml"
+    with pytest.raises(ConfigError) as by_set:
+        load_config(tiny, ["ppo.gamma=1.5"])
+    bad = _write(tmp_path, f"base: {tiny}\nppo:\n  gamma: 1.5\n")
+    with pytest.raises(ConfigError) as by_file:
+        load_config(bad)
+    problem = ("must be a finite number in [0.0, 1.0], got 1.5; change ppo.gamma "
+               "(--set ppo.gamma=VALUE or the config file)")
+    assert str(by_set.value) == f"ppo.gamma {problem}"
+    assert str(by_file.value) == f"c.yaml: ppo.gamma {problem}"

@@ -160,13 +160,14 @@ def test_the_testbed_defaults_are_the_pilots_dqn_settings():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--gamma", "1.5"], "argument --gamma: expected a number in [0, 1]"),
-    (["--lr", "0"], "argument --lr: expected a positive finite number"),
-    (["--start_epsilon", "-0.1"], "argument --start_epsilon"),
-    (["--hidden_sizes", "64", "0"], "argument --hidden_sizes: expected a positive integer"),
-    (["--priming_updates", "-1"], "argument --priming_updates"),
+    (["--gamma", "1.5"], "--gamma must be a finite number in [0.0, 1.0], got 1.5; change dqn.gamma"),
+    (["--lr", "0"], "--lr must be a finite number > 0, got 0.0; change dqn.learning_rate"),
+    (["--start_epsilon", "-0.1"], "--start_epsilon must be a finite number in [0.0, 1.0]"),
+    (["--hidden_sizes", "64", "0"],
+     "--hidden_sizes must be a non-empty list of positive integers, got (64, 0)"),
+    (["--priming_updates", "-1"], "--priming_updates must be a non-negative integer, got -1"),
     (["--buffer_size", "64"], "batch_size (128) must not exceed buffer_size (64); change the DQN"),
-    (["--probe_states", "0"], "argument --probe_states"),
+    (["--probe_states", "0"], "--probe_states must be a positive integer, got 0; change probe"),
 ])
 def test_bad_dqn_flags_one_line_exit_2_nothing_touched(tmp_path, args, message):
     outdir = tmp_path / "out"

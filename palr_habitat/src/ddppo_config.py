@@ -1,10 +1,11 @@
 """Configuration of a DD-PPO Fetch run: docstringed dataclasses, loaded from YAML and validated.
 
 The machinery (YAML with ``base:`` includes, typed conversion, dotted ``--set`` overrides) is
-the project's one config system, :mod:`palr.config`; this module holds the DD-PPO schema and its
-cross-section checks (:func:`validate`). A config file is a YAML mapping whose sections mirror
-:class:`TrainConfig`. ``base: other.yaml``
-(a path relative to the file, or a list of them) includes other files first; the including file's
+the project's one config system, :mod:`palr.config`; this module holds the DD-PPO schema: each
+section checks its own ranges in ``__post_init__`` (:mod:`palr.checks`), and
+:func:`check_across_sections` the few checks that need two sections. A config file is a YAML
+mapping whose sections mirror :class:`TrainConfig`. ``base: other.yaml`` (a path relative to the
+file, or a list of them) includes other files first; the including file's
 values override theirs key by key (``rearrange_base.yaml`` holds every default, the four
 experiment configs only say what differs). Command-line ``--set section.key=value`` overrides are
 applied last, with the same checks.
@@ -23,6 +24,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
+from palr.checks import (SettingError, check_at_least, check_choice, check_non_negative_int,
+                         check_positive, check_positive_int, check_range, check_widths)
 from palr.config import ConfigError, build, convert, load
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -104,6 +107,17 @@ class EnvConfig:
     gpu_device_id: int = -1
     habitat_overrides: List[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        check_choice("backend", self.backend, BACKENDS)
+        check_choice("vector", self.vector, VECTOR_MODES)
+        for name in ("resolution", "num_envs"):
+            check_positive_int(name, getattr(self, name))
+        if self.resolution < 16:
+            raise SettingError("resolution", "at least 16 (the ResNet's smallest image)",
+                               self.resolution)
+        check_non_negative_int("max_episode_steps", self.max_episode_steps)
+        check_positive("max_depth", self.max_depth)
+
 
 @dataclass
 class CurriculumConfig:
@@ -114,6 +128,17 @@ class CurriculumConfig:
 
     steps_per_phase: int = 50_000_000
     phases: List[PhaseConfig] = field(default_factory=default_phases)
+
+    def __post_init__(self) -> None:
+        check_positive_int("steps_per_phase", self.steps_per_phase)
+        if not self.phases:
+            raise SettingError("phases", "a non-empty list (at least one phase)", self.phases)
+        for i, phase in enumerate(self.phases):
+            if not phase.name:
+                raise SettingError(f"phases[{i}].name", "a non-empty name", phase.name)
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise SettingError("phases", "phases with unique names", names)
 
 
 @dataclass
@@ -154,6 +179,21 @@ class PolicyConfig:
     log_std_min: float = -5.0
     log_std_max: float = 2.0
 
+    def __post_init__(self) -> None:
+        check_choice("norm", self.norm, NORMS)
+        check_choice("rnn_type", self.rnn_type, RNN_TYPES)
+        check_choice("action_activation", self.action_activation, ACTION_ACTIVATIONS)
+        for name in ("baseplanes", "groups", "input_pool", "compression_size", "hidden_size",
+                     "num_recurrent_layers", "prev_action_size"):
+            check_positive_int(name, getattr(self, name))
+        check_widths("blocks", self.blocks)
+        if self.norm == "group" and self.baseplanes % self.groups != 0:
+            raise ValueError(f"groups: baseplanes {self.baseplanes} is not divisible by groups "
+                             f"{self.groups}")
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError(f"log_std_min must be below log_std_max, got {self.log_std_min}, "
+                             f"{self.log_std_max}")
+
 
 @dataclass
 class PPOConfig:
@@ -193,6 +233,16 @@ class PPOConfig:
     use_normalized_advantage: bool = False
     use_linear_lr_decay: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "ppo_epoch", "num_mini_batch"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("lr", "eps", "clip_param", "max_grad_norm"):
+            check_positive(name, getattr(self, name))
+        for name in ("gamma", "gae_lambda"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("value_loss_coef", "entropy_coef"):
+            check_at_least(name, getattr(self, name), 0.0)
+
 
 @dataclass
 class DDPPOConfig:
@@ -211,6 +261,12 @@ class DDPPOConfig:
     backend: str = "auto"
     timeout_s: int = 1800
 
+    def __post_init__(self) -> None:
+        for name in ("sync_frac", "short_rollout_threshold"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        check_choice("backend", self.backend, DIST_BACKENDS)
+        check_positive_int("timeout_s", self.timeout_s)
+
 
 @dataclass
 class AgentConfig:
@@ -228,6 +284,9 @@ class AgentConfig:
     name: Union[int, str] = "PALR"
     interventions: Dict[str, Any] = field(default_factory=dict)
     encoder_diag_images: int = 64
+
+    def __post_init__(self) -> None:
+        check_positive_int("encoder_diag_images", self.encoder_diag_images)
 
 
 @dataclass
@@ -260,6 +319,13 @@ class RunConfig:
     rank_digests: bool = False
     tensorboard: bool = True
 
+    def __post_init__(self) -> None:
+        check_choice("device", self.device, DEVICES)
+        for name in ("total_steps", "max_iterations"):
+            check_non_negative_int(name, getattr(self, name))
+        for name in ("checkpoint_interval", "log_interval", "torch_threads"):
+            check_positive_int(name, getattr(self, name))
+
 
 @dataclass
 class TrainConfig:
@@ -284,7 +350,7 @@ class TrainConfig:
 def load_config(path: Union[str, pathlib.Path], overrides: Optional[List[str]] = None
                 ) -> TrainConfig:
     """Load, merge and validate a config file plus ``--set`` overrides
-    (:func:`palr.config.load`, then the cross-section checks of :func:`validate`).
+    (:func:`palr.config.load`, whose sections check their ranges, then :func:`validate`).
 
     Raises:
         ConfigError: one line naming the file and the offending key path.
@@ -305,73 +371,19 @@ def config_from_dict(data: Dict[str, Any]) -> TrainConfig:
     return config
 
 
-def _choice(where: str, path: str, value: str, choices: Tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{where}{path}: {value!r} is not valid; valid: {', '.join(choices)}")
-
-
-def _positive(where: str, path: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{where}{path}: must be positive, got {value}")
-
-
 def validate(cfg: TrainConfig, where: str = "") -> None:
-    """Range and choice checks across sections (types were checked on load)."""
-    _choice(where, "env.backend", cfg.env.backend, BACKENDS)
-    _choice(where, "env.vector", cfg.env.vector, VECTOR_MODES)
-    _choice(where, "policy.norm", cfg.policy.norm, NORMS)
-    _choice(where, "policy.rnn_type", cfg.policy.rnn_type, RNN_TYPES)
-    _choice(where, "policy.action_activation", cfg.policy.action_activation, ACTION_ACTIVATIONS)
-    _choice(where, "run.device", cfg.run.device, DEVICES)
-    _choice(where, "ddppo.backend", cfg.ddppo.backend, DIST_BACKENDS)
-    for path, value in (("env.resolution", cfg.env.resolution), ("env.num_envs", cfg.env.num_envs),
-                        ("env.max_depth", cfg.env.max_depth),
-                        ("curriculum.steps_per_phase", cfg.curriculum.steps_per_phase),
-                        ("policy.baseplanes", cfg.policy.baseplanes),
-                        ("policy.hidden_size", cfg.policy.hidden_size),
-                        ("policy.groups", cfg.policy.groups),
-                        ("policy.input_pool", cfg.policy.input_pool),
-                        ("policy.compression_size", cfg.policy.compression_size),
-                        ("policy.num_recurrent_layers", cfg.policy.num_recurrent_layers),
-                        ("policy.prev_action_size", cfg.policy.prev_action_size),
-                        ("ppo.num_steps", cfg.ppo.num_steps), ("ppo.ppo_epoch", cfg.ppo.ppo_epoch),
-                        ("ppo.num_mini_batch", cfg.ppo.num_mini_batch), ("ppo.lr", cfg.ppo.lr),
-                        ("ppo.eps", cfg.ppo.eps), ("ppo.clip_param", cfg.ppo.clip_param),
-                        ("ppo.max_grad_norm", cfg.ppo.max_grad_norm),
-                        ("agent.encoder_diag_images", cfg.agent.encoder_diag_images),
-                        ("run.checkpoint_interval", cfg.run.checkpoint_interval),
-                        ("run.log_interval", cfg.run.log_interval),
-                        ("run.torch_threads", cfg.run.torch_threads),
-                        ("ddppo.timeout_s", cfg.ddppo.timeout_s)):
-        _positive(where, path, value)
-    for path, value in (("env.max_episode_steps", cfg.env.max_episode_steps),
-                        ("run.total_steps", cfg.run.total_steps),
-                        ("run.max_iterations", cfg.run.max_iterations)):
-        if value < 0:
-            raise ConfigError(f"{where}{path}: must be >= 0, got {value}")
-    if cfg.env.resolution < 16:
-        raise ConfigError(f"{where}env.resolution: the ResNet needs at least 16 pixels, got "
-                          f"{cfg.env.resolution}")
+    """What the sections' ``__post_init__`` range checks cannot see: the checks across sections
+    (:func:`check_across_sections`) and the agent's entry in the agent table with its
+    intervention settings."""
+    check_across_sections(cfg, where)
+    _check_agent(cfg, where)
+
+
+def check_across_sections(cfg: TrainConfig, where: str = "") -> None:
+    """The checks that need two sections (each section checks its own ranges)."""
     if cfg.env.resolution // cfg.policy.input_pool < 8:
         raise ConfigError(f"{where}policy.input_pool: {cfg.env.resolution}-pixel images pooled "
                           f"by {cfg.policy.input_pool} leave fewer than 8 pixels; lower it")
-    if not cfg.policy.blocks or any(b <= 0 for b in cfg.policy.blocks):
-        raise ConfigError(f"{where}policy.blocks: expected positive block counts per stage, "
-                          f"got {cfg.policy.blocks}")
-    if cfg.policy.norm == "group" and cfg.policy.baseplanes % cfg.policy.groups != 0:
-        raise ConfigError(f"{where}policy.groups: baseplanes {cfg.policy.baseplanes} is not "
-                          f"divisible by groups {cfg.policy.groups}")
-    if cfg.policy.log_std_min >= cfg.policy.log_std_max:
-        raise ConfigError(f"{where}policy.log_std_min: must be below log_std_max")
-    for path, value in (("ppo.gamma", cfg.ppo.gamma), ("ppo.gae_lambda", cfg.ppo.gae_lambda),
-                        ("ddppo.sync_frac", cfg.ddppo.sync_frac),
-                        ("ddppo.short_rollout_threshold", cfg.ddppo.short_rollout_threshold)):
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{where}{path}: must be in [0, 1], got {value}")
-    for path, value in (("ppo.value_loss_coef", cfg.ppo.value_loss_coef),
-                        ("ppo.entropy_coef", cfg.ppo.entropy_coef)):
-        if value < 0:
-            raise ConfigError(f"{where}{path}: must be >= 0, got {value}")
     min_steps = max(1, int(cfg.ppo.num_steps * cfg.ddppo.short_rollout_threshold))
     chunks = -(-cfg.ppo.num_mini_batch // cfg.env.num_envs)
     if min_steps < chunks:
@@ -379,16 +391,6 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
             f"{where}ppo.num_mini_batch: {cfg.ppo.num_mini_batch} minibatches need at least "
             f"{chunks} steps per env in the shortest (preempted) rollout, which has {min_steps}; "
             "raise ppo.num_steps or ddppo.short_rollout_threshold, or lower num_mini_batch")
-    phases = cfg.curriculum.phases
-    if not phases:
-        raise ConfigError(f"{where}curriculum.phases: at least one phase is needed")
-    names = [p.name for p in phases]
-    for i, phase in enumerate(phases):
-        if not phase.name:
-            raise ConfigError(f"{where}curriculum.phases[{i}].name: every phase needs a name")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{where}curriculum.phases: phase names must be unique, got {names}")
-    _check_agent(cfg, where)
 
 
 def _check_agent(cfg: TrainConfig, where: str) -> None:
@@ -436,6 +438,7 @@ def to_dict(cfg: TrainConfig) -> Dict[str, Any]:
 __all__ = [
     "ConfigError", "PhaseConfig", "EnvConfig", "CurriculumConfig", "PolicyConfig", "PPOConfig",
     "DDPPOConfig", "AgentConfig", "RunConfig", "TrainConfig", "load_config", "config_from_dict",
-    "validate", "intervention_overrides", "to_dict", "default_phases", "CONFIG_DIR", "NORMS",
+    "validate", "check_across_sections", "intervention_overrides", "to_dict", "default_phases",
+    "CONFIG_DIR", "NORMS",
     "RNN_TYPES", "ACTION_ACTIVATIONS",
 ]

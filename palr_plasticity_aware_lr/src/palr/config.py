@@ -16,8 +16,10 @@ renamed (its ``RENAMED`` class attribute, ``{old: new}``) names the new one. Int
 written ``50_000_000`` or ``5.0e7`` (an integral float), numbers ``1e-4`` (which YAML 1.1 reads as
 text); booleans must be ``true``/``false``; a text field takes an integer as its digits (an
 agent index: ``agents: [0, 4]``). Ranges are checked in ONE place: each dataclass's
-``__post_init__`` (with :mod:`palr.checks`), run when the tree is built; its ``ValueError`` is
-reported as a ConfigError naming the section.
+``__post_init__`` (with :mod:`palr.checks`), run when the tree is built; a
+:class:`palr.checks.SettingError` is reported as a ConfigError naming the key's dotted path
+(``ppo.gamma must be a finite number in [0.0, 1.0], got 1.5``), another ``ValueError`` (a check
+across fields) naming the section.
 
 Torch-free and Python 3.9-compatible: launchers check their input before importing torch.
 """
@@ -31,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Ty
 
 import yaml
 
+from palr.checks import SettingError
 from palr.errors import UsageError
 
 __all__ = ["ConfigError", "type_name", "describe", "convert", "build", "merge", "check_keys",
@@ -41,7 +44,16 @@ T = TypeVar("T")
 
 
 class ConfigError(UsageError):
-    """A bad configuration file or override; the message is one line naming the key's path."""
+    """A bad configuration file or override; the message is one line naming the key's path.
+
+    Attributes:
+        key: the dotted path of a setting out of its range (None for other errors).
+        problem: what is wrong with it (``must be a positive integer, got 0``).
+    """
+
+    def __init__(self, message: str, key: Optional[str] = None, problem: str = "") -> None:
+        super().__init__(message)
+        self.key, self.problem = key, problem
 
 
 def type_name(tp: Any) -> str:
@@ -90,7 +102,9 @@ def convert(value: Any, tp: Any, path: str, where: str = "") -> Any:
                 pass
         try:
             return convert(value, args[-1], path, where)
-        except ConfigError:
+        except ConfigError as err:
+            if err.key is not None:  # the right type, out of range (not finite)
+                raise
             raise ConfigError(f"{where}{path}: expected {type_name(tp)}, got "
                               f"{describe(value)}") from None
     if dataclasses.is_dataclass(tp):
@@ -118,8 +132,9 @@ def convert(value: Any, tp: Any, path: str, where: str = "") -> Any:
     elif tp is float:
         value = _number_text(value)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(f"{where}{path}: expected a finite number, got {value}")
+            if not math.isfinite(value):  # worded as palr.checks words it
+                problem = f"must be a finite number, got {value}"
+                raise ConfigError(f"{where}{path} {problem}", path, problem)
             return float(value)
     elif tp is str:
         if isinstance(value, str):
@@ -156,7 +171,11 @@ def build(cls: Type[T], data: Mapping[str, Any], path: str = "", where: str = ""
         return cls(**kwargs)
     except ConfigError:
         raise
-    except ValueError as err:  # a range check of __post_init__
+    except SettingError as err:  # a range check of __post_init__ (palr.checks)
+        key = f"{path}.{err.name}" if path else err.name
+        problem = f"must be {err.requirement}, got {err.value!r}"
+        raise ConfigError(f"{where}{key} {problem}", key, problem) from None
+    except ValueError as err:  # a check across fields of __post_init__
         raise ConfigError(f"{where}{path or cls.__name__}: {err}") from None
 
 
@@ -270,16 +289,29 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], root: Any
     out = dict(data)
     for text in overrides:
         parts, value = parse_override(text)
-        check_keys(nest(parts, value), root, "", "--set ")
+        try:
+            check_keys(nest(parts, value), root, "", "--set ")
+        except ConfigError as err:
+            raise _out_of_range(err, err.key) if err.key is not None else err from None
         out = merge(out, nest(parts, value))
     return out
+
+
+def _out_of_range(err: ConfigError, label: str) -> ConfigError:
+    """A value out of its range (``err.key``) named as it was given (``label``), with the fix."""
+    return ConfigError(f"{label} {err.problem}; change {err.key} (--set {err.key}=VALUE or the "
+                       "config file)", err.key, err.problem)
 
 
 def load(root: Type[T], path: Optional[Union[str, pathlib.Path]] = None,
          overrides: Sequence[str] = (), defaults: Optional[Mapping[str, Any]] = None,
          missing_hint: str = "pass an existing YAML file to --config",
          empty_hint: Optional[str] = None) -> T:
-    """The validated tree of ``root``: ``defaults`` < the YAML file ``path`` < ``overrides``."""
+    """The validated tree of ``root``: ``defaults`` < the YAML file ``path`` < ``overrides``.
+
+    A value out of its range is named as it was given, with the fix:
+    ``ppo.gamma must be ..., got 1.5; change ppo.gamma (--set ppo.gamma=VALUE or the config
+    file)`` (from ``--set``), ``c.yaml: ppo.gamma must be ...; ...`` (from the file)."""
     data: Dict[str, Any] = dict(defaults or {})
     where = ""
     if path is not None:
@@ -287,7 +319,13 @@ def load(root: Type[T], path: Optional[Union[str, pathlib.Path]] = None,
         data = merge(data, read_yaml(path, root, missing_hint, empty_hint))
         where = f"{path.name}: "
     data = apply_overrides(data, overrides, root)
-    return build(root, data, "", where)
+    try:
+        return build(root, data, "", where)
+    except ConfigError as err:
+        if err.key is None:
+            raise
+        given = {".".join(parse_override(text)[0]) for text in overrides}
+        raise _out_of_range(err, err.key if err.key in given else f"{where}{err.key}") from None
 
 
 def _plain(value: Any) -> Any:

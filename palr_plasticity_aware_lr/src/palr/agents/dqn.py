@@ -33,7 +33,8 @@ from torch import nn
 
 from palr.agents.fast_paths import FlatGradients, NumpyGreedy, make_adam
 from palr.agents.replay import ReplayBuffer
-from palr.checks import check_at_least, check_finite_fields, check_positive, check_range
+from palr.checks import (check_at_least, check_finite_fields, check_non_negative_int,
+                         check_positive, check_positive_int, check_range, check_widths)
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 from palr.optim import layerwise_param_groups, step_adam
@@ -93,16 +94,10 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
-        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive widths, "
-                             f"got {self.hidden_sizes}")
+        check_widths("hidden_sizes", self.hidden_sizes)
         for name in ("buffer_size", "batch_size", "target_update_every", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        value = self.exploration_steps
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"exploration_steps must be a non-negative integer, got {value!r}")
+            check_positive_int(name, getattr(self, name))
+        check_non_negative_int("exploration_steps", self.exploration_steps)
         check_positive("learning_rate", self.learning_rate)
         check_at_least("adam_eps", self.adam_eps, 0.0)
         for name in ("gamma", "start_epsilon", "end_epsilon"):

@@ -56,7 +56,8 @@ from torch import nn
 
 from palr.agents.fast_paths import make_adam
 from palr.agents.replay import ReplayBuffer
-from palr.checks import check_finite_fields, check_positive, check_range
+from palr.checks import (check_choice, check_finite_fields, check_positive, check_positive_int,
+                         check_range, check_widths)
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
 from palr.optim import layerwise_param_groups, reset_optimizer_moments, step_adam
@@ -125,12 +126,12 @@ class SACConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
-        if self.network not in NETWORKS:
-            raise ValueError(f"unknown SAC network {self.network!r}; valid: {', '.join(NETWORKS)}")
-        if not self.hidden_sizes or min(self.hidden_sizes) <= 0:
-            raise ValueError(f"hidden_sizes must be non-empty positive widths, got {self.hidden_sizes}")
-        for name in ("lr", "batch_size", "buffer_size", "init_alpha", "log_every"):
+        check_choice("network", self.network, NETWORKS)
+        check_widths("hidden_sizes", self.hidden_sizes)
+        for name in ("lr", "init_alpha"):
             check_positive(name, getattr(self, name))
+        for name in ("batch_size", "buffer_size", "log_every"):
+            check_positive_int(name, getattr(self, name))
         for name in ("gamma", "polyak"):
             check_range(name, getattr(self, name), 0.0, 1.0)
         check_finite_fields(self)  # leaky_slope, log_std_min/max, target_entropy

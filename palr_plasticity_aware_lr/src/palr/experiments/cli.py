@@ -7,7 +7,6 @@ anything on disk is touched.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import pathlib
 import re
@@ -16,6 +15,8 @@ import tempfile
 from typing import Any, Callable, List, Mapping, NoReturn, Optional, Sequence
 
 from palr.agent_table import AgentSpec, resolve_agent
+from palr.checks import (SettingError, check_finite, check_non_negative_int, check_positive,
+                         check_positive_int, check_range)
 from palr.errors import UsageError
 from palr.experiments.launcher_config import add_config_args
 from palr.experiments.progress import DEFAULT_EVERY
@@ -25,10 +26,23 @@ from palr.experiments.tracking import add_tracking_args, track_settings
 USAGE_EXIT = 2
 
 
+#: argparse's text for a value a :func:`checked_number` type refused (``argument --jobs: must
+#: be a positive integer, got 0``)
+_OUT_OF_RANGE = re.compile(r"argument (?P<flag>[^:/ ]+)[^: ]*: (?P<problem>must be .*)")
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (no usage dump) and exit with status 2."""
+    """An ArgumentParser whose errors are one line (no usage dump) and exit with status 2.
+
+    A flag out of its range reads as a config key out of its range does
+    (``--jobs must be a positive integer, got 0; change --jobs (see --help)``)."""
 
     def error(self, message: str) -> NoReturn:
+        match = _OUT_OF_RANGE.fullmatch(message)
+        if match:
+            flag = match.group("flag")
+            self.exit(2, f"{self.prog}: error: {flag} {match.group('problem')}; change {flag} "
+                         "(see --help)\n")
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -38,28 +52,47 @@ def fail(prog: str, message: str, status: int = USAGE_EXIT) -> NoReturn:
     raise SystemExit(status)
 
 
-def checked_number(cast: Callable[[str], Any], ok: Callable[[Any], bool], expected: str,
+#: how an argparse type names the value it could not read
+_CAST_WORDS = {int: "an integer", float: "a number"}
+
+
+def checked_number(cast: Callable[[str], Any], check: Optional[Callable[[str, Any], None]],
                    name: str) -> Callable[[str], Any]:
-    """An argparse ``type``: ``cast`` the text, then require ``ok(value)``; the error says
-    ``expected <expected>, got <text>``."""
+    """An argparse ``type``: ``cast`` the text (``expected an integer, got 'ten'``), then
+    ``check`` it with a :mod:`palr.checks` function (``must be a positive integer, got 0``).
+
+    The type keeps ``cast`` and ``check`` as attributes: a flag that is a shorthand for a config
+    key (:meth:`palr.experiments.launcher_config.FlagBindings.bind`) only casts, and the key's
+    dataclass checks the value, so the flag, ``--set`` and ``--config`` share one check."""
     def parse(text: str) -> Any:
         try:
             value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"expected {_CAST_WORDS.get(cast, cast.__name__)}, got {text!r}") from None
+        if check is not None:
+            try:
+                check(name, value)
+            except SettingError as err:
+                raise argparse.ArgumentTypeError(f"must be {err.requirement}, got {value!r}"
+                                                 ) from None
         return value
     parse.__name__ = name
+    parse.cast, parse.check = cast, check  # type: ignore[attr-defined]
     return parse
 
 
-positive_int = checked_number(int, lambda v: v > 0, "a positive integer", "positive_int")
-non_negative_int = checked_number(int, lambda v: v >= 0, "an integer >= 0", "non_negative_int")
-positive_float = checked_number(float, lambda v: 0 < v < float("inf"), "a positive finite number",
-                                "positive_float")
+integer = checked_number(int, None, "integer")
+number = checked_number(float, None, "number")
+positive_int = checked_number(int, check_positive_int, "positive_int")
+non_negative_int = checked_number(int, check_non_negative_int, "non_negative_int")
+positive_float = checked_number(float, check_positive, "positive_float")
 #: a number in [0, 1] (probabilities, discount factors)
-unit_float = checked_number(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "unit_float")
+unit_float = checked_number(float, lambda n, v: check_range(n, v, 0.0, 1.0), "unit_float")
+#: a finite number (NaN and +-Inf are rejected)
+finite_float = checked_number(float, check_finite, "finite_float")
+#: the cast alone of each checked type (what a flag bound to a config key keeps)
+CASTS = {int: integer, float: number}
 
 
 def add_batch_seeds_arg(parser: argparse.ArgumentParser) -> None:
@@ -69,17 +102,6 @@ def add_batch_seeds_arg(parser: argparse.ArgumentParser) -> None:
                         help="train the seeds of each agent together in one process (one batch "
                              "job per agent; --jobs still counts processes); every seed writes "
                              "its own run directory as a separate run would")
-
-
-def finite_float(text: str) -> float:
-    """An argparse type: a finite number (NaN and +-Inf are rejected)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
 
 
 _NAME_PART = re.compile(r"[A-Za-z0-9_.+-]*[A-Za-z0-9][A-Za-z0-9_.+-]*")

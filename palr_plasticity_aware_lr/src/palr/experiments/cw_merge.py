@@ -20,14 +20,23 @@ from palr.experiments.cli import (OneLineParser, UsageError, check_writable_dir,
 from palr.paths import plots_dir, results_dir
 
 
-def merge_main(argv: Optional[Sequence[str]] = None) -> int:
+def merge_parser() -> OneLineParser:
+    """The command line of ``merge_cw_checkpoints.py``."""
     parser = OneLineParser(prog="merge_cw_checkpoints.py",
                            description="merge cw_checkpoint_<suffix>*.json into "
                                        "<suffix>_raw_results.json and RESULTS_SUMMARY.txt")
     parser.add_argument("--suffix", type=file_name_part, default="cw20",
                         help="the runs' sequence label (cw20, cw10, mt10, mt10x2, ...) or another "
                              "file-name part")
-    parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir())
+    parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir(),
+                        help="the folder of the cw_checkpoint_*.json files, where the merged "
+                             "files go (run_cw_experiments.py's --outdir; default "
+                             "palr_plasticity_aware_lr/results)")
+    return parser
+
+
+def merge_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = merge_parser()
     args = parser.parse_args(argv)
     suffix = args.suffix.strip("_")
     paths = sorted({*args.results_dir.glob(f"cw_checkpoint_{suffix}_*.json"),
@@ -83,12 +92,23 @@ def run_sequence_label(run: Any) -> Optional[str]:
         return None
 
 
-def plot_main(argv: Optional[Sequence[str]] = None) -> int:
+def plot_parser() -> OneLineParser:
+    """The command line of ``plot_cw_results.py``."""
     parser = OneLineParser(prog="plot_cw_results.py",
                            description="plot a merged Continual World sweep")
-    parser.add_argument("--suffix", type=file_name_part, default="cw20")
-    parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir())
-    parser.add_argument("--plots_dir", type=pathlib.Path, default=plots_dir())
+    parser.add_argument("--suffix", type=file_name_part, default="cw20",
+                        help="the merged sweep's suffix: <suffix>_raw_results.json "
+                             "(merge_cw_checkpoints.py's --suffix; default cw20)")
+    parser.add_argument("--results_dir", type=pathlib.Path, default=results_dir(),
+                        help="the folder of the merged sweep (default "
+                             "palr_plasticity_aware_lr/results)")
+    parser.add_argument("--plots_dir", type=pathlib.Path, default=plots_dir(),
+                        help="where the PNGs go (default palr_plasticity_aware_lr/plots)")
+    return parser
+
+
+def plot_main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = plot_parser()
     args = parser.parse_args(argv)
     merged = args.results_dir / f"{args.suffix.strip('_')}_raw_results.json"
     if not merged.exists():

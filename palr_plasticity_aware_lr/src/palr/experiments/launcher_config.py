@@ -19,10 +19,11 @@ import argparse
 import dataclasses
 import pathlib
 import typing
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 from palr.config import (ConfigError, build, check_keys, convert, merge, nest, parse_override, read_yaml,
                          section_of, to_dict, to_yaml)
+from palr.checks import check_choice
 from palr.errors import UsageError
 
 __all__ = ["add_config_args", "flag_section", "write_back", "FlagBindings", "resolve_tree",
@@ -34,8 +35,9 @@ SWEEP = "sweep"
 
 #: the Python type each argparse ``type`` of :mod:`palr.experiments.cli` produces
 _VALUE_TYPES: Dict[str, type] = {
-    "positive_int": int, "non_negative_int": int, "int": int, "positive_float": float,
-    "unit_float": float, "finite_float": float, "float": float,
+    "positive_int": int, "non_negative_int": int, "int": int, "integer": int,
+    "positive_float": float, "unit_float": float, "finite_float": float, "float": float,
+    "number": float,
 }
 
 
@@ -62,20 +64,16 @@ def _field_type(action: argparse.Action) -> Any:
     return Optional[item] if action.default is None else item
 
 
-def _check_flag_value(action: argparse.Action, name: str, value: Any) -> None:
-    """``value`` passes the checks of the flag ``action`` (its argparse type, its choices)."""
-    if value is None or isinstance(value, bool):
-        return
-    values = value if isinstance(value, (tuple, list)) else [value]
-    for item in values:
-        if callable(action.type) and getattr(action.type, "__name__", "") in _VALUE_TYPES:
-            try:
-                action.type(str(item))
-            except (argparse.ArgumentTypeError, ValueError) as err:
-                raise ValueError(f"{name}: {err}") from None
-        if action.choices is not None and item not in action.choices:
-            raise ValueError(f"{name}: {item!r} is not valid; valid: "
-                             f"{', '.join(map(str, action.choices))}")
+def _flag_checks(action: argparse.Action) -> List[Callable[[str, Any], None]]:
+    """The :mod:`palr.checks` checks of the flag ``action``: its argparse type's range check
+    (:func:`palr.experiments.cli.checked_number`) and its choices."""
+    checks: List[Callable[[str, Any], None]] = []
+    if getattr(action.type, "check", None) is not None:
+        checks.append(action.type.check)  # type: ignore[union-attr]
+    if action.choices is not None:
+        choices = tuple(action.choices)
+        checks.append(lambda name, value: check_choice(name, value, choices))
+    return checks
 
 
 def _plain_default(value: Any) -> Any:
@@ -88,13 +86,18 @@ def _plain_default(value: Any) -> Any:
 def flag_section(name: str, actions: Sequence[argparse.Action], doc: str) -> Type[Any]:
     """A dataclass whose fields are the flags ``actions`` (field = the flag's dest, its type,
     default and checks the flag's), documented by ``doc`` and the flags' help."""
-    by_name = {a.dest: a for a in actions}
+    checks = {a.dest: _flag_checks(a) for a in actions}
     fields = [(a.dest, _field_type(a), dataclasses.field(default=_plain_default(a.default)))
               for a in actions]
 
     def post_init(self: Any) -> None:
-        for dest, action in by_name.items():
-            _check_flag_value(action, dest, getattr(self, dest))
+        for dest, dest_checks in checks.items():
+            value = getattr(self, dest)
+            if value is None or isinstance(value, bool):
+                continue
+            for item in value if isinstance(value, (tuple, list)) else [value]:
+                for check in dest_checks:
+                    check(dest, item)
 
     cls = dataclasses.make_dataclass(name, fields, namespace={"__post_init__": post_init})
     cls.__doc__ = doc + "\n\nAttributes:\n" + "\n".join(
@@ -136,12 +139,22 @@ class FlagBindings:
     def bind(self, actions: Sequence[argparse.Action], section: str,
              fields: Optional[Mapping[str, str]] = None) -> None:
         """Bind each of ``actions`` to ``section.<field>`` (``fields``: dest -> field name,
-        default the dest); parsing records which of them were given (:data:`GIVEN`)."""
+        default the dest); parsing records which of them were given (:data:`GIVEN`).
+
+        A bound flag only reads its value's type: its range and choices are the field's to
+        check (the section's ``__post_init__``), as for ``--set`` and ``--config``. Build
+        :func:`flag_section` sections before binding their flags."""
+        from palr.experiments.cli import CASTS
         for action in actions:
             name = (fields or {}).get(action.dest, action.dest)
             self.paths[action.dest] = f"{section}.{name}"
             self.flags[action.dest] = action.option_strings[-1]
             action.__class__ = _recording(type(action))
+            if getattr(action.type, "check", None) is not None:
+                action.type = CASTS[action.type.cast]  # type: ignore[union-attr]
+            if action.choices is not None:
+                action.metavar = action.metavar or "{" + ",".join(map(str, action.choices)) + "}"
+                action.choices = None
 
 
 #: the attribute of a parsed namespace that holds the dests of the bound flags given
@@ -192,39 +205,48 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
     """
     root = bindings.root
     data: Dict[str, Any] = {}
+    file_label = ""
     if getattr(args, "config", None):
-        data = read_yaml(pathlib.Path(args.config).resolve(), root,
-                         "pass an existing YAML file to --config (--print_config shows one)",
-                         owned=bindings.reserved)
+        path = pathlib.Path(args.config).resolve()
+        try:
+            data = read_yaml(path, root,
+                             "pass an existing YAML file to --config (--print_config shows one)",
+                             owned=bindings.reserved)
+        except ConfigError as err:
+            raise _with_fix(err, bindings) from None
+        file_label = f"{path.name}: "
     sets: Dict[str, Any] = {}
-    flat: Dict[str, Any] = {}
+    origin: Dict[str, str] = {}  # dotted path -> what set it, as the user wrote it
     for item in getattr(args, "set", None) or []:
         if "." not in item.split("=", 1)[0]:
             key, value = _flat_intervention(item)
-            flat[key] = value
             sets[f"interventions.{key}"] = value
+            origin[f"interventions.{key}"] = key
             continue
         parts, value = parse_override(item)
-        check_keys(nest(parts, value), root, "", "--set ", bindings.reserved)
-        sets[".".join(parts)] = value
-    if flat:  # the flat form's range errors, as before: "sigma must be ..."
-        from palr.intervention_configs import InterventionSettings
         try:
-            InterventionSettings(**flat)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+            check_keys(nest(parts, value), root, "", "--set ", bindings.reserved)
+        except ConfigError as err:
+            raise _with_fix(err, bindings, err.key) from None
+        sets[".".join(parts)] = value
+        origin[".".join(parts)] = ".".join(parts)
     given = getattr(args, GIVEN, None) or set()
     for dest, path in bindings.paths.items():
         value = getattr(args, dest, None)
         if dest not in given or value is None:
             continue
-        value = convert(_plain_default(value), _hint(root, path), path,
-                        f"{bindings.flags[dest]}: ")
+        try:
+            value = convert(_plain_default(value), _hint(root, path), bindings.flags[dest])
+        except ConfigError as err:
+            if err.key is not None:
+                err.key = path  # convert named it by the flag
+            raise _with_fix(err, bindings, bindings.flags[dest]) from None
         if path in sets and convert(sets[path], _hint(root, path), path, "--set ") != value:
             raise UsageError(f"{bindings.flags[dest]} {_show(value)} and --set "
                              f"{path}={_show(sets[path])} set {path} to different values; "
                              "give it once")
         sets[path] = value
+        origin[path] = bindings.flags[dest]
     for path, value in sets.items():
         data = merge(data, nest(path.split("."), value))
     lower = dict(defaults or {})
@@ -233,11 +255,31 @@ def resolve_tree(args: argparse.Namespace, bindings: FlagBindings,
     data = merge(lower, data)
     try:
         return build(root, data), data
-    except ConfigError as err:  # a range check: name the section and the ways to change it
-        section = str(err).split(":", 1)[0].split(".", 1)[0]
+    except ConfigError as err:
+        if err.key is not None:  # a setting out of its range: name the flag, key or file
+            raise _with_fix(err, bindings, origin.get(err.key, file_label + err.key)) from None
+        section = str(err).split(":", 1)[0].split(".", 1)[0]  # a check across fields
         label = bindings.labels.get(section, section)
         raise ConfigError(f"{err}; change the {label} settings (flags, --set {section}.KEY=VALUE "
                           "or --config; see --print_config)") from None
+
+
+def _with_fix(err: ConfigError, bindings: FlagBindings, label: Optional[str] = None
+              ) -> ConfigError:
+    """A setting out of its range (``err.key``) as the one text of every way to set it:
+    ``<label> must be ...; change <key> (<flag>, --set <key>=VALUE or --config; ...)``, where
+    ``label`` is what the user wrote (default: ``err``'s own text). Other errors: ``err``."""
+    if err.key is None:
+        return err
+    text = str(err) if label is None else f"{label} {err.problem}"
+    return ConfigError(f"{text}; {_fix(bindings, err.key)}", err.key, err.problem)
+
+
+def _fix(bindings: FlagBindings, key: str) -> str:
+    """How to change the setting ``key``: its flag (if it has one), ``--set`` or the file."""
+    flags = [bindings.flags[dest] for dest, path in bindings.paths.items() if path == key]
+    return (f"change {key} ({''.join(f + ', ' for f in flags)}--set {key}=VALUE or --config; "
+            "see --print_config)")
 
 
 def explicit_interventions(tree: Any, data: Mapping[str, Any]) -> Dict[str, Any]:

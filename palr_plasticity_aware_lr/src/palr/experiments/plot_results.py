@@ -56,7 +56,8 @@ def load_domain_sweep(folder: pathlib.Path, domain: str) -> Any:
     return sweep
 
 
-def main(domain: str, argv: Optional[Sequence[str]] = None) -> int:
+def build_parser(domain: str) -> OneLineParser:
+    """The command line of ``plot_<domain>_results.py``."""
     target = _targets()[domain]
     parser = OneLineParser(prog=target.prog,
                            description=f"plot the {domain} runs of a results folder (the "
@@ -65,6 +66,12 @@ def main(domain: str, argv: Optional[Sequence[str]] = None) -> int:
                         help=f"the sweep's output folder (default {target.default_dir})")
     parser.add_argument("--plots_dir", type=pathlib.Path, default=None,
                         help="where the PNGs go (default <results_dir>/plots)")
+    return parser
+
+
+def main(domain: str, argv: Optional[Sequence[str]] = None) -> int:
+    target = _targets()[domain]
+    parser = build_parser(domain)
     args = parser.parse_args(argv)
     folder = args.results_dir
     plots = args.plots_dir if args.plots_dir is not None else folder / "plots"
