@@ -157,33 +157,35 @@ def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
     return result
 
 
-def print_sac(res: Dict[str, float], members: Sequence[int] = SAC_MEMBERS,
-              device: str = "cpu", header: bool = True) -> None:
-    if header:
-        print(f"SAC, Meta-World sizes ({OBS_DIM}-dim obs, {ACT_DIM}-dim actions, actor and twin "
-              f"critics 256x4 ReLU), {_where(device)}; gradient updates/s summed over members")
-    for batch_size in SAC_BATCH_SIZES:
-        for k in members:
-            key = f"sac_b{batch_size}_k{k}"
-            if f"{key}_ratio" not in res:
-                continue
-            target = f"  (target >= {SAC_TARGET_RATIO})" \
-                if (batch_size, k) == (128, 5) and device == "cpu" else ""
-            print(f"batch {batch_size:>4}, K={k}: batched {res[f'{key}_batched_updates_per_s']:7.1f}"
-                  f"  separate {res[f'{key}_separate_updates_per_s']:7.1f}  ratio "
-                  f"{res[f'{key}_ratio']:.2f}x{target}", flush=True)
+#: (label, batched figure, separate figure, ratio, target note) of one measured K
+FigureRow = Tuple[str, float, float, float, str]
 
 
-def print_dqn(res: Dict[str, float], members: Sequence[int] = MEMBERS,
-              device: str = "cpu", header: bool = True) -> None:
-    if header:
-        print(f"CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), "
-              f"{_where(device)}; env steps/s summed over members")
-    for k in members:
-        target = f"  (target >= {TARGET_RATIO})" if k == 10 and device == "cpu" else ""
-        print(f"K={k:>2}: batched {res[f'k{k}_batched_steps_per_s']:7.0f}  separate "
-              f"{res[f'k{k}_separate_steps_per_s']:7.0f}  ratio {res[f'k{k}_ratio']:.2f}x{target}",
-              flush=True)
+def _target(ratio: float, applies: bool, device: str) -> str:
+    """The target note of a row: the targets are set for this project's CPU."""
+    return f"  (target >= {ratio})" if applies and torch.device(device).type == "cpu" else ""
+
+
+def dqn_rows(res: Dict[str, float], members: Sequence[int] = MEMBERS,
+             device: str = "cpu") -> List[FigureRow]:
+    """The rows of :func:`run`'s figures (env steps/s summed over members)."""
+    return [(f"K={k}", res[f"k{k}_batched_steps_per_s"], res[f"k{k}_separate_steps_per_s"],
+             res[f"k{k}_ratio"], _target(TARGET_RATIO, k == 10, device)) for k in members]
+
+
+def sac_rows(res: Dict[str, float], members: Sequence[int] = SAC_MEMBERS,
+             device: str = "cpu") -> List[FigureRow]:
+    """The rows of :func:`run_sac`'s figures (updates/s summed over members), batch by batch."""
+    return [(f"batch {b}, K={k}", res[f"sac_b{b}_k{k}_batched_updates_per_s"],
+             res[f"sac_b{b}_k{k}_separate_updates_per_s"], res[f"sac_b{b}_k{k}_ratio"],
+             _target(SAC_TARGET_RATIO, (b, k) == (128, 5), device))
+            for b in SAC_BATCH_SIZES for k in members if f"sac_b{b}_k{k}_ratio" in res]
+
+
+def print_rows(rows: Sequence[FigureRow], decimals: int) -> None:
+    for label, batched, separate, ratio, target in rows:
+        print(f"{label}: batched {batched:7.{decimals}f}  separate {separate:7.{decimals}f}  "
+              f"ratio {ratio:.2f}x{target}", flush=True)
 
 
 def _where(device: str) -> str:
@@ -249,10 +251,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error(f"--device {args.device}: no CUDA device here; use --device cpu")
     configure_torch()
     if args.sac:  # each row printed as soon as it is measured
-        for i, (batch_size, k) in enumerate((b, k) for b in SAC_BATCH_SIZES
-                                            for k in args.members or SAC_MEMBERS):
-            print_sac(run_sac(args.seconds, [k], [batch_size], device=args.device), [k],
-                      args.device, header=i == 0)
+        print(f"SAC, Meta-World sizes ({OBS_DIM}-dim obs, {ACT_DIM}-dim actions, actor and twin "
+              f"critics 256x4 ReLU), {_where(args.device)}; gradient updates/s summed over "
+              "members")
+        for batch_size in SAC_BATCH_SIZES:
+            for k in args.members or SAC_MEMBERS:
+                res = run_sac(args.seconds, [k], [batch_size], device=args.device)
+                print_rows(sac_rows(res, [k], args.device), 1)
         return
     if args.whole_runs:
         res = whole_runs(args.whole_runs, args.phase_episodes, args.repeats)
@@ -261,9 +266,11 @@ def main(argv: Optional[List[str]] = None) -> None:
               f"{res['batched_s']:.1f}s, separate {res['separate_s']:.1f}s, ratio "
               f"{res['separate_s'] / res['batched_s']:.2f}x")
         return
-    for i, k in enumerate(args.members or MEMBERS):
-        print_dqn(run(args.seconds, [k], args.chunk_steps, device=args.device), [k], args.device,
-                  header=i == 0)
+    print(f"CartPole-v1, DQN defaults (4-128-128-2, batch 128, train every step), "
+          f"{_where(args.device)}; env steps/s summed over members")
+    for k in args.members or MEMBERS:
+        res = run(args.seconds, [k], args.chunk_steps, device=args.device)
+        print_rows(dqn_rows(res, [k], args.device), 0)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import argparse
 import platform
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -69,35 +69,16 @@ def _palr_stack(algo: str):
     return lambda: build_stack(resolve_agent("PALR", algo))
 
 
-def batched_dqn_rows(res: Dict[str, float], members: Sequence[int], where: str = "CPU"
-                     ) -> List[Row]:
-    """Rows of bench_batched.run's figures (the target only on the CPU, at 10 members)."""
-    rows: List[Row] = []
-    for k in members:
-        target = f" (target >= {bench_batched.TARGET_RATIO})" if k == 10 and where == "CPU" else ""
-        rows += [(f"DQN env steps/s, {k} separate runs in turn ({where})",
-                  f"{res[f'k{k}_separate_steps_per_s']:.0f}", "1.00"),
-                 (f"DQN env steps/s, {k} seed-batched members ({where})",
-                  f"{res[f'k{k}_batched_steps_per_s']:.0f}",
-                  f"{res[f'k{k}_ratio']:.2f}x separate{target}")]
-    return rows
-
-
-def batched_sac_rows(res: Dict[str, float], members: Sequence[int], where: str = "CPU"
-                     ) -> List[Row]:
-    """Rows of bench_batched.run_sac's figures (the target only on the CPU, 5 members, b128)."""
-    rows: List[Row] = []
-    for b in bench_batched.SAC_BATCH_SIZES:
-        for k in members:
-            key = f"sac_b{b}_k{k}"
-            target = f" (target >= {bench_batched.SAC_TARGET_RATIO})" \
-                if (b, k) == (128, 5) and where == "CPU" else ""
-            rows += [(f"SAC updates/s batch {b}, {k} separate runs in turn ({where})",
-                      f"{res[f'{key}_separate_updates_per_s']:.1f}", "1.00"),
-                     (f"SAC updates/s batch {b}, {k} seed-batched members ({where})",
-                      f"{res[f'{key}_batched_updates_per_s']:.1f}",
-                      f"{res[f'{key}_ratio']:.2f}x separate{target}")]
-    return rows
+def batched_rows(rows: Sequence[bench_batched.FigureRow], unit: str, where: str = "CPU",
+                 decimals: int = 0) -> List[Row]:
+    """Two table rows (K separate runs, K seed-batched members) per bench_batched row."""
+    table: List[Row] = []
+    for label, batched, separate, ratio, target in rows:
+        table += [(f"{unit}, {label} separate runs in turn ({where})", f"{separate:.{decimals}f}",
+                   "1.00"),
+                  (f"{unit}, {label} seed-batched ({where})", f"{batched:.{decimals}f}",
+                   f"{ratio:.2f}x separate{target}")]
+    return table
 
 
 def collect(seconds: float) -> List[Row]:
@@ -113,15 +94,19 @@ def collect(seconds: float) -> List[Row]:
               f"{dqn['twin_vs_dqn']:.3f}x DQN (noise floor of the ratios)"),
              ("PALR-DQN env steps/s (measure_freq 1000)", f"{dqn['palr_steps_per_s']:.0f}",
               f"{dqn['palr_vs_dqn']:.3f}x DQN (target >= 0.98)")]
-    rows += batched_dqn_rows(bench_batched.run(seconds / 3), bench_batched.MEMBERS)
-    rows += batched_sac_rows(bench_batched.run_sac(seconds / 4), bench_batched.SAC_MEMBERS)
+    rows += batched_rows(bench_batched.dqn_rows(bench_batched.run(seconds / 3)),
+                         "DQN env steps/s")
+    rows += batched_rows(bench_batched.sac_rows(bench_batched.run_sac(seconds / 4)),
+                         "SAC updates/s", decimals=1)
     if torch.cuda.is_available():  # the GPU figures: both sides' networks on the GPU
-        rows += batched_dqn_rows(
-            bench_batched.run(seconds / 4, bench_batched.GPU_MEMBERS, chunk_steps=20,
-                              device="cuda"), bench_batched.GPU_MEMBERS, "GPU")
-        rows += batched_sac_rows(
-            bench_batched.run_sac(seconds / 4, bench_batched.GPU_SAC_MEMBERS, device="cuda"),
-            bench_batched.GPU_SAC_MEMBERS, "GPU")
+        gpu_dqn = bench_batched.run(seconds / 4, bench_batched.GPU_MEMBERS, chunk_steps=20,
+                                    device="cuda")
+        rows += batched_rows(bench_batched.dqn_rows(gpu_dqn, bench_batched.GPU_MEMBERS, "cuda"),
+                             "DQN env steps/s", "GPU")
+        gpu_sac = bench_batched.run_sac(seconds / 4, bench_batched.GPU_SAC_MEMBERS,
+                                        device="cuda")
+        rows += batched_rows(bench_batched.sac_rows(gpu_sac, bench_batched.GPU_SAC_MEMBERS,
+                                                    "cuda"), "SAC updates/s", "GPU", 1)
     sac = bench_sac.run(2 * seconds, stacks={"palr": _palr_stack("SAC")})
     for key, row in sac.items():
         b = key[1:]
