@@ -9,6 +9,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -178,6 +179,20 @@ def test_check_rejects_bad_input_in_one_line(tmp_path, capsys, monkeypatch, args
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_check_names_a_missing_metaworld_in_one_line(tmp_path, capsys, monkeypatch):
+    """The stand-in builds its scenes from Meta-World: without it the trainer stops with one
+    line naming the install (it stopped with an ImportError traceback)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setitem(sys.modules, "metaworld.env_dict", None)  # as if not installed
+    with pytest.raises(SystemExit) as stop:
+        trainer_main(["--config", str(TINY), "--outdir", str(tmp_path / "run"), "--check"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "needs Meta-World" in err and "pip install -e '.[cw]'" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 def test_check_rejects_an_outdir_below_a_file(tmp_path, capsys):

@@ -79,8 +79,8 @@ def _gl_context(resolution: int) -> Any:
 
 def check_standin_config(phases: Sequence[PhaseConfig], env_cfg: EnvConfig) -> None:
     """Raise ValueError (naming the config key) for a phase without a Meta-World v3 task or an
-    unknown one, or a camera the Sawyer scene does not have; creates nothing (a launcher calls
-    it before its output folder exists)."""
+    unknown one, a camera the Sawyer scene does not have, or no metaworld installed; creates
+    nothing (a launcher calls it before its output folder exists)."""
     from palr.envs.continual_world import canonical_task_name
     for i, p in enumerate(phases):
         if not p.standin_task:
@@ -90,6 +90,9 @@ def check_standin_config(phases: Sequence[PhaseConfig], env_cfg: EnvConfig) -> N
             canonical_task_name(p.standin_task)
         except ValueError as err:
             raise ValueError(f"curriculum.phases[{i}].standin_task: {err}") from None
+        except ImportError as err:  # the stand-in builds its scenes from Meta-World's
+            raise ValueError(f"the stand-in backend (env.backend standin) needs Meta-World: "
+                             f"{err}") from None
     if env_cfg.camera not in CAMERAS:
         raise ValueError(f"env.camera: {env_cfg.camera!r} is not valid; valid: "
                          f"{', '.join(CAMERAS)}")
