@@ -169,6 +169,9 @@ def _cases() -> List[Case]:
                        "--seed_offset"])
     cases += [
         Case("cw", out + ["--num_tasks", "21"], "num_tasks must be in 1..20"),
+        Case("cw", ["--cw10", "--seeds", "1", "--outdir", "{new}"], "metaworld is not importable",
+             files={"metaworld.py": "raise ImportError('No module named metaworld')\n"},
+             env={"PYTHONPATH": "{tmp}"}, name="metaworld not installed", slow=True),
         Case("cw", out + ["--cw_order", "mt20"], "invalid choice"),
         Case("cw", out + ["--network", "tanh"],
              "--network must be one of relu, cw, got 'tanh'; change sac.network (--network, --set"),
@@ -357,7 +360,7 @@ def test_bad_input_one_line_exit_2_nothing_touched(case: Case, tmp_path, read_on
     command, prog = ENTRY_POINTS[case.entry]
     env = {k: v for k, v in os.environ.items()
            if k not in ("PALR_TORCH_THREADS", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(case.env)
+    env.update({key: value.format(**subst) for key, value in case.env.items()})
     before = _snapshot(tmp_path)
     returncode, stdout, stderr = _run([sys.executable, *command, *args], tmp_path, env)
     lines = stderr.splitlines()

@@ -89,6 +89,11 @@ def _goal_observable_classes() -> Dict[str, Any]:
     return ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 
 
+def require_metaworld() -> None:
+    """Raise ImportError, naming the install, where metaworld is not importable."""
+    _goal_observable_classes()
+
+
 def canonical_task_name(name: str) -> str:
     """``"reach"`` or ``"reach-v3"`` -> ``"reach-v3"``, checked against Meta-World v3.
 

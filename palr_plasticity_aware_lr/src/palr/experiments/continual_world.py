@@ -487,6 +487,16 @@ def print_status(jobs: Sequence[RunJob], batch_seeds: bool = False) -> None:
         print(f"{job.seed} {job.agent_index} {state} {checkpoint_json(job)}")
 
 
+def _require_metaworld() -> None:
+    """UsageError naming the install where metaworld is missing: refused before the output
+    folder is created, not as every run's failure."""
+    from palr.envs.continual_world import require_metaworld
+    try:
+        require_metaworld()
+    except ImportError as err:
+        raise UsageError(str(err)) from None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -507,6 +517,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.status:  # creates nothing
             print_status(jobs, args.batch_seeds)
             return 0
+        _require_metaworld()
         check_writable_dir(args.outdir)
         create_dir(args.outdir)
     except UsageError as err:
