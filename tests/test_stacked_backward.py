@@ -1,11 +1,14 @@
-"""The hand-written backward of a stacked ReLU MLP and of DQN's Huber TD loss
-(palr.batched.stacked_backward) against autograd through StackedMLP.forward."""
+"""The hand-written backward of a stacked ReLU MLP, of DQN's Huber TD loss and of SAC's actor
+loss (palr.batched.stacked_backward, palr.batched.sac_actor_grad) against autograd through
+StackedMLP.forward."""
 import pytest
 import torch
 import torch.nn.functional as F
 
+from palr.agents.sac import tanh_gaussian
+from palr.batched.sac_actor_grad import min_grad, tanh_gaussian_grad
 from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
-                                           huber_td_grad)
+                                           huber_td_grad, input_grad)
 from palr.batched.stacked_mlp import StackedMLP
 
 
@@ -85,3 +88,85 @@ def test_huber_gradient_is_the_clipped_error_over_the_batch_at_the_taken_action(
         for i in range(4):
             expected[k, i, actions[k, i]] = errors[k][i] / 4
     assert torch.equal(grad, expected)
+
+
+def _fan_in_scaled(mlp):
+    """``mlp`` with every layer's weights divided by sqrt(fan_in) / 2 (std 1 / sqrt(fan_in),
+    as a trained network's order of magnitude; dead units stay dead): outputs and gradients
+    of order 1 at any width, so an absolute tolerance means the same for every size."""
+    with torch.no_grad():
+        for layer in range(mlp.num_layers):
+            mlp.layer_views(mlp.params, layer)[0].mul_(2.0 / mlp.sizes[layer] ** 0.5)
+    return mlp
+
+
+@pytest.mark.parametrize("obs_dim, act_dim, hidden, members, batch, per_sample_alpha", [
+    (39, 4, (256, 256), 5, 128, False), (5, 2, (16, 16, 16), 1, 7, True),
+    (11, 3, (32, 64), 3, 16, False), (8, 1, (24,), 10, 9, True)])
+def test_hand_written_actor_gradient_equals_autograd(obs_dim, act_dim, hidden, members, batch,
+                                                     per_sample_alpha):
+    """SAC's actor step by hand (tanh-Gaussian sample, min of the twin critics' input
+    gradient) gives autograd's actor gradient, with dead units, clamped log-stds and a tie."""
+    actor, gen = _random_mlp((obs_dim,) + hidden + (2 * act_dim,), members, seed=obs_dim)
+    critic = _fan_in_scaled(_random_mlp((obs_dim + act_dim,) + hidden + (1,), 2 * members,
+                                        seed=act_dim)[0])
+    _fan_in_scaled(actor)
+    with torch.no_grad():
+        critic.params[1] = critic.params[0]  # member 0's critics agree: a tie on every sample
+    obs = torch.randn(members, batch, obs_dim, generator=gen)
+    noise = torch.randn(members, batch, act_dim, generator=gen)
+    alpha = torch.rand((members, batch if per_sample_alpha else 1), generator=gen) + 0.1
+    low, high = -0.5, 0.3  # narrow: raw log-stds fall below, inside and above the clamp
+
+    def critic_input(pi):
+        return torch.cat([obs, pi], dim=-1).repeat_interleave(2, dim=0)
+
+    actor.grad.zero_()
+    mean, raw_log_std = actor(obs).chunk(2, dim=-1)
+    pi, logp = tanh_gaussian(mean, raw_log_std.clamp(low, high), noise)
+    q = critic(critic_input(pi)).view(members, 2, batch)
+    loss = (alpha * logp - torch.min(q[:, 0], q[:, 1])).mean(dim=1).sum()
+    expected = torch.autograd.grad(loss, actor.leaves())
+    clamped = (raw_log_std < low).logical_or(raw_log_std > high)
+    assert bool(clamped.any()) and not bool(clamped.all())
+
+    scratch = Scratch()
+    for _ in range(2):  # the second pass reuses the scratch tensors
+        with torch.no_grad():
+            actor.grad.fill_(123.0)
+        out, actor_inputs = forward_keeping_inputs(actor, obs, actor.operands(actor.params),
+                                                   scratch)
+        h_mean, h_raw = out.chunk(2, dim=-1)
+        h_pi, h_logp = tanh_gaussian(h_mean, h_raw.clamp(low, high), noise)
+        q_out, critic_inputs = forward_keeping_inputs(critic, critic_input(h_pi),
+                                                      critic.operands(critic.params))
+        grad_q = min_grad(q_out.view(members, 2, batch), -1.0 / batch)
+        assert bool((grad_q[0] == -0.5 / batch).all())  # the tie: half to each critic
+        grad_pi = input_grad(critic, critic.params, critic_inputs, grad_q.view_as(q_out),
+                             slice(obs_dim, None), Scratch())
+        grad_out = tanh_gaussian_grad(h_raw, noise, h_pi, grad_pi.view(
+            members, 2, batch, act_dim).sum(dim=1), alpha / batch, low, high)
+        backward_into(actor, actor.params, actor_inputs, grad_out, actor.grad, scratch)
+        got = [view for layer in range(actor.num_layers)
+               for view in actor.layer_views(actor.grad, layer)]
+        got = got[0::2] + got[1::2]  # the order of actor.leaves(): weights, then biases
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+    assert bool(actor.grad.abs().sum(dim=1).gt(0).all())  # every member has a gradient
+
+
+@pytest.mark.parametrize("sizes, members, columns", [
+    ((43, 64, 64, 1), 4, slice(39, None)), ((6, 16, 3), 3, slice(None)), ((5, 8, 2), 1, slice(1, 3))])
+def test_input_gradient_equals_autograd_and_leaves_the_parameter_gradient(sizes, members,
+                                                                          columns):
+    mlp, gen = _random_mlp(sizes, members, seed=sum(sizes))
+    _fan_in_scaled(mlp)
+    x = torch.randn(members, 9, sizes[0], generator=gen, requires_grad=True)
+    weights = torch.randn(members, 9, sizes[-1], generator=gen)
+    (mlp(x) * weights).sum().backward(inputs=[x])
+    with torch.no_grad():
+        mlp.grad.fill_(7.0)
+    _, inputs = forward_keeping_inputs(mlp, x.detach(), mlp.operands(mlp.params))
+    got = input_grad(mlp, mlp.params, inputs, weights, columns)
+    torch.testing.assert_close(got, x.grad[:, :, columns], rtol=0, atol=1e-6)
+    assert bool((mlp.grad == 7.0).all())  # no parameter gradient is written

@@ -62,8 +62,9 @@ from palr.batched.member_slots import (MEMBER_INTERVENTIONS, MemberOptimizerView
                                       add_member_penalties, adds_penalty, check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
+from palr.batched.sac_actor_grad import min_grad, tanh_gaussian_grad
 from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
-                                           squared_error_grad)
+                                           input_grad, squared_error_grad)
 from palr.batched.stacked_cw_mlp import StackedCWMLP
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
@@ -124,11 +125,14 @@ class BatchedSAC:
         self.critic = stacked.from_networks(
             [q.to(self.device) for _, critic in nets for q in (critic.q1, critic.q2)])
         self.critic_target = self.critic.params.detach().clone()
-        # the critic step's gradient by hand where the critic is a plain ReLU MLP with one head
-        # (the cw network's LayerNorm and task heads go through autograd)
-        self._hand_written_critic = type(self.critic) is StackedMLP and self.task.heads == 1
+        # the critic and actor steps' gradients by hand where the networks are plain ReLU MLPs
+        # with one head (the cw network's LayerNorm and task heads go through autograd)
+        self._hand_written = type(self.critic) is StackedMLP and self.task.heads == 1
         self._critic_operands = self.critic.operands(self.critic.params)  # follow every step
-        self._critic_scratch = Scratch()  # the critic step's activations and gradients, reused
+        self._actor_operands = self.actor.operands(self.actor.params)
+        # activations and gradients reused from update to update: the critic step's, the actor
+        # step's pass through the critics (the critic step's q is still logged) and its actor's
+        self._critic_scratch, self._pi_scratch, self._actor_scratch = Scratch(), Scratch(), Scratch()
         self.actor_adam = MemberAdam(self.actor.params, self.actor.grad,
                                      self.actor.layer_columns(), cfg.lr)
         self.critic_adam = MemberAdam(self.critic.params, self.critic.grad,
@@ -271,7 +275,7 @@ class BatchedSAC:
             next_act, next_logp = self._sample(next_obs)
             target_q = self.twin_q(next_obs, next_act, self.critic_target).amin(dim=1)
             target = rew + cfg.gamma * (1.0 - term) * (target_q - alpha * next_logp)
-        if self._hand_written_critic:  # gradients by hand (palr.batched.stacked_backward),
+        if self._hand_written:  # gradients by hand (palr.batched.stacked_backward),
             q_out, inputs = forward_keeping_inputs(  # written straight into critic.grad
                 self.critic, self._critic_input(obs, act), self._critic_operands,
                 self._critic_scratch)
@@ -279,7 +283,7 @@ class BatchedSAC:
         else:
             q = self.twin_q(obs, act)
         critic_losses = (q - target.unsqueeze(1)).pow(2).mean(dim=2).sum(dim=1)
-        if self._hand_written_critic:
+        if self._hand_written:
             backward_into(self.critic, self.critic.params, inputs,
                           squared_error_grad(q, target.unsqueeze(1)).view_as(q_out),
                           self.critic.grad, self._critic_scratch)
@@ -292,15 +296,23 @@ class BatchedSAC:
 
         # actor: maximise min Q - alpha log pi; gradients only into the actors' parameters
         # (the stacked leaves, and the member modules' leaves a penalty is built from)
-        pi, logp = self._sample(obs)
-        actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
-        self.actor.grad.zero_()
-        penalised = add_member_penalties(actor_losses, self.stacks, self._penalised, self.ACTOR)
-        inputs = self.actor.leaves()
-        if penalised is not actor_losses:
-            inputs = inputs + [p for i in self._penalised
-                               for p in self.actor_modules[i].parameters()]
-        self._backward(penalised.sum(), inputs)
+        if self._hand_written:  # by hand (palr.batched.sac_actor_grad), into actor.grad
+            actor_losses, logp = self._hand_written_actor_grad(obs, alpha)
+            penalised = add_member_penalties(actor_losses, self.stacks, self._penalised,
+                                             self.ACTOR)
+            if penalised.requires_grad:  # L2Reg's penalties, added by autograd
+                self._backward(penalised.sum())
+        else:
+            pi, logp = self._sample(obs)
+            actor_losses = (alpha * logp - self.twin_q(obs, pi).amin(dim=1)).mean(dim=1)
+            self.actor.grad.zero_()
+            penalised = add_member_penalties(actor_losses, self.stacks, self._penalised,
+                                             self.ACTOR)
+            inputs = self.actor.leaves()
+            if penalised is not actor_losses:
+                inputs = inputs + [p for i in self._penalised
+                                   for p in self.actor_modules[i].parameters()]
+            self._backward(penalised.sum(), inputs)
         self._step(self.ACTOR, self.actor_adam, self.actor_optimizers)
 
         # temperature (Haarnoja et al. 2018b, eq. 18; the log-alpha form, as SACAgent)
@@ -318,6 +330,36 @@ class BatchedSAC:
         if self.updates % cfg.log_every != 0:
             return {}
         return self._log(critic_losses, actor_losses, alpha_losses, alpha, q, logp_d)
+
+    @torch.no_grad()
+    def _hand_written_actor_grad(self, obs: torch.Tensor, alpha: torch.Tensor
+                                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The actor step's forward and gradient without autograd (plain ReLU networks, one
+        head): every member's ``dL/dtheta`` of ``L = mean_b(alpha logp - min(Q1, Q2)(obs, pi))``
+        written into ``actor.grad``, through the tanh-Gaussian sample and the just-updated
+        critics' input gradient (no critic gradient). Returns the actor losses ``[K]`` and the
+        log-probabilities ``[K, B]``, as the autograd path computes them."""
+        cfg = self.config
+        batch = obs.shape[1]
+        out, actor_inputs = forward_keeping_inputs(
+            self.actor, self.task.trunk(obs), self._actor_operands, self._actor_scratch)
+        mean, raw_log_std = out.chunk(2, dim=-1)
+        noise = self._noise(self.noise_generators, batch)
+        pi, logp = tanh_gaussian(mean, raw_log_std.clamp(cfg.log_std_min, cfg.log_std_max),
+                                 noise)
+        q_out, critic_inputs = forward_keeping_inputs(
+            self.critic, self._critic_input(obs, pi), self._critic_operands, self._pi_scratch)
+        q = q_out.view(self.members, 2, batch)
+        actor_losses = (alpha * logp - q.amin(dim=1)).mean(dim=1)
+        grad_pi = input_grad(self.critic, self.critic.params, critic_inputs,
+                             min_grad(q, -1.0 / batch).view_as(q_out),
+                             slice(self.critic.sizes[0] - self.act_dim, None), self._pi_scratch)
+        grad_out = tanh_gaussian_grad(raw_log_std, noise, pi, grad_pi.view(
+            self.members, 2, batch, self.act_dim).sum(dim=1), alpha / batch,
+            cfg.log_std_min, cfg.log_std_max)
+        backward_into(self.actor, self.actor.params, actor_inputs, grad_out, self.actor.grad,
+                      self._actor_scratch)
+        return actor_losses, logp
 
     @staticmethod
     def _backward(loss: torch.Tensor, inputs: Optional[List[torch.Tensor]] = None) -> None:

@@ -16,6 +16,8 @@ With ``G_l = dloss/dz_l`` (``B x out_l``), the chain rule gives, from l = L down
 
 and ``relu'(z) = [z > 0] = sign(h)`` because ``h = relu(z) >= 0`` (0 at z = 0, as torch's ReLU
 backward). So the forward keeps each layer's input ``h_{l-1}``, and no autograd graph is built.
+The gradient w.r.t. the network's input is the same recursion one step further, without the
+ReLU: ``dloss/dh_0 = G_1 W_1`` (:func:`input_grad`, SAC's actor loss through the critics).
 
 DQN's loss of one member is the batch mean of the Huber loss (``smooth_l1`` with ``beta``;
 Mnih et al. 2015's error clipping) of ``d_i = q(s_i, a_i) - y_i`` with the target ``y_i``
@@ -91,9 +93,6 @@ def backward_into(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.
     :func:`forward_keeping_inputs`. Every layer's columns are overwritten (not accumulated);
     the row padding is left as it is. ``grad_out`` is not changed; ``scratch`` holds the
     intermediate gradients."""
-    def take(name: str, layer: int, like: torch.Tensor) -> Optional[torch.Tensor]:
-        return None if scratch is None else scratch.take((name, layer), like.shape, like)
-
     g = grad_out
     for layer in reversed(range(mlp.num_layers)):
         h_in = inputs[layer]
@@ -105,9 +104,34 @@ def backward_into(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.
             torch.bmm(g.transpose(1, 2), h_in, out=weight_grad)
         torch.sum(g, dim=1, out=bias_grad)
         if layer:
-            g = torch.bmm(g, mlp.layer_views(params, layer)[0], out=take("g", layer, h_in))
-            # relu'(z_{l-1}) = sign(h_{l-1}), as h_in = relu(z_{l-1}) >= 0
-            g.mul_(torch.sign(h_in, out=take("relu'", layer, h_in)))
+            g = _grad_below(mlp, params, layer, g, h_in, scratch)
+
+
+def _grad_below(mlp: StackedMLP, params: torch.Tensor, layer: int, g: torch.Tensor,
+                h_in: torch.Tensor, scratch: Optional[Scratch]) -> torch.Tensor:
+    """``G_{l-1} = (G_l W_l) * relu'(z_{l-1})`` for ``layer`` l >= 1, from ``g = G_l`` and
+    the layer's input ``h_in = h_{l-1}``."""
+    def take(name: str) -> Optional[torch.Tensor]:
+        return None if scratch is None else scratch.take((name, layer), h_in.shape, h_in)
+
+    g = torch.bmm(g, mlp.layer_views(params, layer)[0], out=take("g"))
+    # relu'(z_{l-1}) = sign(h_{l-1}), as h_in = relu(z_{l-1}) >= 0
+    return g.mul_(torch.sign(h_in, out=take("relu'")))
+
+
+@torch.no_grad()
+def input_grad(mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.Tensor],
+               grad_out: torch.Tensor, columns: slice = slice(None),
+               scratch: Optional[Scratch] = None) -> torch.Tensor:
+    """``dloss/dx[..., columns]`` (``[K, B, len(columns)]``) of the input ``x = h_0`` given
+    ``grad_out = dloss/dq`` and the layer ``inputs`` of :func:`forward_keeping_inputs`: the
+    ``G_{l-1}`` recursion down to ``dloss/dh_0 = G_1 W_1`` (no ReLU on the input), with no
+    parameter gradient computed (the actor loss's path through the critics); ``columns`` picks
+    the input entries wanted (the action's), so only ``W_1``'s matching columns multiply."""
+    g = grad_out
+    for layer in reversed(range(1, mlp.num_layers)):
+        g = _grad_below(mlp, params, layer, g, inputs[layer], scratch)
+    return torch.bmm(g, mlp.layer_views(params, 0)[0][:, :, columns])
 
 
 @torch.no_grad()
@@ -128,4 +152,5 @@ def squared_error_grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (pred - target).mul_(2.0 / pred.shape[-1])
 
 
-__all__ = ["Scratch", "forward_keeping_inputs", "backward_into", "huber_td_grad", "squared_error_grad"]
+__all__ = ["Scratch", "forward_keeping_inputs", "backward_into", "input_grad", "huber_td_grad",
+           "squared_error_grad"]
