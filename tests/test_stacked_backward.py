@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from palr.agents.sac import tanh_gaussian
 from palr.batched.sac_actor_grad import min_grad, tanh_gaussian_grad
+from palr.batched import stacked_backward
 from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
-                                           huber_td_grad, input_grad)
+                                           huber_td_grad, input_grad, row_blocks)
 from palr.batched.stacked_mlp import StackedMLP
 
 
@@ -170,3 +171,29 @@ def test_input_gradient_equals_autograd_and_leaves_the_parameter_gradient(sizes,
     got = input_grad(mlp, mlp.params, inputs, weights, columns)
     torch.testing.assert_close(got, x.grad[:, :, columns], rtol=0, atol=1e-6)
     assert bool((mlp.grad == 7.0).all())  # no parameter gradient is written
+
+
+@pytest.mark.parametrize("block_rows", [1, 2, 3])
+def test_member_blocks_compute_what_one_block_does(monkeypatch, block_rows):
+    """Large batches are computed a block of members at a time (row_blocks): the forward, the
+    parameter gradient and the input gradient are those of one block of all members."""
+    sizes, members, batch = (7, 32, 24, 3), 5, 16
+    mlp, gen = _random_mlp(sizes, members, seed=block_rows)
+    _fan_in_scaled(mlp)
+    x = torch.randn(members, batch, sizes[0], generator=gen)
+    grad_q = torch.randn(members, batch, sizes[-1], generator=gen)
+
+    def run():
+        with torch.no_grad():
+            mlp.grad.fill_(123.0)  # every row must be written
+        q, inputs = forward_keeping_inputs(mlp, x, mlp.operands(mlp.params), Scratch())
+        backward_into(mlp, mlp.params, inputs, grad_q, mlp.grad, Scratch())
+        return q.clone(), mlp.grad.clone(), input_grad(mlp, mlp.params, inputs, grad_q)
+
+    assert row_blocks(mlp, x) == [slice(0, members)]
+    whole = run()
+    monkeypatch.setattr(stacked_backward, "BLOCK_BYTES", block_rows * batch * 32 * 4)
+    blocks = row_blocks(mlp, x)
+    assert len(blocks) == -(-members // block_rows) and blocks[-1].stop == members
+    for got, expected in zip(run(), whole):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
