@@ -71,7 +71,8 @@ BLOCK_BYTES = 2 << 20
 
 def row_blocks(mlp: StackedMLP, x: torch.Tensor) -> List[slice]:
     """The member rows of ``x`` (``[K, B, in]``) in blocks whose widest activation fits
-    :data:`BLOCK_BYTES` (at least one row a block; one block for all at SAC's batch 128).
+    :data:`BLOCK_BYTES` (at least one row a block; one block for all at SAC's batch 128, and
+    on a GPU, where every block would be more kernel launches and caches are not the limit).
 
     At batch 2048 a layer's activations of 10 critic rows (20 MiB) outgrow the caches, so a
     layer-by-layer pass over all rows reads every activation back from memory; a separate
@@ -79,6 +80,8 @@ def row_blocks(mlp: StackedMLP, x: torch.Tensor) -> List[slice]:
     backward of 10 rows at batch 2048 took 334 ms a row at a time against 360-402 ms all rows
     at once (median of 7 rounds; no difference at batch 128)."""
     rows, batch = x.shape[0], x.shape[1]
+    if x.device.type != "cpu":
+        return [slice(0, rows)]
     per_row = batch * max(mlp.sizes) * x.element_size()
     step = max(1, BLOCK_BYTES // per_row)
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
