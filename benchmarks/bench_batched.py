@@ -111,7 +111,7 @@ def run(seconds: float = 20.0, members: Sequence[int] = MEMBERS, chunk_steps: in
     return result
 
 
-def _sac_learners(seeds: Sequence[int], batch_size: int, device: str = "cpu"
+def sac_learners(seeds: Sequence[int], batch_size: int, device: str = "cpu"
                   ) -> Tuple[BatchedSAC, List[SACAgent]]:
     """A BatchedSAC and the separate SACAgents of ``seeds`` on ``device``, member k's replay and
     agent k's holding the same 20k random transitions (``bench_sac.filled_replay(seed)``)."""
@@ -141,7 +141,7 @@ def run_sac(seconds: float = 20.0, members: Sequence[int] = SAC_MEMBERS,
     result: Dict[str, float] = {}
     for batch_size in batch_sizes:
         for k in members:
-            batched, agents = _sac_learners(list(range(seed, seed + k)), batch_size, device)
+            batched, agents = sac_learners(list(range(seed, seed + k)), batch_size, device)
 
             def run_separate(learners: List[SACAgent] = agents) -> None:
                 for agent in learners:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import palr.batched.sac as batched_sac
-from bench_batched import _sac_learners
+from bench_batched import sac_learners
 from palr.experiments.cli import configure_torch
 
 PREFIX = "phase: "
@@ -51,7 +51,7 @@ def main() -> None:
     if min(args.batch, args.members, args.updates) <= 0:
         parser.error("--batch, --members and --updates must be positive")
     configure_torch()
-    learner, _ = _sac_learners(list(range(args.members)), args.batch)
+    learner, _ = sac_learners(list(range(args.members)), args.batch)
     for owner, name, label in (
             (learner.replay, "sample", "replay sampling"),
             (learner, "_sample", "policy sample (autograd path)"),
