@@ -74,7 +74,7 @@ fi
 # BATCH_SEEDS=1 all of them (a batch is --seed_offset S --seeds K: consecutive seeds)
 declare -a GROUPS_OF_SEEDS=()
 BATCH_ARGS=()
-if [ "$BATCH_SEEDS" = 1 ]; then
+if [ "$BATCH_SEEDS" = 1 ] && [ "$MODE" != "merge" ]; then  # a merge is the same either way
     [ "$MODE" = "sweep" ] || die "BATCH_SEEDS=1 batches the seeds of a sweep; unset it for --$MODE"
     read -r -a seed_list <<< "$SEEDS"
     for i in "${!seed_list[@]}"; do

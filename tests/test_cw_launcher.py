@@ -252,6 +252,14 @@ def test_single_needs_seed_and_agent_and_unknown_option_fails(tmp_path):
     assert run_cw20(tmp_path, "--bogus").returncode == 2
 
 
+def test_merge_ignores_batch_seeds(tmp_path):
+    """A merge is the same for batched and separate runs: BATCH_SEEDS=1 (inherited, as a SLURM
+    merge job inherits the submitting shell's knobs) does not stop it."""
+    merged = run_cw20(tmp_path, "--merge", BATCH_SEEDS="1")
+    assert "no cw_checkpoint_" in merged.stderr and "BATCH_SEEDS" not in merged.stderr, \
+        merged.stderr
+
+
 def test_missing_image_names_the_build_command(tmp_path):
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
