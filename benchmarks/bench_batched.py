@@ -16,7 +16,7 @@ seed batch (:func:`palr.batched.runner.run_dqn_batch`) and as K separate runs on
 (:func:`palr.experiments.dqn_launcher.run_dqn_job`), each writing its run directories in a
 temporary folder; the two alternate ``--repeats`` times and the fastest of each is reported.
 
-``--sac`` times seed-batched SAC instead (:func:`run_sac`): for K = 1 and 5 members and batch
+``--sac`` times seed-batched SAC instead (:func:`run_sac`): for K = 1, 5 and 10 members and batch
 128 and 2048, one :class:`~palr.batched.sac.BatchedSAC` update against K separate
 :class:`~palr.agents.sac.SACAgent` updates one after another, Meta-World sizes (39-dim
 observations, 4-dim actions, actor and twin critics 256x4 ReLU as the Continual World preset),
@@ -57,7 +57,7 @@ from timing import interleaved_blocks, median_rate, paired_ratio
 MEMBERS = (1, 5, 10)
 #: 10 members must reach this multiple of the per-core throughput of 10 separate runs
 TARGET_RATIO = 2.5
-SAC_MEMBERS = (1, 5)
+SAC_MEMBERS = (1, 5, 10)
 SAC_BATCH_SIZES = (128, 2048)
 #: 5 SAC members must reach this multiple of the throughput of 5 separate runs at batch 128
 SAC_TARGET_RATIO = 1.4

@@ -10,6 +10,13 @@ input gradient, the autograd backward passes, the three Adam steps. Phases nest 
 holds a forward, an input gradient and a backward), so their CPU times overlap; the top ops by
 self CPU time follow. Compare two commits by running it in each checkout.
 
+Then the bound on the speed-up: the K separate ``SACAgent`` updates of the same members are timed
+and profiled the same way, and the matrix products' CPU time (``mm``/``addmm``/``bmm``/
+``baddbmm``) of both sides is printed. Both sides do the same products, and a ``bmm`` over the
+member axis costs per member what a separate ``mm`` does, so a batched update can at best shrink
+to its matrix products: ``separate wall / batched matmul`` is the highest ratio any removal of
+the batched side's other costs could give.
+
 Run: ``python benchmarks/profile_batched_sac.py [--batch 128] [--members 5] [--updates 10]``
 """
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, Tuple
 
 from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -51,7 +58,7 @@ def main() -> None:
     if min(args.batch, args.members, args.updates) <= 0:
         parser.error("--batch, --members and --updates must be positive")
     configure_torch()
-    learner, _ = sac_learners(list(range(args.members)), args.batch)
+    learner, agents = sac_learners(list(range(args.members)), args.batch)
     for owner, name, label in (
             (learner.replay, "sample", "replay sampling"),
             (learner, "_sample", "policy sample (autograd path)"),
@@ -81,6 +88,40 @@ def main() -> None:
                         key=lambda e: -e.cpu_time_total):
         print(f"  {event.key[len(PREFIX):]:62s} {event.cpu_time_total / args.updates / 1e3:8.2f}")
     print(table.table(sort_by="self_cpu_time_total", row_limit=12))
+    batched_matmul_ms = matmul_ms(table) / args.updates
+    separate_wall_ms, separate_matmul_ms = _separate_update_ms(agents, args.updates)
+    print(f"{args.members} separate SACAgent updates: {separate_wall_ms:.1f} ms wall "
+          f"(unprofiled), of which matrix products {separate_matmul_ms:.1f} ms CPU; "
+          f"one batched update: {wall_ms:.1f} ms wall, matrix products {batched_matmul_ms:.1f} ms")
+    print(f"ratio now {separate_wall_ms / wall_ms:.2f}x; bound if the batched update were its "
+          f"matrix products alone: {separate_wall_ms / batched_matmul_ms:.2f}x")
+
+
+#: the matrix-product ops whose self CPU time bounds an update (``nn.Linear`` reaches ``addmm``)
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def matmul_ms(table: Any) -> float:
+    """Self CPU milliseconds of the :data:`MATMUL_OPS` in a profiler's ``key_averages()``."""
+    return sum(e.self_cpu_time_total for e in table if e.key in MATMUL_OPS) / 1e3
+
+
+def _separate_update_ms(agents: Sequence[Any], updates: int) -> Tuple[float, float]:
+    """Wall ms (unprofiled) and matrix-product CPU ms (profiled) of one update of every agent
+    in ``agents``, each averaged over ``updates`` rounds after 3 warm-up rounds."""
+    def one_round() -> None:
+        for agent in agents:
+            agent.update()
+    for _ in range(3):
+        one_round()
+    start = time.perf_counter()
+    for _ in range(updates):
+        one_round()
+    wall_ms = (time.perf_counter() - start) / updates * 1e3
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            one_round()
+    return wall_ms, matmul_ms(prof.key_averages()) / updates
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ benchmark), so the ratios survive a busy machine better than the absolute figure
   identical plain DQN vs the first (how far a ratio of identical work strays: the noise floor);
 - seed-batched DQN (K = 1, 5, 10 members in one process) vs K separate DQNs run one after
   another, env steps/s per core (bench_batched.py; target: 10 members >= 2.5x);
-- seed-batched SAC (K = 1, 5 members, batch 128 and 2048, Meta-World sizes) vs K separate SAC
+- seed-batched SAC (K = 1, 5, 10 members, batch 128 and 2048, Meta-World sizes) vs K separate SAC
   learners, updates/s per core (bench_batched.py --sac; target: 5 members >= 1.4x at batch 128);
 - where a CUDA device is present, the same two with both sides on the GPU (DQN K = 1, 10, 32;
   SAC K = 1, 5, 16);

@@ -1,0 +1,53 @@
+"""The seed-batched benchmark scripts run end to end on tiny settings and print every figure they
+promise (no timing assertions: the figures themselves are the benchmarks' job)."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+
+
+def run_script(*args: str) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_bench_batched_prints_a_dqn_row_per_member_count():
+    out = run_script("benchmarks/bench_batched.py", "--members", "1", "2", "--seconds", "0.1",
+                     "--chunk_steps", "5")
+    for k in (1, 2):
+        assert re.search(rf"K={k}: batched +{NUMBER} +separate +{NUMBER} +ratio {NUMBER}x", out), out
+
+
+@pytest.mark.slow
+def test_bench_batched_sac_prints_both_batch_sizes():
+    out = run_script("benchmarks/bench_batched.py", "--sac", "--members", "1", "--seconds", "0.1")
+    for batch in (128, 2048):
+        assert re.search(rf"batch {batch}, K=1: batched +{NUMBER} +separate +{NUMBER} +ratio "
+                         rf"{NUMBER}x", out), out
+
+
+@pytest.mark.slow
+def test_profile_batched_sac_prints_the_phases_and_the_matmul_bound():
+    out = run_script("benchmarks/profile_batched_sac.py", "--members", "2", "--updates", "1")
+    assert re.search(rf"Adam: critics +{NUMBER}", out), out
+    figures = re.search(rf"2 separate SACAgent updates: ({NUMBER}) ms wall \(unprofiled\), of "
+                        rf"which matrix products ({NUMBER}) ms CPU; one batched update: "
+                        rf"({NUMBER}) ms wall, matrix products ({NUMBER}) ms", out)
+    assert figures, out
+    separate_wall, separate_matmul, batched_wall, batched_matmul = map(float, figures.groups())
+    assert 0 < separate_matmul < separate_wall and 0 < batched_matmul < batched_wall
+    bound = re.search(rf"ratio now ({NUMBER})x; bound if the batched update were its matrix "
+                      rf"products alone: ({NUMBER})x", out)
+    assert bound, out
+    assert float(bound.group(1)) == pytest.approx(separate_wall / batched_wall, abs=0.01)
+    assert float(bound.group(2)) == pytest.approx(separate_wall / batched_matmul, abs=0.01)
