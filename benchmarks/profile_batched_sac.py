@@ -11,8 +11,8 @@ holds a forward, an input gradient and a backward), so their CPU times overlap; 
 self CPU time follow. Compare two commits by running it in each checkout.
 
 Then the bound on the speed-up: the K separate ``SACAgent`` updates of the same members are timed
-and profiled the same way, and the matrix products' CPU time (``mm``/``addmm``/``bmm``/
-``baddbmm``) of both sides is printed. Both sides do the same products, and a ``bmm`` over the
+and profiled (``profile_loops.profile_updates``), and the matrix products' CPU time
+(``profile_loops.category``) of both sides is printed. Both sides do the same products, and a ``bmm`` over the
 member axis costs per member what a separate ``mm`` does, so a batched update can at best shrink
 to its matrix products: ``separate wall / batched matmul`` is the highest ratio any removal of
 the batched side's other costs could give.
@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import functools
 import time
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable
 
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import palr.batched.sac as batched_sac
 from bench_batched import sac_learners
 from palr.experiments.cli import configure_torch
+from profile_loops import category, profile_updates
 
 PREFIX = "phase: "
 
@@ -88,40 +89,19 @@ def main() -> None:
                         key=lambda e: -e.cpu_time_total):
         print(f"  {event.key[len(PREFIX):]:62s} {event.cpu_time_total / args.updates / 1e3:8.2f}")
     print(table.table(sort_by="self_cpu_time_total", row_limit=12))
-    batched_matmul_ms = matmul_ms(table) / args.updates
-    separate_wall_ms, separate_matmul_ms = _separate_update_ms(agents, args.updates)
+    batched_matmul_ms = sum(e.self_cpu_time_total for e in table
+                            if category(e.key) == "matmul") / args.updates / 1e3
+
+    def separate_round() -> None:
+        for agent in agents:
+            agent.update()
+    separate_us, shares = profile_updates(separate_round, args.updates)
+    separate_wall_ms, separate_matmul_ms = separate_us / 1e3, shares["matmul_us"] / 1e3
     print(f"{args.members} separate SACAgent updates: {separate_wall_ms:.1f} ms wall "
           f"(unprofiled), of which matrix products {separate_matmul_ms:.1f} ms CPU; "
           f"one batched update: {wall_ms:.1f} ms wall, matrix products {batched_matmul_ms:.1f} ms")
     print(f"ratio now {separate_wall_ms / wall_ms:.2f}x; bound if the batched update were its "
           f"matrix products alone: {separate_wall_ms / batched_matmul_ms:.2f}x")
-
-
-#: the matrix-product ops whose self CPU time bounds an update (``nn.Linear`` reaches ``addmm``)
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-
-
-def matmul_ms(table: Any) -> float:
-    """Self CPU milliseconds of the :data:`MATMUL_OPS` in a profiler's ``key_averages()``."""
-    return sum(e.self_cpu_time_total for e in table if e.key in MATMUL_OPS) / 1e3
-
-
-def _separate_update_ms(agents: Sequence[Any], updates: int) -> Tuple[float, float]:
-    """Wall ms (unprofiled) and matrix-product CPU ms (profiled) of one update of every agent
-    in ``agents``, each averaged over ``updates`` rounds after 3 warm-up rounds."""
-    def one_round() -> None:
-        for agent in agents:
-            agent.update()
-    for _ in range(3):
-        one_round()
-    start = time.perf_counter()
-    for _ in range(updates):
-        one_round()
-    wall_ms = (time.perf_counter() - start) / updates * 1e3
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(updates):
-            one_round()
-    return wall_ms, matmul_ms(prof.key_averages()) / updates
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ from palr.agents.sac import SACAgent, SACConfig
 from palr.experiments.cli import configure_torch
 from timing import interleaved_blocks, median_rate, paired_ratio
 
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul",
-              "aten::linear", "aten::t", "aten::_mkldnn")
+#: the GEMM ops (whole names: a prefix such as ``aten::t`` would also take ``aten::tanh``,
+#: ``aten::to`` and ReLU's ``aten::threshold_backward``), and oneDNN's kernels by prefix
+MATMUL_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul",
+                        "aten::linear", "aten::t"})
+MKLDNN_PREFIX = "aten::_mkldnn"
 OPTIMIZER_MARKERS = ("adam", "Optimizer", "_foreach_add_")
 
 
@@ -73,7 +76,7 @@ ADAM_COMPARISONS = (("DQN", make_dqn, 200), ("SAC", make_sac, 10))
 
 
 def category(op_name: str) -> str:
-    if op_name.startswith(MATMUL_OPS):
+    if op_name in MATMUL_OPS or op_name.startswith(MKLDNN_PREFIX):
         return "matmul"
     if any(marker in op_name for marker in OPTIMIZER_MARKERS):
         return "optimizer"
@@ -92,8 +95,9 @@ def large_gemm_gflops(size: int = 1024, repeats: int = 20) -> float:
 
 
 def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, Dict[str, float]]:
-    """(microseconds per update without the profiler, share of each category under it, and
-    ``"gemm_gflops"``: the matmul ops' floating-point rate, to compare with the core's peak)."""
+    """(microseconds per update without the profiler, share of each category under it,
+    ``"gemm_gflops"``: the matmul ops' floating-point rate, to compare with the core's peak, and
+    ``"matmul_us"``: the matmul ops' self CPU microseconds per update)."""
     for _ in range(50):
         update()
     start = time.perf_counter()
@@ -114,9 +118,11 @@ def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, 
         if category(event.key) == "matmul":
             gemm_flops += event.flops or 0
     gemm_gflops = gemm_flops / (shares["matmul"] * 1e-6) / 1e9 if shares["matmul"] else 0.0
+    matmul_us = shares["matmul"] / updates
     shares = {k: v / wall_us for k, v in shares.items()}
     shares["python"] = max(0.0, 1.0 - sum(shares.values()))
     shares["gemm_gflops"] = gemm_gflops
+    shares["matmul_us"] = matmul_us
     return plain_us, shares
 
 

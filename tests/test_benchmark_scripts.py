@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, load_script
 
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
@@ -51,3 +51,18 @@ def test_profile_batched_sac_prints_the_phases_and_the_matmul_bound():
     assert bound, out
     assert float(bound.group(1)) == pytest.approx(separate_wall / batched_wall, abs=0.01)
     assert float(bound.group(2)) == pytest.approx(separate_wall / batched_matmul, abs=0.01)
+
+
+@pytest.mark.parametrize("op, expected", [
+    ("aten::addmm", "matmul"), ("aten::bmm", "matmul"), ("aten::baddbmm", "matmul"),
+    ("aten::mm", "matmul"), ("aten::t", "matmul"), ("aten::_mkldnn_matmul", "matmul"),
+    ("aten::tanh", "other ops"), ("aten::to", "other ops"), ("aten::transpose", "other ops"),
+    ("aten::threshold_backward", "other ops"), ("aten::mm_out_like", "other ops"),
+    ("aten::_fused_adam_", "optimizer")])
+def test_profile_categories_match_whole_op_names(op, expected):
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # profile_loops imports its sibling timing.py
+    try:
+        profile_loops = load_script("benchmarks/profile_loops.py", "bench_profile_loops")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert profile_loops.category(op) == expected
