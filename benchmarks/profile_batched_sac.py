@@ -10,14 +10,16 @@ input gradient, the autograd backward passes, the three Adam steps. Phases nest 
 holds a forward, an input gradient and a backward), so their CPU times overlap; the top ops by
 self CPU time follow. Compare two commits by running it in each checkout.
 
-Then the bound on the speed-up: the K separate ``SACAgent`` updates of the same members are timed
-and profiled (``profile_loops.profile_updates``), and the matrix products' CPU time
-(``profile_loops.category``) of both sides is printed. Both sides do the same products, and a ``bmm`` over the
+Then the bound on the speed-up: one batched update and the K separate ``SACAgent`` updates of
+the same members are timed unprofiled, interleaved for ``--seconds`` (``timing``, as
+``bench_batched``), and set against the batched update's matrix products (the profile's
+``profile_loops.category`` "matmul" ops). Both sides do the same products and a ``bmm`` over the
 member axis costs per member what a separate ``mm`` does, so a batched update can at best shrink
-to its matrix products: ``separate wall / batched matmul`` is the highest ratio any removal of
-the batched side's other costs could give.
+to its matrix products: ``separate / batched matmul`` is the highest ratio that removing every
+other cost of the batched update could give. (The separate side's own matmul time is not
+printed: its many small ops make the profiler's overhead a large part of their recorded time.)
 
-Run: ``python benchmarks/profile_batched_sac.py [--batch 128] [--members 5] [--updates 10]``
+Run: ``python benchmarks/profile_batched_sac.py [--batch 128] [--members 5] [--updates 10] [--seconds 4]``
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from torch.profiler import ProfilerActivity, profile, record_function
 import palr.batched.sac as batched_sac
 from bench_batched import sac_learners
 from palr.experiments.cli import configure_torch
-from profile_loops import category, profile_updates
+from profile_loops import category
+from timing import interleaved_blocks, median_rate, paired_ratio
 
 PREFIX = "phase: "
 
@@ -55,9 +58,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
     parser.add_argument("--members", type=int, default=5, help="members K (default 5)")
     parser.add_argument("--updates", type=int, default=10, help="profiled updates (default 10)")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="interleaved timing of batched vs separate updates (default 4)")
     args = parser.parse_args()
-    if min(args.batch, args.members, args.updates) <= 0:
-        parser.error("--batch, --members and --updates must be positive")
+    if min(args.batch, args.members, args.updates) <= 0 or args.seconds < 0:
+        parser.error("--batch, --members and --updates must be positive, --seconds >= 0")
     configure_torch()
     learner, agents = sac_learners(list(range(args.members)), args.batch)
     for owner, name, label in (
@@ -95,13 +100,14 @@ def main() -> None:
     def separate_round() -> None:
         for agent in agents:
             agent.update()
-    separate_us, shares = profile_updates(separate_round, args.updates)
-    separate_wall_ms, separate_matmul_ms = separate_us / 1e3, shares["matmul_us"] / 1e3
-    print(f"{args.members} separate SACAgent updates: {separate_wall_ms:.1f} ms wall "
-          f"(unprofiled), of which matrix products {separate_matmul_ms:.1f} ms CPU; "
-          f"one batched update: {wall_ms:.1f} ms wall, matrix products {batched_matmul_ms:.1f} ms")
-    print(f"ratio now {separate_wall_ms / wall_ms:.2f}x; bound if the batched update were its "
-          f"matrix products alone: {separate_wall_ms / batched_matmul_ms:.2f}x")
+    blocks = interleaved_blocks({"batched": learner.update, "separate": separate_round},
+                                args.seconds, block_seconds=0.0, warmup_calls=2)
+    batched_ms, separate_ms = (1e3 / median_rate(blocks, name) for name in ("batched", "separate"))
+    print(f"interleaved, unprofiled (median of {len(blocks['batched'])} rounds): one batched "
+          f"update {batched_ms:.1f} ms, {args.members} separate SACAgent updates "
+          f"{separate_ms:.1f} ms, ratio {paired_ratio(blocks, 'batched', 'separate'):.2f}x")
+    print(f"the batched update's matrix products (profiled): {batched_matmul_ms:.1f} ms; bound if "
+          f"it were those alone: {separate_ms / batched_matmul_ms:.2f}x")
 
 
 if __name__ == "__main__":
