@@ -14,8 +14,9 @@ With ``G_l = dloss/dz_l`` (``B x out_l``), the chain rule gives, from l = L down
     dloss/db_l = 1^T G_l                 (the column sums of G_l)
     G_{l-1}    = (G_l W_l) * relu'(z_{l-1})
 
-and ``relu'(z) = [z > 0] = sign(h)`` because ``h = relu(z) >= 0`` (0 at z = 0, as torch's ReLU
-backward). So the forward keeps each layer's input ``h_{l-1}``, and no autograd graph is built.
+and ``relu'(z) = [z > 0] = [h > 0]`` because ``h = relu(z) >= 0`` (0 at z = 0, as torch's ReLU
+backward: the product by ``relu'`` is ``threshold_backward(G, h, 0)``, one pass). So the forward
+keeps each layer's input ``h_{l-1}``, and no autograd graph is built.
 The gradient w.r.t. the network's input is the same recursion one step further, without the
 ReLU: ``dloss/dh_0 = G_1 W_1`` (:func:`input_grad`, SAC's actor loss through the critics).
 
@@ -144,16 +145,16 @@ class _GradBelow:
     def __init__(self, mlp: StackedMLP, params: torch.Tensor, inputs: Sequence[torch.Tensor],
                  scratch: Optional[Scratch]) -> None:
         self.mlp, self.params, self.inputs = mlp, params, inputs
-        self.buffers = {layer: tuple(_buffer(scratch, (name, layer), h.shape, h)
-                                     for name in ("g", "relu'"))
+        self.buffers = {layer: _buffer(scratch, ("g", layer), h.shape, h)
                         for layer, h in enumerate(inputs) if layer}
 
     def __call__(self, layer: int, rows: slice, g: torch.Tensor) -> torch.Tensor:
-        g_out, sign_out = (b[rows] for b in self.buffers[layer])
         weight = self.mlp.layer_views(self.params, layer)[0][rows]
-        g = torch.bmm(g, weight, out=g_out)
-        # relu'(z_{l-1}) = sign(h_{l-1}), as h_{l-1} = relu(z_{l-1}) >= 0
-        return g.mul_(torch.sign(self.inputs[layer][rows], out=sign_out))
+        g = torch.bmm(g, weight, out=self.buffers[layer][rows])
+        # relu'(z_{l-1}) = [h_{l-1} > 0], as h_{l-1} = relu(z_{l-1}) >= 0: ReLU's own backward,
+        # in place
+        return torch.ops.aten.threshold_backward.grad_input(g, self.inputs[layer][rows], 0.0,
+                                                            grad_input=g)
 
 
 @torch.no_grad()
