@@ -11,6 +11,12 @@ from helpers import ROOT, load_script
 
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
+sys.path.insert(0, str(ROOT / "benchmarks"))  # profile_loops imports its sibling timing.py
+try:
+    profile_loops = load_script("benchmarks/profile_loops.py", "bench_profile_loops")
+finally:
+    sys.path.remove(str(ROOT / "benchmarks"))
+
 
 def run_script(*args: str) -> str:
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -60,9 +66,4 @@ def test_profile_batched_sac_prints_the_phases_and_the_matmul_bound():
     ("aten::threshold_backward", "other ops"), ("aten::mm_out_like", "other ops"),
     ("aten::_fused_adam_", "optimizer")])
 def test_profile_categories_match_whole_op_names(op, expected):
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # profile_loops imports its sibling timing.py
-    try:
-        profile_loops = load_script("benchmarks/profile_loops.py", "bench_profile_loops")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     assert profile_loops.category(op) == expected
