@@ -10,47 +10,20 @@ input gradient, the autograd backward passes, the three Adam steps. Phases nest 
 holds a forward, an input gradient and a backward), so their CPU times overlap; the top ops by
 self CPU time follow. Compare two commits by running it in each checkout.
 
-Then the bound on the speed-up: one batched update and the K separate ``SACAgent`` updates of
-the same members are timed unprofiled, interleaved for ``--seconds`` (``timing``, as
-``bench_batched``), and set against the batched update's matrix products (the profile's
-``profile_loops.category`` "matmul" ops). Both sides do the same products and a ``bmm`` over the
-member axis costs per member what a separate ``mm`` does, so a batched update can at best shrink
-to its matrix products: ``separate / batched matmul`` is the highest ratio that removing every
-other cost of the batched update could give. (The separate side's own matmul time is not
-printed: its many small ops make the profiler's overhead a large part of their recorded time.)
+Then the bound on the speed-up (``phase_profile.print_bound``): one batched update and the K
+separate ``SACAgent`` updates of the same members, timed unprofiled and interleaved for
+``--seconds`` (``timing``, as ``bench_batched``), against the batched update's matrix products.
 
 Run: ``python benchmarks/profile_batched_sac.py [--batch 128] [--members 5] [--updates 10] [--seconds 4]``
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import time
-from typing import Any, Callable
-
-from torch.profiler import ProfilerActivity, profile, record_function
 
 import palr.batched.sac as batched_sac
 from bench_batched import sac_learners
 from palr.experiments.cli import configure_torch
-from profile_loops import category
-from timing import interleaved_blocks, median_rate, paired_ratio
-
-PREFIX = "phase: "
-
-
-def _label(owner: Any, name: str, label: str) -> None:
-    """Wrap ``owner.name`` (a module function or an instance's method) in a profiler label;
-    nothing when ``owner`` has no such attribute (an older checkout)."""
-    method: Callable = getattr(owner, name, None)
-    if method is None:
-        return
-
-    @functools.wraps(method)
-    def labelled(*args: Any, **kwargs: Any) -> Any:
-        with record_function(PREFIX + label):
-            return method(*args, **kwargs)
-    setattr(owner, name, labelled)
+from phase_profile import print_bound, profile_phases
 
 
 def main() -> None:
@@ -65,49 +38,33 @@ def main() -> None:
         parser.error("--batch, --members and --updates must be positive, --seconds >= 0")
     configure_torch()
     learner, agents = sac_learners(list(range(args.members)), args.batch)
-    for owner, name, label in (
-            (learner.replay, "sample", "replay sampling"),
-            (learner, "_sample", "policy sample (autograd path)"),
-            (learner, "twin_q", "critics through autograd (target; actor step if not by hand)"),
-            (batched_sac, "forward_keeping_inputs", "forward by hand"),
-            (batched_sac, "backward_into", "backward by hand"),
-            (batched_sac, "input_grad", "critics' input gradient by hand"),
-            (learner, "_hand_written_actor_grad", "actor step by hand (all of it)"),
-            (learner, "_backward", "autograd backward"),
-            (learner.critic_adam, "step", "Adam: critics"),
-            (learner.actor_adam, "step", "Adam: actors"),
-            (learner.alpha_adam, "step", "Adam: temperatures")):
-        _label(owner, name, label)
+    phases = (
+        (learner.replay, "sample", "replay sampling"),
+        (learner, "_sample", "policy sample (autograd path)"),
+        (learner, "twin_q", "critics through autograd (target; actor step if not by hand)"),
+        (batched_sac, "forward_keeping_inputs", "forward by hand"),
+        (batched_sac, "backward_into", "backward by hand"),
+        (batched_sac, "input_grad", "critics' input gradient by hand"),
+        (learner, "_hand_written_actor_grad", "actor step by hand (all of it)"),
+        (learner, "_backward", "autograd backward"),
+        (learner.critic_adam, "step", "Adam: critics"),
+        (learner.actor_adam, "step", "Adam: actors"),
+        (learner.alpha_adam, "step", "Adam: temperatures"))
     for _ in range(3):
         learner.update()
-    start = time.perf_counter()
-    for _ in range(args.updates):
-        learner.update()
-    wall_ms = (time.perf_counter() - start) / args.updates * 1e3
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+
+    def profiled_updates() -> None:
         for _ in range(args.updates):
             learner.update()
-    table = prof.key_averages()
-    print(f"BatchedSAC, K={args.members}, batch {args.batch}: {wall_ms:.1f} ms wall per update "
-          f"(unprofiled); CPU ms per update of each phase:")
-    for event in sorted((e for e in table if e.key.startswith(PREFIX)),
-                        key=lambda e: -e.cpu_time_total):
-        print(f"  {event.key[len(PREFIX):]:62s} {event.cpu_time_total / args.updates / 1e3:8.2f}")
-    print(table.table(sort_by="self_cpu_time_total", row_limit=12))
-    batched_matmul_ms = sum(e.self_cpu_time_total for e in table
-                            if category(e.key) == "matmul") / args.updates / 1e3
+    table = profile_phases(phases, profiled_updates, args.updates,
+                           f"BatchedSAC, K={args.members}, batch {args.batch}: CPU ms per update "
+                           f"of each phase (profiled):")
 
     def separate_round() -> None:
         for agent in agents:
             agent.update()
-    blocks = interleaved_blocks({"batched": learner.update, "separate": separate_round},
-                                args.seconds, block_seconds=0.0, warmup_calls=2)
-    batched_ms, separate_ms = (1e3 / median_rate(blocks, name) for name in ("batched", "separate"))
-    print(f"interleaved, unprofiled (median of {len(blocks['batched'])} rounds): one batched "
-          f"update {batched_ms:.1f} ms, {args.members} separate SACAgent updates "
-          f"{separate_ms:.1f} ms, ratio {paired_ratio(blocks, 'batched', 'separate'):.2f}x")
-    print(f"the batched update's matrix products (profiled): {batched_matmul_ms:.1f} ms; bound if "
-          f"it were those alone: {separate_ms / batched_matmul_ms:.2f}x")
+    print_bound(learner.update, separate_round, table, args.updates, args.seconds, "update",
+                f"{args.members} separate SACAgent updates")
 
 
 if __name__ == "__main__":

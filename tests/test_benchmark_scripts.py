@@ -11,9 +11,10 @@ from helpers import ROOT, load_script
 
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
-sys.path.insert(0, str(ROOT / "benchmarks"))  # profile_loops imports its sibling timing.py
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts import their siblings
 try:
     profile_loops = load_script("benchmarks/profile_loops.py", "bench_profile_loops")
+    phase_profile = load_script("benchmarks/phase_profile.py", "bench_phase_profile")
 finally:
     sys.path.remove(str(ROOT / "benchmarks"))
 
@@ -51,12 +52,36 @@ def test_profile_batched_sac_prints_the_phases_and_the_matmul_bound():
                       rf"({NUMBER}) ms, ratio ({NUMBER})x", out)
     assert timed, out
     batched_ms, separate_ms, _ = map(float, timed.groups())
-    bound = re.search(rf"matrix products \(profiled\): ({NUMBER}) ms; bound if it were those "
-                      rf"alone: ({NUMBER})x", out)
+    assert batched_ms > 0
+    assert_matmul_bound(out, separate_ms)
+
+
+@pytest.mark.slow
+def test_profile_batched_dqn_prints_the_phases_and_the_matmul_bound():
+    out = run_script("benchmarks/profile_batched_dqn.py", "--members", "2", "--steps", "4",
+                     "--chunk_steps", "2", "--seconds", "0.2")
+    for phase in ("backward by hand", "forward by hand (target and online)", "environment steps",
+                  "replay sampling", "Adam"):
+        assert re.search(rf"{re.escape(phase)} +{NUMBER}", out), out
+    timed = re.search(rf"one batched chunk of 2 loop steps ({NUMBER}) ms, 2 separate runs' 2 "
+                      rf"steps each ({NUMBER}) ms, ratio ({NUMBER})x", out)
+    assert timed, out
+    assert_matmul_bound(out, float(timed.group(2)))
+
+
+def assert_matmul_bound(out: str, separate_ms: float) -> None:
+    """The printed bound is the printed separate time over the printed matmul time (up to the
+    rounding of the three printed figures), and the matmul rate and the 1024^3 roof are positive
+    figures."""
+    bound = re.search(rf"matrix products of one batched [^(]+\(profiled\): ({NUMBER}) ms at "
+                      rf"({NUMBER}) GFLOP/s \(a 1024\^3 matmul on this thread: ({NUMBER})\); "
+                      rf"bound if it were those alone: ({NUMBER})x", out)
     assert bound, out
-    matmul_ms, ratio_bound = map(float, bound.groups())
-    assert 0 < matmul_ms and 0 < batched_ms and 0 < separate_ms
-    assert ratio_bound == pytest.approx(separate_ms / matmul_ms, rel=0.02)
+    matmul_ms, gflops, roof, ratio_bound = map(float, bound.groups())
+    assert min(matmul_ms, gflops, roof, separate_ms) > 0
+    ms_step, ratio_step = 0.0005, 0.005  # half the last printed digit
+    assert (separate_ms - ms_step) / (matmul_ms + ms_step) - ratio_step <= ratio_bound \
+        <= (separate_ms + ms_step) / (matmul_ms - ms_step) + ratio_step
 
 
 @pytest.mark.parametrize("op, expected", [
@@ -67,3 +92,26 @@ def test_profile_batched_sac_prints_the_phases_and_the_matmul_bound():
     ("aten::_fused_adam_", "optimizer")])
 def test_profile_categories_match_whole_op_names(op, expected):
     assert profile_loops.category(op) == expected
+
+
+def test_phase_labels_apply_inside_and_are_removed_after():
+    """Timings after a profile run unlabelled: an instance's own method, a class method seen
+    through an instance and a module function are all back as they were."""
+    class Learner:
+        def update(self):
+            return "update"
+
+    learner, module = Learner(), type(sys)("fake_module")
+    module.forward = lambda: "forward"
+    original_forward = module.forward
+    learner.own = lambda: "own"
+    original_own = learner.own
+    seen = []
+    with phase_profile.labelled([(learner, "update", "u"), (module, "forward", "f"),
+                                 (learner, "own", "o"), (learner, "missing", "m")]):
+        seen = [learner.update(), module.forward(), learner.own()]
+        assert "update" in vars(learner)  # the labelled wrapper shadows the class method
+        assert module.forward is not original_forward and learner.own is not original_own
+    assert seen == ["update", "forward", "own"]
+    assert "update" not in vars(learner) and module.forward is original_forward
+    assert learner.own is original_own and not hasattr(learner, "missing")
