@@ -114,6 +114,10 @@ class BatchedDQN:
         for stack, ctx in zip(self.stacks, self.contexts):
             stack.on_optimizer_created(ctx)
         self.frozen = np.zeros(self.members, dtype=bool)
+        #: once a member is frozen: the training members' indices and their gradient rows
+        #: (zero padding columns), the tensors :meth:`td_loss_and_grad` computes with
+        self._training_rows: Optional[torch.Tensor] = None
+        self._training_grad = torch.zeros(0)
         self._active = [k for k, stack in enumerate(self.stacks) if stack.interventions]
         self._penalised = [k for k in self._active if adds_penalty(self.stacks[k])]
 
@@ -128,27 +132,54 @@ class BatchedDQN:
     def td_loss_and_grad(self, batch: Dict[str, torch.Tensor]
                          ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every member's Huber TD loss ``[K]`` (its own batch mean) and predicted Q ``[K, B]``;
-        the losses' gradient is written into ``self.q.grad`` (every member's row overwritten)
-        by the hand-written backward of :mod:`palr.batched.stacked_backward` (no autograd
-        graph). ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`)."""
+        the losses' gradient is written into ``self.q.grad`` (every training member's row
+        overwritten) by the hand-written backward of :mod:`palr.batched.stacked_backward` (no
+        autograd graph). ``batch`` holds ``[K, B, ...]`` tensors (:meth:`MemberReplay.sample`).
+
+        Frozen members (:meth:`freeze`) are left out: once one is, the training members' rows
+        of the parameters, target and batch are gathered into tensors of their own and the
+        passes run on those, so a finished member no longer costs its share of the matrix
+        products (its loss and Q values read 0, its gradient row is not written)."""
+        if self._training_rows is None:
+            return self._rows_loss_and_grad(batch, self._online_operands,
+                                            self._target_operands, self.q.params, self.q.grad)
+        rows = self._training_rows
+        if not len(rows):  # every member frozen: nothing to compute
+            return self.q.grad.new_zeros(self.members), self.q.grad.new_zeros(
+                (self.members, batch["obs"].shape[1]))
+        params = self.q.params.index_select(0, rows)
+        grad = self._training_grad
+        losses, q_pred = self._rows_loss_and_grad(
+            {name: value.index_select(0, rows) for name, value in batch.items()},
+            self.q.operands(params), self.q.operands(self.target.index_select(0, rows)),
+            params, grad)
+        self.q.grad.index_copy_(0, rows, grad)
+        all_losses = losses.new_zeros(self.members).index_copy_(0, rows, losses)
+        all_q = q_pred.new_zeros((self.members, q_pred.shape[1])).index_copy_(0, rows, q_pred)
+        return all_losses, all_q
+
+    def _rows_loss_and_grad(self, batch: Dict[str, torch.Tensor], online: Any, target: Any,
+                            params: torch.Tensor, grad: torch.Tensor
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`td_loss_and_grad` of the rows ``params`` holds (every member's, or the
+        training members' gathered), with their ``online`` and ``target`` operands
+        (:meth:`StackedMLP.operands`) and ``batch``; the gradient goes into ``grad``."""
         cfg = self.config
-        next_target, _ = forward_keeping_inputs(self.q, batch["next_obs"],
-                                                self._target_operands, self._target_scratch)
+        next_target, _ = forward_keeping_inputs(self.q, batch["next_obs"], target,
+                                                self._target_scratch)
         if cfg.double_dqn:
-            next_actions = self.q(batch["next_obs"], operands=self._online_operands
-                                  ).argmax(dim=2, keepdim=True)
+            next_actions = self.q(batch["next_obs"], operands=online).argmax(dim=2, keepdim=True)
             next_value = next_target.gather(2, next_actions).squeeze(2)
         else:
             next_value = next_target.amax(dim=2)
         td_target = torch.addcmul(batch["rewards"], 1.0 - batch["terminated"], next_value,
                                   value=cfg.gamma)
-        q, inputs = forward_keeping_inputs(self.q, batch["obs"], self._online_operands,
-                                           self._scratch)
+        q, inputs = forward_keeping_inputs(self.q, batch["obs"], online, self._scratch)
         actions = batch["actions"]
         q_pred = q.gather(2, actions.unsqueeze(2)).squeeze(2)
         losses = F.smooth_l1_loss(q_pred, td_target, beta=cfg.huber_delta, reduction="none")
         grad_q = huber_td_grad(q, actions, q_pred, td_target, cfg.huber_delta)
-        backward_into(self.q, self.q.params, inputs, grad_q, self.q.grad, self._scratch)
+        backward_into(self.q, params, inputs, grad_q, grad, self._scratch)
         return losses.mean(dim=1), q_pred
 
     def update(self, batch: Optional[Dict[str, torch.Tensor]] = None
@@ -266,10 +297,14 @@ class BatchedDQN:
 
     def freeze(self, member: int) -> None:
         """Stop training member ``member`` (its run is over): from now on its gradient row is
-        zero, its learning rates are 0 (Adam leaves its parameters exactly as they are) and its
-        interventions are no longer called. The other members are untouched, so each stays equal
-        to its separate run however long it trains on."""
+        zero, its learning rates are 0 (Adam leaves its parameters exactly as they are), its
+        interventions are no longer called and :meth:`td_loss_and_grad` leaves it out of the
+        passes. The other members are untouched, so each stays equal to its separate run however
+        long it trains on."""
         self.frozen[member] = True
+        training = np.flatnonzero(~self.frozen)
+        self._training_rows = torch.as_tensor(training, device=self.device)
+        self._training_grad = self.q.grad.new_zeros((len(training), self.q.row_length))
         self._active = [k for k in self._active if k != member]
         self._penalised = [k for k in self._penalised if k != member]
         with torch.no_grad():

@@ -57,13 +57,18 @@ class MemberOptimizerView:
         sqs = [v for row in self.rows for v in stacked.member_views(adam.exp_avg_sq, row)]
         self.state = MemberAdamState(adam, self.rows, {
             p: {"exp_avg": m, "exp_avg_sq": v} for p, m, v in zip(params, avgs, sqs)})
+        # on the CPU a NumPy view of the table: a float written into it is the same float32
+        # as a tensor index assignment gives, without a torch dispatch per entry (PALR writes
+        # every layer's rate twice an update)
+        self._lr_table = adam.lr.numpy() if adam.lr.device.type == "cpu" else adam.lr
 
     def write_lrs(self) -> None:
         """``adam.lr[row, layer] <- param_groups[i]["lr"]`` for every row and layer (group
         ``i`` = layer ``i % L`` of row ``rows[i // L]``)."""
-        layers = self.adam.lr.shape[1]
+        table = self._lr_table
+        layers = table.shape[1]
         for i, group in enumerate(self.param_groups):
-            self.adam.lr[self.rows[i // layers], i % layers] = group["lr"]
+            table[self.rows[i // layers], i % layers] = group["lr"]
 
 
 class MemberAdamState(Dict[torch.Tensor, Dict[str, torch.Tensor]]):
