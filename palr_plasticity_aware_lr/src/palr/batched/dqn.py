@@ -35,8 +35,8 @@ from palr.batched.member_slots import (MemberOptimizerView, add_member_penalties
                                       check_member_stack)
 from palr.batched.member_state import (adam_state, load_adam_state, load_members_state,
                                        members_state)
-from palr.batched.stacked_backward import (Scratch, backward_into, forward_keeping_inputs,
-                                           huber_td_grad)
+from palr.batched.stacked_backward import (Operands, Scratch, backward_into,
+                                           forward_keeping_inputs, huber_td_grad)
 from palr.batched.stacked_mlp import StackedMLP
 from palr.interventions.base import InterventionStack, NetworkSlot, TrainingContext
 from palr.network_roles import ALGO_ROLES
@@ -158,8 +158,8 @@ class BatchedDQN:
         all_q = q_pred.new_zeros((self.members, q_pred.shape[1])).index_copy_(0, rows, q_pred)
         return all_losses, all_q
 
-    def _rows_loss_and_grad(self, batch: Dict[str, torch.Tensor], online: Any, target: Any,
-                            params: torch.Tensor, grad: torch.Tensor
+    def _rows_loss_and_grad(self, batch: Dict[str, torch.Tensor], online: Operands,
+                            target: Operands, params: torch.Tensor, grad: torch.Tensor
                             ) -> Tuple[torch.Tensor, torch.Tensor]:
         """:meth:`td_loss_and_grad` of the rows ``params`` holds (every member's, or the
         training members' gathered), with their ``online`` and ``target`` operands

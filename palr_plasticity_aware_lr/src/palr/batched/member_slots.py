@@ -60,7 +60,8 @@ class MemberOptimizerView:
         # on the CPU a NumPy view of the table: a float written into it is the same float32
         # as a tensor index assignment gives, without a torch dispatch per entry (PALR writes
         # every layer's rate twice an update)
-        self._lr_table = adam.lr.numpy() if adam.lr.device.type == "cpu" else adam.lr
+        self._lr_table = adam.lr.numpy() if adam.lr.device.type == "cpu" \
+            and adam.lr.dtype in (torch.float32, torch.float64) else adam.lr
 
     def write_lrs(self) -> None:
         """``adam.lr[row, layer] <- param_groups[i]["lr"]`` for every row and layer (group
