@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence, Tuple
 from torch.autograd.profiler_util import EventList
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from profile_loops import category, large_gemm_gflops
+from profile_loops import category, large_gemm_gflops, matmul_gflops
 from timing import interleaved_blocks, median_rate, paired_ratio
 
 PREFIX = "phase: "
@@ -38,8 +38,7 @@ def labelled(phases: Sequence[Phase]) -> Iterator[None]:
         method: Callable = getattr(owner, name, None)
         if method is None:
             continue
-        restore.append((owner, name, owner.__dict__.get(name) if hasattr(owner, "__dict__")
-                        else None))
+        restore.append((owner, name, vars(owner).get(name)))
         setattr(owner, name, _in_label(method, phase))
     try:
         yield
@@ -86,14 +85,6 @@ def matmul_ms(table: EventList, calls: int) -> float:
                if category(e.key) == "matmul") / calls / 1e3
 
 
-def matmul_gflops(table: EventList) -> float:
-    """The floating-point rate of the profile's matrix products (the profiler's FLOP counts,
-    recorded with ``with_flops=True``, over their self time)."""
-    events = [e for e in table if category(e.key) == "matmul"]
-    seconds = sum(e.self_cpu_time_total for e in events) * 1e-6
-    return sum(e.flops or 0 for e in events) / seconds / 1e9 if seconds else 0.0
-
-
 def print_bound(batched: Callable[[], None], separate: Callable[[], None], table: EventList,
                 calls: int, seconds: float, unit: str, separate_unit: str) -> None:
     """Time ``batched`` (one ``unit``; ``table`` profiled ``calls`` of them) against ``separate``
@@ -114,4 +105,4 @@ def print_bound(batched: Callable[[], None], separate: Callable[[], None], table
 
 
 __all__ = ["PREFIX", "Phase", "labelled", "profile_phases", "print_phases", "matmul_ms",
-           "matmul_gflops", "print_bound"]
+           "print_bound"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from typing import Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 import numpy as np
 import torch
@@ -83,6 +83,15 @@ def category(op_name: str) -> str:
     return "other ops"
 
 
+def matmul_gflops(table: Iterable[Any]) -> float:
+    """The floating-point rate of a profile's matrix products (``table``: the events of
+    ``prof.key_averages()``, recorded with ``with_flops=True``): their FLOP counts over their
+    self time; 0 without any."""
+    events = [e for e in table if category(e.key) == "matmul"]
+    seconds = sum(e.self_cpu_time_total for e in events) * 1e-6
+    return sum(e.flops or 0 for e in events) / seconds / 1e9 if seconds else 0.0
+
+
 def large_gemm_gflops(size: int = 1024, repeats: int = 20) -> float:
     """GFLOP/s of a ``size``-cubed float32 matmul on this thread: the roof the loops' GEMMs are
     compared with (their matrices are 128-2048 x 256, so they cannot quite reach it)."""
@@ -108,18 +117,15 @@ def profile_updates(update: Callable[[], object], updates: int) -> Tuple[float, 
         for _ in range(updates):
             update()
         wall_us = (time.perf_counter() - start) * 1e6
+    table = prof.key_averages()
     shares: Dict[str, float] = {"matmul": 0.0, "optimizer": 0.0, "other ops": 0.0}
-    gemm_flops = 0.0
-    for event in prof.key_averages():
+    for event in table:
         if event.key.startswith("Optimizer.") or event.key.startswith("## "):
             continue  # record_function ranges: their time is inside the ops they contain
         shares[category(event.key)] += event.self_cpu_time_total
-        if category(event.key) == "matmul":
-            gemm_flops += event.flops or 0
-    gemm_gflops = gemm_flops / (shares["matmul"] * 1e-6) / 1e9 if shares["matmul"] else 0.0
     shares = {k: v / wall_us for k, v in shares.items()}
     shares["python"] = max(0.0, 1.0 - sum(shares.values()))
-    shares["gemm_gflops"] = gemm_gflops
+    shares["gemm_gflops"] = matmul_gflops(table)
     return plain_us, shares
 
 
